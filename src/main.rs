@@ -1,0 +1,2 @@
+//! terraform-provider-selfhosted: serve the plugin protocol, nothing else.
+fn main() {}
