@@ -1,0 +1,444 @@
+//! The control plane twice: the bootstrap static Pods (credentials from a hostPath folder)
+//! and the self-hosted kube-apiserver DaemonSet, kube-controller-manager and kube-scheduler
+//! Deployments with their accounts, RBAC and disruption budgets.
+//!
+//! Both apiservers bind the same port with `--permit-port-sharing` as the same user (root;
+//! SO_REUSEPORT is per user), each with its own serving certificate so the pivot can tell
+//! from the peer certificate which one answered. The bootstrap controller-manager and
+//! scheduler serve no port, so their self-hosted successors can bind 10257/10259.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::images::image;
+use crate::object::{
+    apiserver_env, cluster_role_binding, controller_selector, controller_tolerations, merge_flags,
+    meta, pdb, sa_subject, service_account, spread, NAMESPACE,
+};
+use crate::params::{Component, ManifestParams};
+
+/// Folder on the first controller holding the bootstrap control plane's credentials.
+pub const BOOTSTRAP_SECRETS_DIR: &str = "/etc/kubernetes/bootstrap-secrets";
+/// Where the self-hosted components mount their Secret.
+pub const SECRETS_MOUNT: &str = "/etc/kubernetes/secrets";
+/// Name of the self-hosted apiserver's Secret.
+pub const APISERVER_SECRET: &str = "kube-apiserver";
+/// Name of the self-hosted controller-manager's Secret.
+pub const CONTROLLER_MANAGER_SECRET: &str = "kube-controller-manager";
+/// Secure port of kube-controller-manager.
+pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
+/// Secure port of kube-scheduler.
+pub const SCHEDULER_PORT: u16 = 10259;
+/// Label key carrying the apiserver generation (blue/green upgrades).
+pub const GENERATION_LABEL: &str = "app.kubernetes.io/instance";
+/// User id both apiservers run as (must be equal for port sharing).
+pub const APISERVER_UID: i64 = 0;
+
+/// Which apiserver a flag set is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Apiserver {
+    Bootstrap,
+    SelfHosted,
+}
+
+fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
+    let (dir, serving) = match which {
+        Apiserver::Bootstrap => (BOOTSTRAP_SECRETS_DIR, "bootstrap-apiserver"),
+        Apiserver::SelfHosted => (SECRETS_MOUNT, "apiserver"),
+    };
+    let etcd = p
+        .etcd_servers
+        .iter()
+        .map(|e| format!("https://{}:2379", bracket(e)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut f = vec![
+        "--advertise-address=$(POD_IP)".to_string(),
+        "--allow-privileged=true".into(),
+        "--authorization-mode=Node,RBAC".into(),
+        format!("--client-ca-file={dir}/ca.crt"),
+        "--enable-admission-plugins=NodeRestriction".into(),
+        "--enable-bootstrap-token-auth=true".into(),
+        format!("--etcd-cafile={dir}/etcd-ca.crt"),
+        format!("--etcd-certfile={dir}/etcd-client.crt"),
+        format!("--etcd-keyfile={dir}/etcd-client.key"),
+        format!("--etcd-servers={etcd}"),
+    ];
+    if p.row().insecure_port_flags {
+        f.push("--insecure-port=0".into());
+    }
+    f.extend([
+        format!("--kubelet-client-certificate={dir}/apiserver-kubelet-client.crt"),
+        format!("--kubelet-client-key={dir}/apiserver-kubelet-client.key"),
+        "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname".into(),
+        "--permit-port-sharing=true".into(),
+        format!("--proxy-client-cert-file={dir}/front-proxy-client.crt"),
+        format!("--proxy-client-key-file={dir}/front-proxy-client.key"),
+        format!("--requestheader-client-ca-file={dir}/front-proxy-ca.crt"),
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
+        "--requestheader-group-headers=X-Remote-Group".into(),
+        "--requestheader-username-headers=X-Remote-User".into(),
+        format!("--secure-port={}", p.api_server_port),
+        format!(
+            "--service-account-issuer=https://kubernetes.default.svc.{}",
+            p.cluster_domain_suffix
+        ),
+        format!("--service-account-key-file={dir}/service-account.pub"),
+        format!("--service-account-signing-key-file={dir}/service-account.key"),
+        format!("--service-cluster-ip-range={}", p.service_cidr),
+        format!("--tls-cert-file={dir}/{serving}.crt"),
+        format!("--tls-private-key-file={dir}/{serving}.key"),
+    ]);
+    merge_flags(p, Component::KubeApiserver, f)
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+fn pod_ip_env() -> Value {
+    json!([{ "name": "POD_IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } }])
+}
+
+fn apiserver_probes(p: &ManifestParams) -> (Value, Value) {
+    let live = json!({
+        "httpGet": { "path": "/livez", "port": p.api_server_port, "scheme": "HTTPS" },
+        "initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 15, "failureThreshold": 8
+    });
+    let ready = json!({
+        "httpGet": { "path": "/readyz", "port": p.api_server_port, "scheme": "HTTPS" },
+        "periodSeconds": 5, "timeoutSeconds": 15, "failureThreshold": 3
+    });
+    (live, ready)
+}
+
+/// The apiserver user: root for both apiservers (SO_REUSEPORT is per user).
+fn apiserver_security() -> Value {
+    json!({ "runAsUser": APISERVER_UID, "runAsGroup": APISERVER_UID, "runAsNonRoot": false,
+            "seccompProfile": { "type": "RuntimeDefault" } })
+}
+
+fn kcm_flags(p: &ManifestParams, bootstrap: bool) -> Vec<String> {
+    let (dir, kubeconfig) = if bootstrap {
+        (
+            BOOTSTRAP_SECRETS_DIR,
+            format!("{BOOTSTRAP_SECRETS_DIR}/controller-manager.kubeconfig"),
+        )
+    } else {
+        (SECRETS_MOUNT, format!("{SECRETS_MOUNT}/kubeconfig"))
+    };
+    let mut f = vec!["--allocate-node-cidrs=true".to_string()];
+    if !bootstrap {
+        f.push(format!("--authentication-kubeconfig={kubeconfig}"));
+        f.push(format!("--authorization-kubeconfig={kubeconfig}"));
+    }
+    f.extend([
+        format!("--cluster-cidr={}", p.pod_cidr),
+        format!("--cluster-name={}", p.cluster_name),
+        format!("--cluster-signing-cert-file={dir}/ca.crt"),
+        format!("--cluster-signing-key-file={dir}/ca.key"),
+        "--controllers=*,bootstrapsigner,tokencleaner".into(),
+        format!("--kubeconfig={kubeconfig}"),
+        "--leader-elect=true".into(),
+    ]);
+    if p.row().insecure_port_flags {
+        f.push("--port=0".into());
+    }
+    f.extend([
+        format!("--root-ca-file={dir}/ca.crt"),
+        format!(
+            "--secure-port={}",
+            if bootstrap {
+                0
+            } else {
+                CONTROLLER_MANAGER_PORT
+            }
+        ),
+        format!("--service-account-private-key-file={dir}/service-account.key"),
+        format!("--service-cluster-ip-range={}", p.service_cidr),
+        "--use-service-account-credentials=true".into(),
+    ]);
+    merge_flags(p, Component::KubeControllerManager, f)
+}
+
+fn scheduler_flags(p: &ManifestParams, bootstrap: bool) -> Vec<String> {
+    let mut f = Vec::new();
+    if bootstrap {
+        f.push(format!(
+            "--kubeconfig={BOOTSTRAP_SECRETS_DIR}/scheduler.kubeconfig"
+        ));
+    }
+    f.push("--leader-elect=true".to_string());
+    if p.row().insecure_port_flags {
+        f.push("--port=0".into());
+    }
+    f.push(format!(
+        "--secure-port={}",
+        if bootstrap { 0 } else { SCHEDULER_PORT }
+    ));
+    merge_flags(p, Component::KubeScheduler, f)
+}
+
+fn host_secrets_volume() -> Value {
+    json!({ "name": "secrets", "hostPath": { "path": BOOTSTRAP_SECRETS_DIR, "type": "Directory" } })
+}
+
+fn secrets_mount() -> Value {
+    json!({ "name": "secrets", "mountPath": SECRETS_MOUNT, "readOnly": true })
+}
+
+fn bootstrap_mount() -> Value {
+    json!({ "name": "secrets", "mountPath": BOOTSTRAP_SECRETS_DIR, "readOnly": true })
+}
+
+fn static_pod(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta(name, Some(NAMESPACE), &[("k8s-app", name), ("tier", "control-plane")]),
+        "spec": spec
+    })
+}
+
+/// The three bootstrap static Pods, `(file name, object)`.
+pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
+    let (live, ready) = apiserver_probes(p);
+    let apiserver = static_pod(
+        "bootstrap-kube-apiserver",
+        json!({
+            "hostNetwork": true,
+            "priorityClassName": "system-node-critical",
+            "securityContext": apiserver_security(),
+            "containers": [{
+                "name": "kube-apiserver",
+                "image": image(p, Component::KubeApiserver),
+                "command": ["kube-apiserver"],
+                "args": apiserver_flags(p, Apiserver::Bootstrap),
+                "env": pod_ip_env(),
+                "livenessProbe": live,
+                "readinessProbe": ready,
+                "volumeMounts": [bootstrap_mount()]
+            }],
+            "volumes": [host_secrets_volume()]
+        }),
+    );
+    let kcm = static_pod(
+        "bootstrap-kube-controller-manager",
+        json!({
+            "hostNetwork": true,
+            "priorityClassName": "system-node-critical",
+            "containers": [{
+                "name": "kube-controller-manager",
+                "image": image(p, Component::KubeControllerManager),
+                "command": ["kube-controller-manager"],
+                "args": kcm_flags(p, true),
+                "volumeMounts": [bootstrap_mount()]
+            }],
+            "volumes": [host_secrets_volume()]
+        }),
+    );
+    let sched = static_pod(
+        "bootstrap-kube-scheduler",
+        json!({
+            "hostNetwork": true,
+            "priorityClassName": "system-node-critical",
+            "containers": [{
+                "name": "kube-scheduler",
+                "image": image(p, Component::KubeScheduler),
+                "command": ["kube-scheduler"],
+                "args": scheduler_flags(p, true),
+                "volumeMounts": [bootstrap_mount()]
+            }],
+            "volumes": [host_secrets_volume()]
+        }),
+    );
+    vec![
+        (
+            "bootstrap-manifests/bootstrap-kube-apiserver.yaml".into(),
+            apiserver,
+        ),
+        (
+            "bootstrap-manifests/bootstrap-kube-controller-manager.yaml".into(),
+            kcm,
+        ),
+        (
+            "bootstrap-manifests/bootstrap-kube-scheduler.yaml".into(),
+            sched,
+        ),
+    ]
+}
+
+/// The self-hosted apiserver's pod template without its generation labels.
+fn apiserver_pod_spec(p: &ManifestParams) -> Value {
+    let (live, ready) = apiserver_probes(p);
+    json!({
+        "hostNetwork": true,
+        "nodeSelector": controller_selector(),
+        "tolerations": controller_tolerations(),
+        "priorityClassName": "system-cluster-critical",
+        "serviceAccountName": "kube-apiserver",
+        "automountServiceAccountToken": false,
+        "securityContext": apiserver_security(),
+        "containers": [{
+            "name": "kube-apiserver",
+            "image": image(p, Component::KubeApiserver),
+            "command": ["kube-apiserver"],
+            "args": apiserver_flags(p, Apiserver::SelfHosted),
+            "env": pod_ip_env(),
+            "livenessProbe": live,
+            "readinessProbe": ready,
+            "resources": { "requests": { "cpu": "150m", "memory": "256Mi" } },
+            "volumeMounts": [secrets_mount()]
+        }],
+        "volumes": [{ "name": "secrets", "secret": { "secretName": APISERVER_SECRET, "defaultMode": 0o400 } }]
+    })
+}
+
+/// The apiserver generation: version plus a digest of the pod template, so any change
+/// of the apiserver pod yields a new DaemonSet name (blue/green hand-over) and an
+/// unchanged input keeps the name.
+pub fn apiserver_generation(p: &ManifestParams) -> String {
+    let spec = apiserver_pod_spec(p);
+    let digest = Sha256::digest(serde_json::to_vec(&spec).unwrap_or_default());
+    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "v1-{}-{}-{hex}",
+        p.kubernetes_version.minor, p.kubernetes_version.patch
+    )
+}
+
+/// The self-hosted control plane objects (no key material).
+pub fn self_hosted(p: &ManifestParams) -> Vec<Value> {
+    let gen = apiserver_generation(p);
+    let ds_name = format!("kube-apiserver-{gen}");
+    let selector = json!({ "k8s-app": "kube-apiserver", GENERATION_LABEL: ds_name });
+    let mut strategy = json!({ "type": "RollingUpdate", "rollingUpdate": { "maxUnavailable": 1 } });
+    if p.row().daemonset_max_surge {
+        // Explicit: a surge pod could not bind beside the old one on a controller it
+        // shares with; upgrades are blue/green across generations instead.
+        strategy["rollingUpdate"]["maxSurge"] = json!(0);
+    }
+    let apiserver = json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": meta(&ds_name, Some(NAMESPACE), &[("k8s-app", "kube-apiserver"), (GENERATION_LABEL, &ds_name), ("tier", "control-plane")]),
+        "spec": {
+            "selector": { "matchLabels": selector },
+            "updateStrategy": strategy,
+            "template": {
+                "metadata": { "labels": { "k8s-app": "kube-apiserver", GENERATION_LABEL: ds_name, "tier": "control-plane" } },
+                "spec": apiserver_pod_spec(p)
+            }
+        }
+    });
+
+    let replicas = p.controller_replicas();
+    let deploy = |name: &str, spec: Value| {
+        let labels = json!({ "k8s-app": name, "tier": "control-plane" });
+        let mut pod_spec = spec;
+        pod_spec["affinity"] = spread(&json!({ "k8s-app": name }));
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta(name, Some(NAMESPACE), &[("k8s-app", name), ("tier", "control-plane")]),
+            "spec": {
+                "replicas": replicas,
+                "selector": { "matchLabels": { "k8s-app": name } },
+                // hostNetwork with fixed ports: a new pod cannot start beside the old one
+                // on the same controller, so replace instead of surging.
+                "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 0, "maxUnavailable": 1 } },
+                "template": { "metadata": { "labels": labels }, "spec": pod_spec }
+            }
+        })
+    };
+    let nonroot = json!({ "runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534, "fsGroup": 65534,
+                          "seccompProfile": { "type": "RuntimeDefault" } });
+    let kcm = deploy(
+        "kube-controller-manager",
+        json!({
+            "hostNetwork": true,
+            "nodeSelector": controller_selector(),
+            "tolerations": controller_tolerations(),
+            "priorityClassName": "system-cluster-critical",
+            "serviceAccountName": "kube-controller-manager",
+            "automountServiceAccountToken": false,
+            "securityContext": nonroot,
+            "containers": [{
+                "name": "kube-controller-manager",
+                "image": image(p, Component::KubeControllerManager),
+                "command": ["kube-controller-manager"],
+                "args": kcm_flags(p, false),
+                "ports": [{ "name": "https", "containerPort": CONTROLLER_MANAGER_PORT, "protocol": "TCP" }],
+                "livenessProbe": {
+                    "httpGet": { "path": "/healthz", "port": CONTROLLER_MANAGER_PORT, "scheme": "HTTPS" },
+                    "initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 15, "failureThreshold": 8
+                },
+                "resources": { "requests": { "cpu": "100m", "memory": "128Mi" } },
+                "volumeMounts": [secrets_mount()]
+            }],
+            "volumes": [{ "name": "secrets", "secret": { "secretName": CONTROLLER_MANAGER_SECRET, "defaultMode": 0o440 } }]
+        }),
+    );
+    let sched = deploy(
+        "kube-scheduler",
+        json!({
+            "hostNetwork": true,
+            "nodeSelector": controller_selector(),
+            "tolerations": controller_tolerations(),
+            "priorityClassName": "system-cluster-critical",
+            "serviceAccountName": "kube-scheduler",
+            "securityContext": nonroot,
+            "containers": [{
+                "name": "kube-scheduler",
+                "image": image(p, Component::KubeScheduler),
+                "command": ["kube-scheduler"],
+                "args": scheduler_flags(p, false),
+                // hostNetwork on a controller: reach the local apiserver, never through
+                // a Service that needs kube-proxy.
+                "env": apiserver_env("127.0.0.1", p.api_server_port),
+                "ports": [{ "name": "https", "containerPort": SCHEDULER_PORT, "protocol": "TCP" }],
+                "livenessProbe": {
+                    "httpGet": { "path": "/healthz", "port": SCHEDULER_PORT, "scheme": "HTTPS" },
+                    "initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 15, "failureThreshold": 8
+                },
+                "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } }
+            }]
+        }),
+    );
+
+    vec![
+        service_account("kube-apiserver", false),
+        service_account("kube-controller-manager", false),
+        service_account("kube-scheduler", true),
+        cluster_role_binding(
+            "selfhosted:kube-scheduler",
+            "system:kube-scheduler",
+            sa_subject("kube-scheduler"),
+        ),
+        cluster_role_binding(
+            "selfhosted:volume-scheduler",
+            "system:volume-scheduler",
+            sa_subject("kube-scheduler"),
+        ),
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta("selfhosted:kube-scheduler-authentication-reader", Some(NAMESPACE), &[]),
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "extension-apiserver-authentication-reader" },
+            "subjects": sa_subject("kube-scheduler")
+        }),
+        pdb(
+            p,
+            "kube-controller-manager",
+            json!({ "k8s-app": "kube-controller-manager" }),
+        ),
+        pdb(p, "kube-scheduler", json!({ "k8s-app": "kube-scheduler" })),
+        apiserver,
+        kcm,
+        sched,
+    ]
+}

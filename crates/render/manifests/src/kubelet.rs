@@ -1,0 +1,192 @@
+//! The node side: kubelet TLS bootstrapping RBAC and admin access objects for the cluster,
+//! and the [`NodeContract`] — the kubelet settings hosts must use so hosts and assets
+//! cannot disagree.
+
+use serde_json::{json, Value};
+
+use crate::object::{cluster_role_binding, group_subject, CONTROLLER_LABEL, CONTROL_PLANE_TAINT};
+use crate::params::{Component, ManifestParams};
+use crate::RenderError;
+
+/// Group of the admin client certificate, bound to `cluster-admin` (so admin access can be
+/// revoked, unlike `system:masters`).
+pub const ADMIN_GROUP: &str = "selfhosted:cluster-admins";
+/// Host path of the kubelet's bootstrap kubeconfig.
+pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/kubeconfig";
+/// Host path of the cluster CA.
+pub const CA_FILE: &str = "/etc/kubernetes/ca.crt";
+/// Host path of the kubelet's static pod folder.
+pub const STATIC_POD_PATH: &str = "/etc/kubernetes/manifests";
+/// Host path where the contract's KubeletConfiguration goes.
+pub const KUBELET_CONFIG_PATH: &str = "/etc/kubernetes/kubelet.yaml";
+/// Where the kubelet keeps the client certificate it obtained (its own kubeconfig).
+pub const KUBELET_KUBECONFIG: &str = "/var/lib/kubelet/kubeconfig";
+/// containerd's CRI socket.
+pub const RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
+
+/// RBAC for kubelet TLS bootstrapping and admin access (applied first: the kubelet backs
+/// off up to 32 s between tries).
+pub fn rbac() -> Vec<Value> {
+    vec![
+        cluster_role_binding(
+            "selfhosted:kubelet-bootstrap",
+            "system:node-bootstrapper",
+            group_subject("system:bootstrappers"),
+        ),
+        cluster_role_binding(
+            "selfhosted:kubelet-bootstrap-node-approver",
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            group_subject("system:bootstrappers"),
+        ),
+        cluster_role_binding(
+            "selfhosted:kubelet-csr-renewal",
+            "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+            group_subject("system:nodes"),
+        ),
+        cluster_role_binding(
+            "selfhosted:cluster-admins",
+            "cluster-admin",
+            group_subject(ADMIN_GROUP),
+        ),
+    ]
+}
+
+/// What a host must run for the assets to work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeContract {
+    /// KubeletConfiguration YAML for [`KUBELET_CONFIG_PATH`].
+    pub kubelet_config: String,
+    /// kubelet flags every host uses.
+    pub kubelet_flags: Vec<String>,
+    /// Extra kubelet flags of controllers (the controller label and taint).
+    pub controller_kubelet_flags: Vec<String>,
+    /// Cluster DNS address (10th address of the service network).
+    pub cluster_dns_ip: String,
+    /// Cluster DNS domain.
+    pub cluster_domain: String,
+    /// Static pod folder.
+    pub static_pod_path: String,
+    /// Bootstrap kubeconfig path.
+    pub bootstrap_kubeconfig_path: String,
+    /// Cluster CA path.
+    pub ca_path: String,
+    /// Label controllers set on themselves (`key=value`).
+    pub controller_label: String,
+    /// Taint controllers register with (`key:Effect`).
+    pub controller_taint: String,
+    /// systemd unit for a controller's kubelet.
+    pub controller_unit: String,
+    /// systemd unit for a worker's kubelet.
+    pub worker_unit: String,
+    /// Butane (Fedora CoreOS config) snippet for a controller: the config file and unit.
+    pub controller_butane: String,
+    /// Butane snippet for a worker.
+    pub worker_butane: String,
+}
+
+fn kubelet_config(p: &ManifestParams) -> Value {
+    let mut c = json!({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "authentication": {
+            "anonymous": { "enabled": false },
+            "webhook": { "enabled": true },
+            "x509": { "clientCAFile": CA_FILE }
+        },
+        "authorization": { "mode": "Webhook" },
+        "cgroupDriver": "systemd",
+        "clusterDNS": [p.cluster_dns_ip().to_string()],
+        "clusterDomain": p.cluster_domain_suffix,
+        "healthzBindAddress": "127.0.0.1",
+        "readOnlyPort": 0,
+        "resolvConf": "/run/systemd/resolve/resolv.conf",
+        "rotateCertificates": true,
+        "staticPodPath": STATIC_POD_PATH,
+        "volumePluginDir": "/var/lib/kubelet/volumeplugins"
+    });
+    if p.row().kubelet_runtime_endpoint_in_config {
+        c["containerRuntimeEndpoint"] = json!(RUNTIME_ENDPOINT);
+    }
+    c
+}
+
+fn unit(flags: &[String]) -> String {
+    let mut s = String::from(
+        "[Unit]\nDescription=Kubelet (terraform-provider-selfhosted contract)\nWants=containerd.service\nAfter=containerd.service\n\
+         ConditionPathExists=/etc/kubernetes/kubeconfig\n\n[Service]\nExecStartPre=/bin/mkdir -p /etc/kubernetes/manifests /var/lib/kubelet/volumeplugins\n\
+         ExecStart=/usr/bin/kubelet",
+    );
+    for f in flags {
+        s.push_str(" \\\n  ");
+        s.push_str(f);
+    }
+    s.push_str("\nRestart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n");
+    s
+}
+
+fn indent(text: &str, n: usize) -> String {
+    let pad = " ".repeat(n);
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn butane(config: &str, unit: &str) -> String {
+    format!(
+        "variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: {KUBELET_CONFIG_PATH}\n      mode: 0644\n      contents:\n        inline: |\n{}\nsystemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n",
+        indent(config, 10),
+        indent(unit, 8)
+    )
+}
+
+/// The node contract of these params.
+///
+/// # Errors
+/// Only if YAML emission fails.
+pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
+    let config = serde_yaml_ng::to_string(&kubelet_config(p)).map_err(RenderError::Yaml)?;
+    let mut flags = vec![
+        format!("--bootstrap-kubeconfig={BOOTSTRAP_KUBECONFIG}"),
+        "--cert-dir=/var/lib/kubelet/pki".to_string(),
+        format!("--config={KUBELET_CONFIG_PATH}"),
+    ];
+    if p.row().kubelet_container_runtime_flag {
+        flags.push("--container-runtime=remote".into());
+    }
+    if !p.row().kubelet_runtime_endpoint_in_config {
+        flags.push(format!("--container-runtime-endpoint={RUNTIME_ENDPOINT}"));
+    }
+    flags.push("--hostname-override=%H".into());
+    flags.push(format!("--kubeconfig={KUBELET_KUBECONFIG}"));
+    let flags = crate::object::merge_flags(p, Component::Kubelet, flags);
+    let controller = vec![
+        format!("--node-labels={CONTROLLER_LABEL}=true"),
+        format!("--register-with-taints={CONTROL_PLANE_TAINT}:NoSchedule"),
+    ];
+    let all: Vec<String> = flags.iter().chain(controller.iter()).cloned().collect();
+    let controller_unit = unit(&all);
+    let worker_unit = unit(&flags);
+    Ok(NodeContract {
+        controller_butane: butane(&config, &controller_unit),
+        worker_butane: butane(&config, &worker_unit),
+        kubelet_config: config,
+        kubelet_flags: flags,
+        controller_kubelet_flags: controller,
+        cluster_dns_ip: p.cluster_dns_ip().to_string(),
+        cluster_domain: p.cluster_domain_suffix.clone(),
+        static_pod_path: STATIC_POD_PATH.into(),
+        bootstrap_kubeconfig_path: BOOTSTRAP_KUBECONFIG.into(),
+        ca_path: CA_FILE.into(),
+        controller_label: format!("{CONTROLLER_LABEL}=true"),
+        controller_taint: format!("{CONTROL_PLANE_TAINT}:NoSchedule"),
+        controller_unit,
+        worker_unit,
+    })
+}

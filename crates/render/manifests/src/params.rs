@@ -1,0 +1,763 @@
+//! Inputs of the renderer: the raw attribute values, their checked form, and the
+//! diagnostics (with attribute paths) for values that cannot be rendered.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+
+use crate::extra::{self, ExtraObject};
+use crate::versions::{self, FlagOwner, Version, DEFAULT_VERSION};
+
+/// Default pod network.
+pub const DEFAULT_POD_CIDR: &str = "10.2.0.0/16";
+/// Default service network.
+pub const DEFAULT_SERVICE_CIDR: &str = "10.3.0.0/16";
+/// Default DNS domain of the cluster.
+pub const DEFAULT_CLUSTER_DOMAIN_SUFFIX: &str = "cluster.local";
+/// Default apiserver port.
+pub const DEFAULT_API_SERVER_PORT: u16 = 6443;
+
+/// The pod network provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Networking {
+    /// flannel with VXLAN (default).
+    #[default]
+    Flannel,
+    /// Calico with VXLAN, Kubernetes datastore.
+    Calico,
+    /// Cilium with VXLAN tunnelling.
+    Cilium,
+    /// No CNI: the user brings one (e.g. through `extra_manifests`).
+    None,
+}
+
+impl Networking {
+    /// Every choice, for tests and messages.
+    pub const ALL: [Networking; 4] = [
+        Networking::Flannel,
+        Networking::Calico,
+        Networking::Cilium,
+        Networking::None,
+    ];
+
+    /// The attribute value naming this choice.
+    pub fn name(self) -> &'static str {
+        match self {
+            Networking::Flannel => "flannel",
+            Networking::Calico => "calico",
+            Networking::Cilium => "cilium",
+            Networking::None => "none",
+        }
+    }
+}
+
+/// A component whose image or flags a user may override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// kube-apiserver (bootstrap and self-hosted).
+    KubeApiserver,
+    /// kube-controller-manager (bootstrap and self-hosted).
+    KubeControllerManager,
+    /// kube-scheduler (bootstrap and self-hosted).
+    KubeScheduler,
+    /// kube-proxy.
+    KubeProxy,
+    /// CoreDNS.
+    Coredns,
+    /// flannel daemon.
+    Flannel,
+    /// flannel CNI plugin installer.
+    FlannelCniPlugin,
+    /// calico-node.
+    CalicoNode,
+    /// Calico CNI plugin installer.
+    CalicoCni,
+    /// calico-kube-controllers.
+    CalicoKubeControllers,
+    /// Cilium agent.
+    CiliumAgent,
+    /// Cilium operator.
+    CiliumOperator,
+    /// kubelet (flags only: it runs on the host, not from an image we render).
+    Kubelet,
+}
+
+impl Component {
+    /// Every component, in attribute-name order of declaration.
+    pub const ALL: [Component; 13] = [
+        Component::KubeApiserver,
+        Component::KubeControllerManager,
+        Component::KubeScheduler,
+        Component::KubeProxy,
+        Component::Coredns,
+        Component::Flannel,
+        Component::FlannelCniPlugin,
+        Component::CalicoNode,
+        Component::CalicoCni,
+        Component::CalicoKubeControllers,
+        Component::CiliumAgent,
+        Component::CiliumOperator,
+        Component::Kubelet,
+    ];
+
+    /// The map key naming this component in `container_images` / `extra_flags`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::KubeApiserver => "kube_apiserver",
+            Component::KubeControllerManager => "kube_controller_manager",
+            Component::KubeScheduler => "kube_scheduler",
+            Component::KubeProxy => "kube_proxy",
+            Component::Coredns => "coredns",
+            Component::Flannel => "flannel",
+            Component::FlannelCniPlugin => "flannel_cni_plugin",
+            Component::CalicoNode => "calico_node",
+            Component::CalicoCni => "calico_cni",
+            Component::CalicoKubeControllers => "calico_kube_controllers",
+            Component::CiliumAgent => "cilium_agent",
+            Component::CiliumOperator => "cilium_operator",
+            Component::Kubelet => "kubelet",
+        }
+    }
+
+    /// Does this component run from an image we render?
+    pub fn has_image(self) -> bool {
+        self != Component::Kubelet
+    }
+
+    /// The flag namespace of this component, if it takes `extra_flags`.
+    pub fn flag_owner(self) -> Option<FlagOwner> {
+        match self {
+            Component::KubeApiserver => Some(FlagOwner::Apiserver),
+            Component::KubeControllerManager => Some(FlagOwner::ControllerManager),
+            Component::KubeScheduler => Some(FlagOwner::Scheduler),
+            Component::KubeProxy => Some(FlagOwner::Proxy),
+            Component::Kubelet => Some(FlagOwner::Kubelet),
+            _ => None,
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The attribute values as Terraform hands them over (null = `None` or empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawParams {
+    /// `kubernetes_version`, e.g. `v1.34.3`.
+    pub kubernetes_version: Option<String>,
+    /// `cluster_name`.
+    pub cluster_name: String,
+    /// `api_servers`: DNS names or addresses clients use for the apiserver.
+    pub api_servers: Vec<String>,
+    /// `api_server_port` (default 6443).
+    pub api_server_port: Option<i64>,
+    /// `etcd_servers`: names or addresses of the etcd members (client port 2379).
+    pub etcd_servers: Vec<String>,
+    /// `pod_cidr`.
+    pub pod_cidr: Option<String>,
+    /// `service_cidr`.
+    pub service_cidr: Option<String>,
+    /// `cluster_domain_suffix`.
+    pub cluster_domain_suffix: Option<String>,
+    /// `networking`: flannel | calico | cilium | none.
+    pub networking: Option<String>,
+    /// `kube_proxy` (default true).
+    pub kube_proxy: Option<bool>,
+    /// `coredns` (default true).
+    pub coredns: Option<bool>,
+    /// `container_images`: component name → full image reference.
+    pub container_images: BTreeMap<String, String>,
+    /// `container_registry`: prefix replacing the registry host of every default image.
+    pub container_registry: Option<String>,
+    /// `extra_flags`: component name → flags appended (or replacing ours of the same name).
+    pub extra_flags: BTreeMap<String, Vec<String>>,
+    /// `controller_replicas`.
+    pub controller_replicas: Option<i64>,
+    /// Number of controller hosts (from the bootstrap resource or a count input).
+    pub controller_count: usize,
+    /// `extra_manifests`: YAML streams added to `manifests/`.
+    pub extra_manifests: Vec<String>,
+}
+
+/// One step of an attribute path, as Terraform diagnostics express them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// An attribute name.
+    Attribute(String),
+    /// A list element.
+    Index(usize),
+    /// A map element.
+    Key(String),
+}
+
+/// A value that cannot be rendered: where it is and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// Attribute path of the offending value.
+    pub path: Vec<PathStep>,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+impl InputError {
+    fn attr(name: &str, message: impl Into<String>) -> Self {
+        InputError {
+            path: vec![PathStep::Attribute(name.to_string())],
+            message: message.into(),
+        }
+    }
+
+    fn index(name: &str, index: usize, message: impl Into<String>) -> Self {
+        InputError {
+            path: vec![
+                PathStep::Attribute(name.to_string()),
+                PathStep::Index(index),
+            ],
+            message: message.into(),
+        }
+    }
+
+    fn key(name: &str, key: &str, message: impl Into<String>) -> Self {
+        InputError {
+            path: vec![
+                PathStep::Attribute(name.to_string()),
+                PathStep::Key(key.to_string()),
+            ],
+            message: message.into(),
+        }
+    }
+
+    fn key_index(name: &str, key: &str, index: usize, message: impl Into<String>) -> Self {
+        InputError {
+            path: vec![
+                PathStep::Attribute(name.to_string()),
+                PathStep::Key(key.to_string()),
+                PathStep::Index(index),
+            ],
+            message: message.into(),
+        }
+    }
+
+    /// The path as Terraform prints it, e.g. `container_images["kube_proxy"]`.
+    pub fn path_string(&self) -> String {
+        let mut out = String::new();
+        for step in &self.path {
+            match step {
+                PathStep::Attribute(a) if out.is_empty() => out.push_str(a),
+                PathStep::Attribute(a) => {
+                    out.push('.');
+                    out.push_str(a);
+                }
+                PathStep::Index(i) => out.push_str(&format!("[{i}]")),
+                PathStep::Key(k) => out.push_str(&format!("[{k:?}]")),
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path_string(), self.message)
+    }
+}
+
+/// Checked inputs of [`crate::render`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestParams {
+    /// Kubernetes release; its minor has a row in [`versions::TABLE`].
+    pub kubernetes_version: Version,
+    /// Cluster name (controller-manager `--cluster-name`).
+    pub cluster_name: String,
+    /// Names/addresses of the apiserver as clients dial it; the first is used in-cluster.
+    pub api_servers: Vec<String>,
+    /// Apiserver secure port, shared by the bootstrap and self-hosted apiservers.
+    pub api_server_port: u16,
+    /// etcd members (client URLs `https://<name>:2379`).
+    pub etcd_servers: Vec<String>,
+    /// Pod network.
+    pub pod_cidr: IpNet,
+    /// Service network; its 1st address is the `kubernetes` Service, its 10th cluster DNS.
+    pub service_cidr: IpNet,
+    /// Cluster DNS domain.
+    pub cluster_domain_suffix: String,
+    /// Pod network provider.
+    pub networking: Networking,
+    /// Render the kube-proxy DaemonSet.
+    pub kube_proxy: bool,
+    /// Render CoreDNS.
+    pub coredns: bool,
+    /// Per-component image overrides (win over `container_registry`).
+    pub container_images: BTreeMap<Component, String>,
+    /// Registry prefix replacing the registry host of the default images.
+    pub container_registry: Option<String>,
+    /// Per-component extra flags (`--name=value`), replacing our flag of the same name.
+    pub extra_flags: BTreeMap<Component, Vec<String>>,
+    /// Explicit controller-manager/scheduler replicas.
+    pub controller_replicas: Option<u32>,
+    /// Number of controller hosts.
+    pub controller_count: usize,
+    /// The user's extra objects, parsed and checked.
+    pub extra_manifests: Vec<ExtraObject>,
+}
+
+impl ManifestParams {
+    /// Defaults for everything but the cluster identity; handy for tests and callers
+    /// that fill a few fields.
+    pub fn new(
+        cluster_name: &str,
+        api_servers: Vec<String>,
+        etcd_servers: Vec<String>,
+    ) -> ManifestParams {
+        ManifestParams {
+            kubernetes_version: DEFAULT_VERSION,
+            cluster_name: cluster_name.to_string(),
+            api_servers,
+            api_server_port: DEFAULT_API_SERVER_PORT,
+            etcd_servers,
+            pod_cidr: IpNet::from_str(DEFAULT_POD_CIDR).unwrap_or_else(|_| fallback_net()),
+            service_cidr: IpNet::from_str(DEFAULT_SERVICE_CIDR).unwrap_or_else(|_| fallback_net()),
+            cluster_domain_suffix: DEFAULT_CLUSTER_DOMAIN_SUFFIX.to_string(),
+            networking: Networking::Flannel,
+            kube_proxy: true,
+            coredns: true,
+            container_images: BTreeMap::new(),
+            container_registry: None,
+            extra_flags: BTreeMap::new(),
+            controller_replicas: None,
+            controller_count: 1,
+            extra_manifests: Vec::new(),
+        }
+    }
+
+    /// The version table row (the version was checked when the params were parsed).
+    pub fn row(&self) -> &'static versions::VersionRow {
+        self.kubernetes_version
+            .row()
+            .unwrap_or(&versions::TABLE[versions::TABLE.len() - 1])
+    }
+
+    /// Controller-manager/scheduler replicas: the input, else one per controller.
+    ///
+    /// Both run with hostNetwork on controllers and hold fixed ports, so more replicas
+    /// than controllers can never be scheduled (the design's "max(2, controllers)" would
+    /// leave a Pending pod forever on a single controller).
+    pub fn controller_replicas(&self) -> u32 {
+        self.controller_replicas
+            .unwrap_or_else(|| u32::try_from(self.controller_count.max(1)).unwrap_or(u32::MAX))
+    }
+
+    /// Cluster DNS address: the 10th address of the service network.
+    pub fn cluster_dns_ip(&self) -> IpAddr {
+        nth_address(self.service_cidr, 10)
+    }
+
+    /// The `kubernetes` Service address: the 1st address of the service network.
+    pub fn kubernetes_service_ip(&self) -> IpAddr {
+        nth_address(self.service_cidr, 1)
+    }
+
+    /// The in-cluster server address (first of `api_servers`).
+    pub fn in_cluster_host(&self) -> &str {
+        self.api_servers
+            .first()
+            .map(String::as_str)
+            .unwrap_or("127.0.0.1")
+    }
+}
+
+fn fallback_net() -> IpNet {
+    IpNet::V4(ipnet::Ipv4Net::default())
+}
+
+/// The n-th address after the network address (n ≥ 1).
+pub fn nth_address(net: IpNet, n: u32) -> IpAddr {
+    match net {
+        IpNet::V4(v4) => {
+            let base = u32::from(v4.network());
+            IpAddr::V4(std::net::Ipv4Addr::from(base.wrapping_add(n)))
+        }
+        IpNet::V6(v6) => {
+            let base = u128::from(v6.network());
+            IpAddr::V6(std::net::Ipv6Addr::from(base.wrapping_add(u128::from(n))))
+        }
+    }
+}
+
+/// Parse `v1.NN.P` (the leading `v` optional) into a supported [`Version`].
+pub fn parse_version(raw: &str) -> Result<Version, String> {
+    let trimmed = raw.trim();
+    let body = trimmed.strip_prefix('v').unwrap_or(trimmed);
+    let parts: Vec<&str> = body.split('.').collect();
+    let malformed = || {
+        format!(
+            "{raw:?} is not a Kubernetes release; write it as \"v1.MINOR.PATCH\", e.g. \"{DEFAULT_VERSION}\""
+        )
+    };
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(malformed());
+    }
+    let major: u32 = parts[0].parse().map_err(|_| malformed())?;
+    let minor: u32 = parts[1].parse().map_err(|_| malformed())?;
+    let patch: u32 = parts[2].parse().map_err(|_| malformed())?;
+    if major != 1 || versions::row(minor).is_none() {
+        return Err(format!(
+            "Kubernetes {raw} is not supported; supported minors are {}; write e.g. \"{DEFAULT_VERSION}\"",
+            versions::supported_minors()
+        ));
+    }
+    Ok(Version { minor, patch })
+}
+
+fn parse_cidr(
+    name: &str,
+    raw: Option<&str>,
+    default: &str,
+    errors: &mut Vec<InputError>,
+) -> Option<IpNet> {
+    let text = raw.unwrap_or(default);
+    match IpNet::from_str(text.trim()) {
+        Ok(net) if net.network() != net.addr() => {
+            errors.push(InputError::attr(
+                name,
+                format!(
+                    "{text:?} has host bits set; write the network address, e.g. \"{}\"",
+                    net.trunc()
+                ),
+            ));
+            None
+        }
+        Ok(net) if net.hosts().nth(10).is_none() => {
+            errors.push(InputError::attr(
+                name,
+                format!(
+                    "{text:?} is too small; it needs at least 16 addresses, e.g. a /24 or larger"
+                ),
+            ));
+            None
+        }
+        Ok(net) => Some(net),
+        Err(_) => {
+            errors.push(InputError::attr(
+                name,
+                format!("{text:?} is not a CIDR; write it like \"{default}\""),
+            ));
+            None
+        }
+    }
+}
+
+fn is_dns_label_text(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || b == b'-'
+                || b == b'.'
+                || b == b':'
+                || b == b'['
+                || b == b']'
+        })
+}
+
+/// Check the raw attribute values; every problem is reported, each with its attribute path.
+///
+/// # Errors
+/// All the problems found, each naming the attribute (and index/key) and what to write instead.
+pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> {
+    let mut errors = Vec::new();
+
+    let version = match raw.kubernetes_version.as_deref() {
+        None => Some(DEFAULT_VERSION),
+        Some(v) => match parse_version(v) {
+            Ok(v) => Some(v),
+            Err(m) => {
+                errors.push(InputError::attr("kubernetes_version", m));
+                None
+            }
+        },
+    };
+
+    if raw.cluster_name.trim().is_empty() {
+        errors.push(InputError::attr(
+            "cluster_name",
+            "must not be empty; write a short name such as \"nemo\"",
+        ));
+    }
+
+    if raw.api_servers.is_empty() {
+        errors.push(InputError::attr(
+            "api_servers",
+            "needs at least one DNS name or address clients use for the apiserver",
+        ));
+    }
+    for (i, s) in raw.api_servers.iter().enumerate() {
+        if !is_dns_label_text(s) {
+            errors.push(InputError::index(
+                "api_servers",
+                i,
+                format!("{s:?} is not a DNS name or IP address"),
+            ));
+        }
+    }
+    if raw.etcd_servers.is_empty() {
+        errors.push(InputError::attr(
+            "etcd_servers",
+            "needs at least one etcd member name or address",
+        ));
+    }
+    for (i, s) in raw.etcd_servers.iter().enumerate() {
+        if !is_dns_label_text(s) {
+            errors.push(InputError::index(
+                "etcd_servers",
+                i,
+                format!("{s:?} is not a DNS name or IP address"),
+            ));
+        }
+    }
+
+    let port = match raw.api_server_port {
+        None => Some(DEFAULT_API_SERVER_PORT),
+        Some(p) => match u16::try_from(p) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                errors.push(InputError::attr(
+                    "api_server_port",
+                    format!("{p} is not a TCP port; write 1–65535, e.g. 6443"),
+                ));
+                None
+            }
+        },
+    };
+
+    let pod = parse_cidr(
+        "pod_cidr",
+        raw.pod_cidr.as_deref(),
+        DEFAULT_POD_CIDR,
+        &mut errors,
+    );
+    let svc = parse_cidr(
+        "service_cidr",
+        raw.service_cidr.as_deref(),
+        DEFAULT_SERVICE_CIDR,
+        &mut errors,
+    );
+    if let (Some(p), Some(s)) = (pod, svc) {
+        if p.contains(&s.network()) || s.contains(&p.network()) {
+            errors.push(InputError::attr(
+                "service_cidr",
+                format!("{s} overlaps pod_cidr {p}; choose disjoint networks, e.g. pod_cidr \"{DEFAULT_POD_CIDR}\" and service_cidr \"{DEFAULT_SERVICE_CIDR}\""),
+            ));
+        }
+    }
+
+    let domain = raw
+        .cluster_domain_suffix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN_SUFFIX.to_string());
+    let domain_ok = !domain.is_empty()
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if !domain_ok {
+        errors.push(InputError::attr(
+            "cluster_domain_suffix",
+            format!("{domain:?} is not a DNS domain of lowercase labels; write e.g. \"{DEFAULT_CLUSTER_DOMAIN_SUFFIX}\""),
+        ));
+    }
+
+    let networking = match raw.networking.as_deref().map(str::trim) {
+        None => Some(Networking::Flannel),
+        Some(n) => match Networking::ALL.into_iter().find(|x| x.name() == n) {
+            Some(x) => Some(x),
+            None => {
+                errors.push(InputError::attr(
+                    "networking",
+                    format!("{n:?} is not a networking choice; write one of \"flannel\", \"calico\", \"cilium\", \"none\""),
+                ));
+                None
+            }
+        },
+    };
+
+    let image_names: Vec<&str> = Component::ALL
+        .iter()
+        .filter(|c| c.has_image())
+        .map(|c| c.name())
+        .collect();
+    let mut images = BTreeMap::new();
+    for (key, image) in &raw.container_images {
+        match Component::from_name(key) {
+            Some(c) if c.has_image() => {
+                if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+                    errors.push(InputError::key(
+                        "container_images",
+                        key,
+                        format!("{image:?} is not an image reference; write e.g. \"registry.example.com/kube-apiserver:v1.34.3\""),
+                    ));
+                } else {
+                    images.insert(c, image.clone());
+                }
+            }
+            Some(_) => errors.push(InputError::key(
+                "container_images",
+                key,
+                format!("the kubelet runs on the host, not from an image; remove this key (components with images: {})", image_names.join(", ")),
+            )),
+            None => errors.push(InputError::key(
+                "container_images",
+                key,
+                format!("unknown component {key:?}; write one of {}", image_names.join(", ")),
+            )),
+        }
+    }
+
+    let registry = match raw
+        .container_registry
+        .as_deref()
+        .map(|r| r.trim().trim_end_matches('/'))
+    {
+        None => None,
+        Some(r) if r.is_empty() || r.chars().any(char::is_whitespace) || r.contains('@') => {
+            errors.push(InputError::attr(
+                "container_registry",
+                format!(
+                    "{r:?} is not a registry prefix; write e.g. \"registry.example.com/mirror\""
+                ),
+            ));
+            None
+        }
+        Some(r) => Some(r.to_string()),
+    };
+
+    let flag_names: Vec<&str> = Component::ALL
+        .iter()
+        .filter(|c| c.flag_owner().is_some())
+        .map(|c| c.name())
+        .collect();
+    let mut flags = BTreeMap::new();
+    for (key, list) in &raw.extra_flags {
+        let Some(c) = Component::from_name(key).filter(|c| c.flag_owner().is_some()) else {
+            errors.push(InputError::key(
+                "extra_flags",
+                key,
+                format!(
+                    "unknown component {key:?} for flags; write one of {}",
+                    flag_names.join(", ")
+                ),
+            ));
+            continue;
+        };
+        let mut seen = BTreeSet::new();
+        for (i, flag) in list.iter().enumerate() {
+            let name = flag_name(flag);
+            if !flag.starts_with("--") || name.len() <= 2 || flag.contains('\n') {
+                errors.push(InputError::key_index(
+                    "extra_flags",
+                    key,
+                    i,
+                    format!("{flag:?} is not a flag; write it as \"--name=value\""),
+                ));
+                continue;
+            }
+            if !seen.insert(name.to_string()) {
+                errors.push(InputError::key_index(
+                    "extra_flags",
+                    key,
+                    i,
+                    format!("{name} is given twice; keep one"),
+                ));
+            }
+            if let (Some(v), Some(owner)) = (version, c.flag_owner()) {
+                if v.row().is_some_and(|r| r.flag_gone(owner, name)) {
+                    errors.push(InputError::key_index(
+                        "extra_flags",
+                        key,
+                        i,
+                        format!("{name} no longer exists in Kubernetes {v}; remove it (the component would refuse to start)"),
+                    ));
+                }
+            }
+        }
+        flags.insert(c, list.clone());
+    }
+
+    let replicas = match raw.controller_replicas {
+        None => None,
+        Some(n) if (1..=100).contains(&n) => u32::try_from(n).ok(),
+        Some(n) => {
+            errors.push(InputError::attr(
+                "controller_replicas",
+                format!("{n} replicas cannot run; write a number from 1 to 100 (at most one per controller runs: they use host ports), or leave it unset for one per controller"),
+            ));
+            None
+        }
+    };
+
+    let mut extras = Vec::new();
+    for (i, text) in raw.extra_manifests.iter().enumerate() {
+        match extra::parse_stream(text) {
+            Ok(objs) => extras.extend(objs.into_iter().map(|o| o.with_source(i))),
+            Err(m) => errors.push(InputError::index("extra_manifests", i, m)),
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    match (version, port, pod, svc, networking) {
+        (
+            Some(kubernetes_version),
+            Some(api_server_port),
+            Some(pod_cidr),
+            Some(service_cidr),
+            Some(networking),
+        ) => Ok(ManifestParams {
+            kubernetes_version,
+            cluster_name: raw.cluster_name.trim().to_string(),
+            api_servers: raw.api_servers.clone(),
+            api_server_port,
+            etcd_servers: raw.etcd_servers.clone(),
+            pod_cidr,
+            service_cidr,
+            cluster_domain_suffix: domain,
+            networking,
+            kube_proxy: raw.kube_proxy.unwrap_or(true),
+            coredns: raw.coredns.unwrap_or(true),
+            container_images: images,
+            container_registry: registry,
+            extra_flags: flags,
+            controller_replicas: replicas,
+            controller_count: raw.controller_count,
+            extra_manifests: extras,
+        }),
+        _ => Err(vec![InputError::attr(
+            "kubernetes_version",
+            "inputs incomplete",
+        )]),
+    }
+}
+
+/// The `--name` part of `--name=value`.
+pub fn flag_name(flag: &str) -> &str {
+    flag.split_once('=').map_or(flag, |(n, _)| n)
+}

@@ -1,0 +1,165 @@
+//! Everything carrying key material: the Secrets of the self-hosted apiserver and
+//! controller-manager, the kubelet bootstrap-token Secret, and the files of the bootstrap
+//! control plane's hostPath folder. Kept apart from the public manifests so those stay
+//! known at plan time.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use crate::control_plane::{APISERVER_SECRET, CONTROLLER_MANAGER_SECRET};
+use crate::object::{meta, NAMESPACE};
+use crate::RenderError;
+
+/// (file name in the Secret / bootstrap folder, key of the PKI material map).
+const APISERVER_FILES: &[(&str, &str)] = &[
+    ("ca.crt", "tls/ca.crt"),
+    ("apiserver.crt", "tls/apiserver.crt"),
+    ("apiserver.key", "tls/apiserver.key"),
+    (
+        "apiserver-kubelet-client.crt",
+        "tls/apiserver-kubelet-client.crt",
+    ),
+    (
+        "apiserver-kubelet-client.key",
+        "tls/apiserver-kubelet-client.key",
+    ),
+    ("front-proxy-ca.crt", "tls/front-proxy-ca.crt"),
+    ("front-proxy-client.crt", "tls/front-proxy-client.crt"),
+    ("front-proxy-client.key", "tls/front-proxy-client.key"),
+    ("service-account.key", "tls/service-account.key"),
+    ("service-account.pub", "tls/service-account.pub"),
+    ("etcd-ca.crt", "tls/etcd-ca.crt"),
+    ("etcd-client.crt", "tls/etcd-client.crt"),
+    ("etcd-client.key", "tls/etcd-client.key"),
+];
+
+const CONTROLLER_MANAGER_FILES: &[(&str, &str)] = &[
+    ("ca.crt", "tls/ca.crt"),
+    ("ca.key", "tls/ca.key"),
+    ("service-account.key", "tls/service-account.key"),
+    ("kubeconfig", "auth/controller-manager.kubeconfig"),
+];
+
+/// Files of `/etc/kubernetes/bootstrap-secrets/` (the bootstrap apiserver serves with its
+/// own certificate, so the pivot can tell the two apiservers apart).
+const BOOTSTRAP_FILES: &[(&str, &str)] = &[
+    ("ca.crt", "tls/ca.crt"),
+    ("ca.key", "tls/ca.key"),
+    ("bootstrap-apiserver.crt", "tls/bootstrap-apiserver.crt"),
+    ("bootstrap-apiserver.key", "tls/bootstrap-apiserver.key"),
+    (
+        "apiserver-kubelet-client.crt",
+        "tls/apiserver-kubelet-client.crt",
+    ),
+    (
+        "apiserver-kubelet-client.key",
+        "tls/apiserver-kubelet-client.key",
+    ),
+    ("front-proxy-ca.crt", "tls/front-proxy-ca.crt"),
+    ("front-proxy-client.crt", "tls/front-proxy-client.crt"),
+    ("front-proxy-client.key", "tls/front-proxy-client.key"),
+    ("service-account.key", "tls/service-account.key"),
+    ("service-account.pub", "tls/service-account.pub"),
+    ("etcd-ca.crt", "tls/etcd-ca.crt"),
+    ("etcd-client.crt", "tls/etcd-client.crt"),
+    ("etcd-client.key", "tls/etcd-client.key"),
+    (
+        "controller-manager.kubeconfig",
+        "auth/controller-manager.kubeconfig",
+    ),
+    ("scheduler.kubeconfig", "auth/scheduler.kubeconfig"),
+];
+
+/// Key of the bootstrap token in the material map (`<id>.<secret>`).
+pub const BOOTSTRAP_TOKEN_KEY: &str = "auth/bootstrap-token";
+
+fn get<'a>(material: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, RenderError> {
+    material
+        .get(key)
+        .map(String::as_str)
+        .ok_or_else(|| RenderError::MissingMaterial(key.to_string()))
+}
+
+fn secret(
+    name: &str,
+    files: &[(&str, &str)],
+    material: &BTreeMap<String, String>,
+) -> Result<Value, RenderError> {
+    let mut data = Map::new();
+    for (file, key) in files {
+        let v = get(material, key)?;
+        data.insert(
+            (*file).to_string(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(v)),
+        );
+    }
+    Ok(json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(name, Some(NAMESPACE), &[]),
+        "type": "Opaque",
+        "data": data
+    }))
+}
+
+/// Split and check `<id>.<secret>` (6 and 16 characters of `[a-z0-9]`).
+pub fn split_token(token: &str) -> Result<(&str, &str), RenderError> {
+    let token = token.trim();
+    let ok = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    match token.split_once('.') {
+        Some((id, secret)) if ok(id, 6) && ok(secret, 16) => Ok((id, secret)),
+        _ => Err(RenderError::BadBootstrapToken),
+    }
+}
+
+/// The Secrets applied into the cluster.
+pub fn cluster_secrets(material: &BTreeMap<String, String>) -> Result<Vec<Value>, RenderError> {
+    let (id, token) = split_token(get(material, BOOTSTRAP_TOKEN_KEY)?)?;
+    let b64 = |s: &str| Value::String(base64::engine::general_purpose::STANDARD.encode(s));
+    let mut data = Map::new();
+    data.insert(
+        "description".into(),
+        b64("kubelet TLS bootstrapping (terraform-provider-selfhosted)"),
+    );
+    data.insert("token-id".into(), b64(id));
+    data.insert("token-secret".into(), b64(token));
+    data.insert("usage-bootstrap-authentication".into(), b64("true"));
+    data.insert("usage-bootstrap-signing".into(), b64("true"));
+    let token_secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta(&format!("bootstrap-token-{id}"), Some(NAMESPACE), &[]),
+        "type": "bootstrap.kubernetes.io/token",
+        "data": data
+    });
+    Ok(vec![
+        secret(APISERVER_SECRET, APISERVER_FILES, material)?,
+        secret(
+            CONTROLLER_MANAGER_SECRET,
+            CONTROLLER_MANAGER_FILES,
+            material,
+        )?,
+        token_secret,
+    ])
+}
+
+/// Files for `/etc/kubernetes/bootstrap-secrets/`, keyed `bootstrap-secrets/<file>`.
+pub fn bootstrap_files(
+    material: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    BOOTSTRAP_FILES
+        .iter()
+        .map(|(file, key)| {
+            Ok((
+                format!("bootstrap-secrets/{file}"),
+                get(material, key)?.to_string(),
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,233 @@
+//! The one table of what differs between supported Kubernetes minors.
+//!
+//! Every version-dependent choice of the renderer (flags that exist or are gone, API
+//! versions, default image tags) is read from [`TABLE`]; adding a minor is adding a row.
+
+use std::fmt;
+
+/// A Kubernetes release `v1.MINOR.PATCH` (major is always 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    /// Minor release, e.g. 34.
+    pub minor: u32,
+    /// Patch release, e.g. 3.
+    pub patch: u32,
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v1.{}.{}", self.minor, self.patch)
+    }
+}
+
+impl Version {
+    /// The image tag of the Kubernetes component images for this release (`v1.34.3`).
+    pub fn tag(&self) -> String {
+        self.to_string()
+    }
+
+    /// The table row of this version's minor, if the minor is supported.
+    pub fn row(&self) -> Option<&'static VersionRow> {
+        row(self.minor)
+    }
+}
+
+/// The version used when `kubernetes_version` is not set.
+///
+/// v1.34.3: `registry.k8s.io/kube-{apiserver,controller-manager,scheduler,proxy}:v1.34.3`
+/// and `registry.k8s.io/coredns/coredns:v1.12.1` are the images a kubeadm v1.34.3
+/// cluster runs (seen in public cluster listings and renovate-pinned digests).
+pub const DEFAULT_VERSION: Version = Version {
+    minor: 34,
+    patch: 3,
+};
+
+/// Where a flag belongs; flags of one component mean nothing to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlagOwner {
+    /// kube-apiserver.
+    Apiserver,
+    /// kube-controller-manager.
+    ControllerManager,
+    /// kube-scheduler.
+    Scheduler,
+    /// kube-proxy.
+    Proxy,
+    /// kubelet (node contract).
+    Kubelet,
+}
+
+/// What one Kubernetes minor needs from the renderer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRow {
+    /// The minor this row describes.
+    pub minor: u32,
+    /// `apiVersion` of PodDisruptionBudget (`policy/v1` from 1.21).
+    pub pdb_api_version: &'static str,
+    /// DaemonSet `rollingUpdate.maxSurge` is available (beta and on from 1.22).
+    pub daemonset_max_surge: bool,
+    /// The insecure ports still exist and must be switched off: apiserver
+    /// `--insecure-port=0`, controller-manager and scheduler `--port=0` (gone in 1.23/1.24).
+    pub insecure_port_flags: bool,
+    /// The kubelet needs `--container-runtime=remote` (flag gone in 1.27).
+    pub kubelet_container_runtime_flag: bool,
+    /// KubeletConfiguration has `containerRuntimeEndpoint` (1.27 on); before, it is a flag.
+    pub kubelet_runtime_endpoint_in_config: bool,
+    /// CoreDNS of this minor reads `discovery.k8s.io` EndpointSlices, so its ClusterRole
+    /// grants them (the CoreDNS default of 1.21 on).
+    pub endpointslices: bool,
+    /// Default tag of `registry.k8s.io/coredns/coredns`.
+    pub coredns_tag: &'static str,
+    /// Default tag of `ghcr.io/flannel-io/flannel`.
+    pub flannel_tag: &'static str,
+    /// Default tag of `ghcr.io/flannel-io/flannel-cni-plugin`.
+    pub flannel_cni_plugin_tag: &'static str,
+    /// Default tag of the `quay.io/calico/*` images.
+    pub calico_tag: &'static str,
+    /// Default tag of `quay.io/cilium/cilium` and `quay.io/cilium/operator-generic`.
+    pub cilium_tag: &'static str,
+    /// Flags that no longer exist in this minor (a component refuses to start with them).
+    pub gone_flags: &'static [(FlagOwner, &'static str)],
+}
+
+use FlagOwner::{Apiserver, ControllerManager, Kubelet, Proxy, Scheduler};
+
+/// Flags removed before 1.20 that still circulate in old guides.
+const GONE_BEFORE_1_20: &[(FlagOwner, &str)] = &[
+    (Apiserver, "--basic-auth-file"),
+    (Apiserver, "--enable-swagger-ui"),
+    (Apiserver, "--repair-malformed-updates"),
+    (Apiserver, "--storage-versions"),
+    (
+        ControllerManager,
+        "--insecure-experimental-approve-all-kubelet-csrs-for-group",
+    ),
+    (Kubelet, "--allow-privileged"),
+    (Kubelet, "--cadvisor-port"),
+    (Proxy, "--resource-container"),
+];
+
+/// Gone in 1.30 (and later): everything of [`GONE_BEFORE_1_20`] plus the removals of 1.21–1.30.
+const GONE_1_30: &[(FlagOwner, &str)] = &[
+    (Apiserver, "--basic-auth-file"),
+    (Apiserver, "--enable-swagger-ui"),
+    (Apiserver, "--repair-malformed-updates"),
+    (Apiserver, "--storage-versions"),
+    (Apiserver, "--insecure-port"),
+    (Apiserver, "--insecure-bind-address"),
+    (Apiserver, "--port"),
+    (Apiserver, "--address"),
+    (Apiserver, "--kubelet-https"),
+    (Apiserver, "--service-account-api-audiences"),
+    (Apiserver, "--master-service-namespace"),
+    (
+        ControllerManager,
+        "--insecure-experimental-approve-all-kubelet-csrs-for-group",
+    ),
+    (ControllerManager, "--port"),
+    (ControllerManager, "--address"),
+    (
+        ControllerManager,
+        "--horizontal-pod-autoscaler-use-rest-clients",
+    ),
+    (ControllerManager, "--experimental-cluster-signing-duration"),
+    (ControllerManager, "--pod-eviction-timeout"),
+    (ControllerManager, "--enable-taint-manager"),
+    (Scheduler, "--port"),
+    (Scheduler, "--address"),
+    (Scheduler, "--policy-config-file"),
+    (Scheduler, "--policy-configmap"),
+    (Scheduler, "--policy-configmap-namespace"),
+    (Scheduler, "--use-legacy-policy-config"),
+    (Scheduler, "--algorithm-provider"),
+    (Scheduler, "--hard-pod-affinity-symmetric-weight"),
+    (Kubelet, "--allow-privileged"),
+    (Kubelet, "--cadvisor-port"),
+    (Kubelet, "--container-runtime"),
+    (Kubelet, "--network-plugin"),
+    (Kubelet, "--network-plugin-mtu"),
+    (Kubelet, "--cni-bin-dir"),
+    (Kubelet, "--cni-conf-dir"),
+    (Kubelet, "--cni-cache-dir"),
+    (Kubelet, "--docker-endpoint"),
+    (Kubelet, "--image-pull-progress-deadline"),
+    (Kubelet, "--experimental-dockershim-root-directory"),
+    (Kubelet, "--dynamic-config-dir"),
+    (Kubelet, "--master-service-namespace"),
+    (Proxy, "--resource-container"),
+];
+
+/// The rows, oldest first. 1.20 is the oldest because the only control plane that can be
+/// built and run in our test bed is v1.20.2.
+pub const TABLE: &[VersionRow] = &[
+    VersionRow {
+        minor: 20,
+        pdb_api_version: "policy/v1beta1",
+        daemonset_max_surge: false,
+        insecure_port_flags: true,
+        kubelet_container_runtime_flag: true,
+        kubelet_runtime_endpoint_in_config: false,
+        endpointslices: false,
+        coredns_tag: "v1.7.0",
+        flannel_tag: "v0.27.4",
+        flannel_cni_plugin_tag: "v1.8.0-flannel1",
+        calico_tag: "v3.21.6",
+        cilium_tag: "v1.11.20",
+        gone_flags: GONE_BEFORE_1_20,
+    },
+    modern(30, "v1.11.1", "v3.30.4", "v1.18.4"),
+    modern(31, "v1.11.3", "v3.30.4", "v1.18.4"),
+    modern(32, "v1.11.3", "v3.30.4", "v1.18.4"),
+    modern(33, "v1.12.0", "v3.30.4", "v1.18.4"),
+    modern(34, "v1.12.1", "v3.30.4", "v1.18.4"),
+    modern(35, "v1.13.1", "v3.30.4", "v1.18.4"),
+    modern(36, "v1.13.1", "v3.30.4", "v1.18.4"),
+    modern(37, "v1.13.1", "v3.30.4", "v1.18.4"),
+];
+
+/// A row for a minor ≥ 1.30: only image tags differ between these today.
+const fn modern(
+    minor: u32,
+    coredns_tag: &'static str,
+    calico_tag: &'static str,
+    cilium_tag: &'static str,
+) -> VersionRow {
+    VersionRow {
+        minor,
+        pdb_api_version: "policy/v1",
+        daemonset_max_surge: true,
+        insecure_port_flags: false,
+        kubelet_container_runtime_flag: false,
+        kubelet_runtime_endpoint_in_config: true,
+        endpointslices: true,
+        coredns_tag,
+        flannel_tag: "v0.27.4",
+        flannel_cni_plugin_tag: "v1.8.0-flannel1",
+        calico_tag,
+        cilium_tag,
+        gone_flags: GONE_1_30,
+    }
+}
+
+/// The row of a supported minor.
+pub fn row(minor: u32) -> Option<&'static VersionRow> {
+    TABLE.iter().find(|r| r.minor == minor)
+}
+
+/// The supported minors as `1.NN`, for error messages.
+pub fn supported_minors() -> String {
+    TABLE
+        .iter()
+        .map(|r| format!("1.{}", r.minor))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl VersionRow {
+    /// Is `flag` (`--name`, without value) gone for `owner` in this minor?
+    pub fn flag_gone(&self, owner: FlagOwner, flag: &str) -> bool {
+        self.gone_flags
+            .iter()
+            .any(|(o, f)| *o == owner && *f == flag)
+    }
+}
