@@ -71,9 +71,11 @@ pub fn parse_stream(text: &str) -> Result<Vec<ExtraObject>, String> {
         if let Some(ns) = map.get("metadata").and_then(|m| m.get("namespace")) {
             match ns.as_str() {
                 Some(ns) if is_dns_label(ns) => {}
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "document {n} ({kind} {name}) metadata.namespace is not a valid namespace name"
-                )),
+                ))
+                }
             }
         }
         out.push(ExtraObject {

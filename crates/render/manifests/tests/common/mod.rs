@@ -15,7 +15,11 @@ pub fn raw() -> RawParams {
     RawParams {
         cluster_name: "nemo".into(),
         api_servers: vec!["nemo.example.com".into()],
-        etcd_servers: vec!["etcd0.example.com".into(), "etcd1.example.com".into(), "etcd2.example.com".into()],
+        etcd_servers: vec![
+            "etcd0.example.com".into(),
+            "etcd1.example.com".into(),
+            "etcd2.example.com".into(),
+        ],
         controller_count: 3,
         ..RawParams::default()
     }
@@ -33,16 +37,44 @@ pub fn parse(raw: &RawParams) -> ManifestParams {
 pub fn material() -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let pairs = [
-        "ca", "apiserver", "bootstrap-apiserver", "apiserver-kubelet-client", "admin", "controller-manager",
-        "scheduler", "front-proxy-ca", "front-proxy-client", "etcd-ca", "etcd-client", "etcd/server", "etcd/peer",
+        "ca",
+        "apiserver",
+        "bootstrap-apiserver",
+        "apiserver-kubelet-client",
+        "admin",
+        "controller-manager",
+        "scheduler",
+        "front-proxy-ca",
+        "front-proxy-client",
+        "etcd-ca",
+        "etcd-client",
+        "etcd/server",
+        "etcd/peer",
     ];
     for p in pairs {
-        m.insert(format!("tls/{p}.crt"), format!("-----BEGIN CERTIFICATE-----\nfake {p} cert\n-----END CERTIFICATE-----\n"));
-        m.insert(format!("tls/{p}.key"), format!("-----BEGIN PRIVATE KEY-----\nfake {p} key\n-----END PRIVATE KEY-----\n"));
+        m.insert(
+            format!("tls/{p}.crt"),
+            format!("-----BEGIN CERTIFICATE-----\nfake {p} cert\n-----END CERTIFICATE-----\n"),
+        );
+        m.insert(
+            format!("tls/{p}.key"),
+            format!("-----BEGIN PRIVATE KEY-----\nfake {p} key\n-----END PRIVATE KEY-----\n"),
+        );
     }
-    m.insert("tls/service-account.key".into(), "-----BEGIN PRIVATE KEY-----\nfake sa\n-----END PRIVATE KEY-----\n".into());
-    m.insert("tls/service-account.pub".into(), "-----BEGIN PUBLIC KEY-----\nfake sa\n-----END PUBLIC KEY-----\n".into());
-    for k in ["admin", "kubelet-bootstrap", "controller-manager", "scheduler"] {
+    m.insert(
+        "tls/service-account.key".into(),
+        "-----BEGIN PRIVATE KEY-----\nfake sa\n-----END PRIVATE KEY-----\n".into(),
+    );
+    m.insert(
+        "tls/service-account.pub".into(),
+        "-----BEGIN PUBLIC KEY-----\nfake sa\n-----END PUBLIC KEY-----\n".into(),
+    );
+    for k in [
+        "admin",
+        "kubelet-bootstrap",
+        "controller-manager",
+        "scheduler",
+    ] {
         m.insert(format!("auth/{k}.kubeconfig"), format!("apiVersion: v1\nkind: Config\n# {k} with client-key-data LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n"));
     }
     m.insert("auth/bootstrap-token".into(), TOKEN.into());
