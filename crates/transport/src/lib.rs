@@ -1,1 +1,28 @@
-//! placeholder
+//! SSH transport: reach the hosts other providers created, safely and in parallel.
+//!
+//! - [`session`]: one connection per host (through bastions), retries, `exec`/`sudo`.
+//! - [`auth`]: in-memory private keys (OpenSSH, PKCS#8, PKCS#1, with passphrase) or the agent.
+//! - [`host_keys`]: pinned keys or trust on first use; mismatches refused with both fingerprints.
+//! - [`files`]: atomic, idempotent batch uploads with owner and mode; removal.
+//! - [`tunnel`]: a local `127.0.0.1` listener forwarded to a port on the host.
+//! - [`fleet`]: many hosts with bounded concurrency and one cancellation token.
+//! - `testbed` (feature `testbed`): the multi-host OpenSSH test bed, for tests.
+//!
+//! Knows nothing of Kubernetes.
+
+pub mod auth;
+pub mod files;
+pub mod fleet;
+pub mod host_keys;
+pub mod session;
+#[cfg(feature = "testbed")]
+pub mod testbed;
+pub mod tunnel;
+
+pub use auth::{Auth, AuthError};
+pub use files::{FileSpec, FilesError, UploadReport};
+pub use fleet::{Fleet, FleetError};
+pub use host_keys::{HostKeyError, HostKeyPolicy, LearnedHostKey, PinnedKey};
+pub use session::{ConnectError, ExecError, HopSpec, HostSpec, Output, Session};
+pub use tokio_util::sync::CancellationToken;
+pub use tunnel::{Tunnel, TunnelError};

@@ -1,0 +1,3 @@
+//! Fan-out bench (written next).
+
+fn main() {}

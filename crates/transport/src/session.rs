@@ -1,0 +1,659 @@
+//! One SSH connection to one host (possibly through bastions), reused for every operation:
+//! connecting with retries and back-off, running commands (plain and with `sudo -n`), and the
+//! handshake handler that applies the host-key policy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::client::{Config, Handle, Handler};
+use russh::keys::PublicKey;
+use russh::keys::PublicKeyOrCertificate;
+use russh::ChannelMsg;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Auth, AuthError};
+use crate::host_keys::{HostKeyError, HostKeyPolicy, LearnedHostKey};
+
+/// Exec channels open at once on one connection; OpenSSH's default `MaxSessions` is 10.
+const CHANNELS_PER_CONNECTION: usize = 8;
+/// How much of a failed command's stderr an error quotes.
+const STDERR_TAIL: usize = 2000;
+
+/// One SSH endpoint: a bastion or the host itself.
+#[derive(Clone, Debug)]
+pub struct HopSpec {
+    /// Name used in errors and learned keys (e.g. the Terraform host key).
+    pub name: String,
+    /// Address or DNS name, as dialled from the previous hop (or from here for the first).
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// Login user.
+    pub user: String,
+    /// How to log in.
+    pub auth: Auth,
+    /// How to verify the endpoint's host key.
+    pub host_key: HostKeyPolicy,
+}
+
+/// Everything needed to reach a host.
+#[derive(Clone, Debug)]
+pub struct HostSpec {
+    /// The host itself.
+    pub host: HopSpec,
+    /// Bastions to jump through, outermost first (empty: dial the host directly).
+    pub bastions: Vec<HopSpec>,
+    /// How long to keep retrying before giving up (hosts may still be booting).
+    pub connect_timeout: Duration,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// TCP connection to the first hop failed.
+    #[error("{host} ({address}): TCP connect failed: {source}")]
+    Tcp {
+        /// Hop name.
+        host: String,
+        /// `address:port`.
+        address: String,
+        /// OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The previous hop could not open a forwarded channel to this one.
+    #[error("{host} ({address}): bastion {via} could not reach it: {source}")]
+    Jump {
+        /// Hop name.
+        host: String,
+        /// `address:port`.
+        address: String,
+        /// Bastion name.
+        via: String,
+        /// Why.
+        #[source]
+        source: russh::Error,
+    },
+    /// SSH handshake failed (not a host-key mismatch).
+    #[error("{host} ({address}): SSH handshake failed: {source}")]
+    Handshake {
+        /// Hop name.
+        host: String,
+        /// `address:port`.
+        address: String,
+        /// Why.
+        #[source]
+        source: russh::Error,
+    },
+    /// The host key was refused.
+    #[error(transparent)]
+    HostKey(HostKeyError),
+    /// Login refused.
+    #[error("{host} ({address}): login failed: {source}")]
+    Auth {
+        /// Hop name.
+        host: String,
+        /// `address:port`.
+        address: String,
+        /// Why.
+        #[source]
+        source: AuthError,
+    },
+    /// Retries ran out.
+    #[error(
+        "{host}: no SSH connection within {timeout:?} ({attempts} attempts); last error: {last}"
+    )]
+    TimedOut {
+        /// Host name.
+        host: String,
+        /// The configured timeout.
+        timeout: Duration,
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's failure.
+        #[source]
+        last: Box<ConnectError>,
+    },
+    /// Cancelled by the caller.
+    #[error("{host}: connecting was cancelled")]
+    Cancelled {
+        /// Host name.
+        host: String,
+    },
+}
+
+impl ConnectError {
+    /// True for failures that may go away by themselves (host booting, sshd starting).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ConnectError::Tcp { .. } | ConnectError::Jump { .. } | ConnectError::Handshake { .. }
+        )
+    }
+}
+
+/// Why a command did not run to a good end.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The channel could not be opened or used.
+    #[error("{host}: cannot run `{command}`: {source}")]
+    Channel {
+        /// Host name.
+        host: String,
+        /// The command (abbreviated).
+        command: String,
+        /// Why.
+        #[source]
+        source: Box<russh::Error>,
+    },
+    /// The connection went away before the command reported an exit status.
+    #[error("{host}: connection lost while running `{command}`")]
+    ConnectionLost {
+        /// Host name.
+        host: String,
+        /// The command (abbreviated).
+        command: String,
+    },
+    /// The command exited non-zero.
+    #[error("{host}: `{command}` failed with {status}: {stderr_tail}")]
+    Failed {
+        /// Host name.
+        host: String,
+        /// The command (abbreviated).
+        command: String,
+        /// Exit status or signal.
+        status: String,
+        /// The end of its stderr.
+        stderr_tail: String,
+    },
+    /// sudo would not run the command without a password (or not at all).
+    #[error("{host}: sudo refused for user {user} (passwordless sudo is required): {stderr_tail}")]
+    SudoRefused {
+        /// Host name.
+        host: String,
+        /// Login user.
+        user: String,
+        /// sudo's message.
+        stderr_tail: String,
+    },
+}
+
+/// What a command produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status (`None` when killed by a signal).
+    pub status: Option<u32>,
+    /// Signal name if the command was killed.
+    pub signal: Option<String>,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// True when the command exited with status 0.
+    pub fn is_success(&self) -> bool {
+        self.status == Some(0)
+    }
+
+    /// Stdout as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The last part of stderr, for error messages.
+    pub fn stderr_tail(&self) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let text = text.trim_end();
+        let start = text.len().saturating_sub(STDERR_TAIL);
+        let start = (start..=text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        text[start..].to_owned()
+    }
+
+    fn status_text(&self) -> String {
+        match (&self.status, &self.signal) {
+            (Some(s), _) => format!("exit status {s}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            (None, None) => "no exit status".to_owned(),
+        }
+    }
+}
+
+/// The russh handler: applies the host-key policy.
+pub(crate) struct Client {
+    verifier: crate::host_keys::Verifier,
+}
+
+impl Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        Ok(match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.verifier.check(key),
+            // Host certificates are not part of the policy: refuse rather than guess.
+            PublicKeyOrCertificate::Certificate(_) => false,
+        })
+    }
+}
+
+/// A live connection to one host; cheap to clone (all clones share the connection).
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    user: String,
+    handle: Handle<Client>,
+    /// Bastion connections; kept alive as long as the session.
+    _hops: Vec<Handle<Client>>,
+    channels: Semaphore,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("host", &self.inner.name)
+            .field("user", &self.inner.user)
+            .finish()
+    }
+}
+
+fn client_config() -> Arc<Config> {
+    Arc::new(Config {
+        nodelay: true,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 4,
+        ..Config::default()
+    })
+}
+
+/// Opens one hop: over TCP when `via` is `None`, else through a direct-tcpip channel of `via`.
+async fn open_hop(
+    via: Option<(&str, &Handle<Client>)>,
+    hop: &HopSpec,
+    config: Arc<Config>,
+) -> Result<(Handle<Client>, Option<LearnedHostKey>), ConnectError> {
+    let address = format!("{}:{}", hop.address, hop.port);
+    let verifier = crate::host_keys::Verifier::new(hop.host_key.clone());
+    let client = Client {
+        verifier: verifier.clone(),
+    };
+    let connected = match via {
+        None => {
+            let tcp = tokio::net::TcpStream::connect((hop.address.as_str(), hop.port))
+                .await
+                .map_err(|source| ConnectError::Tcp {
+                    host: hop.name.clone(),
+                    address: address.clone(),
+                    source,
+                })?;
+            let _ = tcp.set_nodelay(true);
+            russh::client::connect_stream(config, tcp, client).await
+        }
+        Some((via_name, prev)) => {
+            let channel = prev
+                .channel_open_direct_tcpip(
+                    hop.address.as_str(),
+                    u32::from(hop.port),
+                    "127.0.0.1",
+                    0,
+                )
+                .await
+                .map_err(|source| ConnectError::Jump {
+                    host: hop.name.clone(),
+                    address: address.clone(),
+                    via: via_name.to_owned(),
+                    source,
+                })?;
+            russh::client::connect_stream(config, channel.into_stream(), client).await
+        }
+    };
+    let mut handle = connected.map_err(|source| match verifier.mismatch(&hop.name, &address) {
+        Some(mismatch) => ConnectError::HostKey(mismatch),
+        None => ConnectError::Handshake {
+            host: hop.name.clone(),
+            address: address.clone(),
+            source,
+        },
+    })?;
+    hop.auth
+        .authenticate(&mut handle, &hop.user)
+        .await
+        .map_err(|source| ConnectError::Auth {
+            host: hop.name.clone(),
+            address: address.clone(),
+            source,
+        })?;
+    let learned = match (verifier.is_first_use(), verifier.presented()) {
+        (true, Some(key)) => Some(learned_key(hop, &key)),
+        _ => None,
+    };
+    Ok((handle, learned))
+}
+
+fn learned_key(hop: &HopSpec, key: &PublicKey) -> LearnedHostKey {
+    let public_key = key
+        .to_openssh()
+        .map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    LearnedHostKey {
+        host: hop.name.clone(),
+        address: hop.address.clone(),
+        port: hop.port,
+        public_key,
+        fingerprint: crate::host_keys::fingerprint(key),
+    }
+}
+
+/// Shell-quotes one word for `sh`.
+pub fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+fn abbreviate(command: &str) -> String {
+    let first = command.lines().next().unwrap_or("");
+    let mut short: String = first.chars().take(120).collect();
+    if short.len() < command.len() {
+        short.push('…');
+    }
+    short
+}
+
+impl Session {
+    /// Connects (through the bastions, if any), retrying retryable failures with back-off until
+    /// `spec.connect_timeout`. Returns the keys learned under trust on first use (bastions
+    /// first), empty when every hop is pinned.
+    ///
+    /// # Errors
+    /// A host-key mismatch or a refused login at once; anything else after the timeout,
+    /// as [`ConnectError::TimedOut`] holding the last cause.
+    pub async fn connect(spec: &HostSpec) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
+        Self::connect_cancellable(spec, &CancellationToken::new()).await
+    }
+
+    /// [`Session::connect`] that stops early when `cancel` fires.
+    ///
+    /// # Errors
+    /// As [`Session::connect`], plus [`ConnectError::Cancelled`].
+    pub async fn connect_cancellable(
+        spec: &HostSpec,
+        cancel: &CancellationToken,
+    ) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
+        let started = Instant::now();
+        let deadline = started + spec.connect_timeout;
+        let mut delay = Duration::from_millis(200);
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(remaining, Self::connect_once(spec));
+            let result = tokio::select! {
+                r = attempt => r,
+                () = cancel.cancelled() => {
+                    return Err(ConnectError::Cancelled { host: spec.host.name.clone() })
+                }
+            };
+            let error = match result {
+                Ok(Ok(connected)) => return Ok(connected),
+                Ok(Err(e)) if !e.is_retryable() => return Err(e),
+                Ok(Err(e)) => e,
+                Err(_elapsed) => ConnectError::Tcp {
+                    host: spec.host.name.clone(),
+                    address: format!("{}:{}", spec.host.address, spec.host.port),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer before the connect timeout",
+                    ),
+                },
+            };
+            tracing::debug!(host = %spec.host.name, attempt = attempts, error = %error, "SSH connect failed; retrying");
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ConnectError::TimedOut {
+                    host: spec.host.name.clone(),
+                    timeout: spec.connect_timeout,
+                    attempts,
+                    last: Box::new(error),
+                });
+            }
+            tokio::select! {
+                () = tokio::time::sleep(delay.min(remaining)) => {}
+                () = cancel.cancelled() => {
+                    return Err(ConnectError::Cancelled { host: spec.host.name.clone() })
+                }
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn connect_once(spec: &HostSpec) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
+        let config = client_config();
+        let mut learned = Vec::new();
+        let mut hops: Vec<Handle<Client>> = Vec::new();
+        let mut via_name = String::new();
+        for hop in spec.bastions.iter().chain(std::iter::once(&spec.host)) {
+            let via = hops.last().map(|h| (via_name.as_str(), h));
+            let (handle, key) = open_hop(via, hop, config.clone()).await?;
+            learned.extend(key);
+            hops.push(handle);
+            via_name = hop.name.clone();
+        }
+        let handle = hops.pop().ok_or_else(|| ConnectError::Cancelled {
+            host: spec.host.name.clone(),
+        })?;
+        let session = Session {
+            inner: Arc::new(Inner {
+                name: spec.host.name.clone(),
+                user: spec.host.user.clone(),
+                handle,
+                _hops: hops,
+                channels: Semaphore::new(CHANNELS_PER_CONNECTION),
+            }),
+        };
+        Ok((session, learned))
+    }
+
+    /// The host's configured name.
+    pub fn host(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The login user.
+    pub fn user(&self) -> &str {
+        &self.inner.user
+    }
+
+    /// True once the connection has gone away.
+    pub fn is_closed(&self) -> bool {
+        self.inner.handle.is_closed()
+    }
+
+    pub(crate) fn handle(&self) -> &Handle<Client> {
+        &self.inner.handle
+    }
+
+    /// Runs `command` through the login shell and returns what it produced, whatever its status.
+    ///
+    /// # Errors
+    /// Only when the command could not be run or the connection dropped.
+    pub async fn exec(&self, command: &str) -> Result<Output, ExecError> {
+        self.exec_with_input(command, &[]).await
+    }
+
+    /// [`Session::exec`] feeding `input` to the command's stdin, then end-of-file.
+    ///
+    /// # Errors
+    /// Only when the command could not be run or the connection dropped.
+    pub async fn exec_with_input(&self, command: &str, input: &[u8]) -> Result<Output, ExecError> {
+        let channel_error = |source| ExecError::Channel {
+            host: self.inner.name.clone(),
+            command: abbreviate(command),
+            source: Box::new(source),
+        };
+        let _permit =
+            self.inner
+                .channels
+                .acquire()
+                .await
+                .map_err(|_| ExecError::ConnectionLost {
+                    host: self.inner.name.clone(),
+                    command: abbreviate(command),
+                })?;
+        let channel = self
+            .inner
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(channel_error)?;
+        channel.exec(true, command).await.map_err(channel_error)?;
+        let (mut read, write) = channel.split();
+        let writer = async {
+            if !input.is_empty() {
+                write.data(input).await?;
+            }
+            write.eof().await
+        };
+        let reader = async {
+            let mut out = Output::default();
+            while let Some(msg) = read.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        out.stderr.extend_from_slice(&data)
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        out.signal = Some(format!("{signal_name:?}"))
+                    }
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            out
+        };
+        // A command may exit without reading all its input; its exit status decides.
+        let (_written, out) = tokio::join!(writer, reader);
+        if out.status.is_none() && out.signal.is_none() {
+            return Err(ExecError::ConnectionLost {
+                host: self.inner.name.clone(),
+                command: abbreviate(command),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs `command` and requires exit status 0.
+    ///
+    /// # Errors
+    /// [`ExecError::Failed`] quoting the stderr tail, or a channel/connection error.
+    pub async fn run(&self, command: &str) -> Result<Output, ExecError> {
+        let out = self.exec(command).await?;
+        self.checked(command, out)
+    }
+
+    /// Runs `command` as root (`sudo -n sh -c …` unless the login user is root); requires
+    /// exit status 0.
+    ///
+    /// # Errors
+    /// [`ExecError::SudoRefused`] when sudo wants a password or denies the user;
+    /// [`ExecError::Failed`] quoting the stderr tail; channel/connection errors.
+    pub async fn sudo(&self, command: &str) -> Result<Output, ExecError> {
+        self.sudo_with_input(command, &[]).await
+    }
+
+    /// [`Session::sudo`] feeding `input` to the command's stdin.
+    ///
+    /// # Errors
+    /// As [`Session::sudo`].
+    pub async fn sudo_with_input(&self, command: &str, input: &[u8]) -> Result<Output, ExecError> {
+        let wrapped = self.as_root(command);
+        let out = self.exec_with_input(&wrapped, input).await?;
+        self.checked(command, out)
+    }
+
+    /// The shell command that runs `command` as root for this session's user.
+    pub fn as_root(&self, command: &str) -> String {
+        if self.inner.user == "root" {
+            format!("sh -c {}", shell_quote(command))
+        } else {
+            format!("sudo -n sh -c {}", shell_quote(command))
+        }
+    }
+
+    fn checked(&self, command: &str, out: Output) -> Result<Output, ExecError> {
+        if out.is_success() {
+            return Ok(out);
+        }
+        let tail = out.stderr_tail();
+        if self.inner.user != "root" && out.status == Some(1) && is_sudo_refusal(&tail) {
+            return Err(ExecError::SudoRefused {
+                host: self.inner.name.clone(),
+                user: self.inner.user.clone(),
+                stderr_tail: tail,
+            });
+        }
+        Err(ExecError::Failed {
+            host: self.inner.name.clone(),
+            command: abbreviate(command),
+            status: out.status_text(),
+            stderr_tail: tail,
+        })
+    }
+
+    /// Closes the connection (and its bastion hops).
+    pub async fn close(&self) {
+        let _ = self
+            .inner
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+fn is_sudo_refusal(stderr: &str) -> bool {
+    stderr.lines().any(|l| {
+        l.starts_with("sudo:")
+            && (l.contains("password is required")
+                || l.contains("not in the sudoers")
+                || l.contains("is not allowed to")
+                || l.contains("may not run sudo"))
+    }) || stderr.contains("is not in the sudoers file")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes() {
+        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
+    }
+
+    #[test]
+    fn stderr_tail_is_bounded_and_valid() {
+        let out = Output {
+            stderr: "é".repeat(3000).into_bytes(),
+            ..Output::default()
+        };
+        let tail = out.stderr_tail();
+        assert!(tail.len() <= STDERR_TAIL && !tail.is_empty());
+    }
+
+    #[test]
+    fn sudo_refusals_are_recognised() {
+        assert!(is_sudo_refusal("sudo: a password is required"));
+        assert!(is_sudo_refusal(
+            "guest is not in the sudoers file.  This incident will be reported."
+        ));
+        assert!(!is_sudo_refusal("mkdir: cannot create directory"));
+    }
+}

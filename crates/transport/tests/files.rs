@@ -1,0 +1,257 @@
+//! Uploads against real sshd: idempotent (inode and mtime unchanged on a second run), owner and
+//! mode applied, per-host isolation, atomic when the connection dies mid-upload; removal;
+//! command failures and refused sudo reported clearly.
+
+use std::time::Duration;
+
+use selfhosted_transport::testbed::{Testbed, TestbedParams};
+use selfhosted_transport::{ExecError, FileSpec, FilesError, Session};
+
+fn hosts(test: &str, count: usize) -> Option<Testbed> {
+    Testbed::up(
+        test,
+        &TestbedParams {
+            count,
+            ..Default::default()
+        },
+    )
+    .expect("test bed up")
+}
+
+/// `inode mtime(ns) owner group mode` of a file, read inside the host without SSH.
+fn stat(tb: &Testbed, host: &str, path: &str) -> String {
+    let out = tb.host_exec(host, &["stat", "-c", "%i %.9Y %U %G %a", path]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn read(tb: &Testbed, host: &str, path: &str) -> Option<Vec<u8>> {
+    let out = tb.host_exec(host, &["cat", path]);
+    out.status.success().then_some(out.stdout)
+}
+
+#[tokio::test]
+async fn upload_is_idempotent_with_owner_and_mode() {
+    let Some(tb) = hosts("upload_is_idempotent_with_owner_and_mode", 2) else {
+        return;
+    };
+    let (session, _) = Session::connect(&tb.spec(0).unwrap()).await.unwrap();
+    let files = vec![
+        FileSpec::secret("/etc/kubernetes/kubeconfig", "apiVersion: v1\n"),
+        FileSpec::secret("/etc/ssl/etcd/etcd/server.key", "KEY\n"),
+        FileSpec::secret("/etc/kubernetes/ca.crt", "CA\n").with_mode(0o644),
+        FileSpec::secret("/home/core/note", "mine\n")
+            .with_owner("core", "core")
+            .with_mode(0o640),
+    ];
+    let first = session.upload(&files).await.unwrap();
+    assert_eq!(first.changed.len(), 4, "{first:?}");
+    assert!(first.unchanged.is_empty());
+    let before: Vec<String> = files.iter().map(|f| stat(&tb, "h1", &f.path)).collect();
+    assert!(before[0].ends_with("root root 600"), "{}", before[0]);
+    assert!(before[2].ends_with("root root 644"), "{}", before[2]);
+    assert!(before[3].ends_with("core core 640"), "{}", before[3]);
+    assert_eq!(
+        read(&tb, "h1", "/etc/kubernetes/kubeconfig").unwrap(),
+        b"apiVersion: v1\n"
+    );
+    // folders created readable (0755), files not
+    let dir = tb.host_exec("h1", &["stat", "-c", "%a", "/etc/ssl/etcd/etcd"]);
+    assert_eq!(String::from_utf8_lossy(&dir.stdout).trim(), "755");
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = session.upload(&files).await.unwrap();
+    assert!(second.changed.is_empty(), "{second:?}");
+    assert_eq!(second.unchanged.len(), 4);
+    let after: Vec<String> = files.iter().map(|f| stat(&tb, "h1", &f.path)).collect();
+    assert_eq!(
+        before, after,
+        "a second run must not touch any file (inode, mtime)"
+    );
+
+    // one changed content and one changed mode: only those are rewritten
+    let mut changed = files.clone();
+    changed[1].content = b"NEW KEY\n".to_vec();
+    changed[2].mode = 0o600;
+    let third = session.upload(&changed).await.unwrap();
+    assert_eq!(
+        third.changed,
+        vec![files[1].path.clone(), files[2].path.clone()]
+    );
+    let now: Vec<String> = files.iter().map(|f| stat(&tb, "h1", &f.path)).collect();
+    assert_eq!(now[0], before[0]);
+    assert_eq!(now[3], before[3]);
+    assert_ne!(
+        now[1].split(' ').next(),
+        before[1].split(' ').next(),
+        "replaced by rename"
+    );
+    assert!(now[2].ends_with("root root 600"), "{}", now[2]);
+    assert_eq!(
+        read(&tb, "h1", "/etc/ssl/etcd/etcd/server.key").unwrap(),
+        b"NEW KEY\n"
+    );
+
+    // no temporary files left beside the targets
+    let ls = tb.host_exec("h1", &["ls", "-A", "/etc/ssl/etcd/etcd", "/etc/kubernetes"]);
+    assert!(
+        !String::from_utf8_lossy(&ls.stdout).contains("selfhosted-"),
+        "{ls:?}"
+    );
+    // each host has its own /etc; the machine's own /etc is untouched
+    assert!(read(&tb, "h2", "/etc/kubernetes/kubeconfig").is_none());
+    assert!(
+        !std::path::Path::new("/etc/ssl/etcd/etcd/server.key").exists()
+            || std::fs::read("/etc/ssl/etcd/etcd/server.key").unwrap() != b"NEW KEY\n"
+    );
+
+    let removed = session
+        .remove(&["/etc/kubernetes/kubeconfig", "/etc/kubernetes/absent"])
+        .await
+        .unwrap();
+    assert_eq!(removed, vec!["/etc/kubernetes/kubeconfig".to_owned()]);
+    assert!(read(&tb, "h1", "/etc/kubernetes/kubeconfig").is_none());
+
+    let bad = session
+        .upload(&[FileSpec::secret("relative/path", "x")])
+        .await;
+    assert!(
+        matches!(bad, Err(FilesError::InvalidSpec { .. })),
+        "{bad:?}"
+    );
+}
+
+fn big(seed: u8, len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn upload_is_atomic_when_the_connection_dies() {
+    let Some(tb) = hosts("upload_is_atomic_when_the_connection_dies", 1) else {
+        return;
+    };
+    let spec = tb.spec(0).unwrap();
+    let path = "/var/lib/selfhosted/big.bin";
+    let old = b"old content\n".to_vec();
+    let new = big(7, 32 << 20);
+    let (session, _) = Session::connect(&spec).await.unwrap();
+    session
+        .upload(&[FileSpec::secret(path, old.clone())])
+        .await
+        .unwrap();
+
+    let uploader = {
+        let session = session.clone();
+        let new = new.clone();
+        tokio::spawn(async move { session.upload(&[FileSpec::secret(path, new)]).await })
+    };
+    // wait until the temporary file is being written, then kill the host's sshd sessions
+    let mut seen = false;
+    for _ in 0..1000 {
+        let out = tb.host_exec(
+            "h1",
+            &[
+                "sh",
+                "-c",
+                "stat -c %s /var/lib/selfhosted/.big.bin.selfhosted-* 2>/dev/null",
+            ],
+        );
+        let size: u64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if size > 0 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen, "the upload never started writing");
+    let killed = tb.kill_sessions("h1");
+    assert!(killed.status.success(), "{killed:?}");
+    let result = uploader.await.unwrap();
+    assert!(
+        result.is_err(),
+        "the upload cannot have succeeded: {result:?}"
+    );
+
+    let content = read(&tb, "h1", path).expect("the old file is still in place");
+    assert!(
+        content == old || content == new,
+        "half-written file: {} bytes",
+        content.len()
+    );
+    assert_eq!(
+        content, old,
+        "the rename happens only after the full content arrived"
+    );
+
+    // a retry on a fresh connection completes and clears the leftover temporary file
+    let (session, _) = Session::connect(&spec).await.unwrap();
+    let report = session
+        .upload(&[FileSpec::secret(path, new.clone())])
+        .await
+        .unwrap();
+    assert_eq!(report.changed, vec![path.to_owned()]);
+    assert_eq!(read(&tb, "h1", path).unwrap(), new);
+    let ls = tb.host_exec("h1", &["ls", "-A", "/var/lib/selfhosted"]);
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "big.bin");
+}
+
+#[tokio::test]
+async fn failures_quote_stderr_and_refused_sudo_is_clear() {
+    let Some(tb) = hosts("failures_quote_stderr_and_refused_sudo_is_clear", 1) else {
+        return;
+    };
+    let (session, _) = Session::connect(&tb.spec(0).unwrap()).await.unwrap();
+    let err = session
+        .run("echo starting; echo boom >&2; exit 3")
+        .await
+        .unwrap_err();
+    match &err {
+        ExecError::Failed {
+            host,
+            status,
+            stderr_tail,
+            ..
+        } => {
+            assert_eq!(host, "h1");
+            assert_eq!(status, "exit status 3");
+            assert_eq!(stderr_tail, "boom");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    let out = session.exec("exit 4").await.unwrap();
+    assert_eq!(out.status, Some(4));
+    assert_eq!(
+        session.sudo("id -u").await.unwrap().stdout_text().trim(),
+        "0"
+    );
+
+    let mut spec = tb.spec(0).unwrap();
+    spec.host.user = tb.inventory().nosudo_user.clone();
+    let (guest, _) = Session::connect(&spec).await.unwrap();
+    assert_eq!(
+        guest.run("whoami").await.unwrap().stdout_text().trim(),
+        "guest"
+    );
+    let err = guest.sudo("true").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ExecError::SudoRefused { .. }), "{err:?}");
+    assert!(
+        msg.contains("h1") && msg.contains("guest") && msg.contains("sudo"),
+        "{msg}"
+    );
+    let err = guest
+        .upload(&[FileSpec::secret("/etc/kubernetes/x", "x")])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("sudo refused"), "{err}");
+}
