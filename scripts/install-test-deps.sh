@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every tool the tests need that a fresh Debian 12 machine lacks.
+# Idempotent: packages already present are skipped quickly.
+set -euo pipefail
+
+apt_pkgs=(openssh-server openssh-client sudo iproute2 etcd-server etcd-client openssl jq curl procps)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  # Keep package scripts from starting daemons: tests start their own.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+  fi
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python3 -c 'import kubernetes_validate' 2>/dev/null || pip install -q kubernetes-validate==1.37.0
+
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+command -v terraform >/dev/null || { echo "terraform is required on the PATH" >&2; exit 1; }
+command -v kubectl >/dev/null || { echo "kubectl is required on the PATH" >&2; exit 1; }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: lint, formatting, unit, property, integration and
+# end-to-end tests through the real terraform CLI. The one command a new
+# machine needs (after the toolchain): `bash scripts/test.sh`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== single crypto backend (ring only)"
+if cargo tree --workspace -e normal -i aws-lc-rs >/dev/null 2>&1; then
+  echo "aws-lc-rs is in the dependency graph: one TLS crypto backend (ring) only" >&2
+  exit 1
+fi
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== terraform fmt -check examples"
+terraform fmt -check -recursive examples
+echo "== cargo nextest"
+cargo nextest run --workspace --no-fail-fast "$@"

@@ -1,0 +1,234 @@
+//! The schema of `selfhosted_cluster_assets`: every attribute, its default
+//! and its description (the docs are generated from these).
+
+use selfhosted_pki::params as pki;
+use selfhosted_protocol::schema::{Attribute, Block, Schema};
+use selfhosted_protocol::value::{Type, Value};
+
+/// Schema version of the state layout; bump with an `upgrade_state` step.
+pub const VERSION: i64 = 0;
+
+/// Attribute names, shared by schema, readers and outputs.
+pub mod attr {
+    pub use selfhosted_pki::params::attr::*;
+    /// `id`
+    pub const ID: &str = "id";
+    /// `ca_private_key_pem_wo`
+    pub const CA_PRIVATE_KEY_PEM_WO: &str = "ca_private_key_pem_wo";
+    /// `ca_private_key_pem_wo_version`
+    pub const CA_PRIVATE_KEY_PEM_WO_VERSION: &str = "ca_private_key_pem_wo_version";
+    /// `asset_dir`
+    pub const ASSET_DIR: &str = "asset_dir";
+    /// `assets`
+    pub const ASSETS: &str = "assets";
+    /// `server_url`
+    pub const SERVER_URL: &str = "server_url";
+    /// `cluster_dns_service_ip`
+    pub const CLUSTER_DNS_SERVICE_IP: &str = "cluster_dns_service_ip";
+    /// `ca_certificate`
+    pub const CA_CERTIFICATE: &str = "ca_certificate";
+    /// `etcd_ca_certificate`
+    pub const ETCD_CA_CERTIFICATE: &str = "etcd_ca_certificate";
+    /// `admin_kubeconfig`
+    pub const ADMIN_KUBECONFIG: &str = "admin_kubeconfig";
+    /// `kubelet_bootstrap_kubeconfig`
+    pub const KUBELET_BOOTSTRAP_KUBECONFIG: &str = "kubelet_bootstrap_kubeconfig";
+    /// `certificate_expiry`
+    pub const CERTIFICATE_EXPIRY: &str = "certificate_expiry";
+    /// `validity_end_time`
+    pub const VALIDITY_END_TIME: &str = "validity_end_time";
+    /// `ready_for_renewal`
+    pub const READY_FOR_RENEWAL: &str = "ready_for_renewal";
+    /// `asset_dir_sha256`
+    pub const ASSET_DIR_SHA256: &str = "asset_dir_sha256";
+}
+
+/// Defaults of optional inputs, filled into the plan when the configuration
+/// leaves them null (so state and plan always show the value in force).
+pub fn defaults() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            attr::API_SERVER_PORT,
+            Value::from(i64::from(pki::DEFAULT_API_SERVER_PORT)),
+        ),
+        (attr::SERVICE_CIDR, Value::from(pki::DEFAULT_SERVICE_CIDR)),
+        (
+            attr::CLUSTER_DOMAIN_SUFFIX,
+            Value::from(pki::DEFAULT_CLUSTER_DOMAIN_SUFFIX),
+        ),
+        (
+            attr::KEY_ALGORITHM,
+            Value::from(selfhosted_pki::KeyAlgorithm::default().as_str()),
+        ),
+        (attr::CA_VALIDITY_HOURS, Value::from(pki::DEFAULT_CA_VALIDITY_HOURS)),
+        (attr::VALIDITY_HOURS, Value::from(pki::DEFAULT_VALIDITY_HOURS)),
+        (attr::EARLY_RENEWAL_HOURS, Value::from(pki::DEFAULT_EARLY_RENEWAL_HOURS)),
+        (attr::ADMIN_ORGANIZATION, Value::from(pki::DEFAULT_ADMIN_ORGANIZATION)),
+    ]
+}
+
+fn input(name: &str, ty: Type, description: &str) -> Attribute {
+    Attribute::new(name, ty).optional().description(description)
+}
+
+fn defaulted(name: &str, ty: Type, description: &str) -> Attribute {
+    input(name, ty, description).computed()
+}
+
+fn output(name: &str, ty: Type, description: &str) -> Attribute {
+    Attribute::new(name, ty).computed().description(description)
+}
+
+/// The resource schema.
+pub fn schema() -> Schema {
+    let algorithms: Vec<&str> = selfhosted_pki::KeyAlgorithm::ALL.iter().map(|a| a.as_str()).collect();
+    let block = Block::new()
+        .description(
+            "Renders the PKI of a self-hosted Kubernetes cluster: the kube, etcd and front-proxy CAs, \
+             every certificate and key, the service-account key pair, a kubelet bootstrap token and the \
+             kubeconfigs. Pure: no network, no disk unless `asset_dir` is set. Material is generated once \
+             and kept in state; a change of `api_servers` re-issues only the apiserver certificates, a \
+             change of `etcd_servers` only the etcd server and peer certificates, and a certificate inside \
+             its early-renewal window is renewed in place by a plain `terraform apply`.",
+        )
+        .attribute(
+            Attribute::new(attr::CLUSTER_NAME, Type::String)
+                .required()
+                .description("Cluster name, a DNS label (lowercase letters, digits, `-`). Changing it replaces the resource and every key."),
+        )
+        .attribute(
+            Attribute::new(attr::API_SERVERS, Type::list(Type::String))
+                .required()
+                .description("DNS names or IP addresses of the API servers. The first forms `server_url`; all go into the apiserver certificate's SANs."),
+        )
+        .attribute(defaulted(
+            attr::API_SERVER_PORT,
+            Type::Number,
+            "Port the API servers listen on. Default `6443`.",
+        ))
+        .attribute(
+            Attribute::new(attr::ETCD_SERVERS, Type::list(Type::String))
+                .required()
+                .description("DNS names or IP addresses of the etcd members (typically the controllers). They go into the etcd server and peer certificates' SANs."),
+        )
+        .attribute(defaulted(
+            attr::SERVICE_CIDR,
+            Type::String,
+            "Service network. Its first address is the `kubernetes` Service (and an apiserver SAN), its 10th the cluster DNS. Default `10.3.0.0/16`.",
+        ))
+        .attribute(defaulted(
+            attr::CLUSTER_DOMAIN_SUFFIX,
+            Type::String,
+            "Cluster DNS domain. Default `cluster.local`.",
+        ))
+        .attribute(defaulted(
+            attr::KEY_ALGORITHM,
+            Type::String,
+            &format!(
+                "Algorithm of every generated key: one of {}. Default `ECDSA_P256`. Changing it re-issues every leaf certificate; CAs and the service-account key are kept.",
+                algorithms.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+            ),
+        ))
+        .attribute(defaulted(
+            attr::CA_VALIDITY_HOURS,
+            Type::Number,
+            "Validity of generated CAs, in hours. Default `87600` (10 years).",
+        ))
+        .attribute(defaulted(
+            attr::VALIDITY_HOURS,
+            Type::Number,
+            "Validity of leaf certificates, in hours (never beyond their CA). Default `8760` (1 year). A change takes effect at each certificate's next issue.",
+        ))
+        .attribute(defaulted(
+            attr::EARLY_RENEWAL_HOURS,
+            Type::Number,
+            "A certificate is renewed by the first plan within this many hours before it expires. Must be shorter than the validities. Default `720` (30 days).",
+        ))
+        .attribute(input(
+            attr::CA_CERT_PEM,
+            Type::String,
+            "Bring-your-own kube CA certificate (PEM). Give its key in `ca_private_key_pem` or `ca_private_key_pem_wo`. Changing it re-issues everything it signs.",
+        ))
+        .attribute(
+            input(
+                attr::CA_PRIVATE_KEY_PEM,
+                Type::String,
+                "Private key (PEM, PKCS#8 or PKCS#1) of `ca_cert_pem`. Prefer `ca_private_key_pem_wo` on Terraform 1.11 and later.",
+            )
+            .sensitive(),
+        )
+        .attribute(
+            input(
+                attr::CA_PRIVATE_KEY_PEM_WO,
+                Type::String,
+                "Write-only variant of `ca_private_key_pem` (Terraform 1.11+): never stored in the plan or in this attribute's state. The controller-manager signs kubelet certificates with the CA key, so the key is still part of the sensitive `assets`. Bump `ca_private_key_pem_wo_version` when it changes.",
+            )
+            .sensitive()
+            .write_only(),
+        )
+        .attribute(input(
+            attr::CA_PRIVATE_KEY_PEM_WO_VERSION,
+            Type::Number,
+            "Any number; change it to make Terraform plan an update after changing `ca_private_key_pem_wo`.",
+        ))
+        .attribute(defaulted(
+            attr::ADMIN_ORGANIZATION,
+            Type::String,
+            "Organization (Kubernetes group) of the admin client certificate. Default `system:masters`.",
+        ))
+        .attribute(input(
+            attr::ASSET_DIR,
+            Type::String,
+            "Optional local folder to write every asset to (files 0600, folders 0700, atomically; only files this resource owns are touched, and removed on destroy).",
+        ))
+        .attribute(output(attr::ID, Type::String, "The cluster name."))
+        .attribute(
+            output(
+                attr::ASSETS,
+                Type::map(Type::String),
+                "Every rendered file, relative path → content, in a bootkube-like layout (`tls/…`, `auth/…`). Hand it to `selfhosted_bootstrap`.",
+            )
+            .sensitive(),
+        )
+        .attribute(output(attr::SERVER_URL, Type::String, "`https://<first api server>:<port>`."))
+        .attribute(output(
+            attr::CLUSTER_DNS_SERVICE_IP,
+            Type::String,
+            "Cluster DNS Service IP: the 10th address of `service_cidr`. Kubelets need it as `clusterDNS`.",
+        ))
+        .attribute(output(attr::CA_CERTIFICATE, Type::String, "The kube CA certificate (PEM)."))
+        .attribute(output(attr::ETCD_CA_CERTIFICATE, Type::String, "The etcd CA certificate (PEM)."))
+        .attribute(
+            output(attr::ADMIN_KUBECONFIG, Type::String, "Kubeconfig with the admin client certificate.")
+                .sensitive(),
+        )
+        .attribute(
+            output(
+                attr::KUBELET_BOOTSTRAP_KUBECONFIG,
+                Type::String,
+                "Kubeconfig with the kubelet bootstrap token, for TLS bootstrapping (`/etc/kubernetes/kubeconfig` on every host).",
+            )
+            .sensitive(),
+        )
+        .attribute(output(
+            attr::CERTIFICATE_EXPIRY,
+            Type::map(Type::String),
+            "Expiry (RFC 3339) of every certificate, by name (`ca`, `apiserver`, `etcd-server`, …).",
+        ))
+        .attribute(output(
+            attr::VALIDITY_END_TIME,
+            Type::String,
+            "The earliest certificate expiry (RFC 3339).",
+        ))
+        .attribute(output(
+            attr::READY_FOR_RENEWAL,
+            Type::Bool,
+            "Whether a certificate is inside its early-renewal window; refresh sets it, and the plan then renews in place.",
+        ))
+        .attribute(output(
+            attr::ASSET_DIR_SHA256,
+            Type::String,
+            "SHA-256 over the files in `asset_dir` as found on refresh; a change on disk plans a rewrite.",
+        ));
+    Schema::new(VERSION, block)
+}

@@ -1,0 +1,145 @@
+//! `selfhosted_cluster_assets` through the real `terraform` CLI: init from a
+//! filesystem mirror, plan, apply, refresh, plan-again-empty, changes that
+//! re-issue only what they must, bad input at plan time, and destroy.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use support::Workspace;
+
+fn config(api_servers: &str, extra: &str) -> String {
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    selfhosted = {{ source = "selfhosted/selfhosted" }}
+  }}
+}}
+
+resource "selfhosted_cluster_assets" "nemo" {{
+  cluster_name = "nemo"
+  api_servers  = {api_servers}
+  etcd_servers = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+  asset_dir    = "${{path.module}}/assets"
+{extra}
+}}
+
+output "server_url" {{ value = selfhosted_cluster_assets.nemo.server_url }}
+output "dns_ip" {{ value = selfhosted_cluster_assets.nemo.cluster_dns_service_ip }}
+"#
+    )
+}
+
+fn assets(ws: &Workspace) -> BTreeMap<String, String> {
+    serde_json::from_value(ws.resource_values("selfhosted_cluster_assets")["assets"].clone()).expect("assets map")
+}
+
+fn openssl_verify(dir: &std::path::Path, ca: &str, cert: &str) {
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile", ca, cert])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl verify {cert}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn lifecycle_apply_refresh_plan_empty_change_destroy() {
+    let ws = Workspace::new(&config(r#"["nemo.example.com", "203.0.113.10"]"#, ""));
+    ws.apply();
+
+    let out = ws.outputs();
+    assert_eq!(out["server_url"]["value"], "https://nemo.example.com:6443");
+    assert_eq!(out["dns_ip"]["value"], "10.3.0.10");
+
+    // The files on disk are the state's assets, private, and they verify.
+    let dir = ws.path().join("assets");
+    let first = assets(&ws);
+    assert!(first.len() > 30, "all material rendered: {:?}", first.keys());
+    for (rel, content) in &first {
+        let path = dir.join(rel);
+        assert_eq!(&std::fs::read_to_string(&path).unwrap(), content, "{rel}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{rel}"
+        );
+    }
+    openssl_verify(&dir, "tls/ca.crt", "tls/apiserver.crt");
+    openssl_verify(&dir, "tls/etcd-ca.crt", "tls/etcd/server.crt");
+
+    // Refresh changes nothing; the next plan is empty.
+    ws.ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "plan after apply must be empty:\n{text}");
+
+    // A new api server re-issues only the apiserver certificates and what embeds the URL.
+    ws.write("main.tf", &config(r#"["nemo2.example.com", "203.0.113.10"]"#, ""));
+    let (changes, text) = ws.plan_has_changes();
+    assert!(changes, "{text}");
+    assert!(text.contains("apiserver"), "plan names what is re-issued:\n{text}");
+    ws.apply();
+    let second = assets(&ws);
+    let changed: Vec<&String> = first.keys().filter(|k| first.get(*k) != second.get(*k)).collect();
+    for k in &changed {
+        assert!(
+            k.starts_with("tls/apiserver.")
+                || k.starts_with("tls/bootstrap-apiserver.")
+                // Kubeconfigs that embed the public server URL.
+                || k.as_str() == "auth/admin.kubeconfig"
+                || k.as_str() == "auth/kubelet-bootstrap.kubeconfig",
+            "{k} changed but only apiserver material may: {changed:?}"
+        );
+    }
+    assert!(changed.iter().any(|k| k.as_str() == "tls/apiserver.crt"));
+    assert_eq!(first["tls/ca.crt"], second["tls/ca.crt"], "the CA never changes");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+
+    // A file changed on disk is noticed by refresh and rewritten by apply.
+    std::fs::write(dir.join("tls/ca.crt"), "tampered").unwrap();
+    let (changes, _) = ws.plan_has_changes();
+    assert!(changes, "tampered asset_dir plans a rewrite");
+    ws.apply();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tls/ca.crt")).unwrap(),
+        second["tls/ca.crt"]
+    );
+
+    ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+    assert!(!dir.join("tls/ca.crt").exists(), "destroy removes the files it wrote");
+}
+
+#[test]
+fn bad_input_fails_at_plan_with_the_attribute_path() {
+    let ws = Workspace::new(&config(
+        r#"["nemo.example.com", "not a host!"]"#,
+        r#"  service_cidr = "10.3.0.0/30""#,
+    ));
+    let text = ws.fails(&["plan", "-input=false"]);
+    assert!(text.contains("api_servers[1]"), "{text}");
+    assert!(text.contains("service_cidr"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn unknown_inputs_plan_with_unknown_outputs() {
+    let ws = Workspace::new(&format!(
+        "{}\nresource \"terraform_data\" \"host\" {{\n  input = \"late.example.com\"\n}}\n",
+        config(r#"[terraform_data.host.output]"#, "")
+    ));
+    let text = ws.ok(&["plan", "-input=false"]);
+    assert!(
+        text.contains("server_url") && text.contains("(known after apply)"),
+        "{text}"
+    );
+    ws.apply();
+    assert_eq!(ws.outputs()["server_url"]["value"], "https://late.example.com:6443");
+}

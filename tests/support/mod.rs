@@ -1,0 +1,158 @@
+//! Drives the real `terraform` CLI against the provider binary that cargo
+//! built for this test run, installed through a filesystem mirror in a CLI
+//! config file the harness writes (the machine's own config is never used).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Provider version the mirror advertises; examples pin nothing narrower.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A mirror shared by every test in this binary: one copy of the provider.
+fn mirror_root() -> &'static Path {
+    static MIRROR: OnceLock<PathBuf> = OnceLock::new();
+    MIRROR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tf-mirror-{}", std::process::id()));
+        let dest = root.join(format!(
+            "registry.terraform.io/selfhosted/selfhosted/{VERSION}/linux_amd64"
+        ));
+        std::fs::create_dir_all(&dest).expect("create mirror dir");
+        let bin = dest.join(format!("terraform-provider-selfhosted_v{VERSION}"));
+        std::fs::copy(env!("CARGO_BIN_EXE_terraform-provider-selfhosted"), &bin).expect("copy provider into mirror");
+        root
+    })
+}
+
+/// One Terraform working directory with its own CLI config, torn down on drop.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+    cli_config: PathBuf,
+}
+
+impl Workspace {
+    /// A working directory holding `main.tf`, initialised against the mirror.
+    pub fn new(main_tf: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("tf-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("tempdir");
+        let cli_config = dir.path().join("cli.tfrc");
+        std::fs::write(
+            &cli_config,
+            format!(
+                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/selfhosted/selfhosted\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/selfhosted/selfhosted\"]\n  }}\n}}\n",
+                mirror_root().display()
+            ),
+        )
+        .expect("write cli config");
+        let ws = Workspace { dir, cli_config };
+        ws.write("main.tf", main_tf);
+        ws.ok(&["init", "-input=false"]);
+        ws
+    }
+
+    /// The working directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Replace or add a file in the working directory.
+    pub fn write(&self, name: &str, content: &str) {
+        std::fs::write(self.dir.path().join(name), content).expect("write tf file");
+    }
+
+    /// A terraform command, configured but not run.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("terraform");
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("NO_COLOR", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env_remove("TF_LOG")
+            .env_remove("TF_PLUGIN_CACHE_DIR");
+        if !args.contains(&"-no-color") && args.first().is_some_and(|a| *a != "output") {
+            cmd.arg("-no-color");
+        }
+        cmd
+    }
+
+    /// Run terraform and return its output whatever the exit code.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("terraform runs")
+    }
+
+    /// Run terraform, failing the test (with its output) unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "terraform {args:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run terraform expecting failure; returns stdout + stderr for matching.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success(),
+            "terraform {args:?} unexpectedly succeeded:\n{text}"
+        );
+        text
+    }
+
+    /// `terraform plan -detailed-exitcode`: Ok(false) no changes, Ok(true) changes.
+    pub fn plan_has_changes(&self) -> (bool, String) {
+        let out = self.run(&["plan", "-input=false", "-detailed-exitcode"]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        match out.status.code() {
+            Some(0) => (false, text),
+            Some(2) => (true, text),
+            _ => panic!("terraform plan failed:\n{text}"),
+        }
+    }
+
+    /// `terraform apply -auto-approve`.
+    pub fn apply(&self) -> String {
+        self.ok(&["apply", "-input=false", "-auto-approve"])
+    }
+
+    /// `terraform output -json` parsed.
+    pub fn outputs(&self) -> serde_json::Value {
+        let out = self.ok(&["output", "-json"]);
+        serde_json::from_str(&out).expect("output json")
+    }
+
+    /// `terraform show -json` parsed (the whole state, sensitive values included).
+    pub fn state(&self) -> serde_json::Value {
+        let out = self.ok(&["show", "-json"]);
+        serde_json::from_str(&out).expect("state json")
+    }
+
+    /// Attribute values of the first resource of `type_name` in the state.
+    pub fn resource_values(&self, type_name: &str) -> serde_json::Value {
+        let state = self.state();
+        state["values"]["root_module"]["resources"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["type"] == type_name))
+            .map(|r| r["values"].clone())
+            .unwrap_or_else(|| panic!("no {type_name} in state: {state}"))
+    }
+}
