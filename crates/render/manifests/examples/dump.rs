@@ -5,8 +5,7 @@ use selfhosted_manifests::{parse_params, render, RawParams};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dir =
-        std::path::PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "/tmp/render".into()));
+    let dir = std::path::PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "/tmp/render".into()));
     let raw = RawParams {
         kubernetes_version: args.get(2).cloned(),
         networking: args.get(3).cloned(),
@@ -39,10 +38,7 @@ fn main() {
     ] {
         m.insert(k.to_string(), "X".to_string());
     }
-    m.insert(
-        "auth/bootstrap-token".into(),
-        "abcdef.0123456789abcdef".into(),
-    );
+    m.insert("auth/bootstrap-token".into(), "abcdef.0123456789abcdef".into());
     let r = render(&p, &m).unwrap_or_else(|e| panic!("{e}"));
     for map in [
         &r.manifests,

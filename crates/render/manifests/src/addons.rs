@@ -5,8 +5,7 @@ use serde_json::{json, Value};
 
 use crate::images::image;
 use crate::object::{
-    apiserver_env, cluster_role_binding, merge_flags, meta, pdb, sa_subject, service_account,
-    spread, NAMESPACE,
+    apiserver_env, cluster_role_binding, merge_flags, meta, pdb, sa_subject, service_account, spread, NAMESPACE,
 };
 use crate::params::{Component, ManifestParams};
 
@@ -86,11 +85,7 @@ pub fn kube_proxy(p: &ManifestParams) -> Vec<Value> {
     });
     vec![
         service_account("kube-proxy", true),
-        cluster_role_binding(
-            "selfhosted:kube-proxy",
-            "system:node-proxier",
-            sa_subject("kube-proxy"),
-        ),
+        cluster_role_binding("selfhosted:kube-proxy", "system:node-proxier", sa_subject("kube-proxy")),
         ds,
     ]
 }
@@ -110,7 +105,9 @@ pub fn coredns(p: &ManifestParams) -> Vec<Value> {
         json!({ "apiGroups": [""], "resources": ["nodes"], "verbs": ["get"] }),
     ];
     if p.row().endpointslices {
-        rules.push(json!({ "apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"] }));
+        rules.push(
+            json!({ "apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"] }),
+        );
     }
     let mut container = json!({
         "name": "coredns",
@@ -146,11 +143,7 @@ pub fn coredns(p: &ManifestParams) -> Vec<Value> {
             "metadata": meta("selfhosted:coredns", None, &[]),
             "rules": rules
         }),
-        cluster_role_binding(
-            "selfhosted:coredns",
-            "selfhosted:coredns",
-            sa_subject("coredns"),
-        ),
+        cluster_role_binding("selfhosted:coredns", "selfhosted:coredns", sa_subject("coredns")),
         json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::images::image;
 use crate::object::{
-    apiserver_env, cluster_role_binding, controller_selector, controller_tolerations, merge_flags,
-    meta, pdb, sa_subject, service_account, spread, NAMESPACE,
+    apiserver_env, cluster_role_binding, controller_selector, controller_tolerations, merge_flags, meta, pdb,
+    sa_subject, service_account, spread, NAMESPACE,
 };
 use crate::params::{Component, ManifestParams};
 
@@ -150,14 +150,7 @@ fn kcm_flags(p: &ManifestParams, bootstrap: bool) -> Vec<String> {
     }
     f.extend([
         format!("--root-ca-file={dir}/ca.crt"),
-        format!(
-            "--secure-port={}",
-            if bootstrap {
-                0
-            } else {
-                CONTROLLER_MANAGER_PORT
-            }
-        ),
+        format!("--secure-port={}", if bootstrap { 0 } else { CONTROLLER_MANAGER_PORT }),
         format!("--service-account-private-key-file={dir}/service-account.key"),
         format!("--service-cluster-ip-range={}", p.service_cidr),
         "--use-service-account-credentials=true".into(),
@@ -168,18 +161,13 @@ fn kcm_flags(p: &ManifestParams, bootstrap: bool) -> Vec<String> {
 fn scheduler_flags(p: &ManifestParams, bootstrap: bool) -> Vec<String> {
     let mut f = Vec::new();
     if bootstrap {
-        f.push(format!(
-            "--kubeconfig={BOOTSTRAP_SECRETS_DIR}/scheduler.kubeconfig"
-        ));
+        f.push(format!("--kubeconfig={BOOTSTRAP_SECRETS_DIR}/scheduler.kubeconfig"));
     }
     f.push("--leader-elect=true".to_string());
     if p.row().insecure_port_flags {
         f.push("--port=0".into());
     }
-    f.push(format!(
-        "--secure-port={}",
-        if bootstrap { 0 } else { SCHEDULER_PORT }
-    ));
+    f.push(format!("--secure-port={}", if bootstrap { 0 } else { SCHEDULER_PORT }));
     merge_flags(p, Component::KubeScheduler, f)
 }
 
@@ -257,18 +245,9 @@ pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
         }),
     );
     vec![
-        (
-            "bootstrap-manifests/bootstrap-kube-apiserver.yaml".into(),
-            apiserver,
-        ),
-        (
-            "bootstrap-manifests/bootstrap-kube-controller-manager.yaml".into(),
-            kcm,
-        ),
-        (
-            "bootstrap-manifests/bootstrap-kube-scheduler.yaml".into(),
-            sched,
-        ),
+        ("bootstrap-manifests/bootstrap-kube-apiserver.yaml".into(), apiserver),
+        ("bootstrap-manifests/bootstrap-kube-controller-manager.yaml".into(), kcm),
+        ("bootstrap-manifests/bootstrap-kube-scheduler.yaml".into(), sched),
     ]
 }
 
@@ -305,10 +284,7 @@ pub fn apiserver_generation(p: &ManifestParams) -> String {
     let spec = apiserver_pod_spec(p);
     let digest = Sha256::digest(serde_json::to_vec(&spec).unwrap_or_default());
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!(
-        "v1-{}-{}-{hex}",
-        p.kubernetes_version.minor, p.kubernetes_version.patch
-    )
+    format!("v1-{}-{}-{hex}", p.kubernetes_version.minor, p.kubernetes_version.patch)
 }
 
 /// The self-hosted control plane objects (no key material).

@@ -32,25 +32,22 @@ pub fn parse_stream(text: &str) -> Result<Vec<ExtraObject>, String> {
     let mut out = Vec::new();
     for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
         let n = i + 1;
-        let value =
-            Value::deserialize(de).map_err(|e| format!("document {n} is not valid YAML: {e}"))?;
+        let value = Value::deserialize(de).map_err(|e| format!("document {n} is not valid YAML: {e}"))?;
         if value.is_null() {
             continue;
         }
         let Some(map) = value.as_object() else {
-            return Err(format!("document {n} is not a Kubernetes object (a YAML mapping with apiVersion, kind, metadata)"));
+            return Err(format!(
+                "document {n} is not a Kubernetes object (a YAML mapping with apiVersion, kind, metadata)"
+            ));
         };
         let api = map.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         let kind = map.get("kind").and_then(Value::as_str).unwrap_or("");
         if api.is_empty() {
-            return Err(format!(
-                "document {n} has no apiVersion; add e.g. \"apiVersion: v1\""
-            ));
+            return Err(format!("document {n} has no apiVersion; add e.g. \"apiVersion: v1\""));
         }
         if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(format!(
-                "document {n} has no valid kind; add e.g. \"kind: ConfigMap\""
-            ));
+            return Err(format!("document {n} has no valid kind; add e.g. \"kind: ConfigMap\""));
         }
         if kind.ends_with("List") {
             return Err(format!(
@@ -63,7 +60,9 @@ pub fn parse_stream(text: &str) -> Result<Vec<ExtraObject>, String> {
             .and_then(Value::as_str)
             .unwrap_or("");
         if name.is_empty() {
-            return Err(format!("document {n} ({kind}) has no metadata.name; add one (generateName cannot be applied idempotently)"));
+            return Err(format!(
+                "document {n} ({kind}) has no metadata.name; add one (generateName cannot be applied idempotently)"
+            ));
         }
         if !is_object_name(name) {
             return Err(format!("document {n} ({kind}) name {name:?} is not a valid object name (lowercase letters, digits, '-', '.', ':' up to 253)"));
@@ -73,8 +72,8 @@ pub fn parse_stream(text: &str) -> Result<Vec<ExtraObject>, String> {
                 Some(ns) if is_dns_label(ns) => {}
                 _ => {
                     return Err(format!(
-                    "document {n} ({kind} {name}) metadata.namespace is not a valid namespace name"
-                ))
+                        "document {n} ({kind} {name}) metadata.namespace is not a valid namespace name"
+                    ))
                 }
             }
         }

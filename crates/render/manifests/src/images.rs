@@ -20,9 +20,7 @@ fn default_parts(p: &ManifestParams, c: Component) -> (&'static str, &'static st
         ),
         Component::CalicoNode => ("quay.io", "calico/node", row.calico_tag.into()),
         Component::CalicoCni => ("quay.io", "calico/cni", row.calico_tag.into()),
-        Component::CalicoKubeControllers => {
-            ("quay.io", "calico/kube-controllers", row.calico_tag.into())
-        }
+        Component::CalicoKubeControllers => ("quay.io", "calico/kube-controllers", row.calico_tag.into()),
         Component::CiliumAgent => ("quay.io", "cilium/cilium", row.cilium_tag.into()),
         Component::CiliumOperator => ("quay.io", "cilium/operator-generic", row.cilium_tag.into()),
     }

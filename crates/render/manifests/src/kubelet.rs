@@ -43,11 +43,7 @@ pub fn rbac() -> Vec<Value> {
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             group_subject("system:nodes"),
         ),
-        cluster_role_binding(
-            "selfhosted:cluster-admins",
-            "cluster-admin",
-            group_subject(ADMIN_GROUP),
-        ),
+        cluster_role_binding("selfhosted:cluster-admins", "cluster-admin", group_subject(ADMIN_GROUP)),
     ]
 }
 

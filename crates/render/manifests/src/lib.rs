@@ -30,9 +30,7 @@ use serde_json::Value;
 
 pub use control_plane::apiserver_generation;
 pub use kubelet::NodeContract;
-pub use params::{
-    parse_params, Component, InputError, ManifestParams, Networking, PathStep, RawParams,
-};
+pub use params::{parse_params, Component, InputError, ManifestParams, Networking, PathStep, RawParams};
 pub use versions::{Version, DEFAULT_VERSION};
 
 /// Why rendering failed (inputs were already checked by [`parse_params`]).
@@ -42,9 +40,7 @@ pub enum RenderError {
     #[error("PKI material {0:?} is missing")]
     MissingMaterial(String),
     /// `auth/bootstrap-token` is not `<6 chars>.<16 chars>` of `[a-z0-9]`.
-    #[error(
-        "auth/bootstrap-token is not a kubelet bootstrap token (<6 of [a-z0-9]>.<16 of [a-z0-9]>)"
-    )]
+    #[error("auth/bootstrap-token is not a kubelet bootstrap token (<6 of [a-z0-9]>.<16 of [a-z0-9]>)")]
     BadBootstrapToken,
     /// Emitting YAML failed.
     #[error("emitting YAML")]
@@ -104,9 +100,7 @@ fn insert(
 /// User Secrets with (extra_manifests index, document number).
 type ExtraSecrets = Vec<(Value, usize, usize)>;
 
-fn public_and_extra_secrets(
-    p: &ManifestParams,
-) -> Result<(BTreeMap<String, String>, ExtraSecrets), RenderError> {
+fn public_and_extra_secrets(p: &ManifestParams) -> Result<(BTreeMap<String, String>, ExtraSecrets), RenderError> {
     let mut objs = Vec::new();
     objs.extend(kubelet::rbac());
     objs.extend(control_plane::self_hosted(p));
@@ -148,10 +142,7 @@ pub fn render_public(p: &ManifestParams) -> Result<BTreeMap<String, String>, Ren
 ///
 /// # Errors
 /// Missing material, a malformed bootstrap token, or a duplicate object.
-pub fn render(
-    p: &ManifestParams,
-    material: &BTreeMap<String, String>,
-) -> Result<Rendered, RenderError> {
+pub fn render(p: &ManifestParams, material: &BTreeMap<String, String>) -> Result<Rendered, RenderError> {
     let (manifests, extra_secrets) = public_and_extra_secrets(p)?;
     let mut secret_manifests = BTreeMap::new();
     for s in secrets::cluster_secrets(material)? {

@@ -23,10 +23,7 @@ pub fn meta(name: &str, namespace: Option<&str>, labels: &[(&str, &str)]) -> Val
     for (k, v) in labels {
         l.insert((*k).to_string(), Value::String((*v).to_string()));
     }
-    l.insert(
-        MANAGED_BY_KEY.to_string(),
-        Value::String(MANAGED_BY.to_string()),
-    );
+    l.insert(MANAGED_BY_KEY.to_string(), Value::String(MANAGED_BY.to_string()));
     let mut m = Map::new();
     m.insert("name".into(), Value::String(name.to_string()));
     if let Some(ns) = namespace {

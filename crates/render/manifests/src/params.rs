@@ -219,20 +219,14 @@ impl InputError {
 
     fn index(name: &str, index: usize, message: impl Into<String>) -> Self {
         InputError {
-            path: vec![
-                PathStep::Attribute(name.to_string()),
-                PathStep::Index(index),
-            ],
+            path: vec![PathStep::Attribute(name.to_string()), PathStep::Index(index)],
             message: message.into(),
         }
     }
 
     fn key(name: &str, key: &str, message: impl Into<String>) -> Self {
         InputError {
-            path: vec![
-                PathStep::Attribute(name.to_string()),
-                PathStep::Key(key.to_string()),
-            ],
+            path: vec![PathStep::Attribute(name.to_string()), PathStep::Key(key.to_string())],
             message: message.into(),
         }
     }
@@ -314,11 +308,7 @@ pub struct ManifestParams {
 impl ManifestParams {
     /// Defaults for everything but the cluster identity; handy for tests and callers
     /// that fill a few fields.
-    pub fn new(
-        cluster_name: &str,
-        api_servers: Vec<String>,
-        etcd_servers: Vec<String>,
-    ) -> ManifestParams {
+    pub fn new(cluster_name: &str, api_servers: Vec<String>, etcd_servers: Vec<String>) -> ManifestParams {
         ManifestParams {
             kubernetes_version: DEFAULT_VERSION,
             cluster_name: cluster_name.to_string(),
@@ -369,10 +359,7 @@ impl ManifestParams {
 
     /// The in-cluster server address (first of `api_servers`).
     pub fn in_cluster_host(&self) -> &str {
-        self.api_servers
-            .first()
-            .map(String::as_str)
-            .unwrap_or("127.0.0.1")
+        self.api_servers.first().map(String::as_str).unwrap_or("127.0.0.1")
     }
 }
 
@@ -399,11 +386,8 @@ pub fn parse_version(raw: &str) -> Result<Version, String> {
     let trimmed = raw.trim();
     let body = trimmed.strip_prefix('v').unwrap_or(trimmed);
     let parts: Vec<&str> = body.split('.').collect();
-    let malformed = || {
-        format!(
-            "{raw:?} is not a Kubernetes release; write it as \"v1.MINOR.PATCH\", e.g. \"{DEFAULT_VERSION}\""
-        )
-    };
+    let malformed =
+        || format!("{raw:?} is not a Kubernetes release; write it as \"v1.MINOR.PATCH\", e.g. \"{DEFAULT_VERSION}\"");
     if parts.len() != 3
         || parts
             .iter()
@@ -423,12 +407,7 @@ pub fn parse_version(raw: &str) -> Result<Version, String> {
     Ok(Version { minor, patch })
 }
 
-fn parse_cidr(
-    name: &str,
-    raw: Option<&str>,
-    default: &str,
-    errors: &mut Vec<InputError>,
-) -> Option<IpNet> {
+fn parse_cidr(name: &str, raw: Option<&str>, default: &str, errors: &mut Vec<InputError>) -> Option<IpNet> {
     let text = raw.unwrap_or(default);
     match IpNet::from_str(text.trim()) {
         Ok(net) if net.network() != net.addr() => {
@@ -444,9 +423,7 @@ fn parse_cidr(
         Ok(net) if net.hosts().nth(10).is_none() => {
             errors.push(InputError::attr(
                 name,
-                format!(
-                    "{text:?} is too small; it needs at least 16 addresses, e.g. a /24 or larger"
-                ),
+                format!("{text:?} is too small; it needs at least 16 addresses, e.g. a /24 or larger"),
             ));
             None
         }
@@ -464,14 +441,8 @@ fn parse_cidr(
 fn is_dns_label_text(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || b == b'-'
-                || b == b'.'
-                || b == b':'
-                || b == b'['
-                || b == b']'
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':' || b == b'[' || b == b']')
 }
 
 /// Check the raw attribute values; every problem is reported, each with its attribute path.
@@ -544,12 +515,7 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
         },
     };
 
-    let pod = parse_cidr(
-        "pod_cidr",
-        raw.pod_cidr.as_deref(),
-        DEFAULT_POD_CIDR,
-        &mut errors,
-    );
+    let pod = parse_cidr("pod_cidr", raw.pod_cidr.as_deref(), DEFAULT_POD_CIDR, &mut errors);
     let svc = parse_cidr(
         "service_cidr",
         raw.service_cidr.as_deref(),
@@ -581,22 +547,26 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
     if !domain_ok {
         errors.push(InputError::attr(
             "cluster_domain_suffix",
-            format!("{domain:?} is not a DNS domain of lowercase labels; write e.g. \"{DEFAULT_CLUSTER_DOMAIN_SUFFIX}\""),
+            format!(
+                "{domain:?} is not a DNS domain of lowercase labels; write e.g. \"{DEFAULT_CLUSTER_DOMAIN_SUFFIX}\""
+            ),
         ));
     }
 
     let networking = match raw.networking.as_deref().map(str::trim) {
         None => Some(Networking::Flannel),
-        Some(n) => match Networking::ALL.into_iter().find(|x| x.name() == n) {
-            Some(x) => Some(x),
-            None => {
-                errors.push(InputError::attr(
+        Some(n) => {
+            match Networking::ALL.into_iter().find(|x| x.name() == n) {
+                Some(x) => Some(x),
+                None => {
+                    errors.push(InputError::attr(
                     "networking",
                     format!("{n:?} is not a networking choice; write one of \"flannel\", \"calico\", \"cilium\", \"none\""),
                 ));
-                None
+                    None
+                }
             }
-        },
+        }
     };
 
     let image_names: Vec<&str> = Component::ALL
@@ -621,7 +591,10 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
             Some(_) => errors.push(InputError::key(
                 "container_images",
                 key,
-                format!("the kubelet runs on the host, not from an image; remove this key (components with images: {})", image_names.join(", ")),
+                format!(
+                    "the kubelet runs on the host, not from an image; remove this key (components with images: {})",
+                    image_names.join(", ")
+                ),
             )),
             None => errors.push(InputError::key(
                 "container_images",
@@ -640,9 +613,7 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
         Some(r) if r.is_empty() || r.chars().any(char::is_whitespace) || r.contains('@') => {
             errors.push(InputError::attr(
                 "container_registry",
-                format!(
-                    "{r:?} is not a registry prefix; write e.g. \"registry.example.com/mirror\""
-                ),
+                format!("{r:?} is not a registry prefix; write e.g. \"registry.example.com/mirror\""),
             ));
             None
         }
@@ -725,35 +696,28 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
         return Err(errors);
     }
     match (version, port, pod, svc, networking) {
-        (
-            Some(kubernetes_version),
-            Some(api_server_port),
-            Some(pod_cidr),
-            Some(service_cidr),
-            Some(networking),
-        ) => Ok(ManifestParams {
-            kubernetes_version,
-            cluster_name: raw.cluster_name.trim().to_string(),
-            api_servers: raw.api_servers.clone(),
-            api_server_port,
-            etcd_servers: raw.etcd_servers.clone(),
-            pod_cidr,
-            service_cidr,
-            cluster_domain_suffix: domain,
-            networking,
-            kube_proxy: raw.kube_proxy.unwrap_or(true),
-            coredns: raw.coredns.unwrap_or(true),
-            container_images: images,
-            container_registry: registry,
-            extra_flags: flags,
-            controller_replicas: replicas,
-            controller_count: raw.controller_count,
-            extra_manifests: extras,
-        }),
-        _ => Err(vec![InputError::attr(
-            "kubernetes_version",
-            "inputs incomplete",
-        )]),
+        (Some(kubernetes_version), Some(api_server_port), Some(pod_cidr), Some(service_cidr), Some(networking)) => {
+            Ok(ManifestParams {
+                kubernetes_version,
+                cluster_name: raw.cluster_name.trim().to_string(),
+                api_servers: raw.api_servers.clone(),
+                api_server_port,
+                etcd_servers: raw.etcd_servers.clone(),
+                pod_cidr,
+                service_cidr,
+                cluster_domain_suffix: domain,
+                networking,
+                kube_proxy: raw.kube_proxy.unwrap_or(true),
+                coredns: raw.coredns.unwrap_or(true),
+                container_images: images,
+                container_registry: registry,
+                extra_flags: flags,
+                controller_replicas: replicas,
+                controller_count: raw.controller_count,
+                extra_manifests: extras,
+            })
+        }
+        _ => Err(vec![InputError::attr("kubernetes_version", "inputs incomplete")]),
     }
 }
 

@@ -17,14 +17,8 @@ const APISERVER_FILES: &[(&str, &str)] = &[
     ("ca.crt", "tls/ca.crt"),
     ("apiserver.crt", "tls/apiserver.crt"),
     ("apiserver.key", "tls/apiserver.key"),
-    (
-        "apiserver-kubelet-client.crt",
-        "tls/apiserver-kubelet-client.crt",
-    ),
-    (
-        "apiserver-kubelet-client.key",
-        "tls/apiserver-kubelet-client.key",
-    ),
+    ("apiserver-kubelet-client.crt", "tls/apiserver-kubelet-client.crt"),
+    ("apiserver-kubelet-client.key", "tls/apiserver-kubelet-client.key"),
     ("front-proxy-ca.crt", "tls/front-proxy-ca.crt"),
     ("front-proxy-client.crt", "tls/front-proxy-client.crt"),
     ("front-proxy-client.key", "tls/front-proxy-client.key"),
@@ -49,14 +43,8 @@ const BOOTSTRAP_FILES: &[(&str, &str)] = &[
     ("ca.key", "tls/ca.key"),
     ("bootstrap-apiserver.crt", "tls/bootstrap-apiserver.crt"),
     ("bootstrap-apiserver.key", "tls/bootstrap-apiserver.key"),
-    (
-        "apiserver-kubelet-client.crt",
-        "tls/apiserver-kubelet-client.crt",
-    ),
-    (
-        "apiserver-kubelet-client.key",
-        "tls/apiserver-kubelet-client.key",
-    ),
+    ("apiserver-kubelet-client.crt", "tls/apiserver-kubelet-client.crt"),
+    ("apiserver-kubelet-client.key", "tls/apiserver-kubelet-client.key"),
     ("front-proxy-ca.crt", "tls/front-proxy-ca.crt"),
     ("front-proxy-client.crt", "tls/front-proxy-client.crt"),
     ("front-proxy-client.key", "tls/front-proxy-client.key"),
@@ -65,10 +53,7 @@ const BOOTSTRAP_FILES: &[(&str, &str)] = &[
     ("etcd-ca.crt", "tls/etcd-ca.crt"),
     ("etcd-client.crt", "tls/etcd-client.crt"),
     ("etcd-client.key", "tls/etcd-client.key"),
-    (
-        "controller-manager.kubeconfig",
-        "auth/controller-manager.kubeconfig",
-    ),
+    ("controller-manager.kubeconfig", "auth/controller-manager.kubeconfig"),
     ("scheduler.kubeconfig", "auth/scheduler.kubeconfig"),
 ];
 
@@ -82,11 +67,7 @@ fn get<'a>(material: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str,
         .ok_or_else(|| RenderError::MissingMaterial(key.to_string()))
 }
 
-fn secret(
-    name: &str,
-    files: &[(&str, &str)],
-    material: &BTreeMap<String, String>,
-) -> Result<Value, RenderError> {
+fn secret(name: &str, files: &[(&str, &str)], material: &BTreeMap<String, String>) -> Result<Value, RenderError> {
     let mut data = Map::new();
     for (file, key) in files {
         let v = get(material, key)?;
@@ -107,11 +88,7 @@ fn secret(
 /// Split and check `<id>.<secret>` (6 and 16 characters of `[a-z0-9]`).
 pub fn split_token(token: &str) -> Result<(&str, &str), RenderError> {
     let token = token.trim();
-    let ok = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    };
+    let ok = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     match token.split_once('.') {
         Some((id, secret)) if ok(id, 6) && ok(secret, 16) => Ok((id, secret)),
         _ => Err(RenderError::BadBootstrapToken),
@@ -140,26 +117,15 @@ pub fn cluster_secrets(material: &BTreeMap<String, String>) -> Result<Vec<Value>
     });
     Ok(vec![
         secret(APISERVER_SECRET, APISERVER_FILES, material)?,
-        secret(
-            CONTROLLER_MANAGER_SECRET,
-            CONTROLLER_MANAGER_FILES,
-            material,
-        )?,
+        secret(CONTROLLER_MANAGER_SECRET, CONTROLLER_MANAGER_FILES, material)?,
         token_secret,
     ])
 }
 
 /// Files for `/etc/kubernetes/bootstrap-secrets/`, keyed `bootstrap-secrets/<file>`.
-pub fn bootstrap_files(
-    material: &BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, RenderError> {
+pub fn bootstrap_files(material: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, RenderError> {
     BOOTSTRAP_FILES
         .iter()
-        .map(|(file, key)| {
-            Ok((
-                format!("bootstrap-secrets/{file}"),
-                get(material, key)?.to_string(),
-            ))
-        })
+        .map(|(file, key)| Ok((format!("bootstrap-secrets/{file}"), get(material, key)?.to_string())))
         .collect()
 }

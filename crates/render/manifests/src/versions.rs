@@ -37,10 +37,7 @@ impl Version {
 /// v1.34.3: `registry.k8s.io/kube-{apiserver,controller-manager,scheduler,proxy}:v1.34.3`
 /// and `registry.k8s.io/coredns/coredns:v1.12.1` are the images a kubeadm v1.34.3
 /// cluster runs (seen in public cluster listings and renovate-pinned digests).
-pub const DEFAULT_VERSION: Version = Version {
-    minor: 34,
-    patch: 3,
-};
+pub const DEFAULT_VERSION: Version = Version { minor: 34, patch: 3 };
 
 /// Where a flag belongs; flags of one component mean nothing to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -126,10 +123,7 @@ const GONE_1_30: &[(FlagOwner, &str)] = &[
     ),
     (ControllerManager, "--port"),
     (ControllerManager, "--address"),
-    (
-        ControllerManager,
-        "--horizontal-pod-autoscaler-use-rest-clients",
-    ),
+    (ControllerManager, "--horizontal-pod-autoscaler-use-rest-clients"),
     (ControllerManager, "--experimental-cluster-signing-duration"),
     (ControllerManager, "--pod-eviction-timeout"),
     (ControllerManager, "--enable-taint-manager"),
@@ -226,8 +220,6 @@ pub fn supported_minors() -> String {
 impl VersionRow {
     /// Is `flag` (`--name`, without value) gone for `owner` in this minor?
     pub fn flag_gone(&self, owner: FlagOwner, flag: &str) -> bool {
-        self.gone_flags
-            .iter()
-            .any(|(o, f)| *o == owner && *f == flag)
+        self.gone_flags.iter().any(|(o, f)| *o == owner && *f == flag)
     }
 }

@@ -68,9 +68,7 @@ fn every_combination_validates_strictly() {
         .arg(script)
         .arg(&jobs_file)
         .output()
-        .expect(
-            "python3 with kubernetes-validate (pip install kubernetes-validate) must be installed",
-        );
+        .expect("python3 with kubernetes-validate (pip install kubernetes-validate) must be installed");
     assert!(
         out.status.success(),
         "validator failed: {}",

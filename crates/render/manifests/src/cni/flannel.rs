@@ -4,9 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::images::image;
-use crate::object::{
-    apiserver_env, cluster_role_binding, meta, sa_subject, service_account, NAMESPACE,
-};
+use crate::object::{apiserver_env, cluster_role_binding, meta, sa_subject, service_account, NAMESPACE};
 use crate::params::{Component, ManifestParams};
 
 fn cni_conf() -> String {
@@ -15,7 +13,10 @@ fn cni_conf() -> String {
 
 /// flannel's account, RBAC, config and DaemonSet.
 pub fn objects(p: &ManifestParams) -> Vec<Value> {
-    let net_conf = format!("{{\n  \"Network\": \"{}\",\n  \"Backend\": {{\n    \"Type\": \"vxlan\",\n    \"Port\": 4789\n  }}\n}}\n", p.pod_cidr);
+    let net_conf = format!(
+        "{{\n  \"Network\": \"{}\",\n  \"Backend\": {{\n    \"Type\": \"vxlan\",\n    \"Port\": 4789\n  }}\n}}\n",
+        p.pod_cidr
+    );
     let mut env = vec![
         json!({ "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }),
         json!({ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }),
@@ -34,11 +35,7 @@ pub fn objects(p: &ManifestParams) -> Vec<Value> {
                 { "apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"] }
             ]
         }),
-        cluster_role_binding(
-            "selfhosted:flannel",
-            "selfhosted:flannel",
-            sa_subject("flannel"),
-        ),
+        cluster_role_binding("selfhosted:flannel", "selfhosted:flannel", sa_subject("flannel")),
         json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",

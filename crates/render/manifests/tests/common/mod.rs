@@ -69,13 +69,11 @@ pub fn material() -> BTreeMap<String, String> {
         "tls/service-account.pub".into(),
         "-----BEGIN PUBLIC KEY-----\nfake sa\n-----END PUBLIC KEY-----\n".into(),
     );
-    for k in [
-        "admin",
-        "kubelet-bootstrap",
-        "controller-manager",
-        "scheduler",
-    ] {
-        m.insert(format!("auth/{k}.kubeconfig"), format!("apiVersion: v1\nkind: Config\n# {k} with client-key-data LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n"));
+    for k in ["admin", "kubelet-bootstrap", "controller-manager", "scheduler"] {
+        m.insert(
+            format!("auth/{k}.kubeconfig"),
+            format!("apiVersion: v1\nkind: Config\n# {k} with client-key-data LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n"),
+        );
     }
     m.insert("auth/bootstrap-token".into(), TOKEN.into());
     m
