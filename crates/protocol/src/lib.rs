@@ -1,1 +1,33 @@
-//! placeholder
+//! The Terraform plugin protocol (version 6) as this provider speaks it,
+//! with no framework crate: the go-plugin handshake and strict AutoMTLS
+//! (`server`, `tls`), the gRPC services (`service`), Terraform's values and
+//! their wire codecs (`value`, `msgpack`, `json`), schemas (`schema`),
+//! diagnostics (`diagnostics`), the resource trait (`resource`), plan helpers
+//! (`plan`) and the stderr log format Terraform reads (`logging`).
+//!
+//! This crate knows no resource: the binary hands [`serve`] a [`Provider`]
+//! listing its resources.
+
+pub mod diagnostics;
+pub mod json;
+pub mod logging;
+pub mod msgpack;
+pub mod pb;
+pub mod plan;
+pub mod resource;
+pub mod schema;
+pub mod server;
+pub mod service;
+pub mod tls;
+pub mod value;
+
+pub use server::{run, serve, start, Running, ServeError};
+
+/// What the binary serves: its name and its resources.
+pub struct Provider {
+    /// Provider name as in the source address (`selfhosted`), used as the
+    /// log module.
+    pub name: &'static str,
+    /// Every managed resource type.
+    pub resources: Vec<std::sync::Arc<dyn resource::Resource>>,
+}
