@@ -11,11 +11,7 @@ fn main() {
     let raw = RawParams {
         cluster_name: Some("bench".into()),
         api_servers: Some(vec!["api.bench.example".into(), "10.0.0.5".into()]),
-        etcd_servers: Some(vec![
-            "10.0.0.5".into(),
-            "10.0.0.6".into(),
-            "10.0.0.7".into(),
-        ]),
+        etcd_servers: Some(vec!["10.0.0.5".into(), "10.0.0.6".into(), "10.0.0.7".into()]),
         ..RawParams::default()
     };
     let base = match parse(&raw) {

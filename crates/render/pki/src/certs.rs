@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -156,10 +156,7 @@ fn dedup(hosts: impl IntoIterator<Item = Host>) -> Vec<Host> {
 
 /// Every leaf certificate, in issue order, with what it must say for these params.
 pub fn leaf_specs(p: &PkiParams) -> Vec<CertSpec> {
-    let localhost = [
-        Host::Dns("localhost".into()),
-        Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-    ];
+    let localhost = [Host::Dns("localhost".into()), Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST))];
     let apiserver_sans = dedup(
         p.api_servers
             .iter()
@@ -176,25 +173,17 @@ pub fn leaf_specs(p: &PkiParams) -> Vec<CertSpec> {
             .chain(first_service_ip(&p.service_cidr).map(Host::Ip))
             .chain(localhost.iter().cloned()),
     );
-    let etcd_sans = dedup(
-        p.etcd_servers
-            .iter()
-            .cloned()
-            .chain(localhost.iter().cloned()),
-    );
-    let leaf =
-        |name, stem, issuer, cn: &str, orgs: Vec<String>, sans: Vec<Host>, server, client| {
-            CertSpec {
-                name,
-                stem,
-                issuer: Some(issuer),
-                common_name: cn.to_owned(),
-                organizations: orgs,
-                sans,
-                server_auth: server,
-                client_auth: client,
-            }
-        };
+    let etcd_sans = dedup(p.etcd_servers.iter().cloned().chain(localhost.iter().cloned()));
+    let leaf = |name, stem, issuer, cn: &str, orgs: Vec<String>, sans: Vec<Host>, server, client| CertSpec {
+        name,
+        stem,
+        issuer: Some(issuer),
+        common_name: cn.to_owned(),
+        organizations: orgs,
+        sans,
+        server_auth: server,
+        client_auth: client,
+    };
     let masters = || vec!["system:masters".to_owned()];
     vec![
         leaf(
@@ -354,12 +343,10 @@ fn cert_params(
             p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
         }
         if spec.server_auth {
-            p.extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ServerAuth);
+            p.extended_key_usages.push(ExtendedKeyUsagePurpose::ServerAuth);
         }
         if spec.client_auth {
-            p.extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ClientAuth);
+            p.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
         }
     }
     Ok(p)
@@ -392,11 +379,10 @@ pub(crate) fn sign_leaf(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<String, CertError> {
-    let issuer =
-        Issuer::from_ca_cert_pem(ca_pem, ca_key).map_err(|source| CertError::LoadIssuer {
-            cert: spec.name,
-            source,
-        })?;
+    let issuer = Issuer::from_ca_cert_pem(ca_pem, ca_key).map_err(|source| CertError::LoadIssuer {
+        cert: spec.name,
+        source,
+    })?;
     let params = cert_params(spec, Some(alg), not_before, not_after)?;
     params
         .signed_by(key, &issuer)
@@ -445,9 +431,7 @@ pub(crate) fn pem_der(pem_str: &str) -> Option<Vec<u8>> {
 /// # Errors
 /// [`CertError::Parse`] if it is not one.
 pub fn read_cert(path: &str, pem_str: &str) -> Result<CertFacts, CertError> {
-    let parse_err = || CertError::Parse {
-        path: path.to_owned(),
-    };
+    let parse_err = || CertError::Parse { path: path.to_owned() };
     let der = pem_der(pem_str).ok_or_else(parse_err)?;
     let (_, x) = X509Certificate::from_der(&der).map_err(|_| parse_err())?;
     let sans = match x.subject_alternative_name() {
@@ -458,12 +442,8 @@ pub fn read_cert(path: &str, pem_str: &str) -> Result<CertFacts, CertError> {
             .filter_map(|g| match g {
                 GeneralName::DNSName(d) => Some(Host::Dns((*d).to_owned())),
                 GeneralName::IPAddress(b) => match b.len() {
-                    4 => <[u8; 4]>::try_from(*b)
-                        .ok()
-                        .map(|a| Host::Ip(IpAddr::from(a))),
-                    16 => <[u8; 16]>::try_from(*b)
-                        .ok()
-                        .map(|a| Host::Ip(IpAddr::from(a))),
+                    4 => <[u8; 4]>::try_from(*b).ok().map(|a| Host::Ip(IpAddr::from(a))),
+                    16 => <[u8; 16]>::try_from(*b).ok().map(|a| Host::Ip(IpAddr::from(a))),
                     _ => None,
                 },
                 _ => None,
@@ -505,12 +485,9 @@ pub(crate) fn is_signed_by(leaf_pem: &str, ca_pem: &str) -> bool {
     let (Some(leaf_der), Some(ca_der)) = (pem_der(leaf_pem), pem_der(ca_pem)) else {
         return false;
     };
-    let (Ok((_, leaf)), Ok((_, ca))) = (
-        X509Certificate::from_der(&leaf_der),
-        X509Certificate::from_der(&ca_der),
-    ) else {
+    let (Ok((_, leaf)), Ok((_, ca))) = (X509Certificate::from_der(&leaf_der), X509Certificate::from_der(&ca_der))
+    else {
         return false;
     };
-    leaf.issuer().as_raw() == ca.subject().as_raw()
-        && leaf.verify_signature(Some(ca.public_key())).is_ok()
+    leaf.issuer().as_raw() == ca.subject().as_raw() && leaf.verify_signature(Some(ca.public_key())).is_ok()
 }

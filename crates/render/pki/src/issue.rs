@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use crate::certs::{self, ca_spec, leaf_specs, CaId};
 use crate::plan::{
-    kubeconfig_specs, leaf_not_after, plan, render_kubeconfig, Action, BOOTSTRAP_TOKEN,
-    SERVICE_ACCOUNT_KEY, SERVICE_ACCOUNT_PUB,
+    kubeconfig_specs, leaf_not_after, plan, render_kubeconfig, Action, BOOTSTRAP_TOKEN, SERVICE_ACCOUNT_KEY,
+    SERVICE_ACCOUNT_PUB,
 };
 use crate::{keys, token, Assets, PkiError, PkiParams};
 
@@ -32,11 +32,7 @@ fn get<'a>(out: &'a Assets, path: &str) -> Result<&'a String, PkiError> {
 ///
 /// # Errors
 /// Params that cannot describe a PKI, or a failure to generate or sign.
-pub fn issue(
-    params: &PkiParams,
-    prior: Option<&Assets>,
-    now: OffsetDateTime,
-) -> Result<Assets, PkiError> {
+pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> Result<Assets, PkiError> {
     let empty = Assets::new();
     let prior_assets = prior.unwrap_or(&empty);
     let plan = plan(params, prior, now)?;
@@ -57,10 +53,7 @@ pub fn issue(
                     out.insert(key_path, byo.key_pem.clone());
                 }
                 _ => {
-                    let renew_in_place = matches!(
-                        action(spec.name),
-                        Some(Action::Issue { new_key: false, .. })
-                    );
+                    let renew_in_place = matches!(action(spec.name), Some(Action::Issue { new_key: false, .. }));
                     let key_pem = match (renew_in_place, prior_assets.get(&key_path)) {
                         (true, Some(k)) => k.clone(),
                         _ => keys::generate(params.key_algorithm)?.serialize_pem(),
@@ -118,9 +111,8 @@ pub fn issue(
         if matches!(action(kc.name), Some(Action::Keep)) {
             copy(&mut out, prior_assets, kc.path)?;
         } else {
-            let rendered = render_kubeconfig(params, &kc, &out).ok_or_else(|| {
-                PkiError::Inconsistent(format!("{}: an embedded asset is missing", kc.path))
-            })?;
+            let rendered = render_kubeconfig(params, &kc, &out)
+                .ok_or_else(|| PkiError::Inconsistent(format!("{}: an embedded asset is missing", kc.path)))?;
             out.insert(kc.path.to_owned(), rendered);
         }
     }

@@ -42,11 +42,9 @@ pub(crate) fn generate(alg: KeyAlgorithm) -> Result<KeyPair, KeyError> {
         None => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(KeyError::GenerateEcdsa),
         Some(bits) => {
             let mut rng = rsa::rand_core::OsRng;
-            let key = rsa::RsaPrivateKey::new(&mut rng, bits)
-                .map_err(|source| KeyError::GenerateRsa { bits, source })?;
-            let pem = key
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(KeyError::EncodeRsa)?;
+            let key =
+                rsa::RsaPrivateKey::new(&mut rng, bits).map_err(|source| KeyError::GenerateRsa { bits, source })?;
+            let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(KeyError::EncodeRsa)?;
             KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &PKCS_RSA_SHA256).map_err(KeyError::Load)
         }
     }
@@ -58,9 +56,7 @@ pub(crate) fn load(pem: &str) -> Result<KeyPair, KeyError> {
 }
 
 /// The key algorithm of a subject public key, if it is one we generate.
-pub(crate) fn algorithm_of_spki(
-    spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
-) -> Option<KeyAlgorithm> {
+pub(crate) fn algorithm_of_spki(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<KeyAlgorithm> {
     use x509_parser::public_key::PublicKey;
     match spki.parsed().ok()? {
         PublicKey::EC(ec) if ec.key_size() == 256 => Some(KeyAlgorithm::EcdsaP256),
@@ -90,16 +86,17 @@ pub(crate) fn check_byo_ca(cert_pem: &str, key_pem: &str) -> Result<CaPair, Vec<
         Ok(p) => {
             errs.push(err(
                 attr::CA_CERT_PEM,
-                format!("holds a {:?} PEM block; write the CA certificate (-----BEGIN CERTIFICATE-----)", p.tag()),
+                format!(
+                    "holds a {:?} PEM block; write the CA certificate (-----BEGIN CERTIFICATE-----)",
+                    p.tag()
+                ),
             ));
             None
         }
         Err(e) => {
             errs.push(err(
                 attr::CA_CERT_PEM,
-                format!(
-                    "is not PEM ({e}); write the CA certificate as -----BEGIN CERTIFICATE----- ..."
-                ),
+                format!("is not PEM ({e}); write the CA certificate as -----BEGIN CERTIFICATE----- ..."),
             ));
             None
         }
@@ -159,9 +156,8 @@ pub(crate) fn check_byo_ca(cert_pem: &str, key_pem: &str) -> Result<CaPair, Vec<
 
 /// PKCS#8 or PKCS#1 RSA PEM → PKCS#8 PEM that ring loads, and the loaded key.
 fn normalise_key(key_pem: &str) -> Result<(String, KeyPair), String> {
-    let block = pem::parse(key_pem).map_err(|e| {
-        format!("is not PEM ({e}); write the CA key as -----BEGIN PRIVATE KEY----- ...")
-    })?;
+    let block = pem::parse(key_pem)
+        .map_err(|e| format!("is not PEM ({e}); write the CA key as -----BEGIN PRIVATE KEY----- ..."))?;
     let pkcs8 = match block.tag() {
         "PRIVATE KEY" => pem::encode_config(
             &pem::Pem::new("PRIVATE KEY", block.contents().to_vec()),
@@ -173,12 +169,19 @@ fn normalise_key(key_pem: &str) -> Result<(String, KeyPair), String> {
             .map_err(|e| format!("could not be converted to PKCS#8 ({e})"))?
             .to_string(),
         "EC PRIVATE KEY" => {
-            return Err("is a SEC1 EC key; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in ca.key` and write that".into())
+            return Err(
+                "is a SEC1 EC key; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt -in ca.key` and write that"
+                    .into(),
+            )
         }
         "ENCRYPTED PRIVATE KEY" => {
             return Err("is encrypted; write the unencrypted key (`openssl pkcs8 -topk8 -nocrypt -in ca.key`)".into())
         }
-        other => return Err(format!("holds a {other:?} PEM block; write the CA's private key (-----BEGIN PRIVATE KEY-----)")),
+        other => {
+            return Err(format!(
+                "holds a {other:?} PEM block; write the CA's private key (-----BEGIN PRIVATE KEY-----)"
+            ))
+        }
     };
     let key = KeyPair::from_pem(&pkcs8).map_err(|e| {
         format!("cannot be used for signing ({e}); write an ECDSA P-256/P-384, Ed25519 or RSA (2048-8192 bit) key in PKCS#8")

@@ -46,8 +46,8 @@ pub use certs::{CaId, CertError, CertFacts};
 pub use issue::issue;
 pub use keys::KeyError;
 pub use params::{
-    cluster_dns_ip, first_service_ip, parse, server_url, validate, CaPair, Host, InputError,
-    KeyAlgorithm, NoApiServer, PkiParams, RawParams, UnknownKeyAlgorithm,
+    cluster_dns_ip, first_service_ip, parse, server_url, validate, CaPair, Host, InputError, KeyAlgorithm, NoApiServer,
+    PkiParams, RawParams, UnknownKeyAlgorithm,
 };
 pub use plan::{plan, Action, Plan, PlannedItem, Reason};
 
@@ -108,11 +108,7 @@ pub fn expiries(assets: &Assets) -> Result<BTreeMap<String, OffsetDateTime>, Pki
 ///
 /// # Errors
 /// As [`plan`](fn@plan).
-pub fn is_ready_for_renewal(
-    params: &PkiParams,
-    assets: &Assets,
-    now: OffsetDateTime,
-) -> Result<bool, PkiError> {
+pub fn is_ready_for_renewal(params: &PkiParams, assets: &Assets, now: OffsetDateTime) -> Result<bool, PkiError> {
     Ok(plan::plan(params, Some(assets), now)?.has_renewals())
 }
 
@@ -122,10 +118,7 @@ pub fn is_ready_for_renewal(
 ///
 /// # Errors
 /// As [`expiries`].
-pub fn next_renewal(
-    assets: &Assets,
-    early_renewal: time::Duration,
-) -> Result<Option<OffsetDateTime>, PkiError> {
+pub fn next_renewal(assets: &Assets, early_renewal: time::Duration) -> Result<Option<OffsetDateTime>, PkiError> {
     Ok(expiries(assets)?
         .into_values()
         .map(|t| renewal::renewal_time(t, early_renewal))

@@ -124,9 +124,7 @@ impl FromStr for KeyAlgorithm {
         KeyAlgorithm::ALL
             .into_iter()
             .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownKeyAlgorithm {
-                given: s.to_owned(),
-            })
+            .ok_or_else(|| UnknownKeyAlgorithm { given: s.to_owned() })
     }
 }
 
@@ -147,9 +145,7 @@ impl Host {
         }
         if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             if IpAddr::from_str(inner).is_ok() {
-                return Err(format!(
-                    "{s:?} has brackets; write the address alone: {inner}"
-                ));
+                return Err(format!("{s:?} has brackets; write the address alone: {inner}"));
             }
         }
         check_dns_name(s).map(|()| Host::Dns(s.to_owned()))
@@ -180,15 +176,9 @@ fn check_dns_name(s: &str) -> Result<(), String> {
         return Err("empty; write a DNS name such as api.example.com or an IP address".into());
     }
     if s.trim() != s {
-        return Err(format!(
-            "{s:?} has surrounding spaces; write {:?}",
-            s.trim()
-        ));
+        return Err(format!("{s:?} has surrounding spaces; write {:?}", s.trim()));
     }
-    if let Some(rest) = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-    {
+    if let Some(rest) = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://")) {
         let host = rest.split([':', '/']).next().unwrap_or(rest);
         return Err(format!("{s:?} is a URL; write the host name alone: {host}"));
     }
@@ -198,9 +188,7 @@ fn check_dns_name(s: &str) -> Result<(), String> {
         ));
     }
     if s.contains('*') {
-        return Err(format!(
-            "{s:?} is a wildcard; write the exact DNS name of the server"
-        ));
+        return Err(format!("{s:?} is a wildcard; write the exact DNS name of the server"));
     }
     if let Some(stripped) = s.strip_suffix('.') {
         return Err(format!("{s:?} ends with a dot; write {stripped:?}"));
@@ -221,10 +209,7 @@ fn check_dns_name(s: &str) -> Result<(), String> {
     for label in &labels {
         check_dns_label(label).map_err(|m| format!("{s:?} is not a valid DNS name: {m}"))?;
     }
-    if labels
-        .last()
-        .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
-    {
+    if labels.last().is_some_and(|l| l.chars().all(|c| c.is_ascii_digit())) {
         return Err(format!(
             "{s:?} is not a valid IP address, and a DNS name cannot end in a numeric label; write a valid IPv4/IPv6 address or a DNS name"
         ));
@@ -392,11 +377,7 @@ fn check(raw: &RawParams, complete: bool) -> (Option<PkiParams>, Vec<InputError>
     let mut errs = Vec::new();
     let required = |errs: &mut Vec<InputError>, a: &'static str, what: &str| {
         if complete {
-            errs.push(InputError::new(
-                a,
-                None,
-                format!("is required; write {what}"),
-            ));
+            errs.push(InputError::new(a, None, format!("is required; write {what}")));
         }
     };
 
@@ -413,11 +394,7 @@ fn check(raw: &RawParams, complete: bool) -> (Option<PkiParams>, Vec<InputError>
             }
         },
         None => {
-            required(
-                &mut errs,
-                attr::CLUSTER_NAME,
-                "a DNS label such as \"prod\"",
-            );
+            required(&mut errs, attr::CLUSTER_NAME, "a DNS label such as \"prod\"");
             None
         }
     };
@@ -425,11 +402,7 @@ fn check(raw: &RawParams, complete: bool) -> (Option<PkiParams>, Vec<InputError>
     let api_servers = match &raw.api_servers {
         Some(list) => check_hosts(&mut errs, attr::API_SERVERS, list),
         None => {
-            required(
-                &mut errs,
-                attr::API_SERVERS,
-                "the DNS names or IPs of the API servers",
-            );
+            required(&mut errs, attr::API_SERVERS, "the DNS names or IPs of the API servers");
             None
         }
     };
@@ -452,7 +425,9 @@ fn check(raw: &RawParams, complete: bool) -> (Option<PkiParams>, Vec<InputError>
                 errs.push(InputError::new(
                     attr::API_SERVER_PORT,
                     None,
-                    format!("{p} is not a TCP port; write a number from 1 to 65535 (default {DEFAULT_API_SERVER_PORT})"),
+                    format!(
+                        "{p} is not a TCP port; write a number from 1 to 65535 (default {DEFAULT_API_SERVER_PORT})"
+                    ),
                 ));
                 None
             }
@@ -510,12 +485,7 @@ fn check(raw: &RawParams, complete: bool) -> (Option<PkiParams>, Vec<InputError>
         DEFAULT_CA_VALIDITY_HOURS,
         1,
     );
-    let leaf_validity = hours(
-        attr::VALIDITY_HOURS,
-        raw.validity_hours,
-        DEFAULT_VALIDITY_HOURS,
-        1,
-    );
+    let leaf_validity = hours(attr::VALIDITY_HOURS, raw.validity_hours, DEFAULT_VALIDITY_HOURS, 1);
     let early_renewal = hours(
         attr::EARLY_RENEWAL_HOURS,
         raw.early_renewal_hours,
@@ -657,10 +627,7 @@ fn check_service_cidr(errs: &mut Vec<InputError>, s: &str) -> Option<IpNet> {
         errs.push(InputError::new(
             attr::SERVICE_CIDR,
             None,
-            format!(
-                "{s:?} has host bits set; write the network address: {}",
-                net.trunc()
-            ),
+            format!("{s:?} has host bits set; write the network address: {}", net.trunc()),
         ));
         return None;
     }
@@ -715,11 +682,7 @@ pub fn cluster_dns_ip(service_cidr: &IpNet) -> Option<IpAddr> {
 /// [`NoApiServer`] if `api_servers` is empty (which [`parse`] refuses).
 pub fn server_url(params: &PkiParams) -> Result<String, NoApiServer> {
     let host = params.api_servers.first().ok_or(NoApiServer)?;
-    Ok(format!(
-        "https://{}:{}",
-        host.url_host(),
-        params.api_server_port
-    ))
+    Ok(format!("https://{}:{}", host.url_host(), params.api_server_port))
 }
 
 /// `api_servers` is empty, so there is no server URL.

@@ -97,12 +97,7 @@ impl fmt::Display for Reason {
             Reason::ByoCaChanged => f.write_str("the given CA changed"),
             Reason::IssuerChanged => f.write_str("its CA changed"),
             Reason::NamesChanged { from, to } => {
-                write!(
-                    f,
-                    "names changed from [{}] to [{}]",
-                    from.join(", "),
-                    to.join(", ")
-                )
+                write!(f, "names changed from [{}] to [{}]", from.join(", "), to.join(", "))
             }
             Reason::SubjectChanged => f.write_str("subject changed"),
             Reason::UsageChanged => f.write_str("key usage changed"),
@@ -150,12 +145,9 @@ impl PlannedItem {
     pub fn changed_paths(&self) -> Vec<String> {
         match &self.action {
             Action::Keep => vec![],
-            Action::Issue { new_key: false, .. } => self
-                .paths
-                .iter()
-                .filter(|p| !p.ends_with(".key"))
-                .cloned()
-                .collect(),
+            Action::Issue { new_key: false, .. } => {
+                self.paths.iter().filter(|p| !p.ends_with(".key")).cloned().collect()
+            }
             Action::Issue { .. } => self.paths.clone(),
         }
     }
@@ -177,10 +169,7 @@ impl Plan {
     }
     /// Every asset path whose content changes.
     pub fn changed_paths(&self) -> BTreeSet<String> {
-        self.items
-            .iter()
-            .flat_map(PlannedItem::changed_paths)
-            .collect()
+        self.items.iter().flat_map(PlannedItem::changed_paths).collect()
     }
     /// Names of the items that are (re)issued.
     pub fn issued(&self) -> Vec<&str> {
@@ -228,18 +217,12 @@ fn sans_strings(hosts: &[crate::Host]) -> Vec<String> {
 }
 
 /// Prior certificate and key of a spec, checked to belong together.
-fn prior_pair<'a>(
-    spec: &CertSpec,
-    prior: &'a Assets,
-) -> Result<(&'a str, &'a str, CertFacts), Reason> {
-    let (Some(cert), Some(key)) = (prior.get(&spec.cert_path()), prior.get(&spec.key_path()))
-    else {
+fn prior_pair<'a>(spec: &CertSpec, prior: &'a Assets) -> Result<(&'a str, &'a str, CertFacts), Reason> {
+    let (Some(cert), Some(key)) = (prior.get(&spec.cert_path()), prior.get(&spec.key_path())) else {
         return Err(Reason::Missing);
     };
-    let facts =
-        certs::read_cert(&spec.cert_path(), cert).map_err(|e| Reason::Unreadable(e.to_string()))?;
-    let kp = keys::load(key)
-        .map_err(|_| Reason::Unreadable(format!("{} is not a usable key", spec.key_path())))?;
+    let facts = certs::read_cert(&spec.cert_path(), cert).map_err(|e| Reason::Unreadable(e.to_string()))?;
+    let kp = keys::load(key).map_err(|_| Reason::Unreadable(format!("{} is not a usable key", spec.key_path())))?;
     if kp.public_key_raw() != facts.public_key.as_slice() {
         return Err(Reason::Unreadable(format!(
             "{} does not match {}",
@@ -255,11 +238,7 @@ fn prior_pair<'a>(
 /// # Errors
 /// [`PkiError::Params`] if the params cannot describe a PKI (e.g. no API
 /// server); prior assets never cause an error, only re-issues.
-pub fn plan(
-    params: &PkiParams,
-    prior: Option<&Assets>,
-    now: OffsetDateTime,
-) -> Result<Plan, PkiError> {
+pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> Result<Plan, PkiError> {
     let empty = Assets::new();
     let prior = prior.unwrap_or(&empty);
     let mut items = Vec::new();
@@ -308,15 +287,11 @@ pub fn plan(
                     },
                 ),
                 Ok((_, _, facts))
-                    if !facts.is_ca
-                        || facts.common_name.as_deref() != Some(spec.common_name.as_str()) =>
+                    if !facts.is_ca || facts.common_name.as_deref() != Some(spec.common_name.as_str()) =>
                 {
                     (
                         issue(
-                            Reason::Unreadable(format!(
-                                "{} is not the expected CA",
-                                spec.cert_path()
-                            )),
+                            Reason::Unreadable(format!("{} is not the expected CA", spec.cert_path())),
                             true,
                         ),
                         CaOutcome {
@@ -326,21 +301,19 @@ pub fn plan(
                         },
                     )
                 }
-                Ok((cert, _, facts)) if renewal_due(facts.not_after, params.early_renewal, now) => {
-                    (
-                        issue(
-                            Reason::Expiring {
-                                not_after: facts.not_after,
-                            },
-                            false,
-                        ),
-                        CaOutcome {
-                            verify_against: Some(cert.to_owned()),
-                            not_after: now + params.ca_validity,
-                            changed: true,
+                Ok((cert, _, facts)) if renewal_due(facts.not_after, params.early_renewal, now) => (
+                    issue(
+                        Reason::Expiring {
+                            not_after: facts.not_after,
                         },
-                    )
-                }
+                        false,
+                    ),
+                    CaOutcome {
+                        verify_against: Some(cert.to_owned()),
+                        not_after: now + params.ca_validity,
+                        changed: true,
+                    },
+                ),
                 Ok((cert, _, facts)) => (
                     Action::Keep,
                     CaOutcome {
@@ -386,9 +359,7 @@ pub fn plan(
                     || facts.organizations != spec.organizations
                 {
                     issue(Reason::SubjectChanged, true)
-                } else if (facts.server_auth, facts.client_auth)
-                    != (spec.server_auth, spec.client_auth)
-                {
+                } else if (facts.server_auth, facts.client_auth) != (spec.server_auth, spec.client_auth) {
                     issue(Reason::UsageChanged, true)
                 } else if facts.key_algorithm != Some(params.key_algorithm) {
                     issue(
@@ -398,9 +369,7 @@ pub fn plan(
                         },
                         true,
                     )
-                } else if renewal_due(facts.not_after, params.early_renewal, now)
-                    && wanted_end > facts.not_after
-                {
+                } else if renewal_due(facts.not_after, params.early_renewal, now) && wanted_end > facts.not_after {
                     issue(
                         Reason::Expiring {
                             not_after: facts.not_after,
@@ -420,16 +389,11 @@ pub fn plan(
     }
 
     // Service-account key pair.
-    let sa_action = match (
-        prior.get(SERVICE_ACCOUNT_KEY),
-        prior.get(SERVICE_ACCOUNT_PUB),
-    ) {
+    let sa_action = match (prior.get(SERVICE_ACCOUNT_KEY), prior.get(SERVICE_ACCOUNT_PUB)) {
         (Some(key), Some(public)) => match keys::load(key) {
             Ok(kp) if kp.public_key_pem() == *public => Action::Keep,
             Ok(_) => issue(
-                Reason::Unreadable(format!(
-                    "{SERVICE_ACCOUNT_PUB} does not match {SERVICE_ACCOUNT_KEY}"
-                )),
+                Reason::Unreadable(format!("{SERVICE_ACCOUNT_PUB} does not match {SERVICE_ACCOUNT_KEY}")),
                 true,
             ),
             Err(_) => issue(
@@ -511,16 +475,14 @@ pub(crate) struct KubeconfigSpec {
 pub(crate) fn kubeconfig_specs(p: &PkiParams) -> Result<Vec<KubeconfigSpec>, PkiError> {
     let public = server_url(p)?;
     let local = format!("https://127.0.0.1:{}", p.api_server_port);
-    let spec = |name, path, inputs, server: &str, cluster: &str, user: &str, context: &str| {
-        KubeconfigSpec {
-            name,
-            path,
-            inputs,
-            server: server.to_owned(),
-            cluster: cluster.to_owned(),
-            user: user.to_owned(),
-            context: context.to_owned(),
-        }
+    let spec = |name, path, inputs, server: &str, cluster: &str, user: &str, context: &str| KubeconfigSpec {
+        name,
+        path,
+        inputs,
+        server: server.to_owned(),
+        cluster: cluster.to_owned(),
+        user: user.to_owned(),
+        context: context.to_owned(),
     };
     let c = p.cluster_name.as_str();
     Ok(vec![
@@ -564,11 +526,7 @@ pub(crate) fn kubeconfig_specs(p: &PkiParams) -> Result<Vec<KubeconfigSpec>, Pki
 }
 
 /// Renders a kubeconfig from the given assets; `None` if an embedded asset is absent.
-pub(crate) fn render_kubeconfig(
-    p: &PkiParams,
-    kc: &KubeconfigSpec,
-    assets: &Assets,
-) -> Option<String> {
+pub(crate) fn render_kubeconfig(p: &PkiParams, kc: &KubeconfigSpec, assets: &Assets) -> Option<String> {
     let ca_pem = assets.get("tls/ca.crt")?;
     let credential = match kc.inputs.first().copied() {
         Some("bootstrap-token") => Credential::Token(assets.get(BOOTSTRAP_TOKEN)?),
@@ -595,10 +553,6 @@ pub(crate) fn render_kubeconfig(
 }
 
 /// The leaf validity end for a re-issue at `now` under a CA ending at `ca_not_after`.
-pub(crate) fn leaf_not_after(
-    params: &PkiParams,
-    now: OffsetDateTime,
-    ca_not_after: OffsetDateTime,
-) -> OffsetDateTime {
+pub(crate) fn leaf_not_after(params: &PkiParams, now: OffsetDateTime, ca_not_after: OffsetDateTime) -> OffsetDateTime {
     (now + params.leaf_validity).min(ca_not_after)
 }

@@ -4,11 +4,7 @@
 use time::{Duration, OffsetDateTime};
 
 /// Whether a certificate expiring at `not_after` is due for renewal at `now`.
-pub fn renewal_due(
-    not_after: OffsetDateTime,
-    early_renewal: Duration,
-    now: OffsetDateTime,
-) -> bool {
+pub fn renewal_due(not_after: OffsetDateTime, early_renewal: Duration, now: OffsetDateTime) -> bool {
     now >= not_after.saturating_sub(early_renewal)
 }
 

@@ -78,16 +78,10 @@ fn adding_an_api_server_reissues_only_the_apiserver_certs() {
 fn changing_the_first_api_server_also_rerenders_public_kubeconfigs() {
     let p1 = default_params();
     let a1 = issue(&p1, None, now()).unwrap();
-    let p2 = params(
-        &["api.other.example"],
-        &["127.0.0.11", "127.0.0.12", "127.0.0.13"],
-    );
+    let p2 = params(&["api.other.example"], &["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
     let a2 = issue(&p2, Some(&a1), now()).unwrap();
     let mut want = set(&APISERVER);
-    want.extend(set(&[
-        "auth/admin.kubeconfig",
-        "auth/kubelet-bootstrap.kubeconfig",
-    ]));
+    want.extend(set(&["auth/admin.kubeconfig", "auth/kubelet-bootstrap.kubeconfig"]));
     assert_eq!(changed(&a1, &a2), want);
     assert!(a2["auth/admin.kubeconfig"].contains("server: \"https://api.other.example:6443\""));
     assert_eq!(plan(&p2, Some(&a1), now()).unwrap().changed_paths(), want);
@@ -116,10 +110,7 @@ fn changing_the_port_rerenders_only_kubeconfigs() {
 fn changing_etcd_servers_reissues_only_etcd_server_and_peer() {
     let p1 = default_params();
     let a1 = issue(&p1, None, now()).unwrap();
-    let p2 = params(
-        &["api.demo.example", "10.0.0.5"],
-        &["127.0.0.11", "etcd2.demo.example"],
-    );
+    let p2 = params(&["api.demo.example", "10.0.0.5"], &["127.0.0.11", "etcd2.demo.example"]);
     let a2 = issue(&p2, Some(&a1), now()).unwrap();
     let want = set(&[
         "tls/etcd/peer.crt",
@@ -219,13 +210,7 @@ fn key_algorithm_change_reissues_leaves_but_keeps_cas_and_service_account() {
             ..
         }
     ));
-    for kept in [
-        "ca",
-        "etcd-ca",
-        "front-proxy-ca",
-        "service-account",
-        "bootstrap-token",
-    ] {
+    for kept in ["ca", "etcd-ca", "front-proxy-ca", "service-account", "bootstrap-token"] {
         assert_eq!(pl.get(kept).unwrap().action, Action::Keep, "{kept}");
     }
     assert_eq!(pl.issued().len(), 10 + 3, "{:?}", pl.issued());

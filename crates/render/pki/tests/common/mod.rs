@@ -42,8 +42,7 @@ pub fn write_assets(dir: &Path, assets: &Assets) {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
+    cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
 
 pub fn ok_stdout(cmd: &mut Command) -> String {
