@@ -143,3 +143,46 @@ fn unknown_inputs_plan_with_unknown_outputs() {
     ws.apply();
     assert_eq!(ws.outputs()["server_url"]["value"], "https://late.example.com:6443");
 }
+
+#[test]
+fn renewal_window_is_planned_by_a_plain_plan_and_renewed_in_place() {
+    let ws = Workspace::new(&config(
+        r#"["nemo.example.com"]"#,
+        "  validity_hours      = 48\n  early_renewal_hours = 24",
+    ));
+    // Issue 30 hours in the past (the provider's clock only): now every leaf
+    // is 30 hours into its 48, inside its 24-hour renewal window.
+    let earlier = support::shifted_clock("-30h");
+    let earlier: Vec<(&str, &str)> = earlier.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ws.ok_with(&["apply", "-auto-approve", "-input=false"], &earlier);
+    let before = ws.resource_values("selfhosted_cluster_assets");
+    assert_eq!(before["ready_for_renewal"], false);
+    let (changes, text) = ws.plan_has_changes_with(&earlier);
+    assert!(!changes, "nothing to renew yet:\n{text}");
+
+    ws.ok(&["apply", "-refresh-only", "-auto-approve", "-input=false"]);
+    assert_eq!(
+        ws.resource_values("selfhosted_cluster_assets")["ready_for_renewal"],
+        true
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(changes, "renewal planned:\n{text}");
+    assert!(text.contains("early-renewal window"), "plan says why:\n{text}");
+    assert!(
+        text.contains("updated in-place"),
+        "renewal is in place, not a replacement:\n{text}"
+    );
+    ws.apply();
+
+    let after = ws.resource_values("selfhosted_cluster_assets");
+    assert_eq!(after["ready_for_renewal"], false);
+    assert_eq!(after["ca_certificate"], before["ca_certificate"], "the CA is kept");
+    let end = |v: &serde_json::Value, name: &str| v["certificate_expiry"][name].as_str().unwrap().to_owned();
+    assert!(
+        end(&after, "apiserver") > end(&before, "apiserver"),
+        "apiserver renewed"
+    );
+    assert_eq!(end(&after, "ca"), end(&before, "ca"));
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}

@@ -25,6 +25,24 @@ fn mirror_root() -> &'static Path {
     })
 }
 
+/// Environment that shifts the provider's clock by `offset` (e.g. `+30h`)
+/// through libfaketime (Debian `faketime`); terraform itself (a static Go
+/// binary) is not affected, the provider it starts is.
+pub fn shifted_clock(offset: &str) -> Vec<(&'static str, String)> {
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libfaketime installed (apt-get install faketime)");
+    vec![
+        ("LD_PRELOAD", lib.to_owned()),
+        ("FAKETIME", offset.to_owned()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_owned()),
+    ]
+}
+
 /// One Terraform working directory with its own CLI config, torn down on drop.
 pub struct Workspace {
     dir: tempfile::TempDir,
@@ -83,12 +101,25 @@ impl Workspace {
 
     /// Run terraform and return its output whatever the exit code.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("terraform runs")
+        self.run_with(args, &[])
+    }
+
+    /// Run terraform with extra environment variables (they reach the provider).
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("terraform runs")
     }
 
     /// Run terraform, failing the test (with its output) unless it succeeds.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
+        self.ok_with(args, &[])
+    }
+
+    /// As [`Workspace::ok`], with extra environment variables.
+    pub fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = self.run_with(args, env);
         assert!(
             out.status.success(),
             "terraform {args:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -116,7 +147,12 @@ impl Workspace {
 
     /// `terraform plan -detailed-exitcode`: Ok(false) no changes, Ok(true) changes.
     pub fn plan_has_changes(&self) -> (bool, String) {
-        let out = self.run(&["plan", "-input=false", "-detailed-exitcode"]);
+        self.plan_has_changes_with(&[])
+    }
+
+    /// As [`Workspace::plan_has_changes`], with extra environment variables.
+    pub fn plan_has_changes_with(&self, env: &[(&str, &str)]) -> (bool, String) {
+        let out = self.run_with(&["plan", "-input=false", "-detailed-exitcode"], env);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
