@@ -90,7 +90,7 @@ fn is_object_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:_".contains(&b))
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
 }
 
 fn is_dns_label(s: &str) -> bool {

@@ -695,9 +695,9 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
     if !errors.is_empty() {
         return Err(errors);
     }
-    match (version, port, pod, svc, networking) {
+    let params = match (version, port, pod, svc, networking) {
         (Some(kubernetes_version), Some(api_server_port), Some(pod_cidr), Some(service_cidr), Some(networking)) => {
-            Ok(ManifestParams {
+            ManifestParams {
                 kubernetes_version,
                 cluster_name: raw.cluster_name.trim().to_string(),
                 api_servers: raw.api_servers.clone(),
@@ -715,9 +715,20 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
                 controller_replicas: replicas,
                 controller_count: raw.controller_count,
                 extra_manifests: extras,
-            })
+            }
         }
-        _ => Err(vec![InputError::attr("kubernetes_version", "inputs incomplete")]),
+        _ => return Err(vec![InputError::attr("kubernetes_version", "inputs incomplete")]),
+    };
+    // An extra document that repeats one of our objects is an input error, found at plan.
+    match crate::render_public(&params) {
+        Err(crate::RenderError::Duplicate { file, source_index, document }) if source_index != usize::MAX => {
+            Err(vec![InputError::index(
+                "extra_manifests",
+                source_index,
+                format!("document {document} repeats an object this provider renders or another document ({file}); remove it or use extra_flags/container_images instead"),
+            )])
+        }
+        _ => Ok(params),
     }
 }
 

@@ -1,0 +1,423 @@
+//! The pivot's demands on the rendered control plane: port sharing on both apiservers,
+//! distinct serving certificates, the same user, bootstrap controllers holding no ports,
+//! every referenced credential present, blue/green generation naming; plus determinism
+//! and the split between public manifests and key material.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use selfhosted_manifests::{render, render_public, Networking, Rendered};
+use serde_json::Value;
+
+fn yaml(s: &str) -> Value {
+    serde_yaml_ng::from_str(s).expect("yaml")
+}
+
+fn default_render() -> Rendered {
+    render(&common::parse(&common::raw()), &common::material()).expect("render")
+}
+
+fn find<'a>(map: &'a BTreeMap<String, String>, needle: &str) -> Value {
+    let hits: Vec<&'a String> = map.iter().filter(|(k, _)| k.contains(needle)).map(|(_, v)| v).collect();
+    assert_eq!(hits.len(), 1, "exactly one file matching {needle}");
+    yaml(hits[0])
+}
+
+fn args(pod_spec: &Value) -> Vec<String> {
+    pod_spec["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("str").to_string())
+        .collect()
+}
+
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().find_map(|a| a.strip_prefix(&format!("{name}=")))
+}
+
+fn versions_to_check() -> [&'static str; 2] {
+    ["v1.20.2", "v1.34.3"]
+}
+
+#[test]
+fn both_apiservers_share_the_port_as_the_same_user_with_distinct_certs() {
+    for v in versions_to_check() {
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(v.into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+        let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+        let boot_spec = &boot["spec"];
+        let ds_spec = &ds["spec"]["template"]["spec"];
+        let (ba, da) = (args(boot_spec), args(ds_spec));
+        for a in [&ba, &da] {
+            assert_eq!(flag(a, "--permit-port-sharing"), Some("true"), "{v}");
+            assert_eq!(flag(a, "--secure-port"), Some("6443"), "{v}");
+            assert_eq!(
+                flag(a, "--advertise-address"),
+                Some("$(POD_IP)"),
+                "{v}: reachable, not loopback"
+            );
+        }
+        assert_eq!(
+            flag(&ba, "--tls-cert-file"),
+            Some("/etc/kubernetes/bootstrap-secrets/bootstrap-apiserver.crt")
+        );
+        assert_eq!(
+            flag(&da, "--tls-cert-file"),
+            Some("/etc/kubernetes/secrets/apiserver.crt")
+        );
+        assert_eq!(
+            flag(&ba, "--tls-private-key-file"),
+            Some("/etc/kubernetes/bootstrap-secrets/bootstrap-apiserver.key")
+        );
+        assert_eq!(
+            flag(&da, "--tls-private-key-file"),
+            Some("/etc/kubernetes/secrets/apiserver.key")
+        );
+        // Same effective user: SO_REUSEPORT is per user.
+        assert_eq!(
+            boot_spec["securityContext"]["runAsUser"], ds_spec["securityContext"]["runAsUser"],
+            "{v}"
+        );
+        assert!(boot_spec["securityContext"]["runAsUser"].is_i64());
+        assert!(boot_spec["containers"][0]["securityContext"]["runAsUser"].is_null());
+        assert!(ds_spec["containers"][0]["securityContext"]["runAsUser"].is_null());
+        assert_eq!(boot_spec["hostNetwork"], true);
+        assert_eq!(ds_spec["hostNetwork"], true);
+        assert_eq!(ds_spec["nodeSelector"]["node.kubernetes.io/controller"], "true");
+        let tolerates = ds_spec["tolerations"]
+            .as_array()
+            .expect("tolerations")
+            .iter()
+            .any(|t| t["key"] == "node-role.kubernetes.io/control-plane");
+        assert!(tolerates);
+        // The bootstrap secrets and the self-hosted Secret hold different serving keys.
+        let secret = find(&r.secret_manifests, "secret-kube-system-kube-apiserver");
+        let b64 = |s: &Value| {
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(s.as_str().expect("b64"))
+                    .expect("b64"),
+            )
+            .expect("utf8")
+        };
+        assert_ne!(
+            b64(&secret["data"]["apiserver.key"]),
+            r.bootstrap_secrets["bootstrap-secrets/bootstrap-apiserver.key"]
+        );
+        assert_eq!(
+            b64(&secret["data"]["apiserver.key"]),
+            common::material()["tls/apiserver.key"]
+        );
+    }
+}
+
+#[test]
+fn bootstrap_controllers_leave_the_secure_ports_free() {
+    for v in versions_to_check() {
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(v.into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        for (name, port) in [
+            ("bootstrap-kube-controller-manager", "10257"),
+            ("bootstrap-kube-scheduler", "10259"),
+        ] {
+            let pod = find(&r.bootstrap_manifests, name);
+            let a = args(&pod["spec"]);
+            assert_eq!(flag(&a, "--secure-port"), Some("0"), "{v} {name}");
+            assert_eq!(flag(&a, "--leader-elect"), Some("true"), "{v} {name}");
+            if v.starts_with("v1.20") {
+                assert_eq!(flag(&a, "--port"), Some("0"), "{v} {name}: 1.20 insecure port off");
+            } else {
+                assert_eq!(flag(&a, "--port"), None);
+            }
+            assert!(!a.iter().any(|x| x.contains(port)), "{name} must not hold {port}");
+        }
+        let kcm = find(&r.manifests, "deployment-kube-system-kube-controller-manager");
+        assert_eq!(
+            flag(&args(&kcm["spec"]["template"]["spec"]), "--secure-port"),
+            Some("10257")
+        );
+        let sched = find(&r.manifests, "deployment-kube-system-kube-scheduler");
+        assert_eq!(
+            flag(&args(&sched["spec"]["template"]["spec"]), "--secure-port"),
+            Some("10259")
+        );
+    }
+}
+
+/// Every file a component reads from its credentials folder is actually provided.
+#[test]
+fn every_referenced_credential_is_provided() {
+    let r = default_render();
+    for (file, text) in &r.bootstrap_manifests {
+        for arg in args(&yaml(text)["spec"]) {
+            if let Some((_, path)) = arg.split_once('=') {
+                if let Some(f) = path.strip_prefix("/etc/kubernetes/bootstrap-secrets/") {
+                    assert!(
+                        r.bootstrap_secrets.contains_key(&format!("bootstrap-secrets/{f}")),
+                        "{file}: {arg} not provided"
+                    );
+                }
+            }
+        }
+    }
+    for (needle, secret) in [
+        ("daemonset-kube-system-kube-apiserver-", "kube-apiserver"),
+        (
+            "deployment-kube-system-kube-controller-manager",
+            "kube-controller-manager",
+        ),
+    ] {
+        let obj = find(&r.manifests, needle);
+        let spec = &obj["spec"]["template"]["spec"];
+        assert_eq!(spec["volumes"][0]["secret"]["secretName"], secret);
+        let s = find(&r.secret_manifests, &format!("secret-kube-system-{secret}.yaml"));
+        for arg in args(spec) {
+            if let Some((_, path)) = arg.split_once('=') {
+                if let Some(f) = path.strip_prefix("/etc/kubernetes/secrets/") {
+                    assert!(s["data"][f].is_string(), "{needle}: {arg} not in Secret {secret}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn tls_bootstrapping_objects_are_present() {
+    let r = default_render();
+    let token = find(&r.secret_manifests, "secret-kube-system-bootstrap-token-abcdef");
+    assert_eq!(token["type"], "bootstrap.kubernetes.io/token");
+    let crbs: Vec<Value> = r
+        .manifests
+        .iter()
+        .filter(|(k, _)| k.contains("clusterrolebinding"))
+        .map(|(_, v)| yaml(v))
+        .collect();
+    let bound = |role: &str, group: &str| {
+        crbs.iter().any(|c| {
+            c["roleRef"]["name"] == role
+                && c["subjects"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["kind"] == "Group" && s["name"] == group))
+        })
+    };
+    assert!(bound("system:node-bootstrapper", "system:bootstrappers"));
+    assert!(bound(
+        "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+        "system:bootstrappers"
+    ));
+    assert!(bound(
+        "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
+        "system:nodes"
+    ));
+    assert!(bound("cluster-admin", selfhosted_manifests::kubelet::ADMIN_GROUP));
+    // The controller-manager signs kubelet certificates and runs the token controllers.
+    let kcm = find(&r.manifests, "deployment-kube-system-kube-controller-manager");
+    let a = args(&kcm["spec"]["template"]["spec"]);
+    assert!(flag(&a, "--cluster-signing-key-file").is_some());
+    assert_eq!(flag(&a, "--controllers"), Some("*,bootstrapsigner,tokencleaner"));
+    // RBAC comes before workloads.
+    let first_workload = r
+        .manifests
+        .keys()
+        .position(|k| k.contains("daemonset") || k.contains("deployment"))
+        .expect("workloads");
+    let last_rbac = r
+        .manifests
+        .keys()
+        .rposition(|k| k.contains("clusterrolebinding"))
+        .expect("rbac");
+    assert!(last_rbac < first_workload);
+}
+
+#[test]
+fn single_controller_deployments_replace_instead_of_surging() {
+    let mut raw = common::raw();
+    raw.controller_count = 1;
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
+    for name in ["kube-controller-manager", "kube-scheduler"] {
+        let d = find(&r.manifests, &format!("deployment-kube-system-{name}"));
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], 0);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 1);
+        assert!(d["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
+    }
+    let three = default_render();
+    assert_eq!(
+        find(&three.manifests, "deployment-kube-system-kube-scheduler")["spec"]["replicas"],
+        3
+    );
+    let mut raw = common::raw();
+    raw.controller_replicas = Some(2);
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
+    assert_eq!(
+        find(&r.manifests, "deployment-kube-system-kube-scheduler")["spec"]["replicas"],
+        2
+    );
+}
+
+#[test]
+fn in_cluster_clients_bypass_kube_proxy_when_it_is_off() {
+    let mut raw = common::raw();
+    raw.kube_proxy = Some(false);
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
+    assert!(!r.manifests.keys().any(|k| k.contains("kube-proxy")));
+    let dns = find(&r.manifests, "deployment-kube-system-coredns");
+    let env = &dns["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env[0]["name"], "KUBERNETES_SERVICE_HOST");
+    assert_eq!(env[0]["value"], "nemo.example.com");
+    assert_eq!(env[1]["value"], "6443");
+    let sched = find(&r.manifests, "deployment-kube-system-kube-scheduler");
+    assert_eq!(
+        sched["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "127.0.0.1"
+    );
+    let with = default_render();
+    assert!(
+        find(&with.manifests, "deployment-kube-system-coredns")["spec"]["template"]["spec"]["containers"][0]["env"]
+            .is_null()
+    );
+}
+
+#[test]
+fn apiserver_generation_changes_with_the_apiserver_only() {
+    let base = common::parse(&common::raw());
+    let g0 = selfhosted_manifests::apiserver_generation(&base);
+    assert_eq!(g0, selfhosted_manifests::apiserver_generation(&base.clone()));
+    let mut other = base.clone();
+    other.coredns = false;
+    assert_eq!(
+        g0,
+        selfhosted_manifests::apiserver_generation(&other),
+        "CoreDNS does not touch the apiserver"
+    );
+    let mut bumped = common::raw();
+    bumped.kubernetes_version = Some("v1.34.4".into());
+    let g1 = selfhosted_manifests::apiserver_generation(&common::parse(&bumped));
+    assert_ne!(g0, g1);
+    assert!(g1.starts_with("v1-34-4-"));
+    let mut flags = common::raw();
+    flags
+        .extra_flags
+        .insert("kube_apiserver".into(), vec!["--audit-log-maxage=7".into()]);
+    assert_ne!(g0, selfhosted_manifests::apiserver_generation(&common::parse(&flags)));
+    // The old and new DaemonSets have different names and selectors, so both can run.
+    let r0 = render_public(&base).expect("render");
+    let r1 = render_public(&common::parse(&bumped)).expect("render");
+    let k0: Vec<&String> = r0.keys().filter(|k| k.contains("kube-apiserver-v1")).collect();
+    let k1: Vec<&String> = r1.keys().filter(|k| k.contains("kube-apiserver-v1")).collect();
+    assert_ne!(k0, k1);
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    for net in Networking::ALL {
+        let mut raw = common::raw();
+        raw.networking = Some(net.name().into());
+        let p = common::parse(&raw);
+        let a = render(&p, &common::material()).expect("render");
+        let b = render(&common::parse(&raw), &common::material()).expect("render");
+        assert_eq!(a, b);
+        assert_eq!(render_public(&p).expect("public"), a.manifests);
+    }
+}
+
+#[test]
+fn public_manifests_hold_no_key_material_and_ignore_it() {
+    let r = default_render();
+    for (k, v) in &r.manifests {
+        assert!(!v.contains("PRIVATE KEY"), "{k}");
+        assert!(!v.contains(common::TOKEN_SECRET), "{k}");
+        assert!(!v.contains("kind: Secret"), "{k}");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(common::TOKEN_SECRET);
+        assert!(!v.contains(&b64), "{k}");
+    }
+    for v in r.bootstrap_manifests.values() {
+        assert!(!v.contains("PRIVATE KEY") && !v.contains(common::TOKEN_SECRET));
+    }
+    // Different keys, same public manifests and static pods: known at plan time.
+    let mut other = common::material();
+    for v in other.values_mut() {
+        *v = v.replace("fake", "other");
+    }
+    other.insert("auth/bootstrap-token".into(), "zyxwvu.zyxwvutsrqponmlk".into());
+    let r2 = render(&common::parse(&common::raw()), &other).expect("render");
+    assert_eq!(r.manifests, r2.manifests);
+    assert_eq!(r.bootstrap_manifests, r2.bootstrap_manifests);
+    assert_ne!(r.secret_manifests, r2.secret_manifests);
+}
+
+#[test]
+fn every_object_is_labelled_and_files_are_ordered() {
+    let mut raw = common::raw();
+    raw.extra_manifests = vec!["apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mine\n  namespace: default\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: default\nstringData:\n  a: b\n".into()];
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
+    for (k, v) in r
+        .manifests
+        .iter()
+        .chain(&r.secret_manifests)
+        .chain(&r.bootstrap_manifests)
+    {
+        let o = yaml(v);
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/managed-by"], "terraform-provider-selfhosted",
+            "{k}"
+        );
+    }
+    assert!(r.manifests.contains_key("manifests/30-configmap-default-mine.yaml"));
+    assert!(
+        r.secret_manifests.contains_key("manifests/30-secret-default-s.yaml"),
+        "user Secrets are sensitive"
+    );
+    let ranks: Vec<u32> = r
+        .manifests
+        .keys()
+        .map(|k| k["manifests/".len()..][..2].parse().expect("rank"))
+        .collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]));
+    let order: Vec<&String> = r
+        .manifests
+        .keys()
+        .filter(|k| k.contains("daemonset") || k.contains("deployment"))
+        .collect();
+    assert!(order[0].contains("kube-apiserver"), "apiserver first: {order:?}");
+}
+
+#[test]
+fn node_contract_matches_the_assets() {
+    let r = default_render();
+    let n = &r.node;
+    assert_eq!(n.cluster_dns_ip, "10.3.0.10");
+    let dns = find(&r.manifests, "service-kube-system-kube-dns");
+    assert_eq!(dns["spec"]["clusterIP"], "10.3.0.10");
+    let cfg = yaml(&n.kubelet_config);
+    assert_eq!(cfg["kind"], "KubeletConfiguration");
+    assert_eq!(cfg["clusterDNS"][0], "10.3.0.10");
+    assert_eq!(cfg["clusterDomain"], "cluster.local");
+    assert_eq!(cfg["staticPodPath"], "/etc/kubernetes/manifests");
+    assert_eq!(cfg["rotateCertificates"], true);
+    assert_eq!(cfg["authentication"]["x509"]["clientCAFile"], "/etc/kubernetes/ca.crt");
+    assert!(n
+        .kubelet_flags
+        .contains(&"--bootstrap-kubeconfig=/etc/kubernetes/kubeconfig".to_string()));
+    assert_eq!(n.controller_label, "node.kubernetes.io/controller=true");
+    assert_eq!(n.controller_taint, "node-role.kubernetes.io/control-plane:NoSchedule");
+    assert!(
+        n.controller_kubelet_flags
+            .iter()
+            .all(|f| !f.contains("--node-labels=node-role")),
+        "a kubelet may not set node-role labels"
+    );
+    assert!(n
+        .controller_unit
+        .contains("--register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule"));
+    assert!(!n.worker_unit.contains("--register-with-taints"));
+    let bu = yaml(&n.controller_butane);
+    assert_eq!(bu["storage"]["files"][0]["contents"]["inline"], n.kubelet_config);
+    assert_eq!(bu["systemd"]["units"][0]["contents"], n.controller_unit);
+}
