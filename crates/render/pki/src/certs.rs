@@ -359,7 +359,7 @@ pub(crate) fn self_sign_ca(
     now: OffsetDateTime,
     validity: Duration,
 ) -> Result<String, CertError> {
-    let params = cert_params(spec, None, now - CLOCK_SKEW, now + validity)?;
+    let params = cert_params(spec, None, now.saturating_sub(CLOCK_SKEW), now.saturating_add(validity))?;
     params
         .self_signed(key)
         .map(|c| c.pem())

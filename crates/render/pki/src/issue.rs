@@ -85,7 +85,7 @@ pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) ->
             params.key_algorithm,
             &ca_pem,
             &ca_key,
-            now - certs::CLOCK_SKEW,
+            now.saturating_sub(certs::CLOCK_SKEW),
             leaf_not_after(params, now, ca_not_after),
         )?;
         out.insert(cert_path, cert);

@@ -294,6 +294,9 @@ pub struct PkiParams {
 /// `None` means "not known": [`validate`] skips it (an unknown value at plan
 /// time), [`parse`] uses the default for attributes that have one and reports
 /// the required ones (`cluster_name`, `api_servers`, `etcd_servers`).
+/// For an attribute that is null in the configuration, pass its default
+/// (start from [`RawParams::defaults`]) so the cross-checks (validity vs.
+/// renewal window) run at validate time too.
 /// The two `ca_*` attributes are optional: `None` means no bring-your-own CA.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawParams {
@@ -323,6 +326,23 @@ pub struct RawParams {
     pub ca_private_key_pem: Option<String>,
     /// `admin_organization` (default system:masters)
     pub admin_organization: Option<String>,
+}
+
+impl RawParams {
+    /// Every attribute that has a default set to it; the others `None`.
+    pub fn defaults() -> RawParams {
+        RawParams {
+            api_server_port: Some(i64::from(DEFAULT_API_SERVER_PORT)),
+            service_cidr: Some(DEFAULT_SERVICE_CIDR.to_owned()),
+            cluster_domain_suffix: Some(DEFAULT_CLUSTER_DOMAIN_SUFFIX.to_owned()),
+            key_algorithm: Some(KeyAlgorithm::default().as_str().to_owned()),
+            ca_validity_hours: Some(DEFAULT_CA_VALIDITY_HOURS),
+            validity_hours: Some(DEFAULT_VALIDITY_HOURS),
+            early_renewal_hours: Some(DEFAULT_EARLY_RENEWAL_HOURS),
+            admin_organization: Some(DEFAULT_ADMIN_ORGANIZATION.to_owned()),
+            ..RawParams::default()
+        }
+    }
 }
 
 /// One bad input: which attribute (and list element), and what to write instead.

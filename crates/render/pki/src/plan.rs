@@ -282,7 +282,7 @@ pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> 
                     issue(reason, true),
                     CaOutcome {
                         verify_against: None,
-                        not_after: now + params.ca_validity,
+                        not_after: now.saturating_add(params.ca_validity),
                         changed: true,
                     },
                 ),
@@ -296,7 +296,7 @@ pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> 
                         ),
                         CaOutcome {
                             verify_against: None,
-                            not_after: now + params.ca_validity,
+                            not_after: now.saturating_add(params.ca_validity),
                             changed: true,
                         },
                     )
@@ -310,7 +310,7 @@ pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> 
                     ),
                     CaOutcome {
                         verify_against: Some(cert.to_owned()),
-                        not_after: now + params.ca_validity,
+                        not_after: now.saturating_add(params.ca_validity),
                         changed: true,
                     },
                 ),
@@ -554,5 +554,5 @@ pub(crate) fn render_kubeconfig(p: &PkiParams, kc: &KubeconfigSpec, assets: &Ass
 
 /// The leaf validity end for a re-issue at `now` under a CA ending at `ca_not_after`.
 pub(crate) fn leaf_not_after(params: &PkiParams, now: OffsetDateTime, ca_not_after: OffsetDateTime) -> OffsetDateTime {
-    (now + params.leaf_validity).min(ca_not_after)
+    now.saturating_add(params.leaf_validity).min(ca_not_after)
 }

@@ -13,7 +13,7 @@ pub fn raw(api: &[&str], etcd: &[&str]) -> RawParams {
         cluster_name: Some("demo".into()),
         api_servers: Some(api.iter().map(|s| s.to_string()).collect()),
         etcd_servers: Some(etcd.iter().map(|s| s.to_string()).collect()),
-        ..RawParams::default()
+        ..RawParams::defaults()
     }
 }
 
