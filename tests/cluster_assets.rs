@@ -186,3 +186,89 @@ fn renewal_window_is_planned_by_a_plain_plan_and_renewed_in_place() {
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }
+
+/// A CA (and a non-CA certificate, and an unrelated key) made by openssl.
+fn byo_material(dir: &std::path::Path) {
+    let script = "set -e
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key
+        openssl req -x509 -new -key ca.key -subj /CN=byo-ca -days 3650 -out ca.crt \\
+          -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key
+        openssl req -x509 -new -key other.key -subj /CN=leaf -days 30 -out leaf.crt \\
+          -addext basicConstraints=critical,CA:FALSE";
+    let out = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn bring_your_own_ca_with_a_write_only_key() {
+    let ws = Workspace::new(&config(
+        r#"["nemo.example.com"]"#,
+        "  ca_cert_pem           = file(\"${path.module}/ca.crt\")\n  ca_private_key_pem_wo = file(\"${path.module}/ca.key\")",
+    ));
+    byo_material(ws.path());
+    ws.apply();
+    let values = ws.resource_values("selfhosted_cluster_assets");
+    assert!(
+        values["ca_private_key_pem_wo"].is_null(),
+        "write-only value never stored"
+    );
+    assert_eq!(
+        values["ca_certificate"].as_str().unwrap(),
+        std::fs::read_to_string(ws.path().join("ca.crt")).unwrap()
+    );
+    openssl_verify(ws.path(), "ca.crt", "assets/tls/apiserver.crt");
+    openssl_verify(ws.path(), "ca.crt", "assets/tls/admin.crt");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+
+    // A certificate that is no CA, and a key that does not match: errors at plan, on the attribute.
+    ws.write(
+        "main.tf",
+        &config(
+            r#"["nemo.example.com"]"#,
+            "  ca_cert_pem        = file(\"${path.module}/leaf.crt\")\n  ca_private_key_pem = file(\"${path.module}/other.key\")",
+        ),
+    );
+    let text = ws.fails(&["plan", "-input=false"]);
+    assert!(text.contains("ca_cert_pem"), "{text}");
+    ws.write(
+        "main.tf",
+        &config(
+            r#"["nemo.example.com"]"#,
+            "  ca_cert_pem        = file(\"${path.module}/ca.crt\")\n  ca_private_key_pem = file(\"${path.module}/other.key\")",
+        ),
+    );
+    let text = ws.fails(&["plan", "-input=false"]);
+    assert!(text.contains("ca_private_key_pem"), "{text}");
+    assert!(
+        text.to_lowercase().contains("match"),
+        "says the key does not match:\n{text}"
+    );
+}
+
+#[test]
+fn validate_reports_every_bad_input() {
+    let ws = Workspace::new(&config(
+        r#"["nemo.example.com", "nemo.example.com"]"#,
+        "  key_algorithm       = \"DSA\"\n  validity_hours      = 100\n  early_renewal_hours = 200\n  api_server_port     = 70000",
+    ));
+    let text = ws.fails(&["validate", "-no-color"]);
+    for needle in [
+        "api_servers[1]",
+        "key_algorithm",
+        "ECDSA_P256",
+        "early_renewal_hours",
+        "api_server_port",
+    ] {
+        assert!(text.contains(needle), "validate output lacks {needle}:\n{text}");
+    }
+}

@@ -34,16 +34,21 @@ fn type_name(t: &Value) -> String {
 }
 
 fn attribute_line(name: &str, a: &Value) -> String {
-    let mut flags = vec![a
-        .get("type")
-        .map(type_name)
-        .unwrap_or_else(|| match a["nested_type"]["nesting_mode"].as_str() {
-            Some("list") => "Attributes List".into(),
-            Some("set") => "Attributes Set".into(),
-            Some("map") => "Attributes Map".into(),
-            _ => "Attributes".into(),
-        })];
-    for (key, label) in [("sensitive", "Sensitive"), ("write_only", "Write-only"), ("deprecated", "Deprecated")] {
+    let mut flags =
+        vec![a
+            .get("type")
+            .map(type_name)
+            .unwrap_or_else(|| match a["nested_type"]["nesting_mode"].as_str() {
+                Some("list") => "Attributes List".into(),
+                Some("set") => "Attributes Set".into(),
+                Some("map") => "Attributes Map".into(),
+                _ => "Attributes".into(),
+            })];
+    for (key, label) in [
+        ("sensitive", "Sensitive"),
+        ("write_only", "Write-only"),
+        ("deprecated", "Deprecated"),
+    ] {
         if a[key] == true {
             flags.push(label.into());
         }
@@ -60,8 +65,11 @@ fn render_block(block: &Value, out: &mut String) {
         ("Read-Only", |a| a["computed"] == true && a["optional"] != true),
     ];
     for (title, pick) in groups {
-        let lines: Vec<String> =
-            attrs.iter().filter(|(_, a)| pick(a)).map(|(n, a)| attribute_line(n, a)).collect();
+        let lines: Vec<String> = attrs
+            .iter()
+            .filter(|(_, a)| pick(a))
+            .map(|(n, a)| attribute_line(n, a))
+            .collect();
         if !lines.is_empty() {
             out.push_str(&format!("\n### {title}\n\n{}\n", lines.join("\n")));
         }
@@ -108,8 +116,15 @@ fn docs_match_the_schema_terraform_reads() {
             }
         }
         for attr in schema["block"]["attributes"].as_object().unwrap().keys() {
-            assert!(doc.contains(&format!("`{attr}`")), "{} does not mention `{attr}`", path.display());
+            assert!(
+                doc.contains(&format!("`{attr}`")),
+                "{} does not mention `{attr}`",
+                path.display()
+            );
         }
     }
-    assert!(stale.is_empty(), "docs disagree with the schema: {stale:?}; run `UPDATE_DOCS=1 cargo nextest run --test docs`");
+    assert!(
+        stale.is_empty(),
+        "docs disagree with the schema: {stale:?}; run `UPDATE_DOCS=1 cargo nextest run --test docs`"
+    );
 }

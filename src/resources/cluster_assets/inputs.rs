@@ -16,6 +16,8 @@ pub struct Inputs<'a> {
     /// Local folder to write assets to.
     pub asset_dir: Option<String>,
     conflict: bool,
+    /// The CA key came from the write-only attribute: errors name that one.
+    key_is_write_only: bool,
     reader: Reader<'a>,
 }
 
@@ -48,6 +50,7 @@ impl<'a> Inputs<'a> {
             raw,
             asset_dir,
             conflict,
+            key_is_write_only: key.is_none() && key_wo.is_some(),
             reader: r,
         }
     }
@@ -73,9 +76,26 @@ impl<'a> Inputs<'a> {
             if self.reader.was_unknown(e.attribute, e.index) || self.ca_key_unknown(&e) {
                 continue;
             }
-            out.push(diagnostic(&e));
+            out.push(self.diagnostic(&e));
         }
         out
+    }
+
+    /// A PKI input error as a diagnostic on its attribute (and list element).
+    fn diagnostic(&self, e: &InputError) -> Diagnostic {
+        let attribute = match e.attribute {
+            attr::CA_PRIVATE_KEY_PEM if self.key_is_write_only => attr::CA_PRIVATE_KEY_PEM_WO,
+            a => a,
+        };
+        let mut path = AttributePath::root(attribute);
+        if let Some(i) = e.index {
+            path = path.index(i as i64);
+        }
+        let shown = match e.index {
+            Some(i) => format!("{attribute}[{i}]"),
+            None => attribute.to_owned(),
+        };
+        Diagnostic::error(format!("Invalid {shown}"), e.message.clone()).at(path)
     }
 
     fn ca_key_unknown(&self, e: &InputError) -> bool {
@@ -92,18 +112,9 @@ impl<'a> Inputs<'a> {
         }
         selfhosted_pki::parse(&self.raw).map_err(|errs| {
             for e in &errs {
-                diags.push(diagnostic(e));
+                diags.push(self.diagnostic(e));
             }
             diags
         })
     }
-}
-
-/// A PKI input error as a diagnostic on its attribute (and list element).
-fn diagnostic(e: &InputError) -> Diagnostic {
-    let mut path = AttributePath::root(e.attribute);
-    if let Some(i) = e.index {
-        path = path.index(i as i64);
-    }
-    Diagnostic::error(format!("Invalid {}", e.path()), e.message.clone()).at(path)
 }
