@@ -159,7 +159,6 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
     if !p.row().kubelet_runtime_endpoint_in_config {
         flags.push(format!("--container-runtime-endpoint={RUNTIME_ENDPOINT}"));
     }
-    flags.push("--hostname-override=%H".into());
     flags.push(format!("--kubeconfig={KUBELET_KUBECONFIG}"));
     let flags = crate::object::merge_flags(p, Component::Kubelet, flags);
     let controller = vec![

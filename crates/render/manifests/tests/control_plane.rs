@@ -421,3 +421,34 @@ fn node_contract_matches_the_assets() {
     assert_eq!(bu["storage"]["files"][0]["contents"]["inline"], n.kubelet_config);
     assert_eq!(bu["systemd"]["units"][0]["contents"], n.controller_unit);
 }
+
+/// Apart from where credentials live and which serving pair they use, the bootstrap and
+/// self-hosted apiservers run the same command line (an upgrade cannot drift between them).
+#[test]
+fn bootstrap_and_self_hosted_apiservers_differ_only_in_credential_paths() {
+    for v in versions_to_check() {
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(v.into());
+        raw.extra_flags
+            .insert("kube_apiserver".into(), vec!["--audit-log-maxage=7".into()]);
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+        let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+        let normalized: Vec<String> = args(&boot["spec"])
+            .iter()
+            .map(|a| {
+                a.replace(
+                    "/etc/kubernetes/bootstrap-secrets/bootstrap-apiserver.",
+                    "/etc/kubernetes/secrets/apiserver.",
+                )
+                .replace("/etc/kubernetes/bootstrap-secrets/", "/etc/kubernetes/secrets/")
+            })
+            .collect();
+        assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");
+        assert!(normalized.contains(&"--audit-log-maxage=7".to_string()));
+        assert_eq!(
+            boot["spec"]["containers"][0]["image"],
+            ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        );
+    }
+}
