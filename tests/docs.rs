@@ -59,7 +59,8 @@ fn attribute_line(name: &str, a: &Value) -> String {
 
 fn render_block(block: &Value, out: &mut String) {
     let attrs = block["attributes"].as_object().cloned().unwrap_or_default();
-    let groups: [(&str, fn(&Value) -> bool); 3] = [
+    type Pick = fn(&Value) -> bool;
+    let groups: [(&str, Pick); 3] = [
         ("Required", |a| a["required"] == true),
         ("Optional", |a| a["optional"] == true),
         ("Read-Only", |a| a["computed"] == true && a["optional"] != true),
