@@ -13,7 +13,11 @@ const RUNS: usize = 30;
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("bench path");
     // target/<profile>/deps/handshake-<hash> -> target/<profile>/examples/echo
-    let profile_dir = exe.parent().and_then(|p| p.parent()).expect("profile dir").to_path_buf();
+    let profile_dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("profile dir")
+        .to_path_buf();
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -39,7 +43,10 @@ fn main() {
     for _ in 0..RUNS {
         let start = Instant::now();
         let mut child = Command::new(&bin)
-            .env("TF_PLUGIN_MAGIC_COOKIE", selfhosted_protocol::server::MAGIC_COOKIE_VALUE)
+            .env(
+                "TF_PLUGIN_MAGIC_COOKIE",
+                selfhosted_protocol::server::MAGIC_COOKIE_VALUE,
+            )
             .env("PLUGIN_CLIENT_CERT", &pem)
             .env("PLUGIN_PROTOCOL_VERSIONS", "6")
             .stdout(Stdio::piped())

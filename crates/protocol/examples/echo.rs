@@ -11,9 +11,7 @@ use std::time::Duration;
 use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use selfhosted_protocol::plan;
 use selfhosted_protocol::resource::*;
-use selfhosted_protocol::schema::{
-    Attribute, Block, BlockNesting, NestedBlock, ObjectNesting, Schema,
-};
+use selfhosted_protocol::schema::{Attribute, Block, BlockNesting, NestedBlock, ObjectNesting, Schema};
 use selfhosted_protocol::value::{Type, Value};
 use selfhosted_protocol::Provider;
 
@@ -34,11 +32,7 @@ impl Resource for Echo {
             1,
             Block::new()
                 .description("Echoes its input.")
-                .attribute(
-                    Attribute::new("id", Type::String)
-                        .computed()
-                        .description("Identifier."),
-                )
+                .attribute(Attribute::new("id", Type::String).computed().description("Identifier."))
                 .attribute(
                     Attribute::new("input", Type::String)
                         .required()
@@ -97,12 +91,8 @@ impl Resource for Echo {
                         "servers",
                         ObjectNesting::List,
                         vec![
-                            Attribute::new("name", Type::String)
-                                .required()
-                                .description("Name."),
-                            Attribute::new("port", Type::Number)
-                                .optional()
-                                .description("Port."),
+                            Attribute::new("name", Type::String).required().description("Name."),
+                            Attribute::new("port", Type::Number).optional().description("Port."),
                         ],
                     )
                     .optional()
@@ -111,11 +101,7 @@ impl Resource for Echo {
                 .block(NestedBlock::new(
                     "rule",
                     BlockNesting::List,
-                    Block::new().attribute(
-                        Attribute::new("port", Type::Number)
-                            .required()
-                            .description("Port."),
-                    ),
+                    Block::new().attribute(Attribute::new("port", Type::Number).required().description("Port.")),
                 )),
         )
     }
@@ -124,8 +110,7 @@ impl Resource for Echo {
         let mut d = Diagnostics::new();
         if req.config.get("input").and_then(Value::as_str) == Some("invalid") {
             d.push(
-                Diagnostic::error("Invalid input", "input must not be \"invalid\"")
-                    .at(AttributePath::root("input")),
+                Diagnostic::error("Invalid input", "input must not be \"invalid\"").at(AttributePath::root("input")),
             );
         }
         d
@@ -143,11 +128,7 @@ impl Resource for Echo {
             }
             plan::use_state_for_unknown(&mut planned, &req.prior_state, &stable_paths());
         }
-        let requires_replace = plan::changed_paths(
-            &req.prior_state,
-            &planned,
-            &[AttributePath::root("replace_me")],
-        );
+        let requires_replace = plan::changed_paths(&req.prior_state, &planned, &[AttributePath::root("replace_me")]);
         PlanResponse {
             planned_state: planned,
             requires_replace,
@@ -173,11 +154,7 @@ impl Resource for Echo {
             }
         }
         let mut s = req.planned_state.clone();
-        let input = s
-            .get("input")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        let input = s.get("input").and_then(Value::as_str).unwrap_or_default().to_owned();
         if s.get("id").is_none_or(Value::is_unknown) {
             s.set_attr("id", Value::from(format!("echo-{input}")));
         }

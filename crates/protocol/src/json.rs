@@ -93,9 +93,7 @@ fn walk(j: &J, ty: &Type, un: Unexpected, path: &mut AttributePath) -> Result<Va
             Number::Big(n.to_string())
         })),
         // Terraform writes numbers as JSON numbers, but be forgiving.
-        (Type::Number, J::String(s)) => Number::from_decimal(s)
-            .map(Value::Number)
-            .ok_or_else(|| mismatch(path)),
+        (Type::Number, J::String(s)) => Number::from_decimal(s).map(Value::Number).ok_or_else(|| mismatch(path)),
         (Type::String, J::String(s)) => Ok(Value::String(s.clone())),
         (Type::List(e) | Type::Set(e), J::Array(items)) => {
             let vals = items

@@ -119,12 +119,8 @@ fn level_name(l: &Level) -> &'static str {
 /// hclog's timestamp layout, which the host parses strictly:
 /// `2006-01-02T15:04:05.000000Z07:00`.
 fn timestamp() -> String {
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(&fmt)
-        .unwrap_or_default()
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    time::OffsetDateTime::now_utc().format(&fmt).unwrap_or_default()
 }
 
 struct JsonFields(serde_json::Map<String, serde_json::Value>);
@@ -156,7 +152,6 @@ impl Visit for JsonFields {
         self.0.insert(field.name().into(), s.into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.0.insert(field.name().into(), format!("{value:?}").into());
     }
 }

@@ -11,7 +11,7 @@ use crate::diagnostics::AttributePath;
 use crate::value::{Number, Type, Value};
 
 /// Nesting deeper than this is refused instead of risking the stack.
-const MAX_DEPTH: usize = 256;
+const MAX_DEPTH: usize = 64;
 
 /// Errors decoding or encoding msgpack values.
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +114,7 @@ impl<'a> Reader<'a> {
     }
 
     fn be(&mut self, n: usize) -> Result<u64, MsgpackError> {
-        Ok(self
-            .take(n)?
-            .iter()
-            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+        Ok(self.take(n)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
     }
 
     fn len(&mut self, n: usize) -> Result<usize, MsgpackError> {
@@ -370,11 +367,10 @@ fn typed(raw: Raw, ty: &Type, path: &mut AttributePath) -> Result<Value, Msgpack
                 Some(other) => return Err(mismatch(path, ty, &other)),
                 None => return Err(MsgpackError::Truncated),
             };
-            let concrete =
-                Type::from_json_bytes(&ty_bytes).map_err(|source| MsgpackError::DynamicType {
-                    path: path.clone(),
-                    source,
-                })?;
+            let concrete = Type::from_json_bytes(&ty_bytes).map_err(|source| MsgpackError::DynamicType {
+                path: path.clone(),
+                source,
+            })?;
             let inner = typed(val, &concrete, path)?;
             Ok(match inner {
                 Value::Null => Value::Null,
@@ -435,13 +431,7 @@ fn len32(n: usize) -> Result<u32, MsgpackError> {
     u32::try_from(n).map_err(|_| MsgpackError::Write)
 }
 
-fn write(
-    out: &mut Vec<u8>,
-    v: &Value,
-    ty: &Type,
-    path: &mut AttributePath,
-    depth: usize,
-) -> Result<(), MsgpackError> {
+fn write(out: &mut Vec<u8>, v: &Value, ty: &Type, path: &mut AttributePath, depth: usize) -> Result<(), MsgpackError> {
     use crate::diagnostics::PathStep;
     if depth > MAX_DEPTH {
         return Err(MsgpackError::TooDeep);
@@ -472,10 +462,7 @@ fn write(
             Number::Big(s) => w(rmp::encode::write_str(out, s)),
         },
         (Type::String, Value::String(s)) => w(rmp::encode::write_str(out, s)),
-        (
-            Type::List(e) | Type::Set(e),
-            Value::List(items) | Value::Set(items) | Value::Tuple(items),
-        ) => {
+        (Type::List(e) | Type::Set(e), Value::List(items) | Value::Set(items) | Value::Tuple(items)) => {
             w(rmp::encode::write_array_len(out, len32(items.len())?))?;
             for (i, item) in items.iter().enumerate() {
                 path.0.push(PathStep::Index(i as i64));
@@ -555,9 +542,7 @@ pub fn infer_type(v: &Value) -> Type {
         Value::Set(items) => Type::set(first_type(items)),
         Value::Tuple(items) => Type::Tuple(items.iter().map(infer_type).collect()),
         Value::Map(m) => Type::map(first_type(m.values())),
-        Value::Object(m) => {
-            Type::Object(m.iter().map(|(k, v)| (k.clone(), infer_type(v))).collect())
-        }
+        Value::Object(m) => Type::Object(m.iter().map(|(k, v)| (k.clone(), infer_type(v))).collect()),
         Value::Dynamic(t, _) => t.clone(),
     }
 }

@@ -43,11 +43,7 @@ pub fn use_state_for_unknown(planned: &mut Value, prior: &Value, paths: &[Attrib
 /// what to return as `requires_replace` for attributes that force a new
 /// resource. Empty on create (prior is null). An unknown planned value
 /// counts as a change.
-pub fn changed_paths(
-    prior: &Value,
-    planned: &Value,
-    paths: &[AttributePath],
-) -> Vec<AttributePath> {
+pub fn changed_paths(prior: &Value, planned: &Value, paths: &[AttributePath]) -> Vec<AttributePath> {
     if prior.is_null() || planned.is_null() {
         return Vec::new();
     }
@@ -148,9 +144,7 @@ fn null_in_attribute(a: &Attribute, slot: &mut Value) {
 fn for_each_element(v: &mut Value, f: impl FnMut(&mut Value)) {
     match v {
         Value::Dynamic(_, inner) => for_each_element(inner, f),
-        Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
-            items.iter_mut().for_each(f)
-        }
+        Value::List(items) | Value::Set(items) | Value::Tuple(items) => items.iter_mut().for_each(f),
         Value::Map(m) | Value::Object(m) => m.values_mut().for_each(f),
         _ => {}
     }
@@ -159,10 +153,7 @@ fn for_each_element(v: &mut Value, f: impl FnMut(&mut Value)) {
 /// Whether the schema has a write-only attribute anywhere.
 pub fn has_write_only(block: &Block) -> bool {
     fn attr(a: &Attribute) -> bool {
-        a.write_only
-            || a.nested
-                .as_ref()
-                .is_some_and(|n| n.attributes.iter().any(attr))
+        a.write_only || a.nested.as_ref().is_some_and(|n| n.attributes.iter().any(attr))
     }
     block.attributes.iter().any(attr) || block.blocks.iter().any(|b| has_write_only(&b.block))
 }

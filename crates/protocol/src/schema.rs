@@ -204,10 +204,7 @@ impl Attribute {
 
     /// An attribute holding nested attributes.
     pub fn nested(name: &str, nesting: ObjectNesting, attributes: Vec<Attribute>) -> Self {
-        let nested = NestedAttributes {
-            nesting,
-            attributes,
-        };
+        let nested = NestedAttributes { nesting, attributes };
         let mut a = Self::new(name, nested.value_type());
         a.nested = Some(nested);
         a

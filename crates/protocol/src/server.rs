@@ -24,8 +24,7 @@ use crate::Provider;
 /// started by its host.
 pub const MAGIC_COOKIE_KEY: &str = "TF_PLUGIN_MAGIC_COOKIE";
 /// Terraform's (and OpenTofu's) cookie value.
-pub const MAGIC_COOKIE_VALUE: &str =
-    "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
+pub const MAGIC_COOKIE_VALUE: &str = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2";
 /// Environment variable carrying the host's client certificate (AutoMTLS).
 pub const CLIENT_CERT_ENV: &str = "PLUGIN_CLIENT_CERT";
 /// Protocol version we serve.
@@ -122,9 +121,7 @@ impl Running {
 pub async fn start(provider: Provider, client_cert_pem: &str) -> Result<Running, ServeError> {
     let client_cert = tls::parse_client_cert(client_cert_pem).map_err(ServeError::Tls)?;
     let server_tls = tls::server_tls(client_cert).map_err(ServeError::Tls)?;
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(ServeError::Bind)?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(ServeError::Bind)?;
     let addr = listener.local_addr().map_err(ServeError::Bind)?;
     let handshake = format!(
         "1|{PROTOCOL_VERSION}|tcp|{addr}|grpc|{}",
@@ -139,11 +136,10 @@ pub async fn start(provider: Provider, client_cert_pem: &str) -> Result<Running,
         shutdown.clone(),
     );
 
-    let provider_svc = tfplugin6::provider_server::ProviderServer::new(
-        service::ProviderService::new(provider, stop.clone()),
-    )
-    .max_decoding_message_size(MAX_MESSAGE)
-    .max_encoding_message_size(MAX_MESSAGE);
+    let provider_svc =
+        tfplugin6::provider_server::ProviderServer::new(service::ProviderService::new(provider, stop.clone()))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
     let router = tonic::transport::Server::builder()
         .add_service(provider_svc)
         .add_service(plugin::grpc_controller_server::GrpcControllerServer::new(
@@ -151,16 +147,12 @@ pub async fn start(provider: Provider, client_cert_pem: &str) -> Result<Running,
                 shutdown: shutdown.clone(),
             },
         ))
-        .add_service(plugin::grpc_stdio_server::GrpcStdioServer::new(
-            service::Stdio {
-                shutdown: shutdown.clone(),
-            },
-        ))
-        .add_service(plugin::grpc_broker_server::GrpcBrokerServer::new(
-            service::Broker {
-                shutdown: shutdown.clone(),
-            },
-        ))
+        .add_service(plugin::grpc_stdio_server::GrpcStdioServer::new(service::Stdio {
+            shutdown: shutdown.clone(),
+        }))
+        .add_service(plugin::grpc_broker_server::GrpcBrokerServer::new(service::Broker {
+            shutdown: shutdown.clone(),
+        }))
         .add_service(health::health_server::HealthServer::new(service::Health));
 
     let sd = shutdown.clone();
@@ -230,21 +222,13 @@ impl tonic::transport::server::Connected for TlsConn {
 }
 
 impl AsyncRead for TlsConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -322,10 +306,7 @@ pub fn run(provider: Provider) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}: {e}", ServeError::Runtime(e.kind().into()));

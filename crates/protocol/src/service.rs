@@ -71,10 +71,7 @@ impl ProviderService {
         self.resources.get(type_name).ok_or_else(|| {
             Diagnostic::error(
                 "Unknown resource type",
-                format!(
-                    "The {} provider has no resource type {type_name:?}.",
-                    self.name
-                ),
+                format!("The {} provider has no resource type {type_name:?}.", self.name),
             )
             .into()
         })
@@ -86,8 +83,7 @@ fn decode(dv: Option<&pb::DynamicValue>, ty: &Type, what: &str) -> Result<Value,
     let r = if !dv.msgpack.is_empty() {
         crate::msgpack::decode(&dv.msgpack, ty).map_err(|e| e.to_string())
     } else if !dv.json.is_empty() {
-        crate::json::decode(&dv.json, ty, crate::json::Unexpected::Reject)
-            .map_err(|e| e.to_string())
+        crate::json::decode(&dv.json, ty, crate::json::Unexpected::Reject).map_err(|e| e.to_string())
     } else {
         Ok(Value::Null)
     };
@@ -121,9 +117,7 @@ fn unknown_to_null(v: &mut Value) {
     match v {
         Value::Unknown => *v = Value::Null,
         Value::Dynamic(_, inner) => unknown_to_null(inner),
-        Value::List(items) | Value::Set(items) | Value::Tuple(items) => {
-            items.iter_mut().for_each(unknown_to_null)
-        }
+        Value::List(items) | Value::Set(items) | Value::Tuple(items) => items.iter_mut().for_each(unknown_to_null),
         Value::Map(m) | Value::Object(m) => m.values_mut().for_each(unknown_to_null),
         _ => {}
     }
@@ -170,17 +164,12 @@ type Reply<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl pb::provider_server::Provider for ProviderService {
-    async fn get_metadata(
-        &self,
-        _req: Request<pb::get_metadata::Request>,
-    ) -> Reply<pb::get_metadata::Response> {
+    async fn get_metadata(&self, _req: Request<pb::get_metadata::Request>) -> Reply<pb::get_metadata::Response> {
         tracing::debug!("GetMetadata");
         let mut resources: Vec<_> = self
             .resources
             .keys()
-            .map(|k| pb::get_metadata::ResourceMetadata {
-                type_name: k.clone(),
-            })
+            .map(|k| pb::get_metadata::ResourceMetadata { type_name: k.clone() })
             .collect();
         resources.sort_by(|a, b| a.type_name.cmp(&b.type_name));
         Ok(Response::new(pb::get_metadata::Response {
@@ -292,8 +281,7 @@ impl pb::provider_server::Provider for ProviderService {
                     format!("It is not valid JSON: {err}"),
                 ))
             })?;
-            let state = crate::json::from_json(&raw_json, &e.ty, crate::json::Unexpected::Drop)
-                .unwrap_or(Value::Null);
+            let state = crate::json::from_json(&raw_json, &e.ty, crate::json::Unexpected::Drop).unwrap_or(Value::Null);
             let resp = e.resource.upgrade_state(resource::UpgradeRequest {
                 version: req.version,
                 state,
@@ -330,10 +318,7 @@ impl pb::provider_server::Provider for ProviderService {
         }))
     }
 
-    async fn read_resource(
-        &self,
-        req: Request<pb::read_resource::Request>,
-    ) -> Reply<pb::read_resource::Response> {
+    async fn read_resource(&self, req: Request<pb::read_resource::Request>) -> Reply<pb::read_resource::Response> {
         let req = req.into_inner();
         tracing::debug!(type_name = %req.type_name, "ReadResource");
         let r = async {
@@ -365,11 +350,9 @@ impl pb::provider_server::Provider for ProviderService {
             })
         }
         .await;
-        Ok(Response::new(r.unwrap_or_else(|d| {
-            pb::read_resource::Response {
-                diagnostics: d.to_proto(),
-                ..Default::default()
-            }
+        Ok(Response::new(r.unwrap_or_else(|d| pb::read_resource::Response {
+            diagnostics: d.to_proto(),
+            ..Default::default()
         })))
     }
 
@@ -407,7 +390,10 @@ impl pb::provider_server::Provider for ProviderService {
             if planned.is_null() && !diags.has_errors() {
                 diags.push(Diagnostic::error(
                     "Provider produced an empty plan",
-                    format!("This is a bug in the provider: {} planned a null state for a create or update.", req.type_name),
+                    format!(
+                        "This is a bug in the provider: {} planned a null state for a create or update.",
+                        req.type_name
+                    ),
                 ));
             }
             plan::null_write_only(&e.schema.block, &mut planned);
@@ -535,10 +521,7 @@ impl pb::provider_server::Provider for ProviderService {
             if let Some(p) = plan::first_unknown(&state) {
                 diags.push(Diagnostic::error(
                     "Provider returned an unknown value on import",
-                    format!(
-                        "This is a bug in the provider: {} left {p} unknown.",
-                        req.type_name
-                    ),
+                    format!("This is a bug in the provider: {} left {p} unknown.", req.type_name),
                 ));
                 unknown_to_null(&mut state);
             }
@@ -563,24 +546,16 @@ impl pb::provider_server::Provider for ProviderService {
         })))
     }
 
-    async fn get_functions(
-        &self,
-        _req: Request<pb::get_functions::Request>,
-    ) -> Reply<pb::get_functions::Response> {
+    async fn get_functions(&self, _req: Request<pb::get_functions::Request>) -> Reply<pb::get_functions::Response> {
         Ok(Response::new(pb::get_functions::Response {
             diagnostics: Vec::new(),
         }))
     }
 
-    async fn stop_provider(
-        &self,
-        _req: Request<pb::stop_provider::Request>,
-    ) -> Reply<pb::stop_provider::Response> {
+    async fn stop_provider(&self, _req: Request<pb::stop_provider::Request>) -> Reply<pb::stop_provider::Response> {
         tracing::info!("StopProvider: cancelling in-flight operations");
         self.stop.cancel();
-        Ok(Response::new(pb::stop_provider::Response {
-            error: String::new(),
-        }))
+        Ok(Response::new(pb::stop_provider::Response { error: String::new() }))
     }
 }
 
@@ -636,10 +611,7 @@ pub struct Broker {
 impl plugin::grpc_broker_server::GrpcBroker for Broker {
     type StartStreamStream = Silent<plugin::ConnInfo>;
 
-    async fn start_stream(
-        &self,
-        _req: Request<tonic::Streaming<plugin::ConnInfo>>,
-    ) -> Reply<Self::StartStreamStream> {
+    async fn start_stream(&self, _req: Request<tonic::Streaming<plugin::ConnInfo>>) -> Reply<Self::StartStreamStream> {
         Ok(Response::new(silent_until(self.shutdown.clone())))
     }
 }
@@ -649,18 +621,13 @@ pub struct Health;
 
 #[tonic::async_trait]
 impl health::health_server::Health for Health {
-    async fn check(
-        &self,
-        req: Request<health::HealthCheckRequest>,
-    ) -> Reply<health::HealthCheckResponse> {
+    async fn check(&self, req: Request<health::HealthCheckRequest>) -> Reply<health::HealthCheckResponse> {
         let service = req.into_inner().service;
         let status = if service.is_empty() || service == "plugin" {
             health::health_check_response::ServingStatus::Serving
         } else {
             health::health_check_response::ServingStatus::ServiceUnknown
         };
-        Ok(Response::new(health::HealthCheckResponse {
-            status: status as i32,
-        }))
+        Ok(Response::new(health::HealthCheckResponse { status: status as i32 }))
     }
 }

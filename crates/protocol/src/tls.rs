@@ -54,16 +54,12 @@ pub fn parse_client_cert(pem: &str) -> Result<CertificateDer<'static>, TlsError>
 /// # Errors
 /// Certificate generation or TLS configuration failed.
 pub fn server_tls(client_cert: CertificateDer<'static>) -> Result<ServerTls, TlsError> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(TlsError::GenerateServerCert)?;
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .map_err(TlsError::GenerateServerCert)?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(TlsError::GenerateServerCert)?;
+    let mut params =
+        rcgen::CertificateParams::new(vec!["localhost".to_owned()]).map_err(TlsError::GenerateServerCert)?;
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, "localhost");
-    dn.push(
-        rcgen::DnType::OrganizationName,
-        "terraform-provider-selfhosted",
-    );
+    dn.push(rcgen::DnType::OrganizationName, "terraform-provider-selfhosted");
     params.distinguished_name = dn;
     // The host adds our certificate as its only root and verifies the chain
     // of length one, so it is marked as a CA like go-plugin's.
@@ -81,9 +77,7 @@ pub fn server_tls(client_cert: CertificateDer<'static>) -> Result<ServerTls, Tls
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::seconds(30);
     params.not_after = now + time::Duration::days(366);
-    let cert = params
-        .self_signed(&key)
-        .map_err(TlsError::GenerateServerCert)?;
+    let cert = params.self_signed(&key).map_err(TlsError::GenerateServerCert)?;
     let cert_der = cert.der().to_vec();
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -120,10 +114,7 @@ pub struct PinnedClientCert {
 impl PinnedClientCert {
     /// A verifier pinned to `expected`.
     pub fn new(expected: CertificateDer<'static>, algorithms: WebPkiSupportedAlgorithms) -> Self {
-        Self {
-            expected,
-            algorithms,
-        }
+        Self { expected, algorithms }
     }
 
     fn check_pinned(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
@@ -166,8 +157,7 @@ fn verify_p521(
     sig: &[u8],
 ) -> Result<HandshakeSignatureValid, rustls::Error> {
     use p521::ecdsa::signature::Verifier;
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| bad_signature())?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| bad_signature())?;
     let point = &parsed.public_key().subject_public_key.data;
     let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| bad_signature())?;
     let sig = p521::ecdsa::Signature::from_der(sig).map_err(|_| bad_signature())?;

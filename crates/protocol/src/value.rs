@@ -80,12 +80,7 @@ impl Type {
             Type::Map(e) => J::Array(vec!["map".into(), e.to_json()]),
             Type::Object(attrs) => J::Array(vec![
                 "object".into(),
-                J::Object(
-                    attrs
-                        .iter()
-                        .map(|(k, t)| (k.clone(), t.to_json()))
-                        .collect(),
-                ),
+                J::Object(attrs.iter().map(|(k, t)| (k.clone(), t.to_json())).collect()),
             ]),
             Type::Tuple(elems) => J::Array(vec![
                 "tuple".into(),
@@ -126,10 +121,7 @@ impl Type {
                             .collect::<Result<_, TypeError>>()?,
                     )),
                     ("tuple", J::Array(elems)) if parts.len() == 2 => Ok(Type::Tuple(
-                        elems
-                            .iter()
-                            .map(Type::from_json)
-                            .collect::<Result<_, _>>()?,
+                        elems.iter().map(Type::from_json).collect::<Result<_, _>>()?,
                     )),
                     _ => Err(unsupported()),
                 }
@@ -492,9 +484,7 @@ impl Value {
     /// An object of the given type with every attribute null.
     pub fn null_object(ty: &Type) -> Value {
         match ty {
-            Type::Object(attrs) => {
-                Value::Object(attrs.keys().map(|k| (k.clone(), Value::Null)).collect())
-            }
+            Type::Object(attrs) => Value::Object(attrs.keys().map(|k| (k.clone(), Value::Null)).collect()),
             _ => Value::Null,
         }
     }
