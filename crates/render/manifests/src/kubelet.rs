@@ -74,7 +74,10 @@ pub struct NodeContract {
     pub controller_unit: String,
     /// systemd unit for a worker's kubelet.
     pub worker_unit: String,
-    /// Butane (Fedora CoreOS config) snippet for a controller: the config file and unit.
+    /// systemd path unit (`kubelet.path`) starting the kubelet once its bootstrap
+    /// kubeconfig lands, so hosts can boot before the provider delivers it.
+    pub path_unit: String,
+    /// Butane (Fedora CoreOS config) snippet for a controller: the config file and units.
     pub controller_butane: String,
     /// Butane snippet for a worker.
     pub worker_butane: String,
@@ -134,11 +137,18 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
+fn path_unit() -> String {
+    format!(
+        "[Unit]\nDescription=Start the kubelet once its bootstrap kubeconfig exists\n\n[Path]\nPathExists={BOOTSTRAP_KUBECONFIG}\nUnit=kubelet.service\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
+}
+
 fn butane(config: &str, unit: &str) -> String {
     format!(
-        "variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: {KUBELET_CONFIG_PATH}\n      mode: 0644\n      contents:\n        inline: |\n{}\nsystemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n",
+        "variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: {KUBELET_CONFIG_PATH}\n      mode: 0644\n      contents:\n        inline: |\n{}\nsystemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n    - name: kubelet.path\n      enabled: true\n      contents: |\n{}\n",
         indent(config, 10),
-        indent(unit, 8)
+        indent(unit, 8),
+        indent(&path_unit(), 8)
     )
 }
 
@@ -183,5 +193,6 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
         controller_taint: format!("{CONTROL_PLANE_TAINT}:NoSchedule"),
         controller_unit,
         worker_unit,
+        path_unit: path_unit(),
     })
 }

@@ -420,6 +420,8 @@ fn node_contract_matches_the_assets() {
     let bu = yaml(&n.controller_butane);
     assert_eq!(bu["storage"]["files"][0]["contents"]["inline"], n.kubelet_config);
     assert_eq!(bu["systemd"]["units"][0]["contents"], n.controller_unit);
+    assert_eq!(bu["systemd"]["units"][1]["name"], "kubelet.path");
+    assert!(n.path_unit.contains("PathExists=/etc/kubernetes/kubeconfig"));
 }
 
 /// Apart from where credentials live and which serving pair they use, the bootstrap and
