@@ -11,7 +11,7 @@ fn default_parts(p: &ManifestParams, c: Component) -> (&'static str, &'static st
         Component::KubeControllerManager => ("registry.k8s.io", "kube-controller-manager", kube),
         Component::KubeScheduler => ("registry.k8s.io", "kube-scheduler", kube),
         Component::KubeProxy | Component::Kubelet => ("registry.k8s.io", "kube-proxy", kube),
-        Component::Coredns => ("registry.k8s.io", "coredns/coredns", row.coredns_tag.into()),
+        Component::Coredns => ("registry.k8s.io", row.coredns_path, row.coredns_tag.into()),
         Component::Flannel => ("ghcr.io", "flannel-io/flannel", row.flannel_tag.into()),
         Component::FlannelCniPlugin => (
             "ghcr.io",

@@ -37,6 +37,13 @@ impl Version {
 /// v1.34.3: `registry.k8s.io/kube-{apiserver,controller-manager,scheduler,proxy}:v1.34.3`
 /// and `registry.k8s.io/coredns/coredns:v1.12.1` are the images a kubeadm v1.34.3
 /// cluster runs (seen in public cluster listings and renovate-pinned digests).
+///
+/// Sources of the other tags: kubeadm's image lists per minor for CoreDNS (1.20:
+/// `registry.k8s.io/coredns:1.7.0`; 1.33 v1.12.0, 1.34 v1.12.1, 1.35 v1.13.1; 1.36/1.37
+/// keep 1.35's until their kubeadm lists are confirmed); flannel v0.27.4 with
+/// flannel-cni-plugin v1.8.0-flannel1, Calico v3.30.4, Cilium v1.18.4 from public
+/// deployments pinning them; Calico v3.21.6 and Cilium v1.11.20 for 1.20 (releases of
+/// that era that supported it).
 pub const DEFAULT_VERSION: Version = Version { minor: 34, patch: 3 };
 
 /// Where a flag belongs; flags of one component mean nothing to another.
@@ -73,7 +80,10 @@ pub struct VersionRow {
     /// CoreDNS of this minor reads `discovery.k8s.io` EndpointSlices, so its ClusterRole
     /// grants them (the CoreDNS default of 1.21 on).
     pub endpointslices: bool,
-    /// Default tag of `registry.k8s.io/coredns/coredns`.
+    /// Repository of CoreDNS under `registry.k8s.io` (`coredns` up to 1.20, then
+    /// `coredns/coredns`, as kubeadm of that minor pulls it).
+    pub coredns_path: &'static str,
+    /// Default tag of the CoreDNS image.
     pub coredns_tag: &'static str,
     /// Default tag of `ghcr.io/flannel-io/flannel`.
     pub flannel_tag: &'static str,
@@ -162,7 +172,8 @@ pub const TABLE: &[VersionRow] = &[
         kubelet_container_runtime_flag: true,
         kubelet_runtime_endpoint_in_config: false,
         endpointslices: false,
-        coredns_tag: "v1.7.0",
+        coredns_path: "coredns",
+        coredns_tag: "1.7.0",
         flannel_tag: "v0.27.4",
         flannel_cni_plugin_tag: "v1.8.0-flannel1",
         calico_tag: "v3.21.6",
@@ -194,6 +205,7 @@ const fn modern(
         kubelet_container_runtime_flag: false,
         kubelet_runtime_endpoint_in_config: true,
         endpointslices: true,
+        coredns_path: "coredns/coredns",
         coredns_tag,
         flannel_tag: "v0.27.4",
         flannel_cni_plugin_tag: "v1.8.0-flannel1",

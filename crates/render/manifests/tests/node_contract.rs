@@ -17,7 +17,10 @@ fn units_verify_with_systemd_analyze() {
         let mut raw = common::raw();
         raw.kubernetes_version = Some(format!("v1.{}.0", row.minor));
         let r = render(&common::parse(&raw), &common::material()).expect("render");
-        for (bu, role) in [(&r.node.controller_butane, "controller"), (&r.node.worker_butane, "worker")] {
+        for (bu, role) in [
+            (&r.node.controller_butane, "controller"),
+            (&r.node.worker_butane, "worker"),
+        ] {
             let doc: Value = serde_yaml_ng::from_str(bu).expect("butane is YAML");
             assert_eq!(doc["variant"], "fcos");
             let sub = dir.path().join(format!("v1.{}-{role}", row.minor));
@@ -25,7 +28,10 @@ fn units_verify_with_systemd_analyze() {
             let mut paths = Vec::new();
             for unit in doc["systemd"]["units"].as_array().expect("units") {
                 let name = unit["name"].as_str().expect("name");
-                let text = unit["contents"].as_str().expect("contents").replace("/usr/bin/kubelet", "/bin/true");
+                let text = unit["contents"]
+                    .as_str()
+                    .expect("contents")
+                    .replace("/usr/bin/kubelet", "/bin/true");
                 let path = sub.join(name);
                 std::fs::write(&path, text).expect("write unit");
                 paths.push(path);
@@ -36,7 +42,11 @@ fn units_verify_with_systemd_analyze() {
                 .output()
                 .expect("systemd-analyze (Debian package systemd) must be installed");
             let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success() && stderr.trim().is_empty(), "v1.{} {role}: {stderr}", row.minor);
+            assert!(
+                out.status.success() && stderr.trim().is_empty(),
+                "v1.{} {role}: {stderr}",
+                row.minor
+            );
             checked += paths.len();
         }
     }

@@ -196,7 +196,7 @@ fn kube_images_carry_the_version_and_table_tags() {
                 row.minor
             );
         }
-        assert!(all.contains(&format!("registry.k8s.io/coredns/coredns:{}", row.coredns_tag)));
+        assert!(all.contains(&format!("registry.k8s.io/{}:{}", row.coredns_path, row.coredns_tag)));
         assert!(all.contains(&format!("quay.io/cilium/cilium:{}", row.cilium_tag)));
     }
 }
