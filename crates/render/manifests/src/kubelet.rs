@@ -5,11 +5,11 @@
 use serde_json::{json, Value};
 
 use crate::object::{cluster_role_binding, group_subject, CONTROLLER_LABEL, CONTROL_PLANE_TAINT};
-use crate::params::{Component, ManifestParams};
+use crate::params::{Component, ManifestParams, MASTERS_GROUP};
 use crate::RenderError;
 
-/// Group of the admin client certificate, bound to `cluster-admin` (so admin access can be
-/// revoked, unlike `system:masters`).
+/// A suggested admin group: bound to `cluster-admin`, so admin access can be revoked
+/// (unlike `system:masters`).
 pub const ADMIN_GROUP: &str = "selfhosted:cluster-admins";
 /// Host path of the kubelet's bootstrap kubeconfig.
 pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/kubeconfig";
@@ -26,8 +26,8 @@ pub const RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
 
 /// RBAC for kubelet TLS bootstrapping and admin access (applied first: the kubelet backs
 /// off up to 32 s between tries).
-pub fn rbac() -> Vec<Value> {
-    vec![
+pub fn rbac(p: &ManifestParams) -> Vec<Value> {
+    let mut out = vec![
         cluster_role_binding(
             "selfhosted:kubelet-bootstrap",
             "system:node-bootstrapper",
@@ -43,8 +43,15 @@ pub fn rbac() -> Vec<Value> {
             "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
             group_subject("system:nodes"),
         ),
-        cluster_role_binding("selfhosted:cluster-admins", "cluster-admin", group_subject(ADMIN_GROUP)),
-    ]
+    ];
+    if p.admin_group != MASTERS_GROUP {
+        out.push(cluster_role_binding(
+            "selfhosted:cluster-admins",
+            "cluster-admin",
+            group_subject(&p.admin_group),
+        ));
+    }
+    out
 }
 
 /// What a host must run for the assets to work.

@@ -102,7 +102,7 @@ type ExtraSecrets = Vec<(Value, usize, usize)>;
 
 fn public_and_extra_secrets(p: &ManifestParams) -> Result<(BTreeMap<String, String>, ExtraSecrets), RenderError> {
     let mut objs = Vec::new();
-    objs.extend(kubelet::rbac());
+    objs.extend(kubelet::rbac(p));
     objs.extend(control_plane::self_hosted(p));
     if p.kube_proxy {
         objs.push(addons::in_cluster_kubeconfig(p));

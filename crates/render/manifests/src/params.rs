@@ -17,6 +17,8 @@ pub const DEFAULT_POD_CIDR: &str = "10.2.0.0/16";
 pub const DEFAULT_SERVICE_CIDR: &str = "10.3.0.0/16";
 /// Default DNS domain of the cluster.
 pub const DEFAULT_CLUSTER_DOMAIN_SUFFIX: &str = "cluster.local";
+/// The group Kubernetes grants everything without any binding.
+pub const MASTERS_GROUP: &str = "system:masters";
 /// Default apiserver port.
 pub const DEFAULT_API_SERVER_PORT: u16 = 6443;
 
@@ -187,6 +189,9 @@ pub struct RawParams {
     pub controller_count: usize,
     /// `extra_manifests`: YAML streams added to `manifests/`.
     pub extra_manifests: Vec<String>,
+    /// Group (organization) of the admin client certificate; bound to `cluster-admin`
+    /// unless it is `system:masters` (default, matching selfhosted-pki's default).
+    pub admin_group: Option<String>,
 }
 
 /// One step of an attribute path, as Terraform diagnostics express them.
@@ -303,6 +308,8 @@ pub struct ManifestParams {
     pub controller_count: usize,
     /// The user's extra objects, parsed and checked.
     pub extra_manifests: Vec<ExtraObject>,
+    /// Group of the admin certificate, bound to `cluster-admin` unless `system:masters`.
+    pub admin_group: String,
 }
 
 impl ManifestParams {
@@ -327,6 +334,7 @@ impl ManifestParams {
             controller_replicas: None,
             controller_count: 1,
             extra_manifests: Vec::new(),
+            admin_group: MASTERS_GROUP.to_string(),
         }
     }
 
@@ -684,6 +692,14 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
         }
     };
 
+    let admin_group = raw.admin_group.clone().unwrap_or_else(|| MASTERS_GROUP.to_string());
+    if admin_group.trim().is_empty() || admin_group.chars().any(char::is_whitespace) {
+        errors.push(InputError::attr(
+            "admin_group",
+            format!("{admin_group:?} is not a group name; write e.g. \"selfhosted:cluster-admins\" (the admin certificate's organization)"),
+        ));
+    }
+
     let mut extras = Vec::new();
     for (i, text) in raw.extra_manifests.iter().enumerate() {
         match extra::parse_stream(text) {
@@ -715,6 +731,7 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
                 controller_replicas: replicas,
                 controller_count: raw.controller_count,
                 extra_manifests: extras,
+                admin_group,
             }
         }
         _ => return Err(vec![InputError::attr("kubernetes_version", "inputs incomplete")]),

@@ -215,7 +215,19 @@ fn tls_bootstrapping_objects_are_present() {
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         "system:nodes"
     ));
-    assert!(bound("cluster-admin", selfhosted_manifests::kubelet::ADMIN_GROUP));
+    assert!(
+        !crbs.iter().any(|c| c["roleRef"]["name"] == "cluster-admin"),
+        "system:masters needs no binding"
+    );
+    let mut raw = common::raw();
+    raw.admin_group = Some(selfhosted_manifests::kubelet::ADMIN_GROUP.into());
+    let with_group = render(&common::parse(&raw), &common::material()).expect("render");
+    let admin = find(
+        &with_group.manifests,
+        "clusterrolebinding-cluster-selfhosted_cluster-admins",
+    );
+    assert_eq!(admin["roleRef"]["name"], "cluster-admin");
+    assert_eq!(admin["subjects"][0]["name"], "selfhosted:cluster-admins");
     // The controller-manager signs kubelet certificates and runs the token controllers.
     let kcm = find(&r.manifests, "deployment-kube-system-kube-controller-manager");
     let a = args(&kcm["spec"]["template"]["spec"]);

@@ -166,6 +166,9 @@ fn other_scalars() {
     raw.etcd_servers = vec!["e".into()];
     raw.cluster_name = " ".into();
     one(&raw, "cluster_name", "must not be empty");
+    raw.cluster_name = "nemo".into();
+    raw.admin_group = Some("two words".into());
+    one(&raw, "admin_group", "not a group name");
 }
 
 #[test]

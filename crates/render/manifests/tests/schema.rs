@@ -29,6 +29,7 @@ fn every_combination_validates_strictly() {
                     raw.kube_proxy = Some(kube_proxy);
                     raw.coredns = Some(coredns);
                     if kube_proxy && coredns {
+                        raw.admin_group = Some("selfhosted:cluster-admins".into());
                         raw.extra_manifests = vec![
                             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\n  namespace: apps\ndata:\n  a: b\n".into(),
                         ];
