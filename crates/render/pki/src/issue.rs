@@ -39,6 +39,24 @@ pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) ->
     let action = |name: &str| plan.get(name).map(|i| &i.action);
     let mut out = Assets::new();
 
+    // Every new key up front, so slow RSA generation runs in parallel.
+    let needed = plan
+        .items
+        .iter()
+        .filter(|i| match (&i.action, i.name.as_str()) {
+            (Action::Keep, _) | (Action::Issue { new_key: false, .. }, _) => false,
+            (_, "ca") => params.byo_ca.is_none(),
+            (_, "bootstrap-token") => false,
+            (_, name) => !name.ends_with("-kubeconfig"),
+        })
+        .count();
+    let mut fresh = keys::generate_many(params.key_algorithm, needed)?;
+    let mut next_key = move || {
+        fresh
+            .pop()
+            .ok_or_else(|| PkiError::Inconsistent("more keys used than planned".into()))
+    };
+
     for ca in CaId::ALL {
         let spec = ca_spec(ca);
         let (cert_path, key_path) = (spec.cert_path(), spec.key_path());
@@ -56,7 +74,7 @@ pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) ->
                     let renew_in_place = matches!(action(spec.name), Some(Action::Issue { new_key: false, .. }));
                     let key_pem = match (renew_in_place, prior_assets.get(&key_path)) {
                         (true, Some(k)) => k.clone(),
-                        _ => keys::generate(params.key_algorithm)?.serialize_pem(),
+                        _ => next_key()?.serialize_pem(),
                     };
                     let key = keys::load(&key_pem)?;
                     let cert = certs::self_sign_ca(&spec, &key, now, params.ca_validity)?;
@@ -78,7 +96,7 @@ pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) ->
         let ca_pem = get(&out, &ca.cert_path())?.clone();
         let ca_key = keys::load(get(&out, &ca.key_path())?)?;
         let ca_not_after = certs::read_cert(&ca.cert_path(), &ca_pem)?.not_after;
-        let key = keys::generate(params.key_algorithm)?;
+        let key = next_key()?;
         let cert = certs::sign_leaf(
             &spec,
             &key,
@@ -96,7 +114,7 @@ pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) ->
         copy(&mut out, prior_assets, SERVICE_ACCOUNT_KEY)?;
         copy(&mut out, prior_assets, SERVICE_ACCOUNT_PUB)?;
     } else {
-        let key = keys::generate(params.key_algorithm)?;
+        let key = next_key()?;
         out.insert(SERVICE_ACCOUNT_KEY.into(), key.serialize_pem());
         out.insert(SERVICE_ACCOUNT_PUB.into(), key.public_key_pem());
     }

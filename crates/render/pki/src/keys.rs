@@ -31,6 +31,9 @@ pub enum KeyError {
     /// An RSA key could not be encoded as PKCS#8.
     #[error("encoding an RSA key as PKCS#8")]
     EncodeRsa(#[source] rsa::pkcs8::Error),
+    /// A key-generation thread panicked.
+    #[error("a key generation thread failed")]
+    Thread,
     /// A key PEM could not be loaded by ring.
     #[error("loading a private key (PKCS#8 PEM expected)")]
     Load(#[source] rcgen::Error),
@@ -48,6 +51,42 @@ pub(crate) fn generate(alg: KeyAlgorithm) -> Result<KeyPair, KeyError> {
             KeyPair::from_pkcs8_pem_and_sign_algo(&pem, &PKCS_RSA_SHA256).map_err(KeyError::Load)
         }
     }
+}
+
+/// Generates `n` fresh keys. RSA keys are slow to make (hundreds of ms each
+/// for 2048 bits), so they are made on one thread per available core.
+pub(crate) fn generate_many(alg: KeyAlgorithm, n: usize) -> Result<Vec<KeyPair>, KeyError> {
+    let Some(bits) = alg.rsa_bits() else {
+        return (0..n).map(|_| generate(alg)).collect();
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, n.max(1));
+    let per_thread = n.div_ceil(threads);
+    let pems: Vec<Result<String, KeyError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let count = per_thread.min(n.saturating_sub(t * per_thread));
+                scope.spawn(move || (0..count).map(|_| rsa_pkcs8_pem(bits)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|_| vec![Err(KeyError::Thread)]))
+            .collect()
+    });
+    pems.into_iter()
+        .map(|pem| KeyPair::from_pkcs8_pem_and_sign_algo(&pem?, &PKCS_RSA_SHA256).map_err(KeyError::Load))
+        .collect()
+}
+
+fn rsa_pkcs8_pem(bits: usize) -> Result<String, KeyError> {
+    let mut rng = rsa::rand_core::OsRng;
+    let key = rsa::RsaPrivateKey::new(&mut rng, bits).map_err(|source| KeyError::GenerateRsa { bits, source })?;
+    Ok(key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(KeyError::EncodeRsa)?
+        .to_string())
 }
 
 /// Loads a PKCS#8 PEM key as written by [`generate`] (or normalised by [`check_byo_ca`]).

@@ -58,17 +58,23 @@ pub type Assets = BTreeMap<String, String>;
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     /// The params cannot describe a PKI.
-    #[error("params")]
+    #[error("the params cannot describe a PKI")]
     Params(#[from] NoApiServer),
     /// A certificate could not be issued or read.
-    #[error("certificate")]
+    #[error("issuing or reading a certificate")]
     Cert(#[from] CertError),
     /// A key could not be generated or loaded.
-    #[error("key")]
+    #[error("generating or loading a key")]
     Key(#[from] KeyError),
     /// Internal inconsistency between plan and issue (a bug, reported instead of a panic).
     #[error("inconsistent plan: {0}")]
     Inconsistent(String),
+}
+
+/// Whether the asset at `path` is secret (private keys, the bootstrap token,
+/// kubeconfigs holding a key or token); certificates and public keys are not.
+pub fn is_secret(path: &str) -> bool {
+    path.ends_with(".key") || path.ends_with(".kubeconfig") || path == plan::BOOTSTRAP_TOKEN
 }
 
 /// Names and paths of every certificate, CAs first.

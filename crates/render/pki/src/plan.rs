@@ -197,6 +197,26 @@ impl Plan {
     }
 }
 
+impl fmt::Display for Plan {
+    /// One line per (re)issued item, `name: reason`; "no changes" when none.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_noop() {
+            return f.write_str("no changes");
+        }
+        let mut first = true;
+        for item in &self.items {
+            if let Action::Issue { reason, .. } = &item.action {
+                if !first {
+                    f.write_str("\n")?;
+                }
+                first = false;
+                write!(f, "{}: {reason}", item.name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What plan knows about each CA after the decision, for its leaves.
 struct CaOutcome {
     /// The CA certificate as it will be, if known now (kept, given, or re-signed with its own key:

@@ -24,7 +24,12 @@ pub fn is_valid(t: &str) -> bool {
     matches!(t.split_once('.'), Some((id, secret)) if ok(id, 6) && ok(secret, 16))
 }
 
-/// The token id (the part before the dot), which names the bootstrap-token Secret.
-pub fn token_id(t: &str) -> Option<&str> {
-    is_valid(t).then(|| &t[..6])
+/// The token id and secret (`token-id`, `token-secret` of the
+/// `bootstrap-token-<id>` Secret in kube-system).
+pub fn split(t: &str) -> Option<(&str, &str)> {
+    if is_valid(t) {
+        t.split_once('.')
+    } else {
+        None
+    }
 }

@@ -256,3 +256,26 @@ fn damaged_prior_items_are_reissued() {
     let a2 = issue(&p, Some(&a1), now()).unwrap();
     assert!(plan(&p, Some(&a2), now()).unwrap().is_noop());
 }
+
+#[test]
+fn plan_display_and_secret_classification() {
+    let p = default_params();
+    let a1 = issue(&p, None, now()).unwrap();
+    assert_eq!(plan(&p, Some(&a1), now()).unwrap().to_string(), "no changes");
+    let p2 = params(&["api.demo.example"], &["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
+    let text = plan(&p2, Some(&a1), now()).unwrap().to_string();
+    assert!(
+        text.starts_with("apiserver: names changed from [api.demo.example, 10.0.0.5, "),
+        "{text}"
+    );
+    for path in a1.keys() {
+        let secret = selfhosted_pki::is_secret(path);
+        let has_private = a1[path].contains("PRIVATE KEY")
+            || a1[path].contains("client-key-data")
+            || a1[path].contains("token:")
+            || path == "auth/bootstrap-token";
+        assert_eq!(secret, has_private, "{path}");
+    }
+    let (id, secret) = selfhosted_pki::token::split(&a1["auth/bootstrap-token"]).unwrap();
+    assert_eq!((id.len(), secret.len()), (6, 16));
+}
