@@ -466,3 +466,34 @@ fn bootstrap_and_self_hosted_apiservers_differ_only_in_credential_paths() {
         );
     }
 }
+
+/// A patch bump changes exactly the objects running Kubernetes images (the apiserver under
+/// a new generation name) and nothing else, so a plan shows just those.
+#[test]
+fn version_bump_changes_only_kubernetes_workloads() {
+    let a = render_public(&common::parse(&common::raw())).expect("render");
+    let mut raw = common::raw();
+    raw.kubernetes_version = Some("v1.34.4".into());
+    let b = render_public(&common::parse(&raw)).expect("render");
+    let changed: std::collections::BTreeSet<String> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            k.trim_start_matches("manifests/")
+                .split("-v1-")
+                .next()
+                .unwrap_or(k)
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        changed.iter().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "60-daemonset-kube-system-kube-apiserver",
+            "61-deployment-kube-system-kube-scheduler.yaml",
+            "62-deployment-kube-system-kube-controller-manager.yaml",
+            "63-daemonset-kube-system-kube-proxy.yaml",
+        ]
+    );
+}
