@@ -6,6 +6,17 @@
 //! `manifests` depend on the parameters only ([`render_public`]), so a plan can show them
 //! while the key material is still unknown.
 //!
+//! Use: [`parse_params`] turns attribute values into [`ManifestParams`] (or diagnostics
+//! with attribute paths); [`render_public`] gives the plan-time `manifests`; [`render`]
+//! adds everything that needs the PKI material. Keys of every map sort in apply order
+//! (`manifests/NN-…`: 00 namespaces, 10 CRDs, 20/21 accounts and RBAC, 30 ConfigMaps and
+//! Secrets, 40 Services, 50 PDBs, 60 kube-apiserver, 61 scheduler, 62 controller-manager,
+//! 63 kube-proxy, 64 CNI, 65 CoreDNS, 80 other kinds); merge `manifests` and
+//! `secret_manifests` and apply in key order. Every object carries
+//! `app.kubernetes.io/managed-by: terraform-provider-selfhosted`; the self-hosted
+//! apiserver DaemonSet is `kube-apiserver-<generation>` (see [`apiserver_generation`]),
+//! so an apiserver change renders a new DaemonSet beside the old one (blue/green).
+//!
 //! Modules: [`params`] (inputs and their diagnostics), [`versions`] (the per-minor table),
 //! [`control_plane`] (apiservers, controller-manager, scheduler), [`addons`] (kube-proxy,
 //! CoreDNS), [`cni`] (flannel, Calico, Cilium), [`kubelet`] (TLS bootstrapping RBAC and
