@@ -1,5 +1,6 @@
 //! The etcd certificates proven by a real three-member etcd (Debian
-//! etcd-server 3.4) on 127.0.0.11-13 with mutual TLS for clients and peers:
+//! etcd-server 3.4) on 127.0.0.11-13 (clients on 2379, peers on 2380; the RSA
+//! run on 2479/2480) with mutual TLS for clients and peers:
 //! `etcdctl endpoint health` with the rendered client cert → all healthy; a
 //! client cert from the kube CA → refused.
 
@@ -10,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use selfhosted_pki::{issue, Assets};
+use selfhosted_pki::{issue, Assets, KeyAlgorithm};
 
 const MEMBERS: [&str; 3] = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 
@@ -18,6 +19,7 @@ const MEMBERS: [&str; 3] = ["127.0.0.11", "127.0.0.12", "127.0.0.13"];
 struct Cluster {
     children: Vec<Child>,
     dir: tempfile::TempDir,
+    port: u16,
 }
 
 impl Drop for Cluster {
@@ -30,7 +32,8 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    fn start(assets: &Assets) -> Cluster {
+    /// Starts the three members, clients on `port`, peers on `port + 1`.
+    fn start(assets: &Assets, port: u16) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         write_assets(dir.path(), assets);
         let tls = dir.path().join("tls");
@@ -38,19 +41,23 @@ impl Cluster {
         let initial: Vec<String> = MEMBERS
             .iter()
             .enumerate()
-            .map(|(i, ip)| format!("m{i}=https://{ip}:2380"))
+            .map(|(i, ip)| format!("m{i}=https://{ip}:{}", port + 1))
             .collect();
-        let mut cluster = Cluster { children: vec![], dir };
+        let mut cluster = Cluster {
+            children: vec![],
+            dir,
+            port,
+        };
         for (i, ip) in MEMBERS.iter().enumerate() {
             let data = cluster.dir.path().join(format!("data{i}"));
             let log = std::fs::File::create(cluster.dir.path().join(format!("etcd{i}.log"))).unwrap();
             let child = Command::new("/usr/bin/etcd")
                 .args(["--name", &format!("m{i}")])
                 .args(["--data-dir", data.to_str().unwrap()])
-                .args(["--listen-client-urls", &format!("https://{ip}:2379")])
-                .args(["--advertise-client-urls", &format!("https://{ip}:2379")])
-                .args(["--listen-peer-urls", &format!("https://{ip}:2380")])
-                .args(["--initial-advertise-peer-urls", &format!("https://{ip}:2380")])
+                .args(["--listen-client-urls", &format!("https://{ip}:{port}")])
+                .args(["--advertise-client-urls", &format!("https://{ip}:{port}")])
+                .args(["--listen-peer-urls", &format!("https://{ip}:{}", port + 1)])
+                .args(["--initial-advertise-peer-urls", &format!("https://{ip}:{}", port + 1)])
                 .args(["--initial-cluster", &initial.join(",")])
                 .args(["--initial-cluster-state", "new", "--initial-cluster-token", "pki-test"])
                 .args([
@@ -92,8 +99,8 @@ impl Cluster {
     }
 }
 
-fn health(ca: &Path, cert: &Path, key: &Path) -> (bool, String) {
-    let endpoints: Vec<String> = MEMBERS.iter().map(|ip| format!("https://{ip}:2379")).collect();
+fn health(port: u16, ca: &Path, cert: &Path, key: &Path) -> (bool, String) {
+    let endpoints: Vec<String> = MEMBERS.iter().map(|ip| format!("https://{ip}:{port}")).collect();
     let out = run(Command::new("/usr/bin/etcdctl")
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", &endpoints.join(",")])
@@ -110,15 +117,30 @@ fn health(ca: &Path, cert: &Path, key: &Path) -> (bool, String) {
 }
 
 #[test]
-fn three_member_etcd_runs_on_the_rendered_certs() {
-    let p = default_params();
+fn three_member_etcd_runs_on_the_rendered_ecdsa_certs() {
+    three_member_etcd(KeyAlgorithm::EcdsaP256, 2379);
+}
+
+#[test]
+fn three_member_etcd_runs_on_the_rendered_rsa_certs() {
+    three_member_etcd(KeyAlgorithm::Rsa2048, 2479);
+}
+
+fn three_member_etcd(alg: KeyAlgorithm, port: u16) {
+    let mut p = default_params();
+    p.key_algorithm = alg;
     let assets = issue(&p, None, time::OffsetDateTime::now_utc()).unwrap();
-    let cluster = Cluster::start(&assets);
+    let cluster = Cluster::start(&assets, port);
     let ca = cluster.tls("etcd-ca.crt");
     let deadline = Instant::now() + Duration::from_secs(40);
     let (mut ok, mut text) = (false, String::new());
     while Instant::now() < deadline {
-        (ok, text) = health(&ca, &cluster.tls("etcd-client.crt"), &cluster.tls("etcd-client.key"));
+        (ok, text) = health(
+            cluster.port,
+            &ca,
+            &cluster.tls("etcd-client.crt"),
+            &cluster.tls("etcd-client.key"),
+        );
         if ok {
             break;
         }
@@ -126,11 +148,11 @@ fn three_member_etcd_runs_on_the_rendered_certs() {
     }
     assert!(ok, "not healthy: {text}\n{}", cluster.logs());
     for ip in MEMBERS {
-        assert!(text.contains(&format!("https://{ip}:2379 is healthy")), "{text}");
+        assert!(text.contains(&format!("https://{ip}:{port} is healthy")), "{text}");
     }
 
     // A client certificate of the kube CA is refused.
-    let (ok, text) = health(&ca, &cluster.tls("admin.crt"), &cluster.tls("admin.key"));
+    let (ok, text) = health(cluster.port, &ca, &cluster.tls("admin.crt"), &cluster.tls("admin.key"));
     assert!(!ok, "admin cert accepted by etcd: {text}");
     assert!(!text.contains("is healthy"), "{text}");
     let logs = cluster.logs();
@@ -141,6 +163,11 @@ fn three_member_etcd_runs_on_the_rendered_certs() {
 
     // The server certificate alone (serverAuth+clientAuth, etcd CA) is a valid client too,
     // which etcd's own gateway relies on.
-    let (ok, text) = health(&ca, &cluster.tls("etcd/server.crt"), &cluster.tls("etcd/server.key"));
+    let (ok, text) = health(
+        cluster.port,
+        &ca,
+        &cluster.tls("etcd/server.crt"),
+        &cluster.tls("etcd/server.key"),
+    );
     assert!(ok, "{text}");
 }
