@@ -120,11 +120,8 @@ pub fn sync(
             written += 1;
         }
     }
-    for rel in previous {
-        if !assets.contains_key(&rel) {
-            remove_file(&target(dir, &rel)?)?;
-        }
-    }
+    let stale: Vec<String> = previous.into_iter().filter(|rel| !assets.contains_key(rel)).collect();
+    remove_files(dir, stale)?;
     Ok(written)
 }
 
@@ -145,6 +142,13 @@ fn remove_file(path: &Path) -> Result<(), AssetDirError> {
 /// # Errors
 /// The first file that could not be removed.
 pub fn remove(dir: &Path, paths: impl IntoIterator<Item = String>) -> Result<(), AssetDirError> {
+    remove_files(dir, paths)?;
+    let _ = fs::remove_dir(dir); // only succeeds when empty
+    Ok(())
+}
+
+/// Removes files under `dir` and the folders below `dir` they leave empty.
+fn remove_files(dir: &Path, paths: impl IntoIterator<Item = String>) -> Result<(), AssetDirError> {
     let mut dirs = Vec::new();
     for rel in paths {
         let path = target(dir, &rel)?;
@@ -160,7 +164,7 @@ pub fn remove(dir: &Path, paths: impl IntoIterator<Item = String>) -> Result<(),
     }
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     dirs.dedup();
-    for d in dirs.into_iter().chain(std::iter::once(dir.to_owned())) {
+    for d in dirs {
         let _ = fs::remove_dir(d); // only succeeds when empty
     }
     Ok(())

@@ -87,7 +87,12 @@ fn lifecycle_apply_refresh_plan_empty_change_destroy() {
     assert!(text.contains("apiserver"), "plan names what is re-issued:\n{text}");
     ws.apply();
     let second = assets(&ws);
-    let changed: Vec<&String> = first.keys().filter(|k| first.get(*k) != second.get(*k)).collect();
+    // PKI material: only what embeds the api servers changes.
+    let changed: Vec<&String> = first
+        .keys()
+        .filter(|k| k.starts_with("tls/") || k.starts_with("auth/"))
+        .filter(|k| first.get(*k) != second.get(*k))
+        .collect();
     for k in &changed {
         assert!(
             k.starts_with("tls/apiserver.")
@@ -271,4 +276,80 @@ fn validate_reports_every_bad_input() {
     ] {
         assert!(text.contains(needle), "validate output lacks {needle}:\n{text}");
     }
+}
+
+/// Keys of a map attribute whose values differ between a plan's before and after.
+fn changed_keys(change: &serde_json::Value, attr: &str) -> Vec<String> {
+    let before = change["before"][attr].as_object().cloned().unwrap_or_default();
+    let after = change["after"][attr].as_object().cloned().unwrap_or_default();
+    let mut keys: Vec<String> = before.keys().chain(after.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| before.get(k) != after.get(k)).collect()
+}
+
+#[test]
+fn version_change_plans_exactly_the_changed_manifests() {
+    let ws = Workspace::new(&config(r#"["nemo.example.com"]"#, "  kubernetes_version = \"v1.33.5\""));
+    ws.apply();
+    ws.write(
+        "main.tf",
+        &config(r#"["nemo.example.com"]"#, "  kubernetes_version = \"v1.34.3\""),
+    );
+    ws.ok(&["plan", "-input=false", "-out=upgrade.plan"]);
+    let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "upgrade.plan"])).unwrap();
+    let change = &plan["resource_changes"][0]["change"];
+    assert_eq!(
+        change["actions"],
+        serde_json::json!(["update"]),
+        "an upgrade is an in-place update"
+    );
+    assert!(
+        change["after_unknown"].as_object().is_none_or(|u| u
+            .values()
+            .all(|v| v == false || v.as_object().is_some_and(|m| m.is_empty()))),
+        "nothing is unknown: the PKI does not change, so every manifest is known at plan time: {}",
+        change["after_unknown"]
+    );
+    let manifests = changed_keys(change, "manifests");
+    assert!(!manifests.is_empty(), "the control plane's manifests change");
+    for k in &manifests {
+        // The new apiserver generation is compared with the old one.
+        let before_key = match change["before"]["manifests"][k].as_str() {
+            Some(_) => k.clone(),
+            None => manifests
+                .iter()
+                .find(|o| o.contains("kube-apiserver-v1-33"))
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let before = change["before"]["manifests"][&before_key].as_str().unwrap_or_default();
+        match change["after"]["manifests"][k].as_str() {
+            // Every new line is about the version: an image tag, or the apiserver generation.
+            Some(after) => {
+                let old: std::collections::BTreeSet<&str> = before.lines().collect();
+                for line in after.lines().filter(|l| !old.contains(l)) {
+                    assert!(
+                        line.contains("image") || line.contains("1.34") || line.contains("1-34"),
+                        "{k}: a version change changed an unrelated line: {line:?}"
+                    );
+                }
+            }
+            // Only the old apiserver generation leaves (blue/green: the new one has its own name).
+            None => assert!(k.contains("kube-apiserver-v1-33"), "{k} removed by a version change"),
+        }
+    }
+    for k in changed_keys(change, "assets") {
+        assert!(
+            k.starts_with("manifests/") || k.starts_with("bootstrap-manifests/") || k.starts_with("node/"),
+            "{k} changed with the version; key material must not"
+        );
+    }
+    assert!(
+        changed_keys(change, "secret_manifests").is_empty(),
+        "Secrets do not change with the version"
+    );
+    ws.ok(&["apply", "-input=false", "upgrade.plan"]);
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
 }

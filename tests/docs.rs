@@ -109,13 +109,16 @@ fn docs_match_the_schema_terraform_reads() {
         };
         let want = format!("{BEGIN}\n{}{END}", schema_section(schema));
         let have = &doc[b..e + END.len()];
-        if have != want {
-            if update {
-                std::fs::write(&path, format!("{}{want}{}", &doc[..b], &doc[e + END.len()..])).unwrap();
-            } else {
-                stale.push(path.display().to_string());
-            }
-        }
+        let doc = if have == want {
+            doc.clone()
+        } else if update {
+            let new = format!("{}{want}{}", &doc[..b], &doc[e + END.len()..]);
+            std::fs::write(&path, &new).unwrap();
+            new
+        } else {
+            stale.push(path.display().to_string());
+            doc.clone()
+        };
         for attr in schema["block"]["attributes"].as_object().unwrap().keys() {
             assert!(
                 doc.contains(&format!("`{attr}`")),

@@ -134,6 +134,32 @@ impl<'a> Reader<'a> {
         )
     }
 
+    /// A map of lists of strings; `None` when null or unknown (an unknown
+    /// anywhere inside makes the whole map unknown).
+    pub fn string_list_map(&mut self, name: &str) -> Option<BTreeMap<String, Vec<String>>> {
+        let v = self.get(name)?;
+        let Some(entries) = v.as_map() else {
+            self.type_error(name, "a map of lists of strings");
+            return None;
+        };
+        if !v.is_known() {
+            self.unknown.insert((name.to_owned(), None));
+            return None;
+        }
+        Some(
+            entries
+                .iter()
+                .map(|(k, list)| {
+                    let items = list.as_list().unwrap_or_default();
+                    (
+                        k.clone(),
+                        items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
     /// Whether anything read so far was unknown.
     pub fn any_unknown(&self) -> bool {
         !self.unknown.is_empty()

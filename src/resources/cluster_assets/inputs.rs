@@ -1,6 +1,8 @@
-//! Configuration of `selfhosted_cluster_assets` → the PKI's inputs, and the
-//! PKI's input errors → diagnostics on the attribute to fix.
+//! Configuration of `selfhosted_cluster_assets` → the inputs of the PKI and
+//! of the manifests, and their input errors → diagnostics on the attribute
+//! to fix.
 
+use selfhosted_manifests::{ManifestParams, PathStep};
 use selfhosted_pki::{InputError, PkiParams, RawParams};
 use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use selfhosted_protocol::value::Value;
@@ -13,12 +15,23 @@ use crate::resources::config::Reader;
 pub struct Inputs<'a> {
     /// The PKI's raw inputs (unknowns left out or stood in for).
     pub raw: RawParams,
+    /// The manifests' raw inputs.
+    pub manifests: selfhosted_manifests::RawParams,
     /// Local folder to write assets to.
     pub asset_dir: Option<String>,
     conflict: bool,
     /// The CA key came from the write-only attribute: errors name that one.
     key_is_write_only: bool,
     reader: Reader<'a>,
+}
+
+/// Both layers' checked inputs.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// The PKI's.
+    pub pki: PkiParams,
+    /// The manifests'.
+    pub manifests: ManifestParams,
 }
 
 impl<'a> Inputs<'a> {
@@ -44,12 +57,34 @@ impl<'a> Inputs<'a> {
             ca_private_key_pem: key.clone().or(key_wo.clone()),
             admin_organization: r.string(attr::ADMIN_ORGANIZATION),
         };
+        let etcd_servers = raw.etcd_servers.clone().unwrap_or_default();
+        let manifests = selfhosted_manifests::RawParams {
+            kubernetes_version: r.string(attr::KUBERNETES_VERSION),
+            cluster_name: raw.cluster_name.clone().unwrap_or_default(),
+            api_servers: raw.api_servers.clone().unwrap_or_default(),
+            api_server_port: raw.api_server_port,
+            // Controllers run the etcd members, typhoon-style.
+            controller_count: etcd_servers.len().max(1),
+            etcd_servers,
+            pod_cidr: r.string(attr::POD_CIDR),
+            service_cidr: raw.service_cidr.clone(),
+            cluster_domain_suffix: raw.cluster_domain_suffix.clone(),
+            networking: r.string(attr::NETWORKING),
+            kube_proxy: r.bool(attr::KUBE_PROXY),
+            coredns: r.bool(attr::COREDNS),
+            container_images: r.string_map(attr::CONTAINER_IMAGES).unwrap_or_default(),
+            container_registry: r.string(attr::CONTAINER_REGISTRY),
+            extra_flags: r.string_list_map(attr::EXTRA_FLAGS).unwrap_or_default(),
+            controller_replicas: r.int(attr::CONTROLLER_REPLICAS),
+            extra_manifests: r.strings(attr::EXTRA_MANIFESTS, |_| String::new()).unwrap_or_default(),
+            admin_group: raw.admin_organization.clone(),
+        };
         let asset_dir = r.string(attr::ASSET_DIR);
-        let conflict = key.is_some() && key_wo.is_some();
         Inputs {
             raw,
+            manifests,
             asset_dir,
-            conflict,
+            conflict: key.is_some() && key_wo.is_some(),
             key_is_write_only: key.is_none() && key_wo.is_some(),
             reader: r,
         }
@@ -76,13 +111,41 @@ impl<'a> Inputs<'a> {
             if self.reader.was_unknown(e.attribute, e.index) || self.ca_key_unknown(&e) {
                 continue;
             }
-            out.push(self.diagnostic(&e));
+            out.push(self.pki_diagnostic(&e));
+        }
+        if let Err(errors) = selfhosted_manifests::parse_params(&self.manifests) {
+            for e in errors {
+                let (name, index) = match e.path.as_slice() {
+                    [PathStep::Attribute(a), PathStep::Index(i), ..] => (attribute_name(a), Some(*i)),
+                    [PathStep::Attribute(a), ..] => (attribute_name(a), None),
+                    _ => ("", None),
+                };
+                // Shared inputs (names, CIDRs) are reported once, by the PKI.
+                let path = manifest_path(&e.path);
+                let seen = out.iter().any(|d| d.attribute.as_ref() == Some(&path));
+                if seen || self.reader.was_unknown(name, index) || self.host_list_unknown(name) {
+                    continue;
+                }
+                out.push(Diagnostic::error(format!("Invalid {}", shown(&e.path)), e.message).at(path));
+            }
         }
         out
     }
 
+    /// The manifests' host checks see stand-ins for unknown hosts; skip them.
+    fn host_list_unknown(&self, name: &str) -> bool {
+        (name == attr::API_SERVERS || name == attr::ETCD_SERVERS || name == attr::CLUSTER_NAME)
+            && self.reader.any_unknown()
+    }
+
+    fn ca_key_unknown(&self, e: &InputError) -> bool {
+        e.attribute == attr::CA_PRIVATE_KEY_PEM
+            && (self.reader.was_unknown(attr::CA_PRIVATE_KEY_PEM, None)
+                || self.reader.was_unknown(attr::CA_PRIVATE_KEY_PEM_WO, None))
+    }
+
     /// A PKI input error as a diagnostic on its attribute (and list element).
-    fn diagnostic(&self, e: &InputError) -> Diagnostic {
+    fn pki_diagnostic(&self, e: &InputError) -> Diagnostic {
         let attribute = match e.attribute {
             attr::CA_PRIVATE_KEY_PEM if self.key_is_write_only => attr::CA_PRIVATE_KEY_PEM_WO,
             a => a,
@@ -98,23 +161,63 @@ impl<'a> Inputs<'a> {
         Diagnostic::error(format!("Invalid {shown}"), e.message.clone()).at(path)
     }
 
-    fn ca_key_unknown(&self, e: &InputError) -> bool {
-        e.attribute == attr::CA_PRIVATE_KEY_PEM
-            && (self.reader.was_unknown(attr::CA_PRIVATE_KEY_PEM, None)
-                || self.reader.was_unknown(attr::CA_PRIVATE_KEY_PEM_WO, None))
-    }
-
-    /// The checked PKI inputs, or the diagnostics saying what to fix.
-    pub fn params(&self) -> Result<PkiParams, Diagnostics> {
+    /// The checked inputs of both layers, or the diagnostics saying what to fix.
+    pub fn params(&self) -> Result<Params, Diagnostics> {
         let mut diags = self.diagnostics();
         if diags.has_errors() {
             return Err(diags);
         }
-        selfhosted_pki::parse(&self.raw).map_err(|errs| {
+        let pki = selfhosted_pki::parse(&self.raw).map_err(|errs| {
             for e in &errs {
-                diags.push(self.diagnostic(e));
+                diags.push(self.pki_diagnostic(e));
+            }
+            diags.clone()
+        })?;
+        let manifests = selfhosted_manifests::parse_params(&self.manifests).map_err(|errs| {
+            let mut diags = Diagnostics::new();
+            for e in errs {
+                diags.push(
+                    Diagnostic::error(format!("Invalid {}", shown(&e.path)), e.message).at(manifest_path(&e.path)),
+                );
             }
             diags
-        })
+        })?;
+        Ok(Params { pki, manifests })
     }
+}
+
+/// The manifests' name for an attribute this resource calls otherwise.
+fn attribute_name(name: &str) -> &str {
+    match name {
+        "admin_group" => attr::ADMIN_ORGANIZATION,
+        other => other,
+    }
+}
+
+fn manifest_path(steps: &[PathStep]) -> AttributePath {
+    let mut path = AttributePath(Vec::new());
+    for s in steps {
+        path = match s {
+            PathStep::Attribute(a) => path.attr(attribute_name(a)),
+            PathStep::Index(i) => path.index(*i as i64),
+            PathStep::Key(k) => path.key(k),
+        };
+    }
+    path
+}
+
+fn shown(steps: &[PathStep]) -> String {
+    let mut out = String::new();
+    for s in steps {
+        match s {
+            PathStep::Attribute(a) if out.is_empty() => out.push_str(attribute_name(a)),
+            PathStep::Attribute(a) => {
+                out.push('.');
+                out.push_str(a);
+            }
+            PathStep::Index(i) => out.push_str(&format!("[{i}]")),
+            PathStep::Key(k) => out.push_str(&format!("[{k:?}]")),
+        }
+    }
+    out
 }

@@ -7,6 +7,7 @@
 mod import;
 mod inputs;
 mod outputs;
+mod render;
 pub mod schema;
 
 use std::path::Path;
@@ -95,7 +96,8 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-const OUTPUTS: [&str; 11] = [
+/// Computed attributes that are unknown while an input is.
+const OUTPUTS: [&str; 16] = [
     attr::ID,
     attr::ASSETS,
     attr::SERVER_URL,
@@ -107,7 +109,28 @@ const OUTPUTS: [&str; 11] = [
     attr::CERTIFICATE_EXPIRY,
     attr::VALIDITY_END_TIME,
     attr::ASSET_DIR_SHA256,
+    attr::MANIFESTS,
+    attr::BOOTSTRAP_MANIFESTS,
+    attr::SECRET_MANIFESTS,
+    attr::APISERVER_GENERATION,
+    attr::NODE,
 ];
+
+fn render_error(e: &selfhosted_manifests::RenderError) -> Diagnostics {
+    error("Cannot render the manifests", chain(e))
+}
+
+/// One line per (re)issued item and why, for the plan's warning.
+fn reissue_reasons(decision: &selfhosted_pki::Plan) -> Vec<String> {
+    decision
+        .items
+        .iter()
+        .filter_map(|i| match &i.action {
+            selfhosted_pki::Action::Issue { reason, .. } => Some(format!("{}: {reason}", i.name)),
+            selfhosted_pki::Action::Keep => None,
+        })
+        .collect()
+}
 
 impl ClusterAssets {
     fn plan_inner(&self, req: &PlanRequest) -> Result<(Value, Vec<u8>, Diagnostics), Diagnostics> {
@@ -135,11 +158,11 @@ impl ClusterAssets {
             assets_of(&req.prior_state)
         };
         let now = (self.clock)();
-        let decision = selfhosted_pki::plan(&params, prior.as_ref(), now)
+        let decision = selfhosted_pki::plan(&params.pki, prior.as_ref(), now)
             .map_err(|e| error("Cannot plan the cluster's PKI", chain(&e)))?;
 
         let changed = decision.changed_paths();
-        let assets: PlannedAssets = decision
+        let pki: PlannedAssets = decision
             .items
             .iter()
             .flat_map(|item| item.paths.iter())
@@ -152,7 +175,27 @@ impl ClusterAssets {
                 (p.clone(), v)
             })
             .collect();
-        outputs::set_all(&mut planned, &params, &assets);
+        let public = render::public(&params.manifests).map_err(|e| render_error(&e))?;
+        let secrets = match &prior {
+            Some(prior) if changed.is_empty() => {
+                render::secrets(&params.manifests, prior).map_err(|e| render_error(&e))?
+            }
+            // The file names do not depend on the keys: render with the old ones to learn them.
+            Some(prior) => match render::secrets(&params.manifests, prior) {
+                Ok(render::Secrets::Known {
+                    secret_manifests,
+                    bootstrap_secrets,
+                }) => render::Secrets::KeysOnly(
+                    secret_manifests
+                        .into_keys()
+                        .chain(bootstrap_secrets.into_keys())
+                        .collect(),
+                ),
+                _ => render::Secrets::Unknown,
+            },
+            None => render::Secrets::Unknown,
+        };
+        outputs::set_all(&mut planned, &params.pki, &pki, &public, &secrets);
 
         let mut diags = Diagnostics::new();
         for w in &decision.warnings {
@@ -168,29 +211,14 @@ impl ClusterAssets {
             }),
         );
         if prior.is_some() && !changed.is_empty() {
-            let what: Vec<String> = decision
-                .items
-                .iter()
-                .filter_map(|i| match &i.action {
-                    selfhosted_pki::Action::Issue { reason, .. } => Some(format!("{}: {reason}", i.name)),
-                    selfhosted_pki::Action::Keep => None,
-                })
-                .collect();
             diags.warning(
                 "Cluster certificates will be re-issued",
                 format!(
                     "{}\nEverything else is kept. Hosts receive the new files from selfhosted_bootstrap.",
-                    what.join("\n")
+                    reissue_reasons(&decision).join("\n")
                 ),
             );
         }
-        planned.set_attr(
-            attr::ASSET_DIR_SHA256,
-            match inputs.asset_dir {
-                Some(_) => outputs::asset_dir_digest(&assets),
-                None => Value::Null,
-            },
-        );
         Ok((planned, encode_now(now), diags))
     }
 
@@ -213,16 +241,24 @@ impl ClusterAssets {
             assets_of(&req.prior_state)
         };
         let now = decode_now(&req.planned_private).unwrap_or_else(|| (self.clock)());
-        let assets = selfhosted_pki::issue(&params, prior.as_ref(), now)
+        let material = selfhosted_pki::issue(&params.pki, prior.as_ref(), now)
             .map_err(|e| error("Cannot issue the cluster's PKI", chain(&e)))?;
+        let public = render::public(&params.manifests).map_err(|e| render_error(&e))?;
+        let secrets = render::secrets(&params.manifests, &material).map_err(|e| render_error(&e))?;
+        let pki = outputs::known(&material);
+        let files: Assets = outputs::all_files(&pki, &public, &secrets)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect();
 
-        // What plan promised must hold: every asset it knew stays as it said.
+        // What plan promised must hold: every file it knew stays as it said.
         if let Some(planned) = req.planned_state.get(attr::ASSETS).and_then(Value::as_map) {
             for (path, v) in planned {
                 if let Some(want) = v.as_str() {
-                    if assets.get(path).map(String::as_str) != Some(want) {
+                    if files.get(path).map(String::as_str) != Some(want) {
                         return Err(error(
-                            "Issued assets differ from the plan",
+                            "Rendered assets differ from the plan",
                             format!("{path} was planned unchanged but came out different. This is a bug in the provider; please report it. Nothing was written."),
                         ));
                     }
@@ -231,10 +267,8 @@ impl ClusterAssets {
         }
 
         let mut state = req.planned_state.clone();
-        let known = outputs::known(&assets);
-        outputs::set_all(&mut state, &params, &known);
+        outputs::set_all(&mut state, &params.pki, &pki, &public, &secrets);
         state.set_attr(attr::READY_FOR_RENEWAL, Value::from(false));
-        state.set_attr(attr::ASSET_DIR_SHA256, Value::Null);
         if let Some(dir) = &inputs.asset_dir {
             let same_dir = string_attr(&req.prior_state, attr::ASSET_DIR) == Some(dir.as_str());
             let previous: Vec<String> = if same_dir {
@@ -244,18 +278,16 @@ impl ClusterAssets {
             } else {
                 vec![]
             };
-            asset_dir::sync(Path::new(dir), &assets, previous).map_err(|e| {
+            asset_dir::sync(Path::new(dir), &files, previous).map_err(|e| {
                 error("Cannot write the asset files", chain(&e)).with_path(AttributePath::root(attr::ASSET_DIR))
             })?;
-            state.set_attr(attr::ASSET_DIR_SHA256, outputs::asset_dir_digest(&known));
         }
-        if let (Some(old), false) = (
-            string_attr(&req.prior_state, attr::ASSET_DIR),
-            string_attr(&req.prior_state, attr::ASSET_DIR) == inputs.asset_dir.as_deref(),
-        ) {
-            if let Some(old_assets) = assets_of(&req.prior_state) {
-                asset_dir::remove(Path::new(old), old_assets.into_keys())
-                    .map_err(|e| error("Cannot remove the files in the previous asset_dir", chain(&e)))?;
+        if let Some(old) = string_attr(&req.prior_state, attr::ASSET_DIR) {
+            if Some(old) != inputs.asset_dir.as_deref() {
+                if let Some(old_files) = assets_of(&req.prior_state) {
+                    asset_dir::remove(Path::new(old), old_files.into_keys())
+                        .map_err(|e| error("Cannot remove the files in the previous asset_dir", chain(&e)))?;
+                }
             }
         }
         Ok(state)
@@ -270,7 +302,7 @@ impl ClusterAssets {
             inputs.raw.ca_private_key_pem = assets.get("tls/ca.key").cloned();
         }
         if let Ok(params) = inputs.params() {
-            if let Ok(ready) = selfhosted_pki::is_ready_for_renewal(&params, &assets, (self.clock)()) {
+            if let Ok(ready) = selfhosted_pki::is_ready_for_renewal(&params.pki, &assets, (self.clock)()) {
                 state.set_attr(attr::READY_FOR_RENEWAL, Value::from(ready));
             }
         }

@@ -1,6 +1,6 @@
-//! The computed attributes, derived from the assets. Each output is a pure
-//! function of the assets (and the inputs), so plan — where some assets are
-//! not yet known — and apply derive them the same way.
+//! The computed attributes, derived from the PKI assets and the rendered
+//! manifests. Plan — where some contents are not yet known — and apply
+//! derive them the same way.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +9,13 @@ use selfhosted_protocol::value::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::schema::attr;
+use super::render::{Public, Secrets};
+use super::schema::{attr, NODE_ATTRIBUTES};
 
-/// Assets as they will be: `None` for a file whose content is only known after apply.
+/// Files as they will be: `None` for a file whose content is only known after apply.
 pub type PlannedAssets = BTreeMap<String, Option<String>>;
 
-/// Known assets as planned assets.
+/// Known files as planned files.
 pub fn known(assets: &Assets) -> PlannedAssets {
     assets.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect()
 }
@@ -31,48 +32,89 @@ fn file(assets: &PlannedAssets, path: &str) -> Value {
     }
 }
 
-/// Sets every computed attribute of `state` from the planned assets.
-/// `known_now`: the subset of assets that is already known, for parsing.
-pub fn set_all(state: &mut Value, params: &PkiParams, assets: &PlannedAssets) {
-    let known_assets: Assets = assets
+fn planned_map(files: &PlannedAssets) -> Value {
+    Value::Map(
+        files
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_deref().map_or(Value::Unknown, Value::from)))
+            .collect(),
+    )
+}
+
+fn known_map(files: &BTreeMap<String, String>) -> Value {
+    Value::Map(
+        files
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect(),
+    )
+}
+
+/// Every file of the resource: PKI, public manifests, Secrets. `None` when
+/// not even the file names are known yet.
+pub fn all_files(pki: &PlannedAssets, public: &Public, secrets: &Secrets) -> Option<PlannedAssets> {
+    let mut out = pki.clone();
+    out.extend(public.files().into_iter().map(|(k, v)| (k, Some(v))));
+    match secrets {
+        Secrets::Known {
+            secret_manifests,
+            bootstrap_secrets,
+        } => {
+            out.extend(
+                secret_manifests
+                    .iter()
+                    .chain(bootstrap_secrets)
+                    .map(|(k, v)| (k.clone(), Some(v.clone()))),
+            );
+        }
+        Secrets::KeysOnly(keys) => out.extend(keys.iter().map(|k| (k.clone(), None))),
+        Secrets::Unknown => return None,
+    }
+    Some(out)
+}
+
+/// Sets every computed attribute of `state`.
+pub fn set_all(state: &mut Value, pki_params: &PkiParams, pki: &PlannedAssets, public: &Public, secrets: &Secrets) {
+    let known_pki: Assets = pki
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
         .collect();
-    state.set_attr(attr::ID, Value::from(params.cluster_name.as_str()));
+    let files = all_files(pki, public, secrets);
+    state.set_attr(attr::ID, Value::from(pki_params.cluster_name.as_str()));
+    state.set_attr(attr::ASSETS, files.as_ref().map_or(Value::Unknown, planned_map));
     state.set_attr(
-        attr::ASSETS,
-        Value::Map(
-            assets
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_deref().map_or(Value::Unknown, Value::from)))
-                .collect(),
-        ),
+        attr::ASSET_DIR_SHA256,
+        match (state.get(attr::ASSET_DIR).is_some_and(|d| !d.is_null()), &files) {
+            (false, _) => Value::Null,
+            (true, Some(files)) => asset_dir_digest(files),
+            (true, None) => Value::Unknown,
+        },
     );
     state.set_attr(
         attr::SERVER_URL,
-        selfhosted_pki::server_url(params).map_or(Value::Null, Value::from),
+        selfhosted_pki::server_url(pki_params).map_or(Value::Null, Value::from),
     );
     state.set_attr(
         attr::CLUSTER_DNS_SERVICE_IP,
-        selfhosted_pki::cluster_dns_ip(&params.service_cidr).map_or(Value::Null, |ip| Value::from(ip.to_string())),
+        selfhosted_pki::cluster_dns_ip(&pki_params.service_cidr).map_or(Value::Null, |ip| Value::from(ip.to_string())),
     );
-    state.set_attr(attr::CA_CERTIFICATE, file(assets, "tls/ca.crt"));
-    state.set_attr(attr::ETCD_CA_CERTIFICATE, file(assets, "tls/etcd-ca.crt"));
+    state.set_attr(attr::CA_CERTIFICATE, file(pki, "tls/ca.crt"));
+    state.set_attr(attr::ETCD_CA_CERTIFICATE, file(pki, "tls/etcd-ca.crt"));
     state.set_attr(
         attr::ADMIN_KUBECONFIG,
-        file(assets, selfhosted_pki::plan::ADMIN_KUBECONFIG),
+        file(pki, selfhosted_pki::plan::ADMIN_KUBECONFIG),
     );
     state.set_attr(
         attr::KUBELET_BOOTSTRAP_KUBECONFIG,
-        file(assets, selfhosted_pki::plan::KUBELET_BOOTSTRAP_KUBECONFIG),
+        file(pki, selfhosted_pki::plan::KUBELET_BOOTSTRAP_KUBECONFIG),
     );
 
     // Expiries: parse what is known; a certificate not yet issued is unknown.
-    let parsed = selfhosted_pki::expiries(&known_assets).unwrap_or_default();
+    let parsed = selfhosted_pki::expiries(&known_pki).unwrap_or_default();
     let mut expiry = BTreeMap::new();
     let mut all_known = true;
-    for (name, path) in selfhosted_pki::certificate_paths(params) {
-        let v = match (assets.get(&path), parsed.get(name)) {
+    for (name, path) in selfhosted_pki::certificate_paths(pki_params) {
+        let v = match (pki.get(&path), parsed.get(name)) {
             (Some(Some(_)), Some(t)) => rfc3339(*t),
             (None, _) => continue,
             _ => {
@@ -90,15 +132,59 @@ pub fn set_all(state: &mut Value, params: &PkiParams, assets: &PlannedAssets) {
             _ => Value::Unknown,
         },
     );
+
+    state.set_attr(attr::MANIFESTS, known_map(&public.manifests));
+    state.set_attr(attr::BOOTSTRAP_MANIFESTS, known_map(&public.bootstrap_manifests));
+    state.set_attr(
+        attr::SECRET_MANIFESTS,
+        match secrets {
+            Secrets::Known { secret_manifests, .. } => known_map(secret_manifests),
+            Secrets::KeysOnly(keys) => Value::Map(
+                keys.iter()
+                    .filter(|k| k.starts_with("manifests/"))
+                    .map(|k| (k.clone(), Value::Unknown))
+                    .collect(),
+            ),
+            Secrets::Unknown => Value::Unknown,
+        },
+    );
+    state.set_attr(attr::APISERVER_GENERATION, Value::from(public.generation.as_str()));
+    state.set_attr(attr::NODE, node_value(public));
 }
 
-/// The digest `asset_dir` should have for these assets, if all are known.
-pub fn asset_dir_digest(assets: &PlannedAssets) -> Value {
-    if assets.values().any(Option::is_none) {
+fn node_value(public: &Public) -> Value {
+    let n = &public.node;
+    let strings = |v: &[String]| Value::string_list(v.iter().cloned());
+    let value = |name: &str| -> Value {
+        match name {
+            "kubelet_config" => Value::from(n.kubelet_config.as_str()),
+            "kubelet_flags" => strings(&n.kubelet_flags),
+            "controller_kubelet_flags" => strings(&n.controller_kubelet_flags),
+            "cluster_dns_ip" => Value::from(n.cluster_dns_ip.as_str()),
+            "cluster_domain" => Value::from(n.cluster_domain.as_str()),
+            "static_pod_path" => Value::from(n.static_pod_path.as_str()),
+            "bootstrap_kubeconfig_path" => Value::from(n.bootstrap_kubeconfig_path.as_str()),
+            "ca_path" => Value::from(n.ca_path.as_str()),
+            "controller_label" => Value::from(n.controller_label.as_str()),
+            "controller_taint" => Value::from(n.controller_taint.as_str()),
+            "controller_unit" => Value::from(n.controller_unit.as_str()),
+            "worker_unit" => Value::from(n.worker_unit.as_str()),
+            "controller_butane" => Value::from(n.controller_butane.as_str()),
+            "worker_butane" => Value::from(n.worker_butane.as_str()),
+            "kubelet_config_path" => Value::from(selfhosted_manifests::kubelet::KUBELET_CONFIG_PATH),
+            _ => Value::Null,
+        }
+    };
+    Value::object(NODE_ATTRIBUTES.iter().map(|(name, _)| (*name, value(name))))
+}
+
+/// The digest `asset_dir` should have for these files, if all are known.
+pub fn asset_dir_digest(files: &PlannedAssets) -> Value {
+    if files.values().any(Option::is_none) {
         return Value::Unknown;
     }
     Value::from(crate::asset_dir::digest(
-        assets
+        files
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or_default().as_bytes())),
     ))

@@ -41,6 +41,65 @@ pub mod attr {
     pub const READY_FOR_RENEWAL: &str = "ready_for_renewal";
     /// `asset_dir_sha256`
     pub const ASSET_DIR_SHA256: &str = "asset_dir_sha256";
+    /// `kubernetes_version`
+    pub const KUBERNETES_VERSION: &str = "kubernetes_version";
+    /// `networking`
+    pub const NETWORKING: &str = "networking";
+    /// `pod_cidr`
+    pub const POD_CIDR: &str = "pod_cidr";
+    /// `kube_proxy`
+    pub const KUBE_PROXY: &str = "kube_proxy";
+    /// `coredns`
+    pub const COREDNS: &str = "coredns";
+    /// `container_images`
+    pub const CONTAINER_IMAGES: &str = "container_images";
+    /// `container_registry`
+    pub const CONTAINER_REGISTRY: &str = "container_registry";
+    /// `extra_flags`
+    pub const EXTRA_FLAGS: &str = "extra_flags";
+    /// `controller_replicas`
+    pub const CONTROLLER_REPLICAS: &str = "controller_replicas";
+    /// `extra_manifests`
+    pub const EXTRA_MANIFESTS: &str = "extra_manifests";
+    /// `manifests`
+    pub const MANIFESTS: &str = "manifests";
+    /// `bootstrap_manifests`
+    pub const BOOTSTRAP_MANIFESTS: &str = "bootstrap_manifests";
+    /// `secret_manifests`
+    pub const SECRET_MANIFESTS: &str = "secret_manifests";
+    /// `apiserver_generation`
+    pub const APISERVER_GENERATION: &str = "apiserver_generation";
+    /// `node`
+    pub const NODE: &str = "node";
+}
+
+/// Attributes of the `node` object: the host side of the contract.
+pub const NODE_ATTRIBUTES: [(&str, bool); 15] = [
+    // (name, is a list of strings)
+    ("kubelet_config", false),
+    ("kubelet_flags", true),
+    ("controller_kubelet_flags", true),
+    ("cluster_dns_ip", false),
+    ("cluster_domain", false),
+    ("static_pod_path", false),
+    ("bootstrap_kubeconfig_path", false),
+    ("ca_path", false),
+    ("controller_label", false),
+    ("controller_taint", false),
+    ("controller_unit", false),
+    ("worker_unit", false),
+    ("controller_butane", false),
+    ("worker_butane", false),
+    ("kubelet_config_path", false),
+];
+
+/// Type of the `node` object.
+pub fn node_type() -> Type {
+    Type::object(
+        NODE_ATTRIBUTES
+            .iter()
+            .map(|(n, list)| (*n, if *list { Type::list(Type::String) } else { Type::String })),
+    )
 }
 
 /// Defaults of optional inputs, filled into the plan when the configuration
@@ -64,6 +123,20 @@ pub fn defaults() -> Vec<(&'static str, Value)> {
         (attr::VALIDITY_HOURS, Value::from(pki::DEFAULT_VALIDITY_HOURS)),
         (attr::EARLY_RENEWAL_HOURS, Value::from(pki::DEFAULT_EARLY_RENEWAL_HOURS)),
         (attr::ADMIN_ORGANIZATION, Value::from(pki::DEFAULT_ADMIN_ORGANIZATION)),
+        (
+            attr::KUBERNETES_VERSION,
+            Value::from(selfhosted_manifests::DEFAULT_VERSION.to_string()),
+        ),
+        (
+            attr::NETWORKING,
+            Value::from(selfhosted_manifests::Networking::default().name()),
+        ),
+        (
+            attr::POD_CIDR,
+            Value::from(selfhosted_manifests::params::DEFAULT_POD_CIDR),
+        ),
+        (attr::KUBE_PROXY, Value::from(true)),
+        (attr::COREDNS, Value::from(true)),
     ]
 }
 
@@ -181,7 +254,89 @@ pub fn schema() -> Schema {
             Type::String,
             "Optional local folder to write every asset to (files 0600, folders 0700, atomically; only files this resource owns are touched, and removed on destroy).",
         ))
+        .attribute(defaulted(
+            attr::KUBERNETES_VERSION,
+            Type::String,
+            &format!(
+                "Kubernetes version of the control plane, `vMAJOR.MINOR.PATCH`. Supported minors: {}. Default `{}`. A change is an upgrade: the plan shows exactly which manifests change.",
+                selfhosted_manifests::versions::supported_minors(),
+                selfhosted_manifests::DEFAULT_VERSION
+            ),
+        ))
+        .attribute(defaulted(
+            attr::NETWORKING,
+            Type::String,
+            "Pod network: `flannel` (default), `calico`, `cilium`, or `none` (bring your own CNI, e.g. through `extra_manifests`).",
+        ))
+        .attribute(defaulted(
+            attr::POD_CIDR,
+            Type::String,
+            "Pod network range; must not overlap `service_cidr`. Default `10.2.0.0/16`.",
+        ))
+        .attribute(defaulted(attr::KUBE_PROXY, Type::Bool, "Run kube-proxy as a DaemonSet. Default `true`."))
+        .attribute(defaulted(attr::COREDNS, Type::Bool, "Run CoreDNS. Default `true`."))
+        .attribute(input(
+            attr::CONTAINER_IMAGES,
+            Type::map(Type::String),
+            &format!(
+                "Per-component image overrides, component → full image reference. Components: {}.",
+                selfhosted_manifests::Component::ALL
+                    .iter()
+                    .filter(|c| c.has_image())
+                    .map(|c| format!("`{}`", c.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+        .attribute(input(
+            attr::CONTAINER_REGISTRY,
+            Type::String,
+            "A registry prefix (e.g. `registry.example.com/mirror`) replacing the registry of every default image, for private mirrors.",
+        ))
+        .attribute(input(
+            attr::EXTRA_FLAGS,
+            Type::map(Type::list(Type::String)),
+            "Extra command-line flags per component (`kube-apiserver`, `kube-controller-manager`, `kube-scheduler`, `kube-proxy`, …), each `--name=value`; a flag of the same name replaces ours.",
+        ))
+        .attribute(input(
+            attr::CONTROLLER_REPLICAS,
+            Type::Number,
+            "Replicas of kube-controller-manager and kube-scheduler. Default: one per controller (the number of `etcd_servers`); they run with hostNetwork, so more than the controllers cannot be scheduled.",
+        ))
+        .attribute(input(
+            attr::EXTRA_MANIFESTS,
+            Type::list(Type::String),
+            "Your own YAML documents (one or more per element), added to `manifests/` and applied with the control plane. Each is parsed and checked; a bad one is named by element and document.",
+        ))
         .attribute(output(attr::ID, Type::String, "The cluster name."))
+        .attribute(output(
+            attr::MANIFESTS,
+            Type::map(Type::String),
+            "The self-hosted control plane, `manifests/NN-kind-namespace-name.yaml` → YAML, without key material: known at plan time, so a version change shows exactly which objects change. The `NN` prefix is the apply order.",
+        ))
+        .attribute(output(
+            attr::BOOTSTRAP_MANIFESTS,
+            Type::map(Type::String),
+            "Static Pods of the temporary control plane (`bootstrap-manifests/…`), for the first controller's static pod folder. They read their credentials from `/etc/kubernetes/bootstrap-secrets`.",
+        ))
+        .attribute(
+            output(
+                attr::SECRET_MANIFESTS,
+                Type::map(Type::String),
+                "The Secrets of the control plane (keys, tokens, kubeconfigs), same naming as `manifests`.",
+            )
+            .sensitive(),
+        )
+        .attribute(output(
+            attr::APISERVER_GENERATION,
+            Type::String,
+            "Generation suffix of the self-hosted apiserver DaemonSet (`kube-apiserver-<generation>`); apiserver upgrades run a new generation beside the old one.",
+        ))
+        .attribute(output(
+            attr::NODE,
+            node_type(),
+            "What every host must run, so hosts and assets cannot disagree: the KubeletConfiguration, kubelet flags, the controller label and taint, systemd units and Butane snippets for typhoon-style host configs.",
+        ))
         .attribute(
             output(
                 attr::ASSETS,
