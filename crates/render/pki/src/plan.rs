@@ -11,7 +11,10 @@
 //!   that kept the old CA certificate still trust new leaves).
 //! - A bring-your-own kube CA is taken as given; when it changes, everything
 //!   that no longer verifies against it is re-issued (a renewed CA with the
-//!   same key and subject keeps every leaf). It is never renewed by us.
+//!   same key and subject keeps every leaf). It is never renewed by us (a
+//!   warning says when it enters its window). Dropping the bring-your-own
+//!   inputs keeps the CA in use (no silent re-keying of the cluster); replace
+//!   the resource to get a generated CA instead.
 //! - A leaf is re-issued (with a fresh key) when it is missing or unreadable,
 //!   no longer verifies against its CA, its SANs, subject or usages differ
 //!   from what the params say, its key algorithm differs from
@@ -306,18 +309,33 @@ pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> 
                         changed: true,
                     },
                 ),
-                Ok((_, _, facts))
-                    if !facts.is_ca || facts.common_name.as_deref() != Some(spec.common_name.as_str()) =>
-                {
+                Ok((_, _, facts)) if !facts.is_ca => (
+                    issue(
+                        Reason::Unreadable(format!("{} is not a CA certificate", spec.cert_path())),
+                        true,
+                    ),
+                    CaOutcome {
+                        verify_against: None,
+                        not_after: now.saturating_add(params.ca_validity),
+                        changed: true,
+                    },
+                ),
+                // A CA we did not make (a bring-your-own CA whose inputs were dropped): kept
+                // as it is, never re-keyed silently, never re-signed under our subject.
+                Ok((cert, _, facts)) if facts.common_name.as_deref() != Some(spec.common_name.as_str()) => {
+                    if renewal_due(facts.not_after, params.early_renewal, now) {
+                        warnings.push(format!(
+                            "{} was not generated here and expires {}, inside the early-renewal window; supply a renewed CA through ca_cert_pem/ca_private_key_pem",
+                            spec.cert_path(),
+                            facts.not_after
+                        ));
+                    }
                     (
-                        issue(
-                            Reason::Unreadable(format!("{} is not the expected CA", spec.cert_path())),
-                            true,
-                        ),
+                        Action::Keep,
                         CaOutcome {
-                            verify_against: None,
-                            not_after: now.saturating_add(params.ca_validity),
-                            changed: true,
+                            verify_against: Some(cert.to_owned()),
+                            not_after: facts.not_after,
+                            changed: false,
                         },
                     )
                 }

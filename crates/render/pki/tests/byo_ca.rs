@@ -264,3 +264,50 @@ fn bad_byo_cas_are_refused_with_a_hint() {
     let errs = parse(&half).unwrap_err();
     assert_eq!(errs[0].path(), "ca_private_key_pem");
 }
+
+#[test]
+fn dropping_the_byo_inputs_keeps_the_ca_and_warns_near_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "short.key",
+            "-out",
+            "short.crt",
+            "-subj",
+            "/CN=byo-ca",
+            "-days",
+            "60",
+        ],
+    );
+    let (cert, key) = (read(d, "short.crt"), read(d, "short.key"));
+    let with = parse(&with_ca(&cert, &key)).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let a1 = issue(&with, None, now).unwrap();
+    // Leaves never outlive the CA.
+    let exp = selfhosted_pki::expiries(&a1).unwrap();
+    assert_eq!(exp["admin"], exp["ca"]);
+    assert!(exp["etcd-server"] > exp["ca"]);
+    // Inside the CA's window: a warning, and no endless re-issue of the capped leaves.
+    let later = now + time::Duration::days(45);
+    let pl = plan(&with, Some(&a1), later).unwrap();
+    assert!(pl.is_noop(), "{pl}");
+    assert_eq!(pl.warnings.len(), 1, "{:?}", pl.warnings);
+    assert!(pl.warnings[0].contains("ca_cert_pem"));
+    // Dropping the inputs keeps that CA and every leaf.
+    let without = parse(&raw(&["api.demo.example"], &["127.0.0.11"])).unwrap();
+    let pl = plan(&without, Some(&a1), now).unwrap();
+    assert!(pl.is_noop(), "{pl}");
+    let a2 = issue(&without, Some(&a1), now).unwrap();
+    assert_eq!(a1, a2);
+    assert_eq!(plan(&without, Some(&a1), later).unwrap().warnings.len(), 1);
+}
