@@ -282,7 +282,8 @@ fn apiserver_pod_spec(p: &ManifestParams) -> Value {
 /// unchanged input keeps the name.
 pub fn apiserver_generation(p: &ManifestParams) -> String {
     let spec = apiserver_pod_spec(p);
-    let digest = Sha256::digest(serde_json::to_vec(&spec).unwrap_or_default());
+    // Canonical (sorted) form, so the name does not depend on map ordering features.
+    let digest = Sha256::digest(crate::object::to_yaml(&spec).unwrap_or_default());
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
     format!("v1-{}-{}-{hex}", p.kubernetes_version.minor, p.kubernetes_version.patch)
 }

@@ -164,7 +164,7 @@ fn butane(config: &str, unit: &str) -> String {
 /// # Errors
 /// Only if YAML emission fails.
 pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
-    let config = serde_yaml_ng::to_string(&kubelet_config(p)).map_err(RenderError::Yaml)?;
+    let config = crate::object::to_yaml(&kubelet_config(p))?;
     let mut flags = vec![
         format!("--bootstrap-kubeconfig={BOOTSTRAP_KUBECONFIG}"),
         "--cert-dir=/var/lib/kubelet/pki".to_string(),

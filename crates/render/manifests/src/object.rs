@@ -124,9 +124,40 @@ pub fn file_name(dir: &str, obj: &Value) -> String {
     )
 }
 
-/// Emit one object as a YAML document.
+/// Emit one object as a YAML document, keys sorted at every level.
+///
+/// Sorting here (not relying on `serde_json::Map` being a BTreeMap) keeps the bytes the
+/// same in a binary where another crate turns on serde_json's `preserve_order`.
 pub fn to_yaml(obj: &Value) -> Result<String, RenderError> {
-    serde_yaml_ng::to_string(obj).map_err(RenderError::Yaml)
+    serde_yaml_ng::to_string(&canonical(obj)).map_err(RenderError::Yaml)
+}
+
+fn canonical(v: &Value) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Value::Null => Y::Null,
+        Value::Bool(b) => Y::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Y::Number(i.into())
+            } else if let Some(u) = n.as_u64() {
+                Y::Number(u.into())
+            } else {
+                Y::Number(n.as_f64().unwrap_or_default().into())
+            }
+        }
+        Value::String(s) => Y::String(s.clone()),
+        Value::Array(a) => Y::Sequence(a.iter().map(canonical).collect()),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let mut out = serde_yaml_ng::Mapping::new();
+            for k in keys {
+                out.insert(Y::String(k.clone()), canonical(&m[k]));
+            }
+            Y::Mapping(out)
+        }
+    }
 }
 
 /// Our flags with the user's extra flags of `component`: a user flag replaces ours of the

@@ -497,3 +497,12 @@ fn version_bump_changes_only_kubernetes_workloads() {
         ]
     );
 }
+
+/// The generation of a fixed input is pinned: it must not move with build features such as
+/// serde_json's `preserve_order` (else a provider rebuild would plan an apiserver rollout).
+/// Update the constant only when the apiserver pod changes on purpose.
+#[test]
+fn apiserver_generation_is_stable_across_builds() {
+    let p = common::parse(&common::raw());
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-d312c383");
+}
