@@ -17,7 +17,7 @@
 //!   the resource to get a generated CA instead.
 //! - A leaf is re-issued (with a fresh key) when it is missing or unreadable,
 //!   no longer verifies against its CA, its SANs, subject or usages differ
-//!   from what the params say, its key algorithm differs from
+//!   from what the params say (SANs compared as a set), its key algorithm differs from
 //!   `key_algorithm`, or it is inside its early-renewal window and a
 //!   re-issue would end later (leaves never outlive their CA; this keeps a
 //!   nearly expired bring-your-own CA from causing a re-issue on every plan).
@@ -235,6 +235,12 @@ fn issue(reason: Reason, new_key: bool) -> Action {
     Action::Issue { reason, new_key }
 }
 
+/// SANs compared as sets: reordering names is no reason to re-issue.
+fn same_names(a: &[crate::Host], b: &[crate::Host]) -> bool {
+    let set = |h: &[crate::Host]| h.iter().cloned().collect::<BTreeSet<_>>();
+    set(a) == set(b)
+}
+
 fn sans_strings(hosts: &[crate::Host]) -> Vec<String> {
     hosts.iter().map(ToString::to_string).collect()
 }
@@ -385,7 +391,7 @@ pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> 
                     .is_some_and(|ca_pem| certs::is_signed_by(cert, ca_pem));
                 if !verifies {
                     issue(Reason::IssuerChanged, true)
-                } else if facts.sans != spec.sans {
+                } else if !same_names(&facts.sans, &spec.sans) {
                     issue(
                         Reason::NamesChanged {
                             from: sans_strings(&facts.sans),

@@ -279,3 +279,14 @@ fn plan_display_and_secret_classification() {
     let (id, secret) = selfhosted_pki::token::split(&a1["auth/bootstrap-token"]).unwrap();
     assert_eq!((id.len(), secret.len()), (6, 16));
 }
+
+#[test]
+fn reordering_etcd_servers_changes_nothing() {
+    let p1 = default_params();
+    let a1 = issue(&p1, None, now()).unwrap();
+    let p2 = params(
+        &["api.demo.example", "10.0.0.5"],
+        &["127.0.0.13", "127.0.0.11", "127.0.0.12"],
+    );
+    assert!(plan(&p2, Some(&a1), now()).unwrap().is_noop());
+}
