@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 
-apt_pkgs=(openssh-server openssh-client sudo iproute2 etcd-server etcd-client openssl jq curl procps faketime)
+apt_pkgs=(openssh-server openssh-client sudo iproute2 etcd-server etcd-client openssl jq curl procps faketime systemd)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
