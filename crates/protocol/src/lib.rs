@@ -5,8 +5,16 @@
 //! diagnostics (`diagnostics`), the resource trait (`resource`), plan helpers
 //! (`plan`) and the stderr log format Terraform reads (`logging`).
 //!
-//! This crate knows no resource: the binary hands [`serve`] a [`Provider`]
-//! listing its resources.
+//! This crate knows no resource: the binary hands [`run`] (or [`serve`]) a
+//! [`Provider`] listing its resources, each implementing
+//! [`resource::Resource`]. A resource decodes nothing itself: it gets
+//! [`value::Value`]s typed by its [`schema::Schema`], returns values and
+//! [`diagnostics::Diagnostics`], and may use the [`plan`] helpers
+//! (`mark_computed_unknown`, `use_state_for_unknown`, `changed_paths`).
+//! The service layer enforces Terraform's rules on what comes back.
+//!
+//! `examples/echo.rs` is a complete toy provider the tests drive with the
+//! real `terraform` CLI.
 
 pub mod diagnostics;
 pub mod json;
