@@ -1,0 +1,336 @@
+#!/bin/bash
+# Controller host role on top of the multi-host SSH test bed (tests/testbed/hosts.sh): turns one test-bed
+# host into a Kubernetes v1.20.2 controller the way typhoon's Fedora CoreOS controller behaves, so the
+# provider (or a test playing it over SSH) only has to deliver files.
+#
+#   controller.sh up     --dir D [--host NAME] [--etcd-initial-cluster NAME=https://ADDR:2380,...]
+#   controller.sh down   --dir D [--host NAME]      (no --host: every host that has the role)
+#   controller.sh status --dir D [--host NAME]
+#   controller.sh exec   --dir D [--host NAME] -- CMD...   (root inside the host; e.g. crictl ps -a)
+#   controller.sh images                            (build the local OCI images into the cache only)
+#
+# D is the test bed's --dir (it holds inventory.json); NAME defaults to the first host. `up` is idempotent.
+# Inside the host (its mount/UTS/PID/net namespaces, entered with `hosts.sh exec`):
+#   containerd (Debian, + runc; restrict_oom_score_adj, cgroupfs, loopback-only CNI, sandbox image
+#   registry.k8s.io/pause:3.2) with the local images registry.k8s.io/kube-{apiserver,controller-manager,
+#   scheduler}:v1.20.2 and registry.k8s.io/pause:3.2 imported; an agent (agent.sh) that starts the kubelet
+#   once /etc/kubernetes/kubeconfig exists and etcd once /etc/ssl/etcd/etcd/server.crt exists.
+# Everything listens on the host's namespace address (10.213.X.Y) or loopback, inside its namespace.
+# Logs: D/lane/NAME/logs/{agent,containerd,kubelet,etcd}.log and D/lane/NAME/logs/pods/ (the host's
+# /var/log/selfhosted-lane and /var/log/pods). Writes D/lane/NAME/role.json.
+# The binaries and images come from build.sh's cache (${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}).
+set -Eeuo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HOSTS=${SELFHOSTED_TESTBED_HOSTS:-$HERE/../testbed/hosts.sh}
+V=v1.20.2
+CACHE=${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}
+BIN=$CACHE/$V/bin
+IMG=$CACHE/$V/images
+PAUSE_IMAGE=registry.k8s.io/pause:3.2
+SYNC_FREQUENCY=${SELFHOSTED_LANE_SYNC_FREQUENCY:-10s}
+RESTART_SEC=${SELFHOSTED_LANE_RESTART_SEC:-5}
+KUBELET_EXTRA_ARGS=${SELFHOSTED_LANE_KUBELET_EXTRA_ARGS:-}
+T0=$(date +%s.%N)
+
+die() { echo "controller.sh: $*" >&2; exit 1; }
+log() { awk -v t0="$T0" -v t1="$(date +%s.%N)" -v m="$*" 'BEGIN{printf "[lane %5.1fs] %s\n", t1-t0, m}' >&2; }
+
+# ---------- images: one-layer OCI tarballs in the cache, named as the rendered manifests name them ----------
+ensure_images() {
+  mkdir -p "$IMG"
+  exec 8>"$IMG/.lock"; flock 8
+  local c
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    if [ ! -f "$IMG/$c.tar" ] || [ "$BIN/$c" -nt "$IMG/$c.tar" ]; then
+      python3 "$HERE/ociimage.py" "$IMG/$c.tar" "registry.k8s.io/$c:$V" "/usr/local/bin/$c" \
+        "$BIN/$c=/usr/local/bin/$c" >&2
+    fi
+  done
+  if [ ! -f "$IMG/pause.tar" ] || [ "$BIN/pause" -nt "$IMG/pause.tar" ]; then
+    python3 "$HERE/ociimage.py" "$IMG/pause.tar" "$PAUSE_IMAGE" /pause "$BIN/pause=/pause" >&2
+  fi
+  flock -u 8
+}
+
+# ---------- arguments and inventory ----------
+CMD=${1:-}; shift || true
+D=""; NAME=""; ETCD_CLUSTER=""; HOST_GIVEN=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) D=$2; shift 2 ;;
+    --host) NAME=$2; HOST_GIVEN=1; shift 2 ;;
+    --etcd-initial-cluster) ETCD_CLUSTER=$2; shift 2 ;;
+    --) shift; break ;;
+    *) die "unexpected argument $1" ;;
+  esac
+done
+
+inv() { jq -r "$1" "$D/inventory.json"; }
+host_init_pid() { # -> host pid of the host's PID 1 (its sshd listener), empty if down
+  local lp; lp=$(cat "$D/hosts/$NAME/launcher.pid" 2>/dev/null) || return 0
+  pgrep -P "$lp" 2>/dev/null | head -n1 || true
+}
+hexec() { "$HOSTS" exec --dir "$D" "$NAME" -- "$@"; }
+cg_name() { echo "selfhosted-lane-$(cat "$D/run" 2>/dev/null || echo norun)-$NAME"; }
+
+cgroups_remove() { # CGROUP_NAME: remove the kubelet's cgroup tree in every v1 hierarchy (deepest first)
+  local h
+  for h in /sys/fs/cgroup/*/"$1"; do
+    [ -d "$h" ] || continue
+    find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    [ -d "$h" ] && log "warning: cgroup $h still in use"
+  done
+  return 0
+}
+
+# Processes of the host that belong to the role (by executable), seen from the machine.
+role_pids() { # PIDNS_LINK
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$1" ] || continue
+    case "$(readlink "$p/exe" 2>/dev/null)" in
+      */containerd|*/containerd-shim*|*/runc|*/pause|*/kube-apiserver|*/kube-controller-manager|*/kube-scheduler|*/kubelet|*/etcd)
+        echo "${p#/proc/}" ;;
+      */bash) tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q 'selfhosted-lane/agent.sh' && echo "${p#/proc/}" ;;
+    esac
+  done
+  return 0
+}
+
+down_one() {
+  local S=$D/lane/$NAME p ns pids w
+  [ -d "$S" ] || return 0
+  p=$(host_init_pid)
+  if [ -n "$p" ]; then
+    ns=$(readlink "/proc/$p/ns/pid")
+    if hexec sh -c 'p=$(cat /run/selfhosted-lane/agent.pid 2>/dev/null) && kill -TERM "$p"' 2>/dev/null; then
+      for _ in $(seq 1 300); do
+        hexec test -e /run/selfhosted-lane/agent.pid 2>/dev/null || break
+        sleep 0.2
+      done
+    fi
+    pids=$(role_pids "$ns")
+    if [ -n "$pids" ]; then log "$NAME: killing leftovers: $pids"; kill -KILL $pids 2>/dev/null || true; sleep 0.3; fi
+    # what the kubelet/containerd mounted and our data mounts, deepest first
+    hexec sh -c 'for m in $(awk "{print \$2}" /proc/self/mounts | grep -E "^/(var/lib/kubelet|var/lib/containerd|var/lib/etcd|run/containerd)(/|$)" | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done' || true
+  fi
+  w=$(cat "$S/reaper.pid" 2>/dev/null || true)
+  if [ -n "$w" ] && tr '\0' ' ' < "/proc/$w/cmdline" 2>/dev/null | grep -q "controller.sh reap"; then kill "$w" 2>/dev/null || true; fi
+  rm -f "$S/reaper.pid"
+  cgroups_remove "$(cat "$S/cgroup" 2>/dev/null || cg_name)"
+  rm -f "$S/up"
+  log "$NAME: controller role down"
+}
+
+case "$CMD" in
+images)
+  [ -x "$BIN/kubelet" ] || die "no binaries in $BIN (run $HERE/build.sh)"
+  ensure_images; ls -l "$IMG"/*.tar >&2
+  exit 0 ;;
+reap) # internal: outlives nothing — waits for the host's PID 1 to go, then removes the role's cgroups
+  P=${NAME%%:*}; CG=${NAME#*:}
+  while kill -0 "$P" 2>/dev/null; do sleep 2; done
+  cgroups_remove "$CG"; exit 0 ;;
+esac
+
+[ -n "$D" ] || die "--dir is required"
+D=$(cd "$D" && pwd)
+if [ "$CMD" = down ]; then
+  if [ -n "$HOST_GIVEN" ]; then down_one; else
+    for h in "$D"/lane/*/; do [ -d "$h" ] || continue; NAME=$(basename "$h"); down_one; done
+  fi
+  exit 0
+fi
+[ -f "$D/inventory.json" ] || die "$D holds no test bed (run tests/testbed/hosts.sh up --dir $D first)"
+[ -n "$NAME" ] || NAME=$(inv '.hosts[0].name')
+ADDR=$(inv ".hosts[] | select(.name == \"$NAME\") | .address")
+
+case "$CMD" in
+up)
+  [ -n "$ADDR" ] || die "no host $NAME in $D/inventory.json"
+  [ "$(id -u)" = 0 ] || die "needs root"
+  for c in containerd containerd-shim-runc-v2 runc ctr etcd setpriv jq python3 flock; do
+    command -v "$c" >/dev/null || die "missing $c (apt-get install containerd runc etcd-server jq python3)"
+  done
+  [ -x /usr/lib/cni/loopback ] || die "missing /usr/lib/cni/loopback (apt-get install containernetworking-plugins)"
+  [ -d /sys/fs/cgroup/cpu ] || die "needs cgroup v1 hierarchies under /sys/fs/cgroup"
+  getent passwd etcd >/dev/null || die "no etcd user on this machine (apt-get install etcd-server creates it)"
+  S=$D/lane/$NAME
+  P=$(host_init_pid); [ -n "$P" ] || die "host $NAME is not running"
+  if [ -f "$S/up" ] && hexec sh -c 'kill -0 "$(cat /run/selfhosted-lane/agent.pid)"' 2>/dev/null; then
+    log "$NAME: controller role already up"; cat "$S/role.json"; exit 0
+  fi
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet pause; do
+    [ -x "$BIN/$b" ] || { log "binaries missing: running build.sh"; "$HERE/build.sh" >/dev/null; break; }
+  done
+  ensure_images
+  mkdir -p "$S/stage" "$S/data/kubelet" "$S/data/etcd" "$S/data/containerd"
+  chmod 700 "$S/data/etcd"
+  CG=$(cg_name); echo "$CG" > "$S/cgroup"
+  DNS_IP=10.3.0.10
+  ETCD_CLUSTER=${ETCD_CLUSTER:-$NAME=https://$ADDR:2380}
+
+  # --- "the OS image": files typhoon's Ignition would have written, staged then unpacked inside ---
+  R=$S/stage; rm -rf "$R"; mkdir -p "$R/etc/selfhosted-lane" "$R/etc/etcd" "$R/etc/cni/net.d" "$R/usr/local/lib/selfhosted-lane"
+  install -m 0755 "$HERE/agent.sh" "$R/usr/local/lib/selfhosted-lane/agent.sh"
+  cat > "$R/etc/selfhosted-lane/agent.env" <<ENV
+NODE_IP=$ADDR
+RESTART_SEC=$RESTART_SEC
+KUBELET_EXTRA_ARGS="$KUBELET_EXTRA_ARGS"
+ENV
+  cat > "$R/etc/cni/net.d/10-lo-only.conflist" <<'CNI'
+{"cniVersion": "0.4.0", "name": "lo-only", "plugins": [{"type": "loopback"}]}
+CNI
+  cat > "$R/etc/selfhosted-lane/containerd.toml" <<CFG
+# containerd of the lane controller (inside the host: /var/lib/containerd is a non-overlay mount)
+version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "$PAUSE_IMAGE"
+    enable_selinux = false
+    # this machine drops CAP_SYS_RESOURCE: a negative oom_score_adj (sandbox -998) makes runc fail
+    # ("can't get final child's PID from pipe: EOF"); clamp to containerd's own value instead
+    restrict_oom_score_adj = true
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      snapshotter = "overlayfs"
+      default_runtime_name = "runc"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+          SystemdCgroup = false
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+CFG
+  # The rendered node contract's KubeletConfiguration (cargo run -p selfhosted-manifests --example dump),
+  # with what differs on this test bed marked.
+  cat > "$R/etc/selfhosted-lane/kubelet.yaml" <<CFG
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: /etc/kubernetes/ca.crt}
+authorization: {mode: Webhook}
+clusterDNS: [$DNS_IP]
+clusterDomain: cluster.local
+healthzBindAddress: 127.0.0.1
+readOnlyPort: 0
+rotateCertificates: true
+staticPodPath: /etc/kubernetes/manifests
+volumePluginDir: /var/lib/kubelet/volumeplugins
+# --- test bed (no systemd, shared cgroup v1 tree, no resolved, fast mirror pods) ---
+cgroupDriver: cgroupfs
+cgroupRoot: /$CG
+cgroupsPerQOS: true
+enforceNodeAllocatable: [pods]
+resolvConf: /etc/resolv.conf
+address: $ADDR
+port: 10250
+healthzPort: 10248
+syncFrequency: $SYNC_FREQUENCY
+fileCheckFrequency: 5s
+failSwapOn: false
+makeIPTablesUtilChains: false
+evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%}
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
+CFG
+  # typhoon's /etc/etcd/etcd.env (fcos/controller.yaml), on the host's address and loopback
+  cat > "$R/etc/etcd/etcd.env" <<ENV
+ETCD_NAME=$NAME
+ETCD_DATA_DIR=/var/lib/etcd
+ETCD_ADVERTISE_CLIENT_URLS=https://$ADDR:2379
+ETCD_INITIAL_ADVERTISE_PEER_URLS=https://$ADDR:2380
+ETCD_LISTEN_CLIENT_URLS=https://$ADDR:2379,https://127.0.0.1:2379
+ETCD_LISTEN_PEER_URLS=https://$ADDR:2380
+ETCD_LISTEN_METRICS_URLS=http://127.0.0.1:2381
+ETCD_INITIAL_CLUSTER=$ETCD_CLUSTER
+ETCD_STRICT_RECONFIG_CHECK=true
+ETCD_TRUSTED_CA_FILE=/etc/ssl/etcd/etcd/server-ca.crt
+ETCD_CERT_FILE=/etc/ssl/etcd/etcd/server.crt
+ETCD_KEY_FILE=/etc/ssl/etcd/etcd/server.key
+ETCD_CLIENT_CERT_AUTH=true
+ETCD_PEER_TRUSTED_CA_FILE=/etc/ssl/etcd/etcd/peer-ca.crt
+ETCD_PEER_CERT_FILE=/etc/ssl/etcd/etcd/peer.crt
+ETCD_PEER_KEY_FILE=/etc/ssl/etcd/etcd/peer.key
+ETCD_PEER_CLIENT_CERT_AUTH=true
+ENV
+  tar -C "$R" -cf - . | hexec tar -C / --no-same-owner -xf -
+  hexec sh -c 'cat > /usr/local/bin/kubelet.new && chmod 0755 /usr/local/bin/kubelet.new && mv -f /usr/local/bin/kubelet.new /usr/local/bin/kubelet' < "$BIN/kubelet"
+  hexec mkdir -p /etc/kubernetes/manifests /etc/ssl/etcd/etcd /var/log/selfhosted-lane /var/log/pods
+
+  # --- data folders: containerd's overlayfs snapshots and the kubelet need a non-overlay filesystem ---
+  touch "$S/data/.visible"
+  if hexec test -f "$S/data/.visible"; then
+    for x in kubelet etcd containerd; do
+      hexec sh -c "mountpoint -q /var/lib/$x || { mkdir -p /var/lib/$x && mount --bind '$S/data/$x' /var/lib/$x; }"
+    done
+  else
+    log "$NAME: $S is not visible inside the host (under /tmp or /run?): using tmpfs for kubelet/etcd/containerd data"
+    for x in kubelet etcd containerd; do
+      hexec sh -c "mountpoint -q /var/lib/$x || { mkdir -p /var/lib/$x && mount -t tmpfs -o mode=0755 lane-$x /var/lib/$x; }"
+    done
+  fi
+
+  # --- the kubelet's cgroup root, in every v1 hierarchy (the kubelet checks they exist) ---
+  for h in /sys/fs/cgroup/*/; do
+    [ "$(stat -f -c %T "$h")" = cgroupfs ] || continue
+    mkdir -p "$h$CG"
+    if [ -f "${h}cpuset.cpus" ]; then
+      [ -n "$(cat "$h$CG/cpuset.cpus")" ] || cat "${h}cpuset.cpus" > "$h$CG/cpuset.cpus"
+      [ -n "$(cat "$h$CG/cpuset.mems")" ] || cat "${h}cpuset.mems" > "$h$CG/cpuset.mems"
+    fi
+  done
+
+  # --- start the agent (detached; its parent becomes the host's PID 1) ---
+  hexec setsid -f bash /usr/local/lib/selfhosted-lane/agent.sh </dev/null >/dev/null 2>&1
+  ok=""
+  for _ in $(seq 1 100); do
+    if hexec ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.1
+  done
+  [ -n "$ok" ] || { hexec tail -20 /var/log/selfhosted-lane/containerd.log >&2 || true; die "$NAME: containerd did not come up"; }
+  log "$NAME: containerd up"
+  for t in kube-apiserver kube-controller-manager kube-scheduler pause; do
+    hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$IMG/$t.tar" >/dev/null
+  done
+  have=$(hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images ls -q)
+  for n in "registry.k8s.io/kube-apiserver:$V" "registry.k8s.io/kube-controller-manager:$V" \
+           "registry.k8s.io/kube-scheduler:$V" "$PAUSE_IMAGE"; do
+    grep -qxF "$n" <<<"$have" || die "$NAME: image $n missing after import"
+  done
+  log "$NAME: images imported"
+
+  # --- logs under D, and a reaper that removes the cgroups if the host goes down without us ---
+  mkdir -p "$S"
+  ln -sfn "../../hosts/$NAME/var-upper/log/selfhosted-lane" "$S/logs"
+  ln -sfn "../../hosts/$NAME/var-upper/log/pods" "$S/pod-logs"
+  setsid -f "$0" reap --host "$P:$CG" </dev/null >/dev/null 2>&1
+  sleep 0.1
+  for w in $(pgrep -f "controller.sh reap --host $P:$CG" || true); do echo "$w" > "$S/reaper.pid"; done
+  jq -n --arg name "$NAME" --arg address "$ADDR" --arg logs "$S/logs" --arg pods "$S/pod-logs" \
+    --arg cgroup "$CG" --arg bin "$BIN" \
+    '{name: $name, address: $address, node_name: $name, logs: $logs, pod_logs: $pods, cgroup_root: $cgroup,
+      bin: $bin, apiserver: ("https://" + $address + ":6443"), etcd: ("https://" + $address + ":2379"),
+      images: ["registry.k8s.io/kube-apiserver:v1.20.2", "registry.k8s.io/kube-controller-manager:v1.20.2",
+               "registry.k8s.io/kube-scheduler:v1.20.2", "registry.k8s.io/pause:3.2"]}' > "$S/role.json"
+  touch "$S/up"
+  log "$NAME: controller role up ($ADDR)"
+  cat "$S/role.json"
+  ;;
+status)
+  S=$D/lane/$NAME
+  [ -f "$S/up" ] || { echo "$NAME: down"; exit 1; }
+  hexec sh -c 'echo "agent: $(cat /run/selfhosted-lane/agent.pid 2>/dev/null || echo none)"; for n in containerd kubelet etcd; do echo "$n: $(pgrep -x $n | tr "\n" " ")"; done'
+  ;;
+exec)
+  [ $# -gt 0 ] || die "usage: exec --dir D [--host NAME] -- CMD..."
+  exec "$HOSTS" exec --dir "$D" "$NAME" -- "$@"
+  ;;
+*) sed -n '2,24p' "$0"; exit 2 ;;
+esac
