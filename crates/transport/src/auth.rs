@@ -80,11 +80,7 @@ impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // Never print key material.
-            Auth::Key(k) => write!(
-                f,
-                "Auth::Key({})",
-                crate::host_keys::fingerprint(k.public_key())
-            ),
+            Auth::Key(k) => write!(f, "Auth::Key({})", crate::host_keys::fingerprint(k.public_key())),
             Auth::Agent(s) => write!(f, "Auth::Agent({s:?})"),
         }
     }
@@ -102,11 +98,7 @@ impl Auth {
     }
 
     /// Logs `user` in on an established connection.
-    pub(crate) async fn authenticate<H: Handler>(
-        &self,
-        handle: &mut Handle<H>,
-        user: &str,
-    ) -> Result<(), AuthError> {
+    pub(crate) async fn authenticate<H: Handler>(&self, handle: &mut Handle<H>, user: &str) -> Result<(), AuthError> {
         match self {
             Auth::Key(key) => {
                 let hash = handle
@@ -118,11 +110,7 @@ impl Auth {
                     .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key.clone(), hash))
                     .await
                     .map_err(|source| AuthError::Protocol { source })?;
-                check(
-                    result,
-                    user,
-                    crate::host_keys::fingerprint(key.public_key()),
-                )
+                check(result, user, crate::host_keys::fingerprint(key.public_key()))
             }
             Auth::Agent(socket) => {
                 let socket = match socket {
@@ -131,12 +119,12 @@ impl Auth {
                         .map(PathBuf::from)
                         .ok_or(AuthError::NoAgentSocket)?,
                 };
-                let mut agent = AgentClient::connect_uds(&socket).await.map_err(|source| {
-                    AuthError::AgentConnect {
+                let mut agent = AgentClient::connect_uds(&socket)
+                    .await
+                    .map_err(|source| AuthError::AgentConnect {
                         socket: socket.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 let identities = agent
                     .request_identities()
                     .await
@@ -186,9 +174,7 @@ impl Auth {
 fn check(result: AuthResult, user: &str, offered: String) -> Result<(), AuthError> {
     match result {
         AuthResult::Success => Ok(()),
-        AuthResult::Failure {
-            remaining_methods, ..
-        } => Err(AuthError::Rejected {
+        AuthResult::Failure { remaining_methods, .. } => Err(AuthError::Rejected {
             user: user.to_owned(),
             offered,
             remaining: format!("{remaining_methods:?}"),

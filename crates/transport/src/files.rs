@@ -130,10 +130,7 @@ pub struct UploadReport {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Prints `<sha256> <owner>:<group>:<octal mode>` or `-` for each path, in order.
@@ -209,13 +206,7 @@ impl Session {
                 path: f.path.clone(),
                 line: String::new(),
             })?;
-            let wanted = format!(
-                "{} {}:{}:{:o}",
-                sha256_hex(&f.content),
-                f.owner,
-                f.group,
-                f.mode
-            );
+            let wanted = format!("{} {}:{}:{:o}", sha256_hex(&f.content), f.owner, f.group, f.mode);
             if line == wanted {
                 report.unchanged.push(f.path.clone());
             } else if line == "-" || line.len() > 65 {

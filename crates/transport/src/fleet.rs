@@ -48,14 +48,10 @@ impl Fleet {
     ) -> Result<(Fleet, Vec<LearnedHostKey>), FleetError> {
         let concurrency = concurrency.max(1);
         let started = Instant::now();
-        let results: Vec<_> = stream::iter(
-            specs
-                .iter()
-                .map(|spec| Session::connect_cancellable(spec, cancel)),
-        )
-        .buffered(concurrency)
-        .collect()
-        .await;
+        let results: Vec<_> = stream::iter(specs.iter().map(|spec| Session::connect_cancellable(spec, cancel)))
+            .buffered(concurrency)
+            .collect()
+            .await;
         if cancel.is_cancelled() {
             return Err(FleetError::Cancelled);
         }
@@ -78,13 +74,7 @@ impl Fleet {
                 failed,
             });
         }
-        Ok((
-            Fleet {
-                sessions,
-                concurrency,
-            },
-            learned,
-        ))
+        Ok((Fleet { sessions, concurrency }, learned))
     }
 
     /// The sessions, in spec order.

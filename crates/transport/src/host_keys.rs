@@ -64,10 +64,7 @@ impl PinnedKey {
             if !ok {
                 return Err(fail("a SHA256 fingerprint is base64 after `SHA256:`"));
             }
-            return Ok(PinnedKey::Fingerprint(format!(
-                "SHA256:{}",
-                b64.trim_end_matches('=')
-            )));
+            return Ok(PinnedKey::Fingerprint(format!("SHA256:{}", b64.trim_end_matches('='))));
         }
         if text.starts_with('@') {
             return Err(fail(
@@ -85,9 +82,7 @@ impl PinnedKey {
                 }
             }
         }
-        Err(fail(
-            "expected `SHA256:…`, `<key type> <base64>` or a known_hosts line",
-        ))
+        Err(fail("expected `SHA256:…`, `<key type> <base64>` or a known_hosts line"))
     }
 
     /// The pin's SHA-256 fingerprint, as OpenSSH prints it.
@@ -235,8 +230,7 @@ impl Verifier {
 mod tests {
     use super::*;
 
-    const KEY: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
+    const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
 
     #[test]
     fn pins_parse_from_all_forms() {
@@ -261,9 +255,6 @@ mod tests {
         let key = PublicKey::from_openssh(KEY).unwrap();
         assert!(!v.check(&key));
         let msg = v.mismatch("h1", "10.0.0.1:22").unwrap().to_string();
-        assert!(
-            msg.contains("SHA256:AAAA") && msg.contains(&fingerprint(&key)),
-            "{msg}"
-        );
+        assert!(msg.contains("SHA256:AAAA") && msg.contains(&fingerprint(&key)), "{msg}");
     }
 }

@@ -101,9 +101,7 @@ pub enum ConnectError {
         source: AuthError,
     },
     /// Retries ran out.
-    #[error(
-        "{host}: no SSH connection within {timeout:?} ({attempts} attempts); last error: {last}"
-    )]
+    #[error("{host}: no SSH connection within {timeout:?} ({attempts} attempts); last error: {last}")]
     TimedOut {
         /// Host name.
         host: String,
@@ -114,6 +112,14 @@ pub enum ConnectError {
         /// The last attempt's failure.
         #[source]
         last: Box<ConnectError>,
+    },
+    /// One attempt made no progress before the deadline; names the step it was stuck in.
+    #[error("{host}: no progress before the deadline while {stage}")]
+    Stalled {
+        /// Host name.
+        host: String,
+        /// The step in progress, e.g. "opening a channel via bastion to h1 (10.0.0.5:22)".
+        stage: String,
     },
     /// Cancelled by the caller.
     #[error("{host}: connecting was cancelled")]
@@ -128,7 +134,10 @@ impl ConnectError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ConnectError::Tcp { .. } | ConnectError::Jump { .. } | ConnectError::Handshake { .. }
+            ConnectError::Tcp { .. }
+                | ConnectError::Jump { .. }
+                | ConnectError::Handshake { .. }
+                | ConnectError::Stalled { .. }
         )
     }
 }
@@ -231,10 +240,7 @@ pub(crate) struct Client {
 impl Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(
-        &mut self,
-        server_public_key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
+    async fn check_server_key(&mut self, server_public_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         Ok(match server_public_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.verifier.check(key),
             // Host certificates are not part of the policy: refuse rather than guess.
@@ -301,12 +307,7 @@ async fn open_hop(
         }
         Some((via_name, prev)) => {
             let channel = prev
-                .channel_open_direct_tcpip(
-                    hop.address.as_str(),
-                    u32::from(hop.port),
-                    "127.0.0.1",
-                    0,
-                )
+                .channel_open_direct_tcpip(hop.address.as_str(), u32::from(hop.port), "127.0.0.1", 0)
                 .await
                 .map_err(|source| ConnectError::Jump {
                     host: hop.name.clone(),
@@ -395,7 +396,8 @@ impl Session {
         loop {
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let attempt = tokio::time::timeout(remaining, Self::connect_once(spec));
+            let stage = std::sync::Mutex::new(String::new());
+            let attempt = tokio::time::timeout(remaining, Self::connect_once(spec, &stage));
             let result = tokio::select! {
                 r = attempt => r,
                 () = cancel.cancelled() => {
@@ -406,13 +408,9 @@ impl Session {
                 Ok(Ok(connected)) => return Ok(connected),
                 Ok(Err(e)) if !e.is_retryable() => return Err(e),
                 Ok(Err(e)) => e,
-                Err(_elapsed) => ConnectError::Tcp {
+                Err(_elapsed) => ConnectError::Stalled {
                     host: spec.host.name.clone(),
-                    address: format!("{}:{}", spec.host.address, spec.host.port),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "no answer before the connect timeout",
-                    ),
+                    stage: stage.lock().map(|s| s.clone()).unwrap_or_default(),
                 },
             };
             tracing::debug!(host = %spec.host.name, attempt = attempts, error = %error, "SSH connect failed; retrying");
@@ -435,13 +433,22 @@ impl Session {
         }
     }
 
-    async fn connect_once(spec: &HostSpec) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
+    async fn connect_once(
+        spec: &HostSpec,
+        stage: &std::sync::Mutex<String>,
+    ) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
         let config = client_config();
         let mut learned = Vec::new();
         let mut hops: Vec<Handle<Client>> = Vec::new();
         let mut via_name = String::new();
         for hop in spec.bastions.iter().chain(std::iter::once(&spec.host)) {
             let via = hops.last().map(|h| (via_name.as_str(), h));
+            if let Ok(mut s) = stage.lock() {
+                *s = match via {
+                    None => format!("connecting to {} ({}:{})", hop.name, hop.address, hop.port),
+                    Some((v, _)) => format!("connecting via {v} to {} ({}:{})", hop.name, hop.address, hop.port),
+                };
+            }
             let (handle, key) = open_hop(via, hop, config.clone()).await?;
             learned.extend(key);
             hops.push(handle);
@@ -499,21 +506,16 @@ impl Session {
             command: abbreviate(command),
             source: Box::new(source),
         };
-        let _permit =
-            self.inner
-                .channels
-                .acquire()
-                .await
-                .map_err(|_| ExecError::ConnectionLost {
-                    host: self.inner.name.clone(),
-                    command: abbreviate(command),
-                })?;
-        let channel = self
+        let _permit = self
             .inner
-            .handle
-            .channel_open_session()
+            .channels
+            .acquire()
             .await
-            .map_err(channel_error)?;
+            .map_err(|_| ExecError::ConnectionLost {
+                host: self.inner.name.clone(),
+                command: abbreviate(command),
+            })?;
+        let channel = self.inner.handle.channel_open_session().await.map_err(channel_error)?;
         channel.exec(true, command).await.map_err(channel_error)?;
         let (mut read, write) = channel.split();
         let writer = async {
@@ -527,13 +529,9 @@ impl Session {
             while let Some(msg) = read.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        out.stderr.extend_from_slice(&data)
-                    }
+                    ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
                     ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
-                    ChannelMsg::ExitSignal { signal_name, .. } => {
-                        out.signal = Some(format!("{signal_name:?}"))
-                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => out.signal = Some(format!("{signal_name:?}")),
                     ChannelMsg::Close => break,
                     _ => {}
                 }

@@ -108,9 +108,7 @@ pub struct Testbed {
 pub fn script() -> PathBuf {
     std::env::var_os("SELFHOSTED_TESTBED_SCRIPT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/testbed/hosts.sh")
-        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/testbed/hosts.sh"))
 }
 
 /// True when running as root; otherwise prints a loud skip notice naming `test`.
@@ -121,9 +119,7 @@ pub fn is_root_or_skip(test: &str) -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
     if !root {
-        eprintln!(
-            "\n*** SKIPPED {test}: the SSH test bed needs root (network namespaces, mounts). ***\n"
-        );
+        eprintln!("\n*** SKIPPED {test}: the SSH test bed needs root (network namespaces, mounts). ***\n");
     }
     root
 }
@@ -168,10 +164,8 @@ impl Testbed {
         }
         let text = std::fs::read_to_string(dir.path().join("inventory.json"))
             .map_err(|e| TestbedError::Inventory(e.to_string()))?;
-        let inventory: Inventory =
-            serde_json::from_str(&text).map_err(|e| TestbedError::Inventory(e.to_string()))?;
-        let key_pem = std::fs::read_to_string(&inventory.key)
-            .map_err(|e| TestbedError::Inventory(e.to_string()))?;
+        let inventory: Inventory = serde_json::from_str(&text).map_err(|e| TestbedError::Inventory(e.to_string()))?;
+        let key_pem = std::fs::read_to_string(&inventory.key).map_err(|e| TestbedError::Inventory(e.to_string()))?;
         Ok(Some(Testbed {
             dir,
             inventory,
@@ -218,8 +212,7 @@ impl Testbed {
             port: host.port,
             user: self.inventory.user.clone(),
             auth,
-            host_key: HostKeyPolicy::try_pinned(&[host.host_key.as_str()])
-                .map_err(TestbedError::HostKey)?,
+            host_key: HostKeyPolicy::try_pinned(&[host.host_key.as_str()]).map_err(TestbedError::HostKey)?,
         })
     }
 
@@ -251,9 +244,7 @@ impl Testbed {
     /// # Errors
     /// On an unreadable key.
     pub fn specs(&self) -> Result<Vec<HostSpec>, TestbedError> {
-        (0..self.inventory.hosts.len())
-            .map(|i| self.spec(i))
-            .collect()
+        (0..self.inventory.hosts.len()).map(|i| self.spec(i)).collect()
     }
 
     /// Runs a command inside host `name` (its mount, UTS, PID and network namespaces),
@@ -270,10 +261,7 @@ impl Testbed {
 
     fn hosts_sh(&self, pre: &[&str], args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new("bash");
-        cmd.arg(script())
-            .arg(pre[0])
-            .arg("--dir")
-            .arg(self.dir.path());
+        cmd.arg(script()).arg(pre[0]).arg("--dir").arg(self.dir.path());
         cmd.args(&pre[1..]).args(args);
         cmd.output().unwrap_or_else(|e| std::process::Output {
             status: std::os::unix::process::ExitStatusExt::from_raw(127 << 8),
@@ -286,10 +274,7 @@ impl Testbed {
     pub fn down(&self) {
         let out = self.hosts_sh(&["down"], &[]);
         if !out.status.success() {
-            eprintln!(
-                "hosts.sh down failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            eprintln!("hosts.sh down failed: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
 }

@@ -62,11 +62,7 @@ impl Session {
     ///
     /// # Errors
     /// [`TunnelError::Forward`] when the host refuses or cannot reach the target.
-    pub async fn open_stream(
-        &self,
-        target_host: &str,
-        target_port: u16,
-    ) -> Result<ChannelStream<Msg>, TunnelError> {
+    pub async fn open_stream(&self, target_host: &str, target_port: u16) -> Result<ChannelStream<Msg>, TunnelError> {
         let channel = self
             .handle()
             .channel_open_direct_tcpip(target_host, u32::from(target_port), "127.0.0.1", 0)
@@ -95,12 +91,10 @@ impl Session {
                 target: target.clone(),
                 source,
             })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| TunnelError::Listen {
-                target: target.clone(),
-                source,
-            })?;
+        let local_addr = listener.local_addr().map_err(|source| TunnelError::Listen {
+            target: target.clone(),
+            source,
+        })?;
         let stop = CancellationToken::new();
         let session = self.clone();
         let target_host = target_host.to_owned();

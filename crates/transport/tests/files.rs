@@ -63,20 +63,14 @@ async fn upload_is_idempotent_with_owner_and_mode() {
     assert!(second.changed.is_empty(), "{second:?}");
     assert_eq!(second.unchanged.len(), 4);
     let after: Vec<String> = files.iter().map(|f| stat(&tb, "h1", &f.path)).collect();
-    assert_eq!(
-        before, after,
-        "a second run must not touch any file (inode, mtime)"
-    );
+    assert_eq!(before, after, "a second run must not touch any file (inode, mtime)");
 
     // one changed content and one changed mode: only those are rewritten
     let mut changed = files.clone();
     changed[1].content = b"NEW KEY\n".to_vec();
     changed[2].mode = 0o600;
     let third = session.upload(&changed).await.unwrap();
-    assert_eq!(
-        third.changed,
-        vec![files[1].path.clone(), files[2].path.clone()]
-    );
+    assert_eq!(third.changed, vec![files[1].path.clone(), files[2].path.clone()]);
     let now: Vec<String> = files.iter().map(|f| stat(&tb, "h1", &f.path)).collect();
     assert_eq!(now[0], before[0]);
     assert_eq!(now[3], before[3]);
@@ -86,17 +80,11 @@ async fn upload_is_idempotent_with_owner_and_mode() {
         "replaced by rename"
     );
     assert!(now[2].ends_with("root root 600"), "{}", now[2]);
-    assert_eq!(
-        read(&tb, "h1", "/etc/ssl/etcd/etcd/server.key").unwrap(),
-        b"NEW KEY\n"
-    );
+    assert_eq!(read(&tb, "h1", "/etc/ssl/etcd/etcd/server.key").unwrap(), b"NEW KEY\n");
 
     // no temporary files left beside the targets
     let ls = tb.host_exec("h1", &["ls", "-A", "/etc/ssl/etcd/etcd", "/etc/kubernetes"]);
-    assert!(
-        !String::from_utf8_lossy(&ls.stdout).contains("selfhosted-"),
-        "{ls:?}"
-    );
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("selfhosted-"), "{ls:?}");
     // each host has its own /etc; the machine's own /etc is untouched
     assert!(read(&tb, "h2", "/etc/kubernetes/kubeconfig").is_none());
     assert!(
@@ -111,13 +99,8 @@ async fn upload_is_idempotent_with_owner_and_mode() {
     assert_eq!(removed, vec!["/etc/kubernetes/kubeconfig".to_owned()]);
     assert!(read(&tb, "h1", "/etc/kubernetes/kubeconfig").is_none());
 
-    let bad = session
-        .upload(&[FileSpec::secret("relative/path", "x")])
-        .await;
-    assert!(
-        matches!(bad, Err(FilesError::InvalidSpec { .. })),
-        "{bad:?}"
-    );
+    let bad = session.upload(&[FileSpec::secret("relative/path", "x")]).await;
+    assert!(matches!(bad, Err(FilesError::InvalidSpec { .. })), "{bad:?}");
 }
 
 fn big(seed: u8, len: usize) -> Vec<u8> {
@@ -142,10 +125,7 @@ async fn upload_is_atomic_when_the_connection_dies() {
     let old = b"old content\n".to_vec();
     let new = big(7, 32 << 20);
     let (session, _) = Session::connect(&spec).await.unwrap();
-    session
-        .upload(&[FileSpec::secret(path, old.clone())])
-        .await
-        .unwrap();
+    session.upload(&[FileSpec::secret(path, old.clone())]).await.unwrap();
 
     let uploader = {
         let session = session.clone();
@@ -163,10 +143,7 @@ async fn upload_is_atomic_when_the_connection_dies() {
                 "stat -c %s /var/lib/selfhosted/.big.bin.selfhosted-* 2>/dev/null",
             ],
         );
-        let size: u64 = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0);
+        let size: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
         if size > 0 {
             seen = true;
             break;
@@ -177,10 +154,7 @@ async fn upload_is_atomic_when_the_connection_dies() {
     let killed = tb.kill_sessions("h1");
     assert!(killed.status.success(), "{killed:?}");
     let result = uploader.await.unwrap();
-    assert!(
-        result.is_err(),
-        "the upload cannot have succeeded: {result:?}"
-    );
+    assert!(result.is_err(), "the upload cannot have succeeded: {result:?}");
 
     let content = read(&tb, "h1", path).expect("the old file is still in place");
     assert!(
@@ -188,17 +162,11 @@ async fn upload_is_atomic_when_the_connection_dies() {
         "half-written file: {} bytes",
         content.len()
     );
-    assert_eq!(
-        content, old,
-        "the rename happens only after the full content arrived"
-    );
+    assert_eq!(content, old, "the rename happens only after the full content arrived");
 
     // a retry on a fresh connection completes and clears the leftover temporary file
     let (session, _) = Session::connect(&spec).await.unwrap();
-    let report = session
-        .upload(&[FileSpec::secret(path, new.clone())])
-        .await
-        .unwrap();
+    let report = session.upload(&[FileSpec::secret(path, new.clone())]).await.unwrap();
     assert_eq!(report.changed, vec![path.to_owned()]);
     assert_eq!(read(&tb, "h1", path).unwrap(), new);
     let ls = tb.host_exec("h1", &["ls", "-A", "/var/lib/selfhosted"]);
@@ -211,10 +179,7 @@ async fn failures_quote_stderr_and_refused_sudo_is_clear() {
         return;
     };
     let (session, _) = Session::connect(&tb.spec(0).unwrap()).await.unwrap();
-    let err = session
-        .run("echo starting; echo boom >&2; exit 3")
-        .await
-        .unwrap_err();
+    let err = session.run("echo starting; echo boom >&2; exit 3").await.unwrap_err();
     match &err {
         ExecError::Failed {
             host,
@@ -230,18 +195,12 @@ async fn failures_quote_stderr_and_refused_sudo_is_clear() {
     }
     let out = session.exec("exit 4").await.unwrap();
     assert_eq!(out.status, Some(4));
-    assert_eq!(
-        session.sudo("id -u").await.unwrap().stdout_text().trim(),
-        "0"
-    );
+    assert_eq!(session.sudo("id -u").await.unwrap().stdout_text().trim(), "0");
 
     let mut spec = tb.spec(0).unwrap();
     spec.host.user = tb.inventory().nosudo_user.clone();
     let (guest, _) = Session::connect(&spec).await.unwrap();
-    assert_eq!(
-        guest.run("whoami").await.unwrap().stdout_text().trim(),
-        "guest"
-    );
+    assert_eq!(guest.run("whoami").await.unwrap().stdout_text().trim(), "guest");
     let err = guest.sudo("true").await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ExecError::SudoRefused { .. }), "{err:?}");

@@ -25,16 +25,10 @@ async fn pinned_key_is_accepted() {
     // pinned as a known_hosts line, as a bare key, and as a fingerprint
     let host = &tb.hosts()[0];
     let known_hosts = std::fs::read_to_string(&tb.inventory().known_hosts).unwrap();
-    for pin in [
-        known_hosts.as_str(),
-        host.host_key.as_str(),
-        host.fingerprint.as_str(),
-    ] {
+    for pin in [known_hosts.as_str(), host.host_key.as_str(), host.fingerprint.as_str()] {
         let mut spec = tb.spec(0).unwrap();
         spec.host.host_key = HostKeyPolicy::try_pinned(&[pin]).unwrap();
-        let (session, learned) = Session::connect(&spec)
-            .await
-            .expect("connect with pinned key");
+        let (session, learned) = Session::connect(&spec).await.expect("connect with pinned key");
         assert!(learned.is_empty(), "pinned keys are not 'learned'");
         let out = session.run("hostname").await.unwrap();
         assert_eq!(out.stdout_text().trim(), "h1");
@@ -47,18 +41,13 @@ async fn wrong_pinned_key_is_refused_with_both_fingerprints() {
         return;
     };
     let wrong = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdD7y3aLq454yWBdwLWbieU1ebz9/cu7/QEXn9OIeZJ";
-    let wrong_fp = selfhosted_transport::PinnedKey::try_parse(wrong)
-        .unwrap()
-        .fingerprint();
+    let wrong_fp = selfhosted_transport::PinnedKey::try_parse(wrong).unwrap().fingerprint();
     let mut spec = tb.spec(0).unwrap();
     spec.host.host_key = HostKeyPolicy::try_pinned(&[wrong]).unwrap();
     spec.connect_timeout = Duration::from_secs(20);
     let started = std::time::Instant::now();
     let err = Session::connect(&spec).await.expect_err("must refuse");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "a mismatch is not retried"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "a mismatch is not retried");
     let msg = err.to_string();
     match err {
         ConnectError::HostKey(HostKeyError::Mismatch {
@@ -98,8 +87,6 @@ async fn first_use_learns_the_key() {
     session.run("true").await.unwrap();
     // the learned key pins the next connection
     spec.host.host_key = HostKeyPolicy::try_pinned(&[learned[0].known_hosts_line()]).unwrap();
-    let (_s, again) = Session::connect(&spec)
-        .await
-        .expect("connect with learned key");
+    let (_s, again) = Session::connect(&spec).await.expect("connect with learned key");
     assert!(again.is_empty());
 }
