@@ -1,0 +1,411 @@
+//! Pure predicates on API objects, and one-line descriptions of how far an object got.
+//!
+//! Each `is_*` returns a kube [`Condition`] for [`crate::wait`]; they compose with
+//! [`Condition::and`], [`Condition::or`] and [`Condition::not`]. The plain functions below them
+//! take the object (and, for leases, `now`) so they can be tested on fixtures.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::jiff::Timestamp;
+pub use kube::runtime::wait::Condition;
+
+/// Whether a pod is Ready (condition `Ready=True`), not merely Running, and not being deleted.
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether a set of pods (one component's) has at least `min` pods and all of them are Ready.
+pub fn pods_ready<'a>(pods: impl IntoIterator<Item = &'a Pod>, min: usize) -> bool {
+    let mut n = 0;
+    for p in pods {
+        if !pod_ready(p) {
+            return false;
+        }
+        n += 1;
+    }
+    n >= min
+}
+
+/// Whether a node is registered and Ready.
+pub fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether a CRD is Established (its kinds are served).
+pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+}
+
+/// Whether a DaemonSet's current generation is rolled out: observed, scheduled on every node,
+/// updated everywhere and available everywhere.
+pub fn daemonset_rolled_out(ds: &DaemonSet) -> bool {
+    let generation = ds.metadata.generation.unwrap_or(0);
+    let Some(s) = ds.status.as_ref() else { return false };
+    s.observed_generation.unwrap_or(0) >= generation
+        && s.desired_number_scheduled > 0
+        && s.updated_number_scheduled.unwrap_or(0) == s.desired_number_scheduled
+        && s.number_available.unwrap_or(0) == s.desired_number_scheduled
+        && s.number_unavailable.unwrap_or(0) == 0
+}
+
+/// Whether a Deployment's current generation is rolled out: every replica updated and
+/// available, and no old replica left.
+pub fn deployment_rolled_out(d: &Deployment) -> bool {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(s) = d.status.as_ref() else { return false };
+    s.observed_generation.unwrap_or(0) >= generation
+        && s.updated_replicas.unwrap_or(0) == want
+        && s.available_replicas.unwrap_or(0) == want
+        && s.replicas.unwrap_or(0) == want
+}
+
+/// What "a lease is held" means for a leader-elected component.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseHeld {
+    /// How old `renewTime` may be; `None` uses the lease's own `leaseDurationSeconds` (15 s
+    /// for v1.20 components when absent).
+    pub max_age: Option<Duration>,
+    /// A former holder that does not count (e.g. the bootstrap controller-manager). Compared as
+    /// whole strings: identities keep the hostname plus a unique suffix.
+    pub not_holder: Option<String>,
+}
+
+/// Whether `lease` is held at `now` according to `want`.
+pub fn lease_held(lease: &Lease, now: Timestamp, want: &LeaseHeld) -> bool {
+    let Some(spec) = lease.spec.as_ref() else { return false };
+    let Some(holder) = spec.holder_identity.as_deref().filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    if want.not_holder.as_deref() == Some(holder) {
+        return false;
+    }
+    let Some(renewed) = spec.renew_time.as_ref() else {
+        return false;
+    };
+    let max_age = want
+        .max_age
+        .unwrap_or_else(|| Duration::from_secs(spec.lease_duration_seconds.map_or(15, |s| s.max(1) as u64)));
+    let age = now.duration_since(renewed.0);
+    // A renewal slightly in the future (clock skew) counts as fresh.
+    age.is_negative() || age.unsigned_abs() <= max_age
+}
+
+/// The lease's holder identity, when there is one.
+pub fn lease_holder(lease: &Lease) -> Option<&str> {
+    lease
+        .spec
+        .as_ref()?
+        .holder_identity
+        .as_deref()
+        .filter(|h| !h.is_empty())
+}
+
+/// [`Condition`]: the pod is Ready.
+pub fn is_pod_ready() -> impl Condition<Pod> + Clone {
+    |p: Option<&Pod>| p.is_some_and(pod_ready)
+}
+
+/// [`Condition`]: the node is registered and Ready.
+pub fn is_node_ready() -> impl Condition<Node> + Clone {
+    |n: Option<&Node>| n.is_some_and(node_ready)
+}
+
+/// [`Condition`]: the node is registered (Ready or not).
+pub fn is_node_registered() -> impl Condition<Node> + Clone {
+    |n: Option<&Node>| n.is_some()
+}
+
+/// [`Condition`]: the CRD is Established.
+pub fn is_crd_established() -> impl Condition<CustomResourceDefinition> + Clone {
+    |c: Option<&CustomResourceDefinition>| c.is_some_and(crd_established)
+}
+
+/// [`Condition`]: the DaemonSet is rolled out.
+pub fn is_daemonset_rolled_out() -> impl Condition<DaemonSet> + Clone {
+    |d: Option<&DaemonSet>| d.is_some_and(daemonset_rolled_out)
+}
+
+/// [`Condition`]: the Deployment is rolled out.
+pub fn is_deployment_rolled_out() -> impl Condition<Deployment> + Clone {
+    |d: Option<&Deployment>| d.is_some_and(deployment_rolled_out)
+}
+
+/// [`Condition`]: the lease is held now (clock read at each event).
+pub fn is_lease_held(want: LeaseHeld) -> impl Condition<Lease> + Clone {
+    move |l: Option<&Lease>| l.is_some_and(|l| lease_held(l, Timestamp::now(), &want))
+}
+
+/// One line on how far a pod got: phase, Ready, and each container's state and restarts.
+pub fn describe_pod(pod: &Pod) -> String {
+    let name = pod.metadata.name.as_deref().unwrap_or("?");
+    let Some(s) = pod.status.as_ref() else {
+        return format!("pod {name}: no status yet");
+    };
+    let phase = s.phase.as_deref().unwrap_or("Unknown");
+    let ready = if pod_ready(pod) { "Ready" } else { "not Ready" };
+    let mut out = format!("pod {name}: {phase}, {ready}");
+    for c in s.container_statuses.iter().flatten() {
+        let state = c.state.as_ref();
+        let st = if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+            format!("waiting ({})", w.reason.as_deref().unwrap_or("?"))
+        } else if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            format!(
+                "terminated ({}, exit {})",
+                t.reason.as_deref().unwrap_or("?"),
+                t.exit_code
+            )
+        } else if state.and_then(|s| s.running.as_ref()).is_some() {
+            "running".to_owned()
+        } else {
+            "unknown".to_owned()
+        };
+        out.push_str(&format!(
+            "; {} {st}, ready={}, restarts={}",
+            c.name, c.ready, c.restart_count
+        ));
+    }
+    out
+}
+
+/// One line on how far a DaemonSet got.
+pub fn describe_daemonset(ds: &DaemonSet) -> String {
+    let name = ds.metadata.name.as_deref().unwrap_or("?");
+    match ds.status.as_ref() {
+        None => format!("daemonset {name}: no status yet"),
+        Some(s) => format!(
+            "daemonset {name}: desired {}, updated {}, available {}, unavailable {} (generation {} observed {})",
+            s.desired_number_scheduled,
+            s.updated_number_scheduled.unwrap_or(0),
+            s.number_available.unwrap_or(0),
+            s.number_unavailable.unwrap_or(0),
+            ds.metadata.generation.unwrap_or(0),
+            s.observed_generation.unwrap_or(0)
+        ),
+    }
+}
+
+/// One line on how far a Deployment got.
+pub fn describe_deployment(d: &Deployment) -> String {
+    let name = d.metadata.name.as_deref().unwrap_or("?");
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    match d.status.as_ref() {
+        None => format!("deployment {name}: no status yet"),
+        Some(s) => format!(
+            "deployment {name}: want {want}, replicas {}, updated {}, available {} (generation {} observed {})",
+            s.replicas.unwrap_or(0),
+            s.updated_replicas.unwrap_or(0),
+            s.available_replicas.unwrap_or(0),
+            d.metadata.generation.unwrap_or(0),
+            s.observed_generation.unwrap_or(0)
+        ),
+    }
+}
+
+/// One line on a node's Ready condition.
+pub fn describe_node(node: &Node) -> String {
+    let name = node.metadata.name.as_deref().unwrap_or("?");
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    match ready {
+        None => format!("node {name}: registered, no Ready condition yet"),
+        Some(c) => format!(
+            "node {name}: Ready={} ({}: {})",
+            c.status,
+            c.reason.as_deref().unwrap_or(""),
+            c.message.as_deref().unwrap_or("")
+        ),
+    }
+}
+
+/// One line on a lease's holder and renewal.
+pub fn describe_lease(lease: &Lease) -> String {
+    let name = lease.metadata.name.as_deref().unwrap_or("?");
+    let spec = lease.spec.as_ref();
+    format!(
+        "lease {name}: holder {:?}, renewed {}",
+        spec.and_then(|s| s.holder_identity.as_deref()).unwrap_or(""),
+        spec.and_then(|s| s.renew_time.as_ref())
+            .map_or("never".to_owned(), |t| t.0.to_string())
+    )
+}
+
+/// One line on a CRD's Established condition.
+pub fn describe_crd(crd: &CustomResourceDefinition) -> String {
+    let name = crd.metadata.name.as_deref().unwrap_or("?");
+    let conds: Vec<String> = crd
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| cs.iter().map(|c| format!("{}={}", c.type_, c.status)).collect())
+        .unwrap_or_default();
+    format!(
+        "crd {name}: {}",
+        if conds.is_empty() {
+            "no conditions yet".to_owned()
+        } else {
+            conds.join(", ")
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(v: serde_json::Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn ready_pod(name: &str, ready: &str) -> Pod {
+        pod(json!({
+            "metadata": {"name": name},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": ready}],
+                       "containerStatuses": [{"name": "c", "ready": ready == "True", "restartCount": 2,
+                         "image": "i", "imageID": "", "state": {"running": {}}}]}
+        }))
+    }
+
+    #[test]
+    fn running_is_not_ready() {
+        assert!(pod_ready(&ready_pod("a", "True")));
+        assert!(!pod_ready(&ready_pod("a", "False")));
+        let p = ready_pod("a", "True");
+        let mut deleting = p.clone();
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()));
+        assert!(!pod_ready(&deleting));
+        assert!(is_pod_ready().matches_object(Some(&p)));
+        assert!(!is_pod_ready().matches_object(None));
+    }
+
+    #[test]
+    fn a_set_needs_min_pods_all_ready() {
+        let a = ready_pod("a", "True");
+        let b = ready_pod("b", "False");
+        assert!(pods_ready([&a], 1));
+        assert!(!pods_ready([&a, &b], 1));
+        assert!(!pods_ready([], 1));
+        assert!(!pods_ready([&a], 2));
+    }
+
+    #[test]
+    fn conditions_compose() {
+        let a = ready_pod("a", "True");
+        let named_b = |p: Option<&Pod>| p.and_then(|p| p.metadata.name.as_deref()) == Some("b");
+        assert!(!is_pod_ready().and(named_b).matches_object(Some(&a)));
+        assert!(is_pod_ready().or(named_b).matches_object(Some(&a)));
+        assert!(is_pod_ready().not().matches_object(Some(&ready_pod("x", "False"))));
+    }
+
+    #[test]
+    fn daemonset_rollout() {
+        let mut ds: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "kube-apiserver", "generation": 2},
+            "status": {"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberMisscheduled": 0,
+                       "numberReady": 1, "updatedNumberScheduled": 1, "numberAvailable": 1, "observedGeneration": 2}
+        }))
+        .unwrap();
+        assert!(daemonset_rolled_out(&ds));
+        ds.metadata.generation = Some(3);
+        assert!(!daemonset_rolled_out(&ds), "a new generation not yet observed");
+        assert!(describe_daemonset(&ds).contains("generation 3 observed 2"));
+    }
+
+    #[test]
+    fn deployment_rollout_waits_for_old_replicas() {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "kube-scheduler", "generation": 1},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1}
+        }))
+        .unwrap();
+        assert!(!deployment_rolled_out(&d));
+        let mut done = d.clone();
+        done.status.as_mut().unwrap().replicas = Some(1);
+        assert!(deployment_rolled_out(&done));
+    }
+
+    #[test]
+    fn node_and_crd_conditions() {
+        let n: Node = serde_json::from_value(json!({"metadata": {"name": "c0"},
+            "status": {"conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady"}]}}))
+        .unwrap();
+        assert!(!node_ready(&n));
+        assert!(is_node_registered().matches_object(Some(&n)));
+        assert!(describe_node(&n).contains("KubeletNotReady"));
+        let c: CustomResourceDefinition = serde_json::from_value(json!({"metadata": {"name": "a.b"},
+            "spec": {"group": "b", "names": {"kind": "A", "plural": "a"}, "scope": "Namespaced", "versions": []},
+            "status": {"conditions": [{"type": "NamesAccepted", "status": "True"}, {"type": "Established", "status": "True"}]}})).unwrap();
+        assert!(crd_established(&c));
+        assert!(is_crd_established().matches_object(Some(&c)));
+    }
+
+    fn lease(holder: &str, renewed: Timestamp) -> Lease {
+        serde_json::from_value(json!({"metadata": {"name": "kube-controller-manager"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "renewTime": renewed.to_string()}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn lease_held_needs_a_fresh_renewal_and_a_new_holder() {
+        let now: Timestamp = "2026-01-01T00:00:30Z".parse().unwrap();
+        let fresh = lease("c0_4f2a", "2026-01-01T00:00:25Z".parse().unwrap());
+        let stale = lease("c0_4f2a", "2026-01-01T00:00:00Z".parse().unwrap());
+        assert!(lease_held(&fresh, now, &LeaseHeld::default()));
+        assert!(!lease_held(&stale, now, &LeaseHeld::default()));
+        let custom = LeaseHeld {
+            max_age: Some(Duration::from_secs(60)),
+            not_holder: None,
+        };
+        assert!(lease_held(&stale, now, &custom));
+        // Same hostname, other process: a whole-string comparison tells them apart.
+        let not_old = LeaseHeld {
+            max_age: None,
+            not_holder: Some("c0_1111".into()),
+        };
+        assert!(lease_held(&fresh, now, &not_old));
+        let is_old = LeaseHeld {
+            max_age: None,
+            not_holder: Some("c0_4f2a".into()),
+        };
+        assert!(!lease_held(&fresh, now, &is_old));
+        assert!(!lease_held(
+            &lease("", "2026-01-01T00:00:29Z".parse().unwrap()),
+            now,
+            &LeaseHeld::default()
+        ));
+        assert_eq!(lease_holder(&fresh), Some("c0_4f2a"));
+    }
+
+    #[test]
+    fn describe_pod_names_waiting_reasons_and_restarts() {
+        let p = pod(json!({"metadata": {"name": "kube-apiserver-x"},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "kube-apiserver", "ready": false,
+              "restartCount": 4, "image": "i", "imageID": "", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}));
+        let d = describe_pod(&p);
+        assert!(
+            d.contains("not Ready") && d.contains("CrashLoopBackOff") && d.contains("restarts=4"),
+            "{d}"
+        );
+    }
+}
