@@ -1,0 +1,126 @@
+//! Files to hosts: node secrets to every host in parallel, and the bootstrap
+//! control plane to the first controller. Uploads are atomic and skip
+//! identical files, so a rerun changes nothing.
+
+use std::collections::BTreeMap;
+
+use selfhosted_transport::{CancellationToken, Session};
+
+use crate::inventory::Inventory;
+use crate::node_files::{self, HostFiles};
+use crate::paths::RemotePaths;
+use crate::phase::{chain, Phase, PivotError};
+use crate::preflight::Ready;
+
+/// What a distribution changed, per host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Host name → paths written.
+    pub written: BTreeMap<String, Vec<String>>,
+}
+
+impl Changes {
+    /// Number of files written on all hosts.
+    pub fn count(&self) -> usize {
+        self.written.values().map(Vec::len).sum()
+    }
+}
+
+async fn place(session: &Session, files: &HostFiles) -> Result<Vec<String>, String> {
+    let mut written = Vec::new();
+    for batch in [&files.files, &files.triggers] {
+        let report = session.upload(batch).await.map_err(|e| chain(&e))?;
+        written.extend(report.changed);
+    }
+    Ok(written)
+}
+
+/// Node secrets to every host: kubelet kubeconfig and CA everywhere, etcd
+/// TLS on controllers; trigger files last on each host.
+///
+/// # Errors
+/// [`Phase::NodeSecrets`], naming every host that failed.
+pub async fn node_secrets(
+    ready: &Ready,
+    inventory: &Inventory,
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+    cancel: &CancellationToken,
+) -> Result<Changes, PivotError> {
+    let mut plans = BTreeMap::new();
+    for (host, facts) in inventory.hosts().iter().zip(&ready.facts) {
+        let files = node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
+            .map_err(|e| PivotError::new(Phase::NodeSecrets, e.to_string()))?;
+        plans.insert(host.name.clone(), files);
+    }
+    let plans = &plans;
+    let results = ready
+        .fleet
+        .for_each(cancel, |s| async move {
+            match plans.get(s.host()) {
+                Some(files) => place(&s, files).await,
+                None => Ok(Vec::new()),
+            }
+        })
+        .await
+        .map_err(|_| PivotError::new(Phase::NodeSecrets, "cancelled"))?;
+    collect(Phase::NodeSecrets, results)
+}
+
+fn collect(phase: Phase, results: Vec<(String, Result<Vec<String>, String>)>) -> Result<Changes, PivotError> {
+    let mut changes = Changes::default();
+    let mut failed = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(w) => {
+                changes.written.insert(name, w);
+            }
+            Err(why) => failed.push((name, why)),
+        }
+    }
+    match failed.as_slice() {
+        [] => Ok(changes),
+        [(name, why)] => Err(PivotError::on(phase, name.clone(), why.clone())),
+        _ => {
+            let mut err = PivotError::new(phase, format!("{} hosts failed", failed.len()));
+            for (name, why) in failed {
+                err = err.with_evidence(format!("{name}: {why}"));
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The bootstrap control plane on the first controller: its credentials,
+/// then its static Pods.
+///
+/// # Errors
+/// [`Phase::BootstrapControlPlane`] naming the host.
+pub async fn bootstrap_control_plane(
+    session: &Session,
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+) -> Result<Vec<String>, PivotError> {
+    let files = node_files::bootstrap_control_plane(assets, paths)
+        .map_err(|e| PivotError::new(Phase::BootstrapControlPlane, e.to_string()))?;
+    place(session, &files)
+        .await
+        .map_err(|why| PivotError::on(Phase::BootstrapControlPlane, session.host(), why))
+}
+
+/// Removes the bootstrap control plane (static Pods first, then secrets).
+///
+/// # Errors
+/// [`Phase::RemoveBootstrap`] naming the host.
+pub async fn remove_bootstrap(
+    session: &Session,
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+) -> Result<Vec<String>, PivotError> {
+    let all = node_files::bootstrap_paths(assets, paths);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    session
+        .remove(&refs)
+        .await
+        .map_err(|e| PivotError::on(Phase::RemoveBootstrap, session.host(), chain(&e)))
+}

@@ -1,0 +1,23 @@
+//! The ordered, resumable procedures that turn hosts running only a kubelet
+//! into a self-hosted cluster, and later keep it current. Every phase is
+//! idempotent: a rerun after any failure converges.
+//!
+//! - [`inventory`]: the hosts, their roles, and which controller bootstraps.
+//! - [`paths`]: where files go on a host (typhoon's conventions, overridable).
+//! - [`node_files`]: which asset goes to which host, in which order.
+//! - [`phase`]: the phases, their log lines and the error that names phase, host and evidence.
+//! - [`preflight`]: every host reachable, sudo works, a kubelet is installed — before anything changes.
+//! - [`distribute`]: node secrets to every host; the bootstrap control plane to the first controller.
+//!
+//! Knows nothing of Terraform.
+
+pub mod distribute;
+pub mod inventory;
+pub mod node_files;
+pub mod paths;
+pub mod phase;
+pub mod preflight;
+
+pub use inventory::{Host, Inventory, Role};
+pub use paths::RemotePaths;
+pub use phase::{Phase, PivotError};

@@ -1,0 +1,173 @@
+//! Which asset goes to which host, with which mode and owner, in which
+//! order. Files that trigger host units (the kubelet kubeconfig starts the
+//! kubelet, etcd's `server.crt` starts etcd on typhoon hosts) come last, in a
+//! batch of their own, so a unit never starts on half the material.
+
+use std::collections::BTreeMap;
+
+use selfhosted_transport::FileSpec;
+
+use crate::inventory::Role;
+use crate::paths::RemotePaths;
+
+/// Files for one host: `files` first, then `triggers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFiles {
+    /// Material that starts nothing.
+    pub files: Vec<FileSpec>,
+    /// Files whose arrival starts a unit; written after `files`.
+    pub triggers: Vec<FileSpec>,
+}
+
+/// An asset the host contract needs is not in the assets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the assets lack {0}; pass selfhosted_cluster_assets.<name>.assets unchanged")]
+pub struct MissingAsset(pub String);
+
+fn get<'a>(assets: &'a BTreeMap<String, String>, path: &str) -> Result<&'a str, MissingAsset> {
+    assets
+        .get(path)
+        .map(String::as_str)
+        .ok_or_else(|| MissingAsset(path.to_owned()))
+}
+
+/// The node secrets of a host. `etcd_owner`: the user etcd runs as on the
+/// host (typhoon's `etcd`), when it exists there.
+///
+/// # Errors
+/// [`MissingAsset`] when the assets are not `selfhosted_cluster_assets`'.
+pub fn node_secrets(
+    assets: &BTreeMap<String, String>,
+    role: Role,
+    paths: &RemotePaths,
+    etcd_owner: Option<&str>,
+) -> Result<HostFiles, MissingAsset> {
+    let mut out = HostFiles::default();
+    out.files
+        .push(FileSpec::secret(&paths.ca_certificate, get(assets, "tls/ca.crt")?).with_mode(0o644));
+    if role == Role::Controller {
+        let dir = paths.etcd_tls_dir.trim_end_matches('/');
+        let owner = etcd_owner.unwrap_or("root");
+        let etcd = |rel: &str, asset: &str| -> Result<FileSpec, MissingAsset> {
+            Ok(FileSpec::secret(format!("{dir}/{rel}"), get(assets, asset)?).with_owner(owner, owner))
+        };
+        out.files.extend([
+            etcd("etcd-client-ca.crt", "tls/etcd-ca.crt")?,
+            etcd("etcd-client.crt", "tls/etcd-client.crt")?,
+            etcd("etcd-client.key", "tls/etcd-client.key")?,
+            etcd("etcd/server-ca.crt", "tls/etcd-ca.crt")?,
+            etcd("etcd/server.key", "tls/etcd/server.key")?,
+            etcd("etcd/peer-ca.crt", "tls/etcd-ca.crt")?,
+            etcd("etcd/peer.crt", "tls/etcd/peer.crt")?,
+            etcd("etcd/peer.key", "tls/etcd/peer.key")?,
+        ]);
+        out.triggers.push(etcd("etcd/server.crt", "tls/etcd/server.crt")?);
+    }
+    out.triggers.push(FileSpec::secret(
+        &paths.kubelet_kubeconfig,
+        get(assets, "auth/kubelet-bootstrap.kubeconfig")?,
+    ));
+    Ok(out)
+}
+
+/// The bootstrap control plane for the first controller: its credentials
+/// (`bootstrap-secrets/…`), then its static Pods (`bootstrap-manifests/…`),
+/// which the kubelet starts as soon as they appear.
+///
+/// # Errors
+/// [`MissingAsset`] when the assets hold no bootstrap manifests.
+pub fn bootstrap_control_plane(
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+) -> Result<HostFiles, MissingAsset> {
+    let mut out = HostFiles::default();
+    for (rel, content) in assets {
+        if let Some(name) = rel.strip_prefix("bootstrap-secrets/") {
+            let dest = format!("{}/{name}", paths.bootstrap_secrets_dir.trim_end_matches('/'));
+            out.files.push(FileSpec::secret(dest, content.as_bytes()));
+        } else if let Some(name) = rel.strip_prefix("bootstrap-manifests/") {
+            let dest = format!("{}/{name}", paths.static_pod_dir.trim_end_matches('/'));
+            out.triggers
+                .push(FileSpec::secret(dest, content.as_bytes()).with_mode(0o644));
+        }
+    }
+    if out.triggers.is_empty() {
+        return Err(MissingAsset("bootstrap-manifests/".into()));
+    }
+    Ok(out)
+}
+
+/// Remote paths of the bootstrap control plane, for its removal.
+pub fn bootstrap_paths(assets: &BTreeMap<String, String>, paths: &RemotePaths) -> Vec<String> {
+    bootstrap_control_plane(assets, paths)
+        .map(|f| f.triggers.into_iter().chain(f.files).map(|s| s.path).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assets() -> BTreeMap<String, String> {
+        [
+            "tls/ca.crt",
+            "tls/etcd-ca.crt",
+            "tls/etcd-client.crt",
+            "tls/etcd-client.key",
+            "tls/etcd/server.crt",
+            "tls/etcd/server.key",
+            "tls/etcd/peer.crt",
+            "tls/etcd/peer.key",
+            "auth/kubelet-bootstrap.kubeconfig",
+            "bootstrap-secrets/apiserver.key",
+            "bootstrap-manifests/bootstrap-kube-apiserver.yaml",
+        ]
+        .into_iter()
+        .map(|k| (k.to_owned(), format!("content of {k}")))
+        .collect()
+    }
+
+    #[test]
+    fn workers_get_the_kubeconfig_and_ca_only_and_the_kubeconfig_last() {
+        let f = node_secrets(&assets(), Role::Worker, &RemotePaths::default(), None).unwrap();
+        let paths: Vec<&str> = f.files.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["/etc/kubernetes/ca.crt"]);
+        assert_eq!(f.triggers.len(), 1);
+        assert_eq!(f.triggers[0].path, "/etc/kubernetes/kubeconfig");
+        assert_eq!(f.triggers[0].mode, 0o600);
+    }
+
+    #[test]
+    fn controllers_get_etcd_tls_with_server_crt_as_a_trigger() {
+        let f = node_secrets(&assets(), Role::Controller, &RemotePaths::default(), Some("etcd")).unwrap();
+        assert_eq!(f.files.len(), 9);
+        assert!(f
+            .files
+            .iter()
+            .all(|s| s.path == "/etc/kubernetes/ca.crt" || s.owner == "etcd"));
+        let triggers: Vec<&str> = f.triggers.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(
+            triggers,
+            ["/etc/ssl/etcd/etcd/server.crt", "/etc/kubernetes/kubeconfig"]
+        );
+        assert!(f.files.iter().any(|s| s.path == "/etc/ssl/etcd/etcd/peer-ca.crt"));
+    }
+
+    #[test]
+    fn missing_material_names_the_asset() {
+        let mut a = assets();
+        a.remove("tls/etcd/peer.key");
+        let err = node_secrets(&a, Role::Controller, &RemotePaths::default(), None).unwrap_err();
+        assert_eq!(err, MissingAsset("tls/etcd/peer.key".into()));
+    }
+
+    #[test]
+    fn bootstrap_secrets_before_static_pods() {
+        let f = bootstrap_control_plane(&assets(), &RemotePaths::default()).unwrap();
+        assert_eq!(f.files[0].path, "/etc/kubernetes/bootstrap-secrets/apiserver.key");
+        assert_eq!(
+            f.triggers[0].path,
+            "/etc/kubernetes/manifests/bootstrap-kube-apiserver.yaml"
+        );
+    }
+}

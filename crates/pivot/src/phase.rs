@@ -1,0 +1,150 @@
+//! The phases of the pivot, their log lines, and the one error type every
+//! phase fails with: it names the phase, the host and the evidence, never
+//! just "timed out".
+
+use std::fmt;
+use std::future::Future;
+use std::time::Instant;
+
+/// A step of the pivot, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Every host reachable, sudo works, a kubelet is installed.
+    Preflight,
+    /// Kubelet kubeconfig and CA to every host; etcd TLS to controllers.
+    NodeSecrets,
+    /// Bootstrap secrets and static Pods on the first controller.
+    BootstrapControlPlane,
+    /// The bootstrap apiserver answers `/readyz`.
+    WaitForApiserver,
+    /// Server-side apply of the self-hosted control plane.
+    ApplyManifests,
+    /// Controllers labelled `node-role.kubernetes.io/control-plane`.
+    LabelControllers,
+    /// Self-hosted apiserver, controller-manager and scheduler Ready; the apiserver answers by itself.
+    WaitForSelfHosted,
+    /// Bootstrap static Pods and secrets removed.
+    RemoveBootstrap,
+    /// The API answers from the self-hosted apiserver; leases held.
+    Verify,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 9] = [
+        Phase::Preflight,
+        Phase::NodeSecrets,
+        Phase::BootstrapControlPlane,
+        Phase::WaitForApiserver,
+        Phase::ApplyManifests,
+        Phase::LabelControllers,
+        Phase::WaitForSelfHosted,
+        Phase::RemoveBootstrap,
+        Phase::Verify,
+    ];
+
+    /// The phase's name in logs, errors and state.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Preflight => "preflight",
+            Phase::NodeSecrets => "node-secrets",
+            Phase::BootstrapControlPlane => "bootstrap-control-plane",
+            Phase::WaitForApiserver => "wait-for-apiserver",
+            Phase::ApplyManifests => "apply-manifests",
+            Phase::LabelControllers => "label-controllers",
+            Phase::WaitForSelfHosted => "wait-for-self-hosted",
+            Phase::RemoveBootstrap => "remove-bootstrap",
+            Phase::Verify => "verify",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A failed phase: where, on which host, what was seen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{phase}{}: {message}", host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default())]
+pub struct PivotError {
+    /// The phase that failed.
+    pub phase: Phase,
+    /// The host it failed on, if one.
+    pub host: Option<String>,
+    /// What failed, for a person.
+    pub message: String,
+    /// What was seen: command output, pod status, events, log tails.
+    pub evidence: Vec<String>,
+}
+
+impl PivotError {
+    /// A failure of `phase` on `host`.
+    pub fn on(phase: Phase, host: impl Into<String>, message: impl Into<String>) -> Self {
+        PivotError {
+            phase,
+            host: Some(host.into()),
+            message: message.into(),
+            evidence: Vec::new(),
+        }
+    }
+
+    /// A failure of `phase` not tied to one host.
+    pub fn new(phase: Phase, message: impl Into<String>) -> Self {
+        PivotError {
+            phase,
+            host: None,
+            message: message.into(),
+            evidence: Vec::new(),
+        }
+    }
+
+    /// Adds evidence.
+    #[must_use]
+    pub fn with_evidence(mut self, evidence: impl Into<String>) -> Self {
+        self.evidence.push(evidence.into());
+        self
+    }
+
+    /// The message and its evidence, for a diagnostic's detail.
+    pub fn detail(&self) -> String {
+        let mut out = self.to_string();
+        for e in &self.evidence {
+            out.push_str("\n\n");
+            out.push_str(e);
+        }
+        out
+    }
+}
+
+/// The full chain of an error, one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
+}
+
+/// Runs one phase, logging its start and its end with the duration.
+pub async fn run<T, F>(phase: Phase, work: F) -> Result<T, PivotError>
+where
+    F: Future<Output = Result<T, PivotError>>,
+{
+    let started = Instant::now();
+    tracing::info!(phase = phase.name(), "phase started");
+    let result = work.await;
+    let elapsed = started.elapsed();
+    match &result {
+        Ok(_) => tracing::info!(phase = phase.name(), seconds = elapsed.as_secs_f64(), "phase done"),
+        Err(e) => tracing::warn!(phase = phase.name(), seconds = elapsed.as_secs_f64(), error = %e, "phase failed"),
+    }
+    result
+}

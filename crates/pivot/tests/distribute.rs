@@ -1,0 +1,217 @@
+//! Preflight and file distribution against real OpenSSH servers in network
+//! namespaces (the test bed): idempotent reruns, and bad hosts refused
+//! before anything changes on any host.
+
+use std::collections::BTreeMap;
+
+use selfhosted_pivot::distribute;
+use selfhosted_pivot::preflight::preflight;
+use selfhosted_pivot::{Host, Inventory, Phase, RemotePaths, Role};
+use selfhosted_transport::testbed::{Testbed, TestbedParams};
+use selfhosted_transport::{CancellationToken, HostKeyPolicy};
+
+fn assets() -> BTreeMap<String, String> {
+    [
+        "tls/ca.crt",
+        "tls/etcd-ca.crt",
+        "tls/etcd-client.crt",
+        "tls/etcd-client.key",
+        "tls/etcd/server.crt",
+        "tls/etcd/server.key",
+        "tls/etcd/peer.crt",
+        "tls/etcd/peer.key",
+        "auth/kubelet-bootstrap.kubeconfig",
+        "bootstrap-secrets/apiserver.key",
+        "bootstrap-manifests/bootstrap-kube-apiserver.yaml",
+    ]
+    .into_iter()
+    .map(|k| (k.to_owned(), format!("content of {k}\n")))
+    .collect()
+}
+
+fn install_fake_kubelet(tb: &Testbed) {
+    for h in tb.hosts() {
+        let out = tb.host_exec(
+            &h.name,
+            &[
+                "sh",
+                "-c",
+                "printf '#!/bin/sh\\n' > /usr/local/bin/kubelet && chmod 755 /usr/local/bin/kubelet",
+            ],
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn inventory(tb: &Testbed) -> Inventory {
+    let specs = tb.specs().unwrap();
+    let hosts: Vec<Host> = tb
+        .hosts()
+        .iter()
+        .zip(specs)
+        .enumerate()
+        .map(|(i, (h, ssh))| Host {
+            name: h.name.clone(),
+            role: if i < 2 { Role::Controller } else { Role::Worker },
+            ssh,
+        })
+        .collect();
+    let (controllers, workers) = hosts.split_at(2);
+    Inventory::try_new(controllers.to_vec(), workers.to_vec()).unwrap()
+}
+
+fn stat(tb: &Testbed, host: &str, path: &str) -> String {
+    let out = tb.host_exec(host, &["stat", "-c", "%a %U %i %Y", path]);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_secrets_and_bootstrap_files_land_once_and_reruns_change_nothing() {
+    let Some(tb) = Testbed::up(
+        "pivot distribute",
+        &TestbedParams {
+            count: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap() else {
+        return;
+    };
+    install_fake_kubelet(&tb);
+    let inv = inventory(&tb);
+    let cancel = CancellationToken::new();
+    let paths = RemotePaths::default();
+    let a = assets();
+
+    let ready = preflight(&inv, &cancel).await.expect("preflight");
+    let first = distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
+        .await
+        .expect("node secrets");
+    assert_eq!(first.count(), 2 * 11 + 2, "11 files per controller, 2 per worker");
+    let boot = ready.fleet.sessions()[0].clone();
+    let placed = distribute::bootstrap_control_plane(&boot, &a, &paths)
+        .await
+        .expect("bootstrap");
+    assert_eq!(placed.len(), 2);
+
+    let names: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
+    assert!(stat(&tb, &names[0], "/etc/kubernetes/kubeconfig").starts_with("600 root"));
+    assert!(stat(&tb, &names[0], "/etc/kubernetes/ca.crt").starts_with("644 root"));
+    assert!(stat(&tb, &names[1], "/etc/ssl/etcd/etcd/server.crt").starts_with("600"));
+    assert!(
+        stat(&tb, &names[2], "/etc/ssl/etcd/etcd/server.crt").is_empty(),
+        "workers get no etcd TLS"
+    );
+    assert!(stat(
+        &tb,
+        &names[1],
+        "/etc/kubernetes/manifests/bootstrap-kube-apiserver.yaml"
+    )
+    .is_empty());
+    let before = stat(&tb, &names[0], "/etc/kubernetes/kubeconfig");
+
+    // A rerun converges without touching anything.
+    let again = distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(again.count(), 0, "{again:?}");
+    assert!(distribute::bootstrap_control_plane(&boot, &a, &paths)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        stat(&tb, &names[0], "/etc/kubernetes/kubeconfig"),
+        before,
+        "same inode and mtime"
+    );
+
+    let removed = distribute::remove_bootstrap(&boot, &a, &paths).await.unwrap();
+    assert_eq!(removed.len(), 2);
+    assert!(stat(
+        &tb,
+        &names[0],
+        "/etc/kubernetes/manifests/bootstrap-kube-apiserver.yaml"
+    )
+    .is_empty());
+    ready.fleet.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_host_key_or_refused_sudo_fails_preflight_naming_the_host() {
+    let Some(tb) = Testbed::up(
+        "pivot preflight",
+        &TestbedParams {
+            count: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap() else {
+        return;
+    };
+    install_fake_kubelet(&tb);
+    let cancel = CancellationToken::new();
+
+    // Host 1 presents a key other than the pinned one.
+    let mut inv_hosts: Vec<Host> = inventory(&tb).hosts().to_vec();
+    inv_hosts[1].ssh.host.host_key = HostKeyPolicy::try_pinned(&[tb.hosts()[0].host_key.as_str()]).unwrap();
+    let name1 = inv_hosts[1].name.clone();
+    let inv = Inventory::try_new(inv_hosts[..2].to_vec(), inv_hosts[2..].to_vec()).unwrap();
+    let err = preflight(&inv, &cancel).await.expect_err("wrong key refused");
+    assert_eq!(err.phase, Phase::Preflight);
+    let detail = err.detail();
+    assert!(detail.contains(&name1), "{detail}");
+    assert!(
+        detail.contains(&tb.hosts()[1].fingerprint),
+        "presented fingerprint shown: {detail}"
+    );
+    assert!(detail.contains("nothing was changed"), "{detail}");
+
+    // A user without sudo on host 2: refused by name, before any change.
+    let mut inv_hosts: Vec<Host> = inventory(&tb).hosts().to_vec();
+    inv_hosts[2].ssh.host.user = tb.inventory().nosudo_user.clone();
+    let name2 = inv_hosts[2].name.clone();
+    let inv = Inventory::try_new(inv_hosts[..2].to_vec(), inv_hosts[2..].to_vec()).unwrap();
+    let err = preflight(&inv, &cancel).await.expect_err("sudo refused");
+    assert_eq!(err.host.as_deref(), Some(name2.as_str()), "{err:?}");
+    assert!(err.detail().contains("sudo"), "{}", err.detail());
+    for h in tb.hosts() {
+        assert!(
+            stat(&tb, &h.name, "/etc/kubernetes/kubeconfig").is_empty(),
+            "nothing written on {}",
+            h.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_without_a_kubelet_is_named() {
+    let Some(tb) = Testbed::up(
+        "pivot kubelet check",
+        &TestbedParams {
+            count: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap() else {
+        return;
+    };
+    let spec = tb.spec(0).unwrap();
+    let name = tb.hosts()[0].name.clone();
+    // The test bed's stand-in systemctl answers every query; this host has no units at all.
+    let out = tb.host_exec(&name, &["rm", "-f", "/usr/local/bin/systemctl"]);
+    assert!(out.status.success());
+    let inv = Inventory::try_new(
+        vec![Host {
+            name: name.clone(),
+            role: Role::Controller,
+            ssh: spec,
+        }],
+        vec![],
+    )
+    .unwrap();
+    let err = preflight(&inv, &CancellationToken::new())
+        .await
+        .expect_err("no kubelet");
+    assert_eq!(err.host.as_deref(), Some(name.as_str()));
+    assert!(err.detail().contains("no kubelet"), "{}", err.detail());
+}
