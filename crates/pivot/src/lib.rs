@@ -8,6 +8,7 @@
 //! - [`phase`]: the phases, their log lines and the error that names phase, host and evidence.
 //! - [`preflight`]: every host reachable, sudo works, a kubelet is installed — before anything changes.
 //! - [`distribute`]: node secrets to every host; the bootstrap control plane to the first controller.
+//! - [`pivot`]: the whole procedure, phase by phase, with evidence on failure.
 //!
 //! Knows nothing of Terraform.
 
@@ -16,6 +17,7 @@ pub mod inventory;
 pub mod node_files;
 pub mod paths;
 pub mod phase;
+pub mod pivot;
 pub mod preflight;
 
 pub use inventory::{Host, Inventory, Role};
