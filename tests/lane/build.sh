@@ -115,7 +115,7 @@ fi
 echo "$V built $(date -u +%FT%TZ) go1.15 debian-src kubernetes" >"$STAMP"
 if [ "${SELFHOSTED_LANE_KEEP_WORK:-0}" != 1 ]; then
   log "removing build tree (keep it with SELFHOSTED_LANE_KEEP_WORK=1)"
-  rm -rf "$OUT/work" "$A/cache/archives"/*.deb
+  rm -rf "$OUT/work" "$GOTC" "$A/cache/archives"/*.deb
 fi
 log "done: $BIN"
 echo "$BIN"

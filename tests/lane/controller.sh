@@ -112,7 +112,7 @@ down_one() {
     pids=$(role_pids "$ns")
     if [ -n "$pids" ]; then log "$NAME: killing leftovers: $pids"; kill -KILL $pids 2>/dev/null || true; sleep 0.3; fi
     # what the kubelet/containerd mounted and our data mounts, deepest first
-    hexec sh -c 'for m in $(awk "{print \$2}" /proc/self/mounts | grep -E "^/(var/lib/kubelet|var/lib/containerd|var/lib/etcd|run/containerd)(/|$)" | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done' || true
+    hexec sh -c 'for m in $(awk "{print \$2}" /proc/self/mounts | grep -E "^/(var/lib/kubelet|var/lib/containerd|var/lib/etcd|run/containerd|sys/fs/cgroup)(/|$)" | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done' || true
   fi
   w=$(cat "$S/reaper.pid" 2>/dev/null || true)
   if [ -n "$w" ] && tr '\0' ' ' < "/proc/$w/cmdline" 2>/dev/null | grep -q "controller.sh reap"; then kill "$w" 2>/dev/null || true; fi
@@ -286,6 +286,14 @@ ENV
       [ -n "$(cat "$h$CG/cpuset.mems")" ] || cat "${h}cpuset.mems" > "$h$CG/cpuset.mems"
     fi
   done
+
+  # --- cgroup v1 hierarchies inside the host: `ip netns exec` gave it a fresh /sys without them ---
+  CGM=$(grep -E ' - (cgroup|cgroup2) ' /proc/self/mountinfo \
+    | awk '{for (i = 1; i <= NF; i++) if ($i == "-") print $5, $(i + 1), $(i + 3)}' | grep '^/sys/fs/cgroup/')
+  hexec sh -c 'mountpoint -q /sys/fs/cgroup || mount -t tmpfs -o mode=0755 lane-cgroup /sys/fs/cgroup
+    while read -r mp type opts; do
+      mkdir -p "$mp"; mountpoint -q "$mp" || mount -t "$type" -o "$opts" "$type" "$mp"
+    done' <<<"$CGM"
 
   # --- start the agent (detached; its parent becomes the host's PID 1) ---
   hexec setsid -f bash /usr/local/lib/selfhosted-lane/agent.sh </dev/null >/dev/null 2>&1
