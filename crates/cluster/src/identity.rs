@@ -325,7 +325,7 @@ impl Waiter {
                 }
                 Err(e) => {
                     good = 0;
-                    self.progress().set(e.to_string());
+                    self.progress().set(crate::retry::error_chain(&e));
                 }
             }
             let delay = if good > 0 { interval } else { backoff.next_delay() };

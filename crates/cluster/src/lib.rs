@@ -25,6 +25,7 @@ pub mod wait;
 
 pub use apply::{apply_manifests, AppliedObject, ApplyError, ApplySummary, Outcome, FIELD_MANAGER};
 pub use client::{connect, connect_local_port, ApiCredentials, ClientError};
+pub use diagnose::{collect_evidence, DiagnoseError, Evidence};
 
 pub use identity::{Answer, Fingerprint, IdentityError, TlsProbe};
 pub use kube::Client;

@@ -31,8 +31,24 @@ pub fn api_message(err: &kube::Error) -> String {
         kube::Error::Api(status) if !status.message.is_empty() => {
             format!("{} ({} {})", status.message, status.code, status.reason)
         }
-        other => other.to_string(),
+        other => error_chain(other),
     }
+}
+
+/// An error and its causes, joined with `: ` (kube's top-level messages such as
+/// "client error (Connect)" hide the reason, e.g. the TLS certificate error, in the chain).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
 }
 
 /// Exponential back-off: `initial`, doubled each try, capped at `max`. Endless: the caller's
@@ -78,6 +94,17 @@ mod tests {
         assert!(!is_retryable(&api_err(403)));
         assert!(!is_retryable(&api_err(422)));
         assert!(!is_retryable(&api_err(404)));
+    }
+
+    #[test]
+    fn error_chain_shows_the_causes() {
+        let io = std::io::Error::other("certificate unknown");
+        let top = kube::Error::Service(Box::new(io));
+        assert!(
+            error_chain(&top).ends_with("certificate unknown"),
+            "{}",
+            error_chain(&top)
+        );
     }
 
     #[test]

@@ -236,7 +236,9 @@ impl Waiter {
                         return Ok(r);
                     }
                 }
-                Some(Err(e)) if retry::is_watch_retryable(&e) => self.progress.set(format!("{what}: {e}")),
+                Some(Err(e)) if retry::is_watch_retryable(&e) => {
+                    self.progress.set(format!("{what}: {}", retry::error_chain(&e)))
+                }
                 Some(Err(source)) => {
                     return Err(WaitError::Watch {
                         what: what.to_owned(),

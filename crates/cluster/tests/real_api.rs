@@ -1,0 +1,488 @@
+//! The cluster layer against a real v1.20.2 kube-apiserver and etcd (skipped, loudly, when the
+//! lane's binaries are not built).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::Api;
+use selfhosted_cluster::conditions::LeaseHeld;
+use selfhosted_cluster::{
+    apply_manifests, collect_evidence, connect, label_node, ApplyError, Fingerprint, TlsProbe, WaitError, Waiter,
+    CONTROL_PLANE_LABEL, FIELD_MANAGER,
+};
+use support::ApiServer;
+use tokio::time::Instant;
+
+fn soon(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+fn manifests() -> BTreeMap<String, String> {
+    let files = [
+        (
+            "manifests/00-namespace-demo.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n",
+        ),
+        (
+            "manifests/10-crd-widgets.example.com.yaml",
+            r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+"#,
+        ),
+        (
+            "manifests/20-clusterrole-widget-reader.yaml",
+            r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: widget-reader
+rules:
+- apiGroups: [example.com]
+  resources: [widgets]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: widget-reader
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: widget-reader}
+subjects:
+- {kind: ServiceAccount, name: reader, namespace: demo}
+"#,
+        ),
+        (
+            "manifests/21-serviceaccount-demo-reader.yaml",
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: reader, namespace: demo}\n",
+        ),
+        (
+            "manifests/30-configmap-demo-settings.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: demo}\ndata: {mode: self-hosted}\n",
+        ),
+        (
+            "manifests/90-widget-demo-w1.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: demo}\nspec: {size: 3}\n",
+        ),
+    ];
+    files.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+#[tokio::test]
+async fn apply_converges_and_a_rerun_changes_nothing() {
+    let Some(bin) = support::apiserver_binary() else { return };
+    let t0 = std::time::Instant::now();
+    let server = ApiServer::start(&bin).await;
+    eprintln!("etcd + kube-apiserver ready in {:?}", t0.elapsed());
+    let waiter = Waiter::new(server.client());
+
+    let files = manifests();
+    let t1 = std::time::Instant::now();
+    let first = waiter
+        .until(soon(60), "apply", async { Ok(apply_manifests(&waiter, &files).await) })
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!("first apply of {} objects in {:?}", first.objects.len(), t1.elapsed());
+    for o in &first.objects {
+        eprintln!("  {o}");
+    }
+    assert_eq!(first.objects.len(), 7);
+    assert_eq!(first.counts(), (7, 0, 0), "all created");
+    assert_eq!(first.objects.last().unwrap().kind, "Widget");
+    assert_eq!(first.objects.last().unwrap().namespace.as_deref(), Some("demo"));
+
+    // The CRD is Established (apply waited for it) and the Widget is served.
+    waiter
+        .until(soon(5), "crd", waiter.crd_established("widgets.example.com"))
+        .await
+        .unwrap();
+
+    // One field manager owns what was applied.
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "demo");
+    let cm = cms.get("settings").await.unwrap();
+    let managers: Vec<String> = cm
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert_eq!(managers, [FIELD_MANAGER]);
+
+    // Rerun: no AlreadyExists, same digest. v1.20 quirk: an object whose applied fields are only
+    // its name (the bare Namespace) got no managedFields entry when created by apply; the first
+    // rerun writes a "before-first-apply" entry (one resourceVersion bump, no field changes).
+    let second = apply_manifests(&waiter, &files).await.unwrap();
+    let changed: Vec<&str> = second
+        .objects
+        .iter()
+        .filter(|o| o.outcome != selfhosted_cluster::Outcome::Unchanged)
+        .map(|o| o.kind.as_str())
+        .collect();
+    assert!(changed.is_empty() || changed == ["Namespace"], "{:#?}", second.objects);
+    assert_eq!(second.counts().0, 0, "nothing created again");
+    assert_eq!(second.digest, first.digest);
+    let again = apply_manifests(&waiter, &files).await.unwrap();
+    assert_eq!(again.counts(), (0, 0, 7), "a rerun is a no-op: {:#?}", again.objects);
+
+    // Someone else changes a field we own: the forced apply takes it back.
+    let patch = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "demo"}, "data": {"mode": "edited"}});
+    cms.patch(
+        "settings",
+        &PatchParams::apply("someone-else").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .unwrap();
+    let third = apply_manifests(&waiter, &files).await.unwrap();
+    assert_eq!(third.counts(), (0, 1, 6));
+    assert_eq!(cms.get("settings").await.unwrap().data.unwrap()["mode"], "self-hosted");
+
+    // A change in the input changes the digest and configures only that object.
+    let mut changed = files.clone();
+    changed.insert(
+        "manifests/90-widget-demo-w1.yaml".into(),
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1, namespace: demo}\nspec: {size: 4}\n".into(),
+    );
+    let fourth = apply_manifests(&waiter, &changed).await.unwrap();
+    assert_eq!(fourth.counts(), (0, 1, 6));
+    assert_ne!(fourth.digest, first.digest);
+}
+
+#[tokio::test]
+async fn apply_errors_name_the_file_object_and_api_message() {
+    let Some(bin) = support::apiserver_binary() else { return };
+    let server = ApiServer::start(&bin).await;
+    let waiter = Waiter::new(server.client());
+
+    let bad: BTreeMap<String, String> = [(
+        "manifests/50-deployment-default-broken.yaml".to_owned(),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: broken, namespace: default}\nspec:\n  template:\n    spec:\n      containers: [{name: c, image: x}]\n".to_owned(),
+    )]
+    .into();
+    let err = apply_manifests(&waiter, &bad).await.unwrap_err();
+    let text = err.to_string();
+    eprintln!("{text}");
+    assert!(matches!(err, ApplyError::Apply { .. }), "{err:?}");
+    assert!(text.contains("manifests/50-deployment-default-broken.yaml"), "{text}");
+    assert!(text.contains("Deployment default/broken"), "{text}");
+    assert!(text.contains("spec.selector"), "the API's own message: {text}");
+
+    let unknown: BTreeMap<String, String> = [(
+        "manifests/60-gadget.yaml".to_owned(),
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: g, namespace: default}\n".to_owned(),
+    )]
+    .into();
+    let err = apply_manifests(&waiter, &unknown).await.unwrap_err();
+    eprintln!("{err}");
+    assert!(matches!(err, ApplyError::Discover { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("manifests/60-gadget.yaml: Gadget default/g"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn waits_on_nodes_pods_and_leases() {
+    let Some(bin) = support::apiserver_binary() else { return };
+    let server = ApiServer::start(&bin).await;
+    let client = server.client();
+    let waiter = Waiter::new(client.clone());
+
+    // A node registers (as a kubelet would), not Ready: the Ready wait reports how far it got.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "c0", "labels": {"node.kubernetes.io/controller": "true"}}
+    }))
+    .unwrap();
+    let registering = {
+        let w = waiter.clone();
+        tokio::spawn(async move { w.node_registered("c0").await })
+    };
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), registering)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let err = waiter
+        .until(soon(2), "node c0 Ready", waiter.node_ready("c0"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, WaitError::DeadlineExceeded { .. }), "{err}");
+    assert!(
+        err.to_string().contains("node c0: registered, no Ready condition yet"),
+        "{err}"
+    );
+
+    // The control-plane label, idempotently, keeping the kubelet's own labels.
+    let labels = BTreeMap::from([(CONTROL_PLANE_LABEL.to_owned(), String::new())]);
+    label_node(&client, "c0", &labels).await.unwrap();
+    let labelled = label_node(&client, "c0", &labels).await.unwrap();
+    let l = labelled.metadata.labels.unwrap();
+    assert_eq!(l.get(CONTROL_PLANE_LABEL).map(String::as_str), Some(""));
+    assert_eq!(l.get("node.kubernetes.io/controller").map(String::as_str), Some("true"));
+    let err = label_node(&client, "absent", &labels).await.unwrap_err();
+    assert!(
+        err.to_string().contains("labelling node absent") && err.to_string().contains("404"),
+        "{err}"
+    );
+
+    // Ready arrives while waiting: the watch sees it.
+    let ready = {
+        let w = waiter.clone();
+        tokio::spawn(async move { w.node_ready("c0").await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+        "message": "kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
+    nodes
+        .patch_status("c0", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), ready)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Pods of a component: Running is not enough, Ready is.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-scheduler-c0", "labels": {"k8s-app": "kube-scheduler"}},
+        "spec": {"nodeName": "c0", "containers": [{"name": "kube-scheduler", "image": "k8s.gcr.io/kube-scheduler:v1.20.2"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let running =
+        serde_json::json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}});
+    pods.patch_status("kube-scheduler-c0", &PatchParams::default(), &Patch::Merge(&running))
+        .await
+        .unwrap();
+    let err = waiter
+        .until(
+            soon(2),
+            "scheduler Ready",
+            waiter.pods_ready("kube-system", "k8s-app=kube-scheduler", 1),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("pod kube-scheduler-c0: Running, not Ready"),
+        "{err}"
+    );
+    let ready_pods = {
+        let w = waiter.clone();
+        tokio::spawn(async move { w.pods_ready("kube-system", "k8s-app=kube-scheduler", 1).await })
+    };
+    let ready = serde_json::json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    pods.patch_status("kube-scheduler-c0", &PatchParams::default(), &Patch::Merge(&ready))
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), ready_pods)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.len(), 1);
+
+    // Leases: held by a fresh holder, not by the former one (whole-string comparison).
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    let lease = |holder: &str| -> Lease {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-controller-manager"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                     "renewTime": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}
+        }))
+        .unwrap()
+    };
+    leases
+        .create(&PostParams::default(), &lease("c0_bootstrap-1111"))
+        .await
+        .unwrap();
+    let held = waiter
+        .until(
+            soon(5),
+            "lease",
+            waiter.lease_held("kube-system", "kube-controller-manager", LeaseHeld::default()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(held.spec.unwrap().holder_identity.as_deref(), Some("c0_bootstrap-1111"));
+    let not_bootstrap = LeaseHeld {
+        max_age: None,
+        not_holder: Some("c0_bootstrap-1111".into()),
+    };
+    let err = waiter
+        .until(
+            soon(2),
+            "lease hand-over",
+            waiter.lease_held("kube-system", "kube-controller-manager", not_bootstrap.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("holder \"c0_bootstrap-1111\""), "{err}");
+    let handover = {
+        let w = waiter.clone();
+        tokio::spawn(async move {
+            w.lease_held("kube-system", "kube-controller-manager", not_bootstrap)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let new = lease("c0_selfhosted-2222");
+    leases
+        .patch(
+            "kube-controller-manager",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": new.spec})),
+        )
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), handover)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.spec.unwrap().holder_identity.as_deref(), Some("c0_selfhosted-2222"));
+
+    // Cancellation ends a wait at once, with its progress.
+    let token = selfhosted_cluster::CancellationToken::new();
+    let w = Waiter::new(client.clone()).with_cancel(token.clone());
+    let never = tokio::spawn(async move { w.until(soon(60), "node c9", w.node_ready("c9")).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    token.cancel();
+    let err = tokio::time::timeout(Duration::from_secs(5), never)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, WaitError::Cancelled { .. }), "{err}");
+    assert!(err.to_string().contains("Node c9: not found"), "{err}");
+}
+
+#[tokio::test]
+async fn identity_tells_apiservers_on_a_shared_port_apart() {
+    let Some(bin) = support::apiserver_binary() else { return };
+    let mut server = ApiServer::start(&bin).await;
+    let creds = server.pki.admin_credentials();
+    let own = Fingerprint::of_pem(&server.pki.apiserver.cert).unwrap();
+
+    // The certificate has no IP SAN: by IP alone, the client refuses; with the name override it works.
+    let by_ip = Waiter::new(connect(&server.url(), &creds, None).unwrap());
+    let err = by_ip.until(soon(2), "readyz by IP", by_ip.readyz()).await.unwrap_err();
+    eprintln!("by IP without a name override: {err}");
+    assert!(matches!(err, WaitError::DeadlineExceeded { .. }), "{err}");
+    let named = Waiter::new(selfhosted_cluster::connect_local_port(server.port, &creds, "kubernetes").unwrap());
+    named.until(soon(5), "readyz", named.readyz()).await.unwrap();
+
+    let probe = TlsProbe::new(&creds, "127.0.0.1", server.port, "kubernetes").unwrap();
+    let answer = probe.ask().await.unwrap();
+    assert_eq!(answer.fingerprint, own, "the apiserver's own serving certificate");
+    assert!(answer.is_ready(), "{} {:?}", answer.status, answer.body);
+    let wrong_name = TlsProbe::new(&creds, "127.0.0.1", server.port, "not-in-the-cert").unwrap();
+    let e = wrong_name.ask().await.unwrap_err();
+    assert!(e.to_string().contains("TLS handshake with 127.0.0.1"), "{e}");
+
+    // A second apiserver (own key, same names) joins on the same port, as the self-hosted one does.
+    let other = Fingerprint::of_pem(&server.pki.other_apiserver.cert).unwrap();
+    let second = server.start_second_apiserver(&bin);
+    let waiter = Waiter::new(server.client());
+    let mut seen = std::collections::HashMap::new();
+    let t0 = std::time::Instant::now();
+    while seen.len() < 2 && t0.elapsed() < Duration::from_secs(60) {
+        if let Ok(a) = probe.ask().await {
+            *seen.entry(a.fingerprint).or_insert(0) += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("answers by certificate while both serve: {seen:?}");
+    assert!(
+        seen.contains_key(&own) && seen.contains_key(&other),
+        "both processes answer on the shared port: {seen:?}"
+    );
+
+    // With both up, requiring N consecutive answers from the second is not yet met reliably;
+    // once the first stops, it is.
+    server.stop_first();
+    let got = waiter
+        .until(
+            soon(30),
+            "answers from the second apiserver",
+            waiter.served_by(&probe, other, 5, Duration::from_millis(100)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.fingerprint, other);
+    drop(second);
+}
+
+#[tokio::test]
+async fn diagnose_a_pod_that_cannot_run() {
+    let Some(bin) = support::apiserver_binary() else { return };
+    let server = ApiServer::start(&bin).await;
+    let client = server.client();
+    let _scheduler = server.start_scheduler();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "kube-apiserver-x", "labels": {"k8s-app": "kube-apiserver"}},
+        "spec": {"containers": [{"name": "kube-apiserver", "image": "k8s.gcr.io/kube-apiserver:v1.20.2"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+
+    // The real scheduler finds no node and says so in an Event; wait for the evidence.
+    let t0 = std::time::Instant::now();
+    let text = loop {
+        let ev = collect_evidence(&client, "kube-system", "k8s-app=kube-apiserver")
+            .await
+            .unwrap();
+        let text = ev.to_string();
+        if text.contains("FailedScheduling") || t0.elapsed() > Duration::from_secs(60) {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("{text}");
+    assert!(
+        text.contains("pod kube-system/kube-apiserver-x on (not scheduled): phase Pending"),
+        "{text}"
+    );
+    assert!(text.contains("condition PodScheduled=False Unschedulable"), "{text}");
+    assert!(text.contains("Warning FailedScheduling"), "{text}");
+    assert!(
+        text.contains("log of kube-apiserver (current): unavailable: the container has not started"),
+        "{text}"
+    );
+
+    let none = collect_evidence(&client, "kube-system", "k8s-app=nothing")
+        .await
+        .unwrap();
+    assert_eq!(
+        none.to_string(),
+        "no pod matches \"k8s-app=nothing\" in namespace kube-system\n"
+    );
+}
