@@ -1,11 +1,15 @@
-//! Files on a host: atomic, idempotent batch uploads (compare sha256 remotely, send only what
-//! differs, each file written to a temporary name in its own folder, checked, given its owner
-//! and mode, then renamed into place) and removal. Two round trips per batch at most, one when
-//! nothing changed.
+//! Files on a host: atomic, idempotent batch uploads and removal. The host compares sha256,
+//! owner and mode before writing and leaves identical files untouched; a changed file is
+//! written to a temporary name in its own folder, checked, given owner and mode, then renamed
+//! into place. One round trip per batch (node secrets); for large batches a comparison first,
+//! so unchanged content is not sent.
 
 use sha2::{Digest, Sha256};
 
 use crate::session::{shell_quote, ExecError, Session};
+
+/// Batches up to this size are sent in one round trip without comparing first.
+const ONE_PASS_LIMIT: usize = 1 << 20;
 
 /// Why an upload or removal failed.
 #[derive(Debug, thiserror::Error)]
@@ -144,12 +148,16 @@ fn compare_script(files: &[FileSpec]) -> String {
     )
 }
 
-/// Reads each file's bytes from stdin into a temporary name in its folder, checks the digest,
-/// sets owner and mode, then renames it over the target.
+/// For each file, reads its bytes from stdin; if the target already has that digest, owner and
+/// mode it prints `= path` and writes nothing; else it writes a temporary name in the target's
+/// folder, checks the digest, sets owner and mode, renames it over the target and prints
+/// `+ path`.
 fn write_script(files: &[&FileSpec]) -> String {
     let mut s = String::from(
         "set -e\numask 077\n\
          up() {\n\
+         if [ -f \"$1\" ] && [ ! -L \"$1\" ] && [ \"$(stat -c '%U:%G:%a' \"$1\")\" = \"$6:$7\" ] \
+         && [ \"$(sha256sum < \"$1\" | cut -c1-64)\" = \"$5\" ]; then head -c \"$4\" > /dev/null; echo \"= $1\"; return; fi\n\
          (umask 022; mkdir -p \"$2\")\n\
          rm -f \"$2\"/.\"$3\".selfhosted-*\n\
          t=$(mktemp \"$2/.$3.selfhosted-XXXXXX\")\n\
@@ -158,6 +166,7 @@ fn write_script(files: &[&FileSpec]) -> String {
          chown \"$6\" \"$t\"\n\
          chmod \"$7\" \"$t\"\n\
          mv -f \"$t\" \"$1\"\n\
+         echo \"+ $1\"\n\
          }\n",
     );
     for f in files {
@@ -177,8 +186,9 @@ fn write_script(files: &[&FileSpec]) -> String {
 }
 
 impl Session {
-    /// Places `files` on the host as root: compares their sha256, owner and mode remotely, then
-    /// sends only the differing ones in one stream. Each lands under a temporary name in its own
+    /// Places `files` on the host as root in one stream; the host compares sha256, owner and
+    /// mode and skips identical files (batches over 1 MiB are compared before sending). Each
+    /// changed file lands under a temporary name in its own
     /// folder (created if missing), is checked against its digest, gets owner and mode, and is
     /// renamed over the target — a reader sees the old file or the new one, never a part.
     ///
@@ -193,6 +203,51 @@ impl Session {
         if files.is_empty() {
             return Ok(report);
         }
+        let total: usize = files.iter().map(|f| f.content.len()).sum();
+        // Small batches (node secrets) go in one round trip: the host skips identical files
+        // itself. Large ones are compared first so unchanged content is not sent.
+        let send: Vec<&FileSpec> = if total > ONE_PASS_LIMIT {
+            self.compare(files, &mut report).await?
+        } else {
+            files.iter().collect()
+        };
+        if send.is_empty() {
+            return Ok(report);
+        }
+        let mut stream = Vec::with_capacity(send.iter().map(|f| f.content.len()).sum());
+        for f in &send {
+            stream.extend_from_slice(&f.content);
+        }
+        let out = self
+            .sudo_with_input(&write_script(&send), &stream)
+            .await
+            .map_err(|e| FilesError::Write(Box::new(e)))?
+            .stdout_text();
+        let mut lines = out.lines();
+        for f in &send {
+            match lines.next() {
+                Some(l) if l.strip_prefix("= ") == Some(f.path.as_str()) => report.unchanged.push(f.path.clone()),
+                Some(l) if l.strip_prefix("+ ") == Some(f.path.as_str()) => report.changed.push(f.path.clone()),
+                other => {
+                    return Err(FilesError::CompareOutput {
+                        host: self.host().to_owned(),
+                        path: f.path.clone(),
+                        line: other.unwrap_or_default().to_owned(),
+                    })
+                }
+            }
+        }
+        tracing::debug!(host = %self.host(), changed = report.changed.len(), unchanged = report.unchanged.len(), "upload");
+        Ok(report)
+    }
+
+    /// Reads digest, owner and mode of `files` on the host; records the identical ones as
+    /// unchanged and returns the others.
+    async fn compare<'a>(
+        &self,
+        files: &'a [FileSpec],
+        report: &mut UploadReport,
+    ) -> Result<Vec<&'a FileSpec>, FilesError> {
         let current = self
             .sudo(&compare_script(files))
             .await
@@ -219,19 +274,7 @@ impl Session {
                 });
             }
         }
-        if send.is_empty() {
-            return Ok(report);
-        }
-        let mut stream = Vec::with_capacity(send.iter().map(|f| f.content.len()).sum());
-        for f in &send {
-            stream.extend_from_slice(&f.content);
-        }
-        self.sudo_with_input(&write_script(&send), &stream)
-            .await
-            .map_err(|e| FilesError::Write(Box::new(e)))?;
-        report.changed = send.iter().map(|f| f.path.clone()).collect();
-        tracing::debug!(host = %self.host(), changed = report.changed.len(), unchanged = report.unchanged.len(), "upload");
-        Ok(report)
+        Ok(send)
     }
 
     /// Removes `paths` as root; returns those that existed.

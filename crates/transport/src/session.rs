@@ -538,8 +538,16 @@ impl Session {
             }
             out
         };
-        // A command may exit without reading all its input; its exit status decides.
-        let (_written, out) = tokio::join!(writer, reader);
+        // A command may exit without reading all its input, and a dead connection never opens
+        // its window again: the reader decides when this is over; the writer is dropped then.
+        tokio::pin!(writer, reader);
+        let mut writing = true;
+        let out = loop {
+            tokio::select! {
+                out = &mut reader => break out,
+                _ = &mut writer, if writing => writing = false,
+            }
+        };
         if out.status.is_none() && out.signal.is_none() {
             return Err(ExecError::ConnectionLost {
                 host: self.inner.name.clone(),

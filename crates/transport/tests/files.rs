@@ -171,6 +171,11 @@ async fn upload_is_atomic_when_the_connection_dies() {
     assert_eq!(read(&tb, "h1", path).unwrap(), new);
     let ls = tb.host_exec("h1", &["ls", "-A", "/var/lib/selfhosted"]);
     assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "big.bin");
+    // large batches are compared before sending: nothing changes the second time
+    let before = stat(&tb, "h1", path);
+    let again = session.upload(&[FileSpec::secret(path, new)]).await.unwrap();
+    assert_eq!(again.unchanged, vec![path.to_owned()]);
+    assert_eq!(stat(&tb, "h1", path), before);
 }
 
 #[tokio::test]
