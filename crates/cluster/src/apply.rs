@@ -427,7 +427,9 @@ async fn discover(
                 waiter
                     .progress()
                     .set(format!("discovering {}/{} {}: {e}", gvk.group, gvk.version, gvk.kind));
-                tokio::time::sleep(backoff.next_delay()).await;
+                if waiter.pause(backoff.next_delay(), "API discovery").await.is_err() {
+                    return Err(e);
+                }
             }
             Err(e) => return Err(e),
         }

@@ -83,7 +83,8 @@ pub fn config(server: &str, creds: &ApiCredentials, tls_server_name: Option<&str
     Ok(config)
 }
 
-/// A client for the apiserver at `server` (`https://host:port`).
+/// A client for the apiserver at `server` (`https://host:port`). Call it inside a Tokio runtime
+/// (kube spawns the client's request buffer on it).
 pub fn connect(server: &str, creds: &ApiCredentials, tls_server_name: Option<&str>) -> Result<Client, ClientError> {
     let config = config(server, creds, tls_server_name)?;
     Client::try_from(config).map_err(|source| ClientError::Build {

@@ -35,6 +35,15 @@ pub fn pods_ready<'a>(pods: impl IntoIterator<Item = &'a Pod>, min: usize) -> bo
     n >= min
 }
 
+/// The total restart count of a pod's containers: the pivot requires it stable across its
+/// consecutive good answers (a container that restarts is not yet serving by itself).
+pub fn restart_count(pod: &Pod) -> i32 {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .map_or(0, |cs| cs.iter().map(|c| c.restart_count).sum())
+}
+
 /// Whether a node is registered and Ready.
 pub fn node_ready(node: &Node) -> bool {
     node.status
@@ -288,6 +297,7 @@ mod tests {
     #[test]
     fn running_is_not_ready() {
         assert!(pod_ready(&ready_pod("a", "True")));
+        assert_eq!(restart_count(&ready_pod("a", "True")), 2);
         assert!(!pod_ready(&ready_pod("a", "False")));
         let p = ready_pod("a", "True");
         let mut deleting = p.clone();

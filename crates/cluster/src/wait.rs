@@ -183,7 +183,7 @@ impl Waiter {
     }
 
     /// Sleep between probes, but stop at once when cancelled.
-    async fn pause(&self, d: std::time::Duration, what: &str) -> Result<(), WaitError> {
+    pub(crate) async fn pause(&self, d: std::time::Duration, what: &str) -> Result<(), WaitError> {
         tokio::select! {
             _ = tokio::time::sleep(d) => Ok(()),
             _ = self.cancel.cancelled() => Err(WaitError::Cancelled { what: what.to_owned(), last: self.progress.last() }),
@@ -347,6 +347,18 @@ impl Waiter {
         .ok_or_else(|| WaitError::StreamEnded {
             what: format!("deployment {namespace}/{name}"),
         })
+    }
+
+    /// The current holder of Lease `namespace/name` (`None` if absent or unheld): read before the
+    /// teardown, it is the former holder a later [`Waiter::lease_held`] must not accept.
+    pub async fn lease_holder(&self, namespace: &str, name: &str) -> Result<Option<String>, WaitError> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
+        let lease = api.get_opt(name).await.map_err(|source| WaitError::Probe {
+            what: format!("lease {namespace}/{name}"),
+            message: retry::api_message(&source),
+            source,
+        })?;
+        Ok(lease.as_ref().and_then(conditions::lease_holder).map(str::to_owned))
     }
 
     /// Wait until Lease `namespace/name` is held as `want` says (e.g. `kube-system/kube-scheduler`,

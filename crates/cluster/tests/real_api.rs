@@ -332,6 +332,15 @@ async fn waits_on_nodes_pods_and_leases() {
         .await
         .unwrap();
     assert_eq!(held.spec.unwrap().holder_identity.as_deref(), Some("c0_bootstrap-1111"));
+    let former = waiter
+        .lease_holder("kube-system", "kube-controller-manager")
+        .await
+        .unwrap();
+    assert_eq!(former.as_deref(), Some("c0_bootstrap-1111"));
+    assert_eq!(
+        waiter.lease_holder("kube-system", "kube-scheduler").await.unwrap(),
+        None
+    );
     let not_bootstrap = LeaseHeld {
         max_age: None,
         not_holder: Some("c0_bootstrap-1111".into()),
@@ -396,6 +405,10 @@ async fn identity_tells_apiservers_on_a_shared_port_apart() {
     let err = by_ip.until(soon(2), "readyz by IP", by_ip.readyz()).await.unwrap_err();
     eprintln!("by IP without a name override: {err}");
     assert!(matches!(err, WaitError::DeadlineExceeded { .. }), "{err}");
+    assert!(
+        err.to_string().contains("certificate not valid for name"),
+        "the TLS reason is in the message: {err}"
+    );
     let named = Waiter::new(selfhosted_cluster::connect_local_port(server.port, &creds, "kubernetes").unwrap());
     named.until(soon(5), "readyz", named.readyz()).await.unwrap();
 
@@ -425,8 +438,7 @@ async fn identity_tells_apiservers_on_a_shared_port_apart() {
         "both processes answer on the shared port: {seen:?}"
     );
 
-    // With both up, requiring N consecutive answers from the second is not yet met reliably;
-    // once the first stops, it is.
+    // Once the first ("bootstrap") one stops, every answer comes from the second: require 5 in a row.
     server.stop_first();
     let got = waiter
         .until(
