@@ -1,6 +1,7 @@
 //! One module per resource type. This is the only layer that turns errors
 //! into Terraform diagnostics (summary, detail, attribute path).
 
+pub mod bootstrap;
 pub mod cluster_assets;
 pub mod config;
 
@@ -12,5 +13,8 @@ use crate::clock;
 
 /// Every resource type the provider serves, on the system clock.
 pub fn all() -> Vec<Arc<dyn Resource>> {
-    vec![Arc::new(cluster_assets::ClusterAssets::new(clock::system()))]
+    vec![
+        Arc::new(cluster_assets::ClusterAssets::new(clock::system())),
+        Arc::new(bootstrap::Bootstrap),
+    ]
 }

@@ -115,7 +115,7 @@ down_one() {
     hexec sh -c 'for m in $(awk "{print \$2}" /proc/self/mounts | grep -E "^/(var/lib/kubelet|var/lib/containerd|var/lib/etcd|run/containerd|sys/fs/cgroup)(/|$)" | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done' || true
   fi
   w=$(cat "$S/reaper.pid" 2>/dev/null || true)
-  if [ -n "$w" ] && tr '\0' ' ' < "/proc/$w/cmdline" 2>/dev/null | grep -q "controller.sh reap"; then kill "$w" 2>/dev/null || true; fi
+  if [ -n "$w" ] && [ -r "/proc/$w/cmdline" ] && tr '\0' ' ' < "/proc/$w/cmdline" | grep -q "controller.sh reap"; then kill "$w" 2>/dev/null || true; fi
   rm -f "$S/reaper.pid"
   cgroups_remove "$(cat "$S/cgroup" 2>/dev/null || cg_name)"
   rm -f "$S/up"

@@ -60,7 +60,8 @@ if [ ! -x "$PROVIDER" ]; then (cd "$REPO" && cargo build -q -p terraform-provide
 [ -x "$PROVIDER" ] || die "no provider binary at $PROVIDER"
 
 # --- 2. one host with the controller role ---
-"$HOSTS" up --dir "$D" --count 1 >/dev/null
+OWNER=$$; [ "${KEEP:-0}" = 1 ] && OWNER=1   # KEEP=1: a later `hosts.sh cleanup` must not remove it
+"$HOSTS" up --dir "$D" --count 1 --owner "$OWNER" >/dev/null
 ADDR=$(jq -r '.hosts[0].address' "$D/inventory.json")
 KEY=$(jq -r '.key' "$D/inventory.json")
 say "host h1 up at $ADDR"

@@ -9,6 +9,7 @@
 //! - [`preflight`]: every host reachable, sudo works, a kubelet is installed — before anything changes.
 //! - [`distribute`]: node secrets to every host; the bootstrap control plane to the first controller.
 //! - [`pivot`]: the whole procedure, phase by phase, with evidence on failure.
+//! - [`teardown`]: removal of this provider's files (`on_destroy = "teardown"`).
 //!
 //! Knows nothing of Terraform.
 
@@ -19,6 +20,7 @@ pub mod paths;
 pub mod phase;
 pub mod pivot;
 pub mod preflight;
+pub mod teardown;
 
 pub use inventory::{Host, Inventory, Role};
 pub use paths::RemotePaths;

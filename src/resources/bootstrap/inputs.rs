@@ -1,0 +1,438 @@
+//! Configuration of `selfhosted_bootstrap` → the pivot's inventory and
+//! parameters, with every problem reported on the attribute to fix.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use selfhosted_pivot::pivot::ApiAccess;
+use selfhosted_pivot::{Host, Inventory, RemotePaths, Role};
+use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
+use selfhosted_protocol::value::Value;
+use selfhosted_transport::{Auth, HopSpec, HostKeyPolicy, HostSpec};
+
+use super::schema::attr;
+
+/// What destroying the resource does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDestroy {
+    /// Nothing on the hosts.
+    Keep,
+    /// Remove this provider's files from the hosts.
+    Teardown,
+}
+
+impl OnDestroy {
+    /// The configured behaviour (default keep), or the unknown word given.
+    pub fn of(config: &Value) -> Result<Self, String> {
+        match config.get(attr::ON_DESTROY).and_then(Value::as_str) {
+            None | Some("keep") => Ok(OnDestroy::Keep),
+            Some("teardown") => Ok(OnDestroy::Teardown),
+            Some(other) => Err(other.to_owned()),
+        }
+    }
+}
+
+/// Checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The hosts.
+    pub inventory: Inventory,
+    /// The assets.
+    pub assets: BTreeMap<String, String>,
+    /// How to reach the API.
+    pub access: ApiAccess,
+    /// Remote paths.
+    pub paths: RemotePaths,
+    /// Deadlines.
+    pub create_timeout: Duration,
+    /// Deadline of updates.
+    pub update_timeout: Duration,
+    /// Deadline of deletes.
+    pub delete_timeout: Duration,
+}
+
+struct Ctx<'a> {
+    diags: Diagnostics,
+    unknown: bool,
+    config: &'a Value,
+}
+
+impl Ctx<'_> {
+    /// An error on `path`; the summary names the path too, since Terraform
+    /// can point at nested attributes only when they are written literally.
+    fn err(&mut self, path: AttributePath, summary: &str, detail: impl Into<String>) {
+        self.diags
+            .push(Diagnostic::error(format!("{summary}: {path}"), detail).at(path));
+    }
+
+    fn duration(&mut self, block: &Value, name: &str, default: Duration, path: AttributePath) -> Duration {
+        match field(block, name) {
+            Field::Str(s) => match humantime::parse_duration(&s) {
+                Ok(d) if d > Duration::ZERO => d,
+                _ => {
+                    self.err(
+                        path.attr(name),
+                        "Invalid duration",
+                        format!("{s:?} is not a duration; write e.g. \"30s\", \"5m\" or \"1h30m\""),
+                    );
+                    default
+                }
+            },
+            Field::Unknown => {
+                self.unknown = true;
+                default
+            }
+            _ => default,
+        }
+    }
+}
+
+enum Field {
+    Absent,
+    Unknown,
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    Other,
+}
+
+fn field(obj: &Value, name: &str) -> Field {
+    match obj.get(name) {
+        None => Field::Absent,
+        Some(v) if v.is_null() => Field::Absent,
+        Some(v) if !v.is_known() => Field::Unknown,
+        Some(v) => {
+            if let Some(s) = v.as_str() {
+                Field::Str(s.to_owned())
+            } else if let Some(i) = v.as_i64() {
+                Field::Int(i)
+            } else if let Some(b) = v.as_bool() {
+                Field::Bool(b)
+            } else {
+                Field::Other
+            }
+        }
+    }
+}
+
+fn port(ctx: &mut Ctx, obj: &Value, default: u16, path: AttributePath) -> u16 {
+    match field(obj, "port") {
+        Field::Int(p) => match u16::try_from(p) {
+            Ok(p) if p > 0 => p,
+            _ => {
+                ctx.err(
+                    path.attr("port"),
+                    "Invalid port",
+                    format!("{p} is not a TCP port; write 1 to 65535"),
+                );
+                default
+            }
+        },
+        Field::Unknown => {
+            ctx.unknown = true;
+            default
+        }
+        _ => default,
+    }
+}
+
+fn string(ctx: &mut Ctx, obj: &Value, name: &str) -> Option<String> {
+    match field(obj, name) {
+        Field::Str(s) => Some(s),
+        Field::Unknown => {
+            ctx.unknown = true;
+            None
+        }
+        _ => None,
+    }
+}
+
+fn pin(ctx: &mut Ctx, text: &str, path: AttributePath) -> Option<HostKeyPolicy> {
+    match HostKeyPolicy::try_pinned(&[text]) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            ctx.err(
+                path,
+                "Invalid host key",
+                format!("{e}; write a known_hosts line, a public key (`ssh-ed25519 AAAA…`) or a `SHA256:` fingerprint"),
+            );
+            None
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration. `learned`: host keys kept in state
+    /// from earlier applies (pinned now). Returns `Ok(None)` when some value
+    /// is not yet known (checks of known values still ran).
+    ///
+    /// # Errors
+    /// Every problem found, each on its attribute.
+    pub fn read(config: &Value, learned: &BTreeMap<String, String>) -> Result<Option<Config>, Diagnostics> {
+        let mut ctx = Ctx {
+            diags: Diagnostics::new(),
+            unknown: false,
+            config,
+        };
+        let ssh = config.get(attr::SSH).cloned().unwrap_or(Value::Null);
+        let ssh_path = AttributePath::root(attr::SSH);
+        let user = string(&mut ctx, &ssh, "user").unwrap_or_else(|| "core".to_owned());
+        let ssh_port = port(&mut ctx, &ssh, 22, ssh_path.clone());
+        let tofu = !matches!(field(&ssh, "trust_on_first_use"), Field::Bool(false));
+        let connect_timeout = ctx.duration(&ssh, "connect_timeout", Duration::from_secs(300), ssh_path.clone());
+
+        let key = string(&mut ctx, &ssh, "private_key");
+        let key_wo = string(&mut ctx, &ssh, "private_key_wo");
+        let passphrase = string(&mut ctx, &ssh, "private_key_passphrase");
+        let agent = matches!(field(&ssh, "agent"), Field::Bool(true));
+        let auth = match (key, key_wo) {
+            (Some(_), Some(_)) => {
+                ctx.err(
+                    ssh_path.clone().attr("private_key_wo"),
+                    "Two private keys",
+                    "Set private_key or private_key_wo, not both.",
+                );
+                None
+            }
+            (Some(k), None) | (None, Some(k)) => {
+                let which = if matches!(field(&ssh, "private_key"), Field::Str(_)) {
+                    "private_key"
+                } else {
+                    "private_key_wo"
+                };
+                match Auth::try_private_key(&k, passphrase.as_deref()) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        ctx.err(
+                            ssh_path.clone().attr(which),
+                            "Unreadable SSH private key",
+                            format!("{e}; give an OpenSSH, PKCS#8 or PKCS#1 PEM key (and private_key_passphrase if it is encrypted)"),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) if agent => Some(Auth::Agent(None)),
+            (None, None) => {
+                if !ctx.unknown {
+                    ctx.err(
+                        ssh_path.clone(),
+                        "No way to log in",
+                        "Set ssh.private_key (or ssh.private_key_wo), or ssh.agent = true to use the SSH agent.",
+                    );
+                }
+                None
+            }
+        };
+
+        let pins: BTreeMap<String, String> = match ssh.get("host_keys").and_then(Value::as_map) {
+            Some(m) => m
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+
+        let mut bastions = Vec::new();
+        if let Some(list) = ssh.get("bastions").and_then(Value::as_list) {
+            for (i, b) in list.iter().enumerate() {
+                let path = ssh_path.clone().attr("bastions").index(i as i64);
+                let Some(address) = string(&mut ctx, b, "address") else {
+                    continue;
+                };
+                let name = format!("bastion-{i}");
+                let policy = match string(&mut ctx, b, "host_key").or_else(|| learned.get(&name).cloned()) {
+                    Some(k) => pin(&mut ctx, &k, path.clone().attr("host_key")),
+                    None if tofu => Some(HostKeyPolicy::TrustOnFirstUse),
+                    None => {
+                        ctx.err(
+                            path.clone().attr("host_key"),
+                            "No host key",
+                            "Pin this bastion's host key, or set ssh.trust_on_first_use = true.",
+                        );
+                        None
+                    }
+                };
+                let hop_user = string(&mut ctx, b, "user").unwrap_or_else(|| user.clone());
+                let hop_port = port(&mut ctx, b, 22, path);
+                if let (Some(auth), Some(policy)) = (auth.clone(), policy) {
+                    bastions.push(HopSpec {
+                        name,
+                        address,
+                        port: hop_port,
+                        user: hop_user,
+                        auth,
+                        host_key: policy,
+                    });
+                }
+            }
+        }
+
+        let hosts_of = |ctx: &mut Ctx, name: &str, role: Role| -> Vec<Host> {
+            let mut out = Vec::new();
+            let Some(list) = ctx.config.get(name).and_then(Value::as_list).map(<[Value]>::to_vec) else {
+                if ctx.config.get(name).is_some_and(Value::is_unknown) {
+                    ctx.unknown = true;
+                }
+                return out;
+            };
+            for (i, h) in list.iter().enumerate() {
+                let path = AttributePath::root(name).index(i as i64);
+                if !h.is_known() {
+                    ctx.unknown = true;
+                }
+                let (Some(host_name), Some(address)) = (string(ctx, h, "name"), string(ctx, h, "address")) else {
+                    continue;
+                };
+                let policy = match string(ctx, h, "host_key").or_else(|| pins.get(&host_name).cloned()) {
+                    Some(k) => pin(ctx, &k, path.clone().attr("host_key")),
+                    None => match learned.get(&host_name) {
+                        Some(k) => pin(ctx, k, path.clone().attr("host_key")),
+                        None if tofu => Some(HostKeyPolicy::TrustOnFirstUse),
+                        None => {
+                            ctx.err(
+                                path.clone().attr("host_key"),
+                                "No host key",
+                                format!("Pin {host_name}'s host key here or in ssh.host_keys, or set ssh.trust_on_first_use = true."),
+                            );
+                            None
+                        }
+                    },
+                };
+                let host_user = string(ctx, h, "user").unwrap_or_else(|| user.clone());
+                let host_port = port(ctx, h, ssh_port, path);
+                if let (Some(auth), Some(policy)) = (auth.clone(), policy) {
+                    out.push(Host {
+                        name: host_name.clone(),
+                        role,
+                        ssh: HostSpec {
+                            host: HopSpec {
+                                name: host_name,
+                                address,
+                                port: host_port,
+                                user: host_user,
+                                auth,
+                                host_key: policy,
+                            },
+                            bastions: bastions.clone(),
+                            connect_timeout,
+                        },
+                    });
+                }
+            }
+            out
+        };
+        let controllers = hosts_of(&mut ctx, attr::CONTROLLERS, Role::Controller);
+        let workers = hosts_of(&mut ctx, attr::WORKERS, Role::Worker);
+
+        let access = match string(&mut ctx, config, attr::API_ACCESS).as_deref() {
+            None | Some("tunnel") => ApiAccess::Tunnel,
+            Some("direct") => ApiAccess::Direct {
+                host: controllers
+                    .first()
+                    .map(|h| h.ssh.host.address.clone())
+                    .unwrap_or_default(),
+            },
+            Some(other) => {
+                ctx.err(
+                    AttributePath::root(attr::API_ACCESS),
+                    "Invalid api_access",
+                    format!("{other:?}; write \"tunnel\" or \"direct\""),
+                );
+                ApiAccess::Tunnel
+            }
+        };
+        if let Err(other) = OnDestroy::of(config) {
+            ctx.err(
+                AttributePath::root(attr::ON_DESTROY),
+                "Invalid on_destroy",
+                format!("{other:?}; write \"keep\" or \"teardown\""),
+            );
+        }
+        let t = config.get(attr::TIMEOUTS).cloned().unwrap_or(Value::Null);
+        let tp = AttributePath::root(attr::TIMEOUTS);
+        let create_timeout = ctx.duration(&t, "create", Duration::from_secs(20 * 60), tp.clone());
+        let update_timeout = ctx.duration(&t, "update", Duration::from_secs(20 * 60), tp.clone());
+        let delete_timeout = ctx.duration(&t, "delete", Duration::from_secs(5 * 60), tp);
+
+        let p = config.get(attr::PATHS).cloned().unwrap_or(Value::Null);
+        let d = RemotePaths::default();
+        let mut path_of = |name: &str, default: String| -> String {
+            match string(&mut ctx, &p, name) {
+                Some(s) if s.starts_with('/') => s,
+                Some(s) => {
+                    ctx.err(
+                        AttributePath::root(attr::PATHS).attr(name),
+                        "Invalid path",
+                        format!("{s:?} is not an absolute path"),
+                    );
+                    default
+                }
+                None => default,
+            }
+        };
+        let paths = RemotePaths {
+            kubelet_kubeconfig: path_of("kubelet_kubeconfig", d.kubelet_kubeconfig),
+            ca_certificate: path_of("ca_certificate", d.ca_certificate),
+            static_pod_dir: path_of("static_pod_dir", d.static_pod_dir),
+            bootstrap_secrets_dir: path_of("bootstrap_secrets_dir", d.bootstrap_secrets_dir),
+            etcd_tls_dir: path_of("etcd_tls_dir", d.etcd_tls_dir),
+            state_dir: path_of("state_dir", d.state_dir),
+        };
+
+        let assets: BTreeMap<String, String> = match config.get(attr::ASSETS) {
+            Some(v) if v.is_known() => v
+                .as_map()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => {
+                ctx.unknown = true;
+                BTreeMap::new()
+            }
+        };
+        if !ctx.unknown && !assets.contains_key("tls/ca.crt") {
+            ctx.err(
+                AttributePath::root(attr::ASSETS),
+                "Not cluster assets",
+                "Pass selfhosted_cluster_assets.<name>.assets unchanged.",
+            );
+        }
+
+        let inventory = match Inventory::try_new(controllers, workers) {
+            Ok(inv) => Some(inv),
+            Err(e) => {
+                if !ctx.unknown {
+                    ctx.err(AttributePath::root(attr::CONTROLLERS), "Invalid hosts", e.to_string());
+                }
+                None
+            }
+        };
+        if ctx.diags.has_errors() {
+            return Err(ctx.diags);
+        }
+        if ctx.unknown {
+            return Ok(None);
+        }
+        let Some(inventory) = inventory else {
+            return Err(ctx.diags);
+        };
+        Ok(Some(Config {
+            inventory,
+            assets,
+            access,
+            paths,
+            create_timeout,
+            update_timeout,
+            delete_timeout,
+        }))
+    }
+}
+
+/// A digest of the assets (what the hosts and the cluster should hold).
+pub fn assets_digest(assets: &BTreeMap<String, String>) -> String {
+    crate::asset_dir::digest(assets.iter().map(|(k, v)| (k.as_str(), v.as_bytes())))
+}

@@ -1,0 +1,309 @@
+//! `selfhosted_bootstrap`: reaches the hosts, delivers their secrets and
+//! runs the self-hosted pivot ([`selfhosted_pivot::pivot`]). Plan makes no
+//! network call; apply runs the idempotent procedure, so an update (new
+//! assets, new hosts) converges the same way a create does.
+
+mod inputs;
+pub mod schema;
+
+use std::collections::BTreeMap;
+
+use selfhosted_pivot::pivot::{self, Outcome, PivotParams};
+use selfhosted_pivot::{Inventory, Phase, PivotError};
+use selfhosted_protocol::diagnostics::{Diagnostic, Diagnostics};
+use selfhosted_protocol::resource::{
+    ApplyRequest, ApplyResponse, ImportRequest, ImportResponse, PlanRequest, PlanResponse, ReadRequest, ReadResponse,
+    Resource, ValidateRequest,
+};
+use selfhosted_protocol::schema::Schema;
+use selfhosted_protocol::value::Value;
+use selfhosted_transport::CancellationToken;
+
+use self::inputs::{assets_digest, Config, OnDestroy};
+use self::schema::attr;
+
+/// The `selfhosted_bootstrap` resource.
+#[derive(Debug, Default)]
+pub struct Bootstrap;
+
+/// Host keys kept in a state.
+fn learned_of(state: &Value) -> BTreeMap<String, String> {
+    state
+        .get(attr::LEARNED_HOST_KEYS)
+        .and_then(Value::as_map)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn string_map(m: &BTreeMap<String, String>) -> Value {
+    Value::Map(m.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
+}
+
+const COMPUTED: [&str; 5] = [
+    attr::ID,
+    attr::LEARNED_HOST_KEYS,
+    attr::PHASE,
+    attr::API_ENDPOINT,
+    attr::APPLIED_DIGEST,
+];
+
+/// The state after a (possibly partial) run of the pivot.
+fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcome, done: bool) -> Value {
+    let mut state = planned.clone();
+    let mut learned = learned_of(prior);
+    for k in &outcome.learned {
+        learned.insert(k.host.clone(), k.known_hosts_line());
+    }
+    state.set_attr(attr::ID, Value::from(config.inventory.bootstrap().name.as_str()));
+    state.set_attr(attr::LEARNED_HOST_KEYS, string_map(&learned));
+    state.set_attr(attr::PHASE, Value::from(outcome.reached.map_or("none", Phase::name)));
+    state.set_attr(attr::API_ENDPOINT, Value::from(outcome.api_endpoint.as_str()));
+    let keep = |name: &str| {
+        prior
+            .get(name)
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(Value::from(""))
+    };
+    if done {
+        state.set_attr(attr::APPLIED_DIGEST, Value::from(outcome.applied_digest.as_str()));
+        state.set_attr(attr::ASSETS_SHA256, Value::from(assets_digest(&config.assets)));
+    } else {
+        // Not converged: keep what the hosts had, so the next plan updates again.
+        state.set_attr(attr::APPLIED_DIGEST, keep(attr::APPLIED_DIGEST));
+        state.set_attr(attr::ASSETS_SHA256, keep(attr::ASSETS_SHA256));
+    }
+    state
+}
+
+fn pivot_diagnostic(e: &PivotError) -> Diagnostic {
+    let summary = match &e.host {
+        Some(h) => format!("Bootstrap failed in phase {} on {h}", e.phase),
+        None => format!("Bootstrap failed in phase {}", e.phase),
+    };
+    Diagnostic::error(
+        summary,
+        format!(
+            "{}\n\nEvery phase is idempotent: fix the cause and run terraform apply again; it continues where this run stopped.",
+            e.detail()
+        ),
+    )
+}
+
+impl Bootstrap {
+    fn plan_inner(&self, req: &PlanRequest) -> Result<Value, Diagnostics> {
+        let mut planned = req.proposed_new_state.clone();
+        let learned = learned_of(&req.prior_state);
+        let config = Config::read(&req.config, &learned)?;
+        let digest = config.as_ref().map(|c| assets_digest(&c.assets));
+        let prior_digest = req
+            .prior_state
+            .get(attr::ASSETS_SHA256)
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let hosts_changed = [attr::CONTROLLERS, attr::WORKERS]
+            .iter()
+            .any(|a| req.prior_state.get(a) != req.config.get(a));
+        let create = req.prior_state.is_null();
+        let changed = create || hosts_changed || digest.is_none() || digest != prior_digest;
+        if changed {
+            for name in COMPUTED {
+                planned.set_attr(name, Value::Unknown);
+            }
+            if let Some(c) = &config {
+                planned.set_attr(attr::ID, Value::from(c.inventory.bootstrap().name.as_str()));
+            }
+            planned.set_attr(attr::ASSETS_SHA256, digest.map_or(Value::Unknown, Value::from));
+        }
+        Ok(planned)
+    }
+
+    async fn converge(&self, req: &ApplyRequest, update: bool) -> ApplyResponse {
+        let learned = learned_of(&req.prior_state);
+        let config = match Config::read(&req.config, &learned) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return ApplyResponse {
+                    new_state: req.prior_state.clone(),
+                    diagnostics: Diagnostic::error(
+                        "Configuration not known at apply",
+                        "A value was still unknown during apply; this is a bug.",
+                    )
+                    .into(),
+                    ..ApplyResponse::default()
+                }
+            }
+            Err(diagnostics) => {
+                return ApplyResponse {
+                    new_state: req.prior_state.clone(),
+                    diagnostics,
+                    ..ApplyResponse::default()
+                }
+            }
+        };
+        let timeout = if update {
+            config.update_timeout
+        } else {
+            config.create_timeout
+        };
+        let params = PivotParams {
+            assets: config.assets.clone(),
+            paths: config.paths.clone(),
+            access: config.access.clone(),
+            api_port: api_port(&config.assets),
+            deadline: tokio::time::Instant::now() + timeout,
+            consecutive_answers: 5,
+        };
+        let result = off_task(
+            config.inventory.clone(),
+            req.ctx.cancel.clone(),
+            move |inv, cancel| async move { pivot::create(&inv, &params, &cancel).await },
+        )
+        .await
+        .unwrap_or_else(|e| Err(Box::new((Outcome::default(), e))));
+        match result {
+            Ok(outcome) => ApplyResponse {
+                new_state: state_after(&req.planned_state, &req.prior_state, &config, &outcome, true),
+                ..ApplyResponse::default()
+            },
+            Err(failed) => {
+                let (outcome, e) = *failed;
+                ApplyResponse {
+                    new_state: state_after(&req.planned_state, &req.prior_state, &config, &outcome, false),
+                    diagnostics: pivot_diagnostic(&e).into(),
+                    ..ApplyResponse::default()
+                }
+            }
+        }
+    }
+
+    async fn destroy(&self, req: &ApplyRequest) -> ApplyResponse {
+        if OnDestroy::of(&req.prior_state) != Ok(OnDestroy::Teardown) {
+            return ApplyResponse::default();
+        }
+        let learned = learned_of(&req.prior_state);
+        // The write-only key is not in state: teardown needs a key or agent kept in state.
+        let config = match Config::read(&req.prior_state, &learned) {
+            Ok(Some(c)) => c,
+            Ok(None) | Err(_) => {
+                return ApplyResponse {
+                    new_state: req.prior_state.clone(),
+                    diagnostics: Diagnostic::error(
+                        "Cannot tear down",
+                        "on_destroy = \"teardown\" needs ssh.private_key or ssh.agent (a write-only key is not kept in state). Set on_destroy = \"keep\" to forget the resource instead.",
+                    )
+                    .into(),
+                    ..ApplyResponse::default()
+                }
+            }
+        };
+        let deadline = tokio::time::Instant::now() + config.delete_timeout;
+        let (assets, paths) = (config.assets.clone(), config.paths.clone());
+        let result = off_task(config.inventory.clone(), req.ctx.cancel.clone(), move |inv, cancel| async move {
+            let work = selfhosted_pivot::teardown::teardown(&inv, &assets, &paths, &cancel);
+            tokio::select! {
+                r = work => r,
+                () = tokio::time::sleep_until(deadline) => Err(PivotError::new(Phase::Preflight, "timed out tearing down")),
+            }
+        })
+        .await
+        .and_then(|r| r);
+        match result {
+            Ok(()) => ApplyResponse::default(),
+            Err(e) => ApplyResponse {
+                new_state: req.prior_state.clone(),
+                diagnostics: pivot_diagnostic(&e).into(),
+                ..ApplyResponse::default()
+            },
+        }
+    }
+}
+
+/// Runs a host operation on a blocking thread driven by the current
+/// runtime: the fleet's futures borrow across awaits in ways the `Send`
+/// bound of the resource trait cannot express, and this keeps them off it.
+async fn off_task<T, F, Fut>(inventory: Inventory, cancel: CancellationToken, work: F) -> Result<T, PivotError>
+where
+    T: Send + 'static,
+    F: FnOnce(Inventory, CancellationToken) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work(inventory, cancel)))
+        .await
+        .map_err(|e| PivotError::new(Phase::Preflight, format!("the operation's task failed: {e}")))
+}
+
+/// The apiserver port, from the admin kubeconfig's server URL.
+fn api_port(assets: &BTreeMap<String, String>) -> u16 {
+    assets
+        .get("auth/admin.kubeconfig")
+        .and_then(|k| k.lines().find_map(|l| l.trim().strip_prefix("server: ")))
+        .and_then(|url| url.rsplit(':').next())
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(6443)
+}
+
+#[async_trait::async_trait]
+impl Resource for Bootstrap {
+    fn type_name(&self) -> &'static str {
+        "selfhosted_bootstrap"
+    }
+
+    fn schema(&self) -> Schema {
+        schema::schema()
+    }
+
+    async fn validate(&self, req: ValidateRequest) -> Diagnostics {
+        match Config::read(&req.config, &BTreeMap::new()) {
+            Ok(_) => Diagnostics::new(),
+            Err(d) => d,
+        }
+    }
+
+    async fn plan(&self, req: PlanRequest) -> PlanResponse {
+        match self.plan_inner(&req) {
+            Ok(planned_state) => PlanResponse {
+                planned_state,
+                ..PlanResponse::default()
+            },
+            Err(diagnostics) => PlanResponse {
+                diagnostics,
+                ..PlanResponse::default()
+            },
+        }
+    }
+
+    async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
+        if req.planned_state.is_null() {
+            return self.destroy(&req).await;
+        }
+        let update = !req.prior_state.is_null();
+        self.converge(&req, update).await
+    }
+
+    async fn read(&self, req: ReadRequest) -> ReadResponse {
+        // No network on refresh: the cluster is checked by apply, and an
+        // unreachable cluster must never remove the resource.
+        ReadResponse {
+            new_state: req.current_state,
+            private: req.private,
+            ..ReadResponse::default()
+        }
+    }
+
+    async fn import(&self, _req: ImportRequest) -> ImportResponse {
+        ImportResponse {
+            diagnostics: Diagnostic::error(
+                "selfhosted_bootstrap cannot be imported",
+                "It holds no remote object of its own: declare it and run terraform apply; every phase is idempotent, so on a cluster that is already self-hosted the apply only confirms it.",
+            )
+            .into(),
+            ..ImportResponse::default()
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The schema of `selfhosted_bootstrap`.
+
+use selfhosted_protocol::schema::{Attribute, Block, ObjectNesting, Schema};
+use selfhosted_protocol::value::Type;
+
+/// Schema version of the state layout.
+pub const VERSION: i64 = 0;
+
+/// Attribute names.
+pub mod attr {
+    /// `assets`
+    pub const ASSETS: &str = "assets";
+    /// `controllers`
+    pub const CONTROLLERS: &str = "controllers";
+    /// `workers`
+    pub const WORKERS: &str = "workers";
+    /// `ssh`
+    pub const SSH: &str = "ssh";
+    /// `api_access`
+    pub const API_ACCESS: &str = "api_access";
+    /// `timeouts`
+    pub const TIMEOUTS: &str = "timeouts";
+    /// `paths`
+    pub const PATHS: &str = "paths";
+    /// `on_destroy`
+    pub const ON_DESTROY: &str = "on_destroy";
+    /// `id`
+    pub const ID: &str = "id";
+    /// `learned_host_keys`
+    pub const LEARNED_HOST_KEYS: &str = "learned_host_keys";
+    /// `phase`
+    pub const PHASE: &str = "phase";
+    /// `api_endpoint`
+    pub const API_ENDPOINT: &str = "api_endpoint";
+    /// `applied_digest`
+    pub const APPLIED_DIGEST: &str = "applied_digest";
+    /// `assets_sha256`
+    pub const ASSETS_SHA256: &str = "assets_sha256";
+}
+
+fn opt(name: &str, ty: Type, d: &str) -> Attribute {
+    Attribute::new(name, ty).optional().description(d)
+}
+
+fn host_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::new("name", Type::String)
+            .required()
+            .description("Node name: the kubelet's hostname, unique in the cluster; names the host in every error."),
+        Attribute::new("address", Type::String).required().description(
+            "Address or DNS name to reach the host over SSH (from the provider, or from the last bastion).",
+        ),
+        opt("port", Type::Number, "SSH port of this host; default `ssh.port`."),
+        opt("user", Type::String, "SSH user of this host; default `ssh.user`."),
+        opt(
+            "host_key",
+            Type::String,
+            "This host's SSH host key, pinned: a known_hosts line, a public key or a `SHA256:` fingerprint.",
+        ),
+    ]
+}
+
+/// The resource schema.
+pub fn schema() -> Schema {
+    let hop = vec![
+        Attribute::new("address", Type::String)
+            .required()
+            .description("Bastion address or DNS name."),
+        opt("port", Type::Number, "Bastion SSH port. Default `22`."),
+        opt("user", Type::String, "Bastion user; default `ssh.user`."),
+        opt(
+            "host_key",
+            Type::String,
+            "The bastion's host key, pinned (as a host's `host_key`).",
+        ),
+    ];
+    let ssh = vec![
+        opt("user", Type::String, "SSH user on every host (typhoon's `core`). Default `core`."),
+        opt("port", Type::Number, "SSH port. Default `22`."),
+        opt("private_key", Type::String, "Private key (OpenSSH, PKCS#8 or PKCS#1 PEM) to log in with.").sensitive(),
+        opt(
+            "private_key_wo",
+            Type::String,
+            "Write-only variant of `private_key` (Terraform 1.11+): never stored in plan or state.",
+        )
+        .sensitive()
+        .write_only(),
+        opt("private_key_passphrase", Type::String, "Passphrase of an encrypted `private_key`.").sensitive(),
+        opt("agent", Type::Bool, "Log in through the SSH agent at `SSH_AUTH_SOCK` (when no private key is given)."),
+        opt(
+            "host_keys",
+            Type::map(Type::String),
+            "Pinned host keys by host name (known_hosts lines, public keys or `SHA256:` fingerprints); a host's own `host_key` wins.",
+        ),
+        opt(
+            "trust_on_first_use",
+            Type::Bool,
+            "Accept an unpinned host's key on first contact and keep it in `learned_host_keys`, pinned from then on. Default `true`; set `false` to require pins.",
+        ),
+        Attribute::nested("bastions", ObjectNesting::List, hop)
+            .optional()
+            .description("Bastions to jump through, outermost first."),
+        opt("connect_timeout", Type::String, "How long to keep retrying SSH connections (hosts may still be booting), e.g. `5m`. Default `5m`."),
+    ];
+    let timeouts = vec![
+        opt(
+            "create",
+            Type::String,
+            "Deadline of the pivot, e.g. `30m`. Default `20m`.",
+        ),
+        opt("update", Type::String, "Deadline of an update. Default `20m`."),
+        opt("delete", Type::String, "Deadline of a teardown. Default `5m`."),
+    ];
+    let paths = vec![
+        opt(
+            "kubelet_kubeconfig",
+            Type::String,
+            "Default `/etc/kubernetes/kubeconfig`.",
+        ),
+        opt("ca_certificate", Type::String, "Default `/etc/kubernetes/ca.crt`."),
+        opt("static_pod_dir", Type::String, "Default `/etc/kubernetes/manifests`."),
+        opt(
+            "bootstrap_secrets_dir",
+            Type::String,
+            "Default `/etc/kubernetes/bootstrap-secrets`.",
+        ),
+        opt("etcd_tls_dir", Type::String, "Default `/etc/ssl/etcd`."),
+        opt("state_dir", Type::String, "Default `/var/lib/selfhosted`."),
+    ];
+    let block = Block::new()
+        .description(
+            "Reaches the hosts over SSH, delivers their secrets and runs the self-hosted pivot: a temporary \
+             control plane from static Pods on the first controller, the self-hosted control plane applied \
+             through it, then the temporary one removed once the self-hosted apiserver answers by itself. \
+             Every phase is idempotent: a failed apply, rerun, converges.",
+        )
+        .attribute(
+            Attribute::new(attr::ASSETS, Type::map(Type::String))
+                .required()
+                .sensitive()
+                .description("`selfhosted_cluster_assets.<name>.assets`."),
+        )
+        .attribute(
+            Attribute::nested(attr::CONTROLLERS, ObjectNesting::List, host_attributes())
+                .required()
+                .description("Controller hosts; the first runs the bootstrap control plane."),
+        )
+        .attribute(
+            Attribute::nested(attr::WORKERS, ObjectNesting::List, host_attributes())
+                .optional()
+                .description("Worker hosts."),
+        )
+        .attribute(
+            Attribute::nested(attr::SSH, ObjectNesting::Single, ssh)
+                .required()
+                .description("How to reach the hosts."),
+        )
+        .attribute(opt(
+            attr::API_ACCESS,
+            Type::String,
+            "`tunnel` (default): reach the API through an SSH tunnel to the first controller, so runners behind NAT work; `direct`: dial the first controller's address.",
+        ))
+        .attribute(
+            Attribute::nested(attr::TIMEOUTS, ObjectNesting::Single, timeouts)
+                .optional()
+                .description("Deadlines of the operations."),
+        )
+        .attribute(
+            Attribute::nested(attr::PATHS, ObjectNesting::Single, paths)
+                .optional()
+                .description("Remote paths, when hosts differ from typhoon's conventions."),
+        )
+        .attribute(opt(
+            attr::ON_DESTROY,
+            Type::String,
+            "`keep` (default): destroying this resource never harms the cluster; `teardown`: remove this provider's files from the hosts.",
+        ))
+        .attribute(Attribute::new(attr::ID, Type::String).computed().description("The cluster's first controller."))
+        .attribute(
+            Attribute::new(attr::LEARNED_HOST_KEYS, Type::map(Type::String))
+                .computed()
+                .description("Host keys accepted on first use, by host name (known_hosts lines); pinned from then on."),
+        )
+        .attribute(Attribute::new(attr::PHASE, Type::String).computed().description("The last pivot phase completed."))
+        .attribute(Attribute::new(attr::API_ENDPOINT, Type::String).computed().description("How the API was reached."))
+        .attribute(
+            Attribute::new(attr::APPLIED_DIGEST, Type::String)
+                .computed()
+                .description("Digest of the manifests applied to the cluster."),
+        )
+        .attribute(
+            Attribute::new(attr::ASSETS_SHA256, Type::String)
+                .computed()
+                .description("Digest of the assets delivered; a change plans an update."),
+        );
+    Schema::new(VERSION, block)
+}

@@ -1,0 +1,163 @@
+//! `selfhosted_bootstrap` through the real `terraform` CLI against real
+//! OpenSSH hosts in network namespaces: an unreachable host, a wrong host
+//! key and refused sudo each fail with the host named — before anything is
+//! changed on any host.
+
+mod support;
+
+use selfhosted_transport::testbed::{Testbed, TestbedParams};
+use support::Workspace;
+
+/// A config with three hosts; `host_line(i)` gives each host's extra attributes.
+fn config(tb: &Testbed, user: &str, hosts: &[(String, String, String)]) -> String {
+    let host = |(name, address, key): &(String, String, String)| {
+        format!("    {{ name = \"{name}\", address = \"{address}\", host_key = \"{key}\" }},\n")
+    };
+    let controllers: String = hosts[..2].iter().map(host).collect();
+    let workers: String = hosts[2..].iter().map(host).collect();
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    selfhosted = {{ source = "selfhosted/selfhosted" }}
+  }}
+}}
+
+resource "selfhosted_cluster_assets" "c" {{
+  cluster_name = "c"
+  api_servers  = ["{api}"]
+  etcd_servers = ["{api}"]
+}}
+
+resource "selfhosted_bootstrap" "c" {{
+  assets      = selfhosted_cluster_assets.c.assets
+  controllers = [
+{controllers}  ]
+  workers = [
+{workers}  ]
+  ssh = {{
+    user            = "{user}"
+    private_key     = file("{key}")
+    connect_timeout = "3s"
+  }}
+}}
+"#,
+        api = hosts[0].1,
+        key = tb.inventory().key.display(),
+    )
+}
+
+fn hosts(tb: &Testbed) -> Vec<(String, String, String)> {
+    tb.hosts()
+        .iter()
+        .map(|h| (h.name.clone(), h.address.clone(), h.host_key.trim().to_owned()))
+        .collect()
+}
+
+fn untouched(tb: &Testbed) {
+    for h in tb.hosts() {
+        let out = tb.host_exec(
+            &h.name,
+            &["sh", "-c", "ls /etc/kubernetes /etc/ssl/etcd 2>/dev/null | wc -w"],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "0",
+            "nothing may change on {}",
+            h.name
+        );
+    }
+}
+
+fn install_fake_kubelet(tb: &Testbed) {
+    for h in tb.hosts() {
+        let out = tb.host_exec(
+            &h.name,
+            &[
+                "sh",
+                "-c",
+                "printf '#!/bin/sh\\n' > /usr/local/bin/kubelet && chmod 755 /usr/local/bin/kubelet",
+            ],
+        );
+        assert!(out.status.success());
+    }
+}
+
+#[test]
+fn bad_hosts_fail_preflight_by_name_and_change_nothing() {
+    let Some(tb) = Testbed::up(
+        "bootstrap preflight",
+        &TestbedParams {
+            count: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap() else {
+        return;
+    };
+    install_fake_kubelet(&tb);
+    let user = tb.inventory().user.clone();
+
+    // A host whose address answers nobody (inside the test bed's own subnet).
+    let mut h = hosts(&tb);
+    let dead = h[2].1.rsplit_once('.').map(|(net, _)| format!("{net}.250")).unwrap();
+    h[2].1 = dead.clone();
+    let ws = Workspace::new(&config(&tb, &user, &h));
+    let started = std::time::Instant::now();
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
+    assert!(text.contains("preflight"), "{text}");
+    assert!(
+        text.contains(&h[2].0) && text.contains(&dead),
+        "names the host and address:\n{text}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "within the connect timeout (3s + retries)"
+    );
+    untouched(&tb);
+
+    // A host presenting another key than the pinned one: both fingerprints shown.
+    let mut h = hosts(&tb);
+    h[1].2 = h[0].2.clone();
+    ws.write("main.tf", &config(&tb, &user, &h));
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
+    assert!(text.contains(&tb.hosts()[1].name), "{text}");
+    assert!(
+        text.contains(&tb.hosts()[1].fingerprint),
+        "presented fingerprint:\n{text}"
+    );
+    assert!(
+        text.contains(&tb.hosts()[0].fingerprint),
+        "expected fingerprint:\n{text}"
+    );
+    untouched(&tb);
+
+    // A user sudo refuses.
+    let h = hosts(&tb);
+    ws.write("main.tf", &config(&tb, &tb.inventory().nosudo_user, &h));
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
+    assert!(text.contains("sudo"), "{text}");
+    assert!(text.contains(&h[0].0), "{text}");
+    untouched(&tb);
+}
+
+#[test]
+fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
+    let Some(tb) = Testbed::up(
+        "bootstrap validate",
+        &TestbedParams {
+            count: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap() else {
+        return;
+    };
+    let mut h = hosts(&tb);
+    h[0].2 = "not a key".into();
+    let cfg = config(&tb, "core", &h).replace("connect_timeout = \"3s\"", "connect_timeout = \"soon\"");
+    let ws = Workspace::new(&cfg);
+    let text = ws.fails(&["validate", "-no-color"]);
+    assert!(text.contains("host_key") && text.contains("known_hosts"), "{text}");
+    assert!(text.contains("connect_timeout") || text.contains("duration"), "{text}");
+}
