@@ -265,17 +265,15 @@ ENV
   hexec mkdir -p /etc/kubernetes/manifests /etc/ssl/etcd/etcd /var/log/selfhosted-lane /var/log/pods
 
   # --- data folders: containerd's overlayfs snapshots and the kubelet need a non-overlay filesystem ---
-  touch "$S/data/.visible"
-  if hexec test -f "$S/data/.visible"; then
-    for x in kubelet etcd containerd; do
-      hexec sh -c "mountpoint -q /var/lib/$x || { mkdir -p /var/lib/$x && mount --bind '$S/data/$x' /var/lib/$x; }"
-    done
-  else
-    log "$NAME: $S is not visible inside the host (under /tmp or /run?): using tmpfs for kubelet/etcd/containerd data"
-    for x in kubelet etcd containerd; do
-      hexec sh -c "mountpoint -q /var/lib/$x || { mkdir -p /var/lib/$x && mount -t tmpfs -o mode=0755 lane-$x /var/lib/$x; }"
-    done
-  fi
+  # (attached from here with bindns.py: D may sit under /tmp, which the host has its own of)
+  for x in kubelet etcd containerd; do
+    hexec mountpoint -q "/var/lib/$x" && continue
+    hexec mkdir -p "/var/lib/$x"
+    if ! python3 "$HERE/bindns.py" "$P" "$S/data/$x" "/var/lib/$x"; then
+      log "$NAME: cannot bind $S/data/$x into the host: using a tmpfs for /var/lib/$x (lost on down)"
+      hexec mount -t tmpfs -o mode=0755 "lane-$x" "/var/lib/$x"
+    fi
+  done
 
   # --- the kubelet's cgroup root, in every v1 hierarchy (the kubelet checks they exist) ---
   for h in /sys/fs/cgroup/*/; do
