@@ -66,6 +66,8 @@ pub struct Outcome {
     pub versions: BTreeMap<String, String>,
 }
 
+/// Pause between attempts to open the API tunnel.
+const TUNNEL_RETRY: Duration = Duration::from_secs(1);
 /// The TLS name the apiserver certificates always carry.
 const TLS_NAME: &str = "kubernetes";
 /// Components that must be Ready before the bootstrap control plane goes.
@@ -126,13 +128,31 @@ async fn connect_api(
     let phase = Phase::WaitForApiserver;
     let (host, port, tunnel, endpoint) = match &params.access {
         ApiAccess::Tunnel => {
-            let t = boot.tunnel("127.0.0.1", params.api_port).await.map_err(|e| {
-                PivotError::on(
-                    phase,
-                    boot.host(),
-                    format!("SSH tunnel to the apiserver: {}", chain(&e)),
-                )
-            })?;
+            // The tunnel's first forward fails until the bootstrap apiserver listens.
+            let t = loop {
+                match boot.tunnel("127.0.0.1", params.api_port).await {
+                    Ok(t) => break t,
+                    Err(e) if Instant::now() + TUNNEL_RETRY < params.deadline && !cancel.is_cancelled() => {
+                        tracing::debug!(error = %e, "apiserver port not reachable through the tunnel yet");
+                        tokio::select! {
+                            () = tokio::time::sleep(TUNNEL_RETRY) => {}
+                            () = cancel.cancelled() => {}
+                        }
+                    }
+                    Err(e) => {
+                        return Err(PivotError::on(
+                            phase,
+                            boot.host(),
+                            format!(
+                                "the bootstrap apiserver never listened on 127.0.0.1:{}: {}",
+                                params.api_port,
+                                chain(&e)
+                            ),
+                        )
+                        .with_evidence(host_pod_logs(boot, "bootstrap-kube-apiserver").await))
+                    }
+                }
+            };
             let local = t.local_addr();
             let endpoint = format!("ssh tunnel {local} → {}:127.0.0.1:{}", boot.host(), params.api_port);
             ("127.0.0.1".to_owned(), local.port(), Some(t), endpoint)

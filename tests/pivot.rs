@@ -1,0 +1,319 @@
+//! The whole self-hosted pivot through the real `terraform` CLI on the real
+//! control-plane lane (tests/lane): Kubernetes v1.20.2 kubelet, containerd,
+//! etcd and control plane on a test-bed host reached over real SSH. A client
+//! probes the API throughout and records which apiserver answered.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use selfhosted_cluster::{ApiCredentials, Fingerprint, TlsProbe};
+use selfhosted_transport::testbed::{Testbed, TestbedParams};
+use support::Workspace;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A test-bed host with the controller role, torn down on drop.
+struct Lane {
+    tb: Testbed,
+}
+
+impl Lane {
+    fn up(test: &str) -> Option<Lane> {
+        let build = Command::new("bash")
+            .arg(repo().join("tests/lane/build.sh"))
+            .output()
+            .expect("build.sh runs");
+        assert!(
+            build.status.success(),
+            "lane build: {}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let tb = Testbed::up(
+            test,
+            &TestbedParams {
+                count: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap()?;
+        let out = Command::new("bash")
+            .arg(repo().join("tests/lane/controller.sh"))
+            .args(["up", "--dir"])
+            .arg(tb.dir())
+            .args(["--host", &tb.hosts()[0].name])
+            .output()
+            .expect("controller.sh runs");
+        assert!(
+            out.status.success(),
+            "controller up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(Lane { tb })
+    }
+
+    fn host(&self) -> &selfhosted_transport::testbed::TestHost {
+        &self.tb.hosts()[0]
+    }
+
+    fn ls(&self, dir: &str) -> String {
+        let out = self.tb.host_exec(&self.host().name, &["ls", "-A", dir]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for f in ["kubelet", "agent"] {
+            let p = self.tb.dir().join(format!("lane/{}/logs/{f}.log", self.host().name));
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            out.push_str(&format!(
+                "--- {f}.log\n{}\n",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+        out
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("tests/lane/controller.sh"))
+            .args(["down", "--dir"])
+            .arg(self.tb.dir())
+            .output();
+    }
+}
+
+fn config(lane: &Lane, extra: &str) -> String {
+    let h = lane.host();
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    selfhosted = {{ source = "selfhosted/selfhosted" }}
+  }}
+}}
+
+resource "selfhosted_cluster_assets" "lane" {{
+  cluster_name       = "lane"
+  api_servers        = ["{addr}"]
+  etcd_servers       = ["{addr}"]
+  kubernetes_version = "v1.20.2"
+  networking         = "none"
+  kube_proxy         = false
+  coredns            = false
+  asset_dir          = "${{path.module}}/assets"
+{extra}
+}}
+
+resource "selfhosted_bootstrap" "lane" {{
+  assets      = selfhosted_cluster_assets.lane.assets
+  controllers = [{{ name = "{name}", address = "{addr}", host_key = "{key}" }}]
+  ssh = {{
+    user        = "core"
+    private_key = file("{key_file}")
+  }}
+  timeouts = {{ create = "8m" }}
+}}
+"#,
+        addr = h.address,
+        name = h.name,
+        key = h.host_key.trim(),
+        key_file = lane.tb.inventory().key.display(),
+    )
+}
+
+/// One probe answer: when, and which certificate served a good `/readyz` (None: failed).
+type Sample = (Instant, Option<Fingerprint>);
+
+/// Probes the apiserver every 50 ms on fresh TLS connections until stopped.
+struct Prober {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prober {
+    fn start(assets: &Path, addr: &str) -> Prober {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st, assets, addr) = (samples.clone(), stop.clone(), assets.to_owned(), addr.to_owned());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut probe: Option<TlsProbe> = None;
+            while !st.load(Ordering::Relaxed) {
+                if probe.is_none() {
+                    // The assets appear on disk once the assets resource is applied.
+                    let read = |p: &str| std::fs::read_to_string(assets.join(p)).ok();
+                    if let (Some(ca), Some(cert), Some(key)) =
+                        (read("tls/ca.crt"), read("tls/admin.crt"), read("tls/admin.key"))
+                    {
+                        let creds = ApiCredentials {
+                            ca_pem: ca,
+                            client_cert_pem: cert,
+                            client_key_pem: key,
+                        };
+                        probe = TlsProbe::new(&creds, &addr, 6443, "kubernetes").ok();
+                    }
+                }
+                if let Some(p) = &probe {
+                    let answer = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), p.ask()).await });
+                    let fp = match answer {
+                        Ok(Ok(a)) if a.is_ready() => Some(a.fingerprint),
+                        _ => None,
+                    };
+                    s.lock().unwrap().push((Instant::now(), fp));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Prober {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() {
+    let Some(lane) = Lane::up("pivot") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    let assets = ws.path().join("assets");
+    let prober = Prober::start(&assets, &lane.host().address);
+    let started = Instant::now();
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    let took = started.elapsed();
+    // Keep probing a while after apply returns: the self-hosted apiserver serves alone now.
+    std::thread::sleep(Duration::from_secs(5));
+    let samples = prober.finish();
+    assert!(
+        out.status.success(),
+        "apply failed after {took:?}:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+
+    let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
+    let self_hosted = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
+    let bootstrap = Fingerprint::of_pem(&read("tls/bootstrap-apiserver.crt")).unwrap();
+    let last_bootstrap = samples.iter().rposition(|(_, fp)| *fp == Some(bootstrap));
+    let first_good = samples.iter().position(|(_, fp)| fp.is_some());
+    let after_teardown = last_bootstrap.map_or(&samples[..0], |i| &samples[i + 1..]);
+    let failed_after = after_teardown.iter().filter(|(_, fp)| fp.is_none()).count();
+    let failed_during = first_good
+        .zip(last_bootstrap)
+        .map_or(0, |(a, b)| samples[a..=b].iter().filter(|(_, fp)| fp.is_none()).count());
+    eprintln!(
+        "pivot: apply took {took:?}; {} probes; {} failed while both apiservers ran; {} after the bootstrap apiserver left ({} probes)",
+        samples.len(),
+        failed_during,
+        failed_after,
+        after_teardown.len()
+    );
+    assert!(
+        last_bootstrap.is_some(),
+        "the bootstrap apiserver answered at some point"
+    );
+    assert!(!after_teardown.is_empty(), "the probe kept going after the teardown");
+    assert_eq!(
+        failed_after, 0,
+        "no failed request once the bootstrap apiserver is removed"
+    );
+    assert_eq!(
+        samples.last().unwrap().1,
+        Some(self_hosted),
+        "the self-hosted apiserver answers last"
+    );
+
+    // No bootstrap manifest or secret is left on the host.
+    assert!(
+        !lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
+        "{}",
+        lane.ls("/etc/kubernetes/manifests")
+    );
+    assert!(lane.ls("/etc/kubernetes/bootstrap-secrets").trim().is_empty());
+
+    // The self-hosted control plane is Ready and holds its leases.
+    let kubeconfig = assets.join("auth/admin.kubeconfig");
+    for c in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
+        let ready = kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "pods",
+                "-l",
+                &format!("k8s-app={c}"),
+                "-o",
+                "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+            ],
+        );
+        assert!(ready.contains("True"), "{c} Ready: {ready:?}");
+    }
+    for lease in ["kube-controller-manager", "kube-scheduler"] {
+        let holder = kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "lease",
+                lease,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+        );
+        assert!(!holder.trim().is_empty(), "{lease} lease held");
+    }
+    let state = ws.resource_values("selfhosted_bootstrap");
+    assert_eq!(state["phase"], "verify");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "a second plan is empty:\n{text}");
+
+    // Destroy keeps the cluster serving.
+    ws.ok(&[
+        "destroy",
+        "-auto-approve",
+        "-input=false",
+        "-target=selfhosted_bootstrap.lane",
+    ]);
+    let version = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
+    assert_eq!(version.trim(), "ok");
+}
