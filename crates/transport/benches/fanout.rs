@@ -55,6 +55,7 @@ async fn ours(specs: &[HostSpec], rep: usize) -> Duration {
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let (fleet, _) = Fleet::connect_all(specs, 50, &cancel).await.expect("connect all");
+    let connected = started.elapsed();
     let results = fleet
         .for_each(&cancel, |s| {
             let files = files.clone();
@@ -64,6 +65,9 @@ async fn ours(specs: &[HostSpec], rep: usize) -> Duration {
         .expect("not cancelled");
     fleet.close().await;
     let took = started.elapsed();
+    if std::env::var_os("FANOUT_VERBOSE").is_some() {
+        eprintln!("  {} hosts: connect {connected:?}, total {took:?}", specs.len());
+    }
     for (host, r) in results {
         let r = r.unwrap_or_else(|e| panic!("{host}: {e}"));
         assert_eq!(r.changed.len(), 8, "{host}: every file is new in each rep");

@@ -6,7 +6,11 @@
 
 use sha2::{Digest, Sha256};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use crate::session::{shell_quote, ExecError, Session};
+use crate::tar::{archive, Entry};
 
 /// Batches up to this size are sent in one round trip without comparing first.
 const ONE_PASS_LIMIT: usize = 1 << 20;
@@ -148,95 +152,71 @@ fn compare_script(files: &[FileSpec]) -> String {
     )
 }
 
+/// A name unique to one upload, for its temporary files.
+fn upload_token() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}{n:x}{:x}", nanos, std::process::id())
+}
+
+/// The temporary name of `f` for upload `token`: a dotfile beside the target.
+fn temp_path(f: &FileSpec, token: &str) -> String {
+    let (dir, base) = f.split();
+    let dir = if dir == "/" { "" } else { dir };
+    format!("{dir}/.{base}.selfhosted-{token}")
+}
+
 /// The upload script, straight-line POSIX sh with few processes (on a small host the process
-/// count, not the bytes, is what costs): reads every file's bytes from stdin into a temporary
-/// name in its target's folder, checks all digests at once, then for each file either drops
-/// the temporary (the target already has that content, owner and mode: prints `= path`) or
-/// sets owner and mode and renames it over the target, in the order given (prints `+ path`).
-fn write_script(files: &[&FileSpec]) -> String {
+/// count, not the bytes, is what costs). stdin is a tar archive holding every file under its
+/// temporary name (a dotfile beside the target) with owner and mode; one `tar -x` writes them
+/// all and creates missing folders. All digests are checked at once; then for each file, in
+/// the order given, the temporary is dropped if the target already had that content, owner
+/// and mode (prints `= path`), else renamed over the target (prints `+ path`).
+fn write_script(files: &[&FileSpec], token: &str) -> String {
     let q = |s: &str| shell_quote(s);
-    let tmp = |f: &FileSpec| {
-        let (dir, base) = f.split();
-        let dir = if dir == "/" { "" } else { dir };
-        format!("{}$$", q(&format!("{dir}/.{base}.selfhosted-")))
-    };
     let paths: Vec<String> = files.iter().map(|f| q(&f.path)).collect();
+    let temps: Vec<String> = files.iter().map(|f| q(&temp_path(f, token))).collect();
     let mut s = String::from("set -e\numask 077\nnl='\n'\n");
     s.push_str(&format!(
         "cur=\"$nl$( {{ stat -c '%F %U:%G:%a %n' -- {p} 2>/dev/null; sha256sum -- {p} 2>/dev/null; }} || true )$nl\"\n",
         p = paths.join(" ")
     ));
-    let mut dirs: Vec<&str> = files.iter().map(|f| f.split().0).collect();
-    dirs.sort_unstable();
-    dirs.dedup();
-    let dirs: Vec<String> = dirs.iter().map(|d| q(d)).collect();
-    s.push_str(&format!("umask 022\nmkdir -p -- {}\numask 077\n", dirs.join(" ")));
-    let stale: Vec<String> = files
-        .iter()
-        .map(|f| {
-            let (dir, base) = f.split();
-            let dir = if dir == "/" { "" } else { dir };
-            format!("{}*", q(&format!("{dir}/.{base}.selfhosted-")))
-        })
-        .collect();
+    let stale: Vec<String> = files.iter().map(|f| format!("{}*", q(&temp_path(f, "")))).collect();
     s.push_str(&format!("rm -f -- {}\n", stale.join(" ")));
+    s.push_str("umask 022\ntar -x -p -m -C / -f -\numask 077\n");
+    s.push_str("if ! sha256sum -c --quiet --strict <<'SUMS'\n");
     for f in files {
-        s.push_str(&format!("head -c {} > {}\n", f.content.len(), tmp(f)));
+        s.push_str(&format!("{}  {}\n", sha256_hex(&f.content), temp_path(f, token)));
     }
-    s.push_str("if ! sha256sum -c --quiet --strict <<SUMS\n");
-    for f in files {
-        let (dir, base) = f.split();
-        let dir = if dir == "/" { "" } else { dir };
-        s.push_str(&format!("{}  {dir}/.{base}.selfhosted-$$\n", sha256_hex(&f.content)));
-    }
-    let all_tmp: Vec<String> = files.iter().map(|f| tmp(f)).collect();
     s.push_str(&format!(
         "SUMS\nthen rm -f -- {}; echo 'the content arrived incomplete' >&2; exit 3; fi\n",
-        all_tmp.join(" ")
+        temps.join(" ")
     ));
+    s.push_str("set --\n");
     for (i, f) in files.iter().enumerate() {
         s.push_str(&format!(
             "u{i}=0; case \"$cur\" in *\"${{nl}}regular file {o}:{g}:{m:o} {p}${{nl}}\"*) \
-             case \"$cur\" in *\"${{nl}}{h}  {p}${{nl}}\"*) u{i}=1;; esac;; esac\n",
+             case \"$cur\" in *\"${{nl}}{h}  {p}${{nl}}\"*) u{i}=1; set -- \"$@\" {t};; esac;; esac\n",
             o = f.owner,
             g = f.group,
             m = f.mode,
             p = f.path,
             h = sha256_hex(&f.content),
+            t = temps[i],
         ));
     }
-    // one rm, one chown per owner, one chmod per mode
-    let group = |s: &mut String, want: &str, cmd: &str, pick: &dyn Fn(&FileSpec) -> bool| {
-        s.push_str("set --\n");
-        for (i, f) in files.iter().enumerate() {
-            if pick(f) {
-                s.push_str(&format!("if [ $u{i} = {want} ]; then set -- \"$@\" {}; fi\n", tmp(f)));
-            }
-        }
-        s.push_str(&format!("if [ $# -gt 0 ]; then {cmd} -- \"$@\"; fi\n"));
-    };
-    group(&mut s, "1", "rm -f", &|_| true);
-    let mut owners: Vec<String> = files.iter().map(|f| format!("{}:{}", f.owner, f.group)).collect();
-    owners.sort_unstable();
-    owners.dedup();
-    for o in &owners {
-        group(&mut s, "0", &format!("chown {}", q(o)), &|f| {
-            format!("{}:{}", f.owner, f.group) == *o
-        });
-    }
-    let mut modes: Vec<u32> = files.iter().map(|f| f.mode).collect();
-    modes.sort_unstable();
-    modes.dedup();
-    for m in modes {
-        group(&mut s, "0", &format!("chmod {m:o}"), &|f| f.mode == m);
-    }
+    s.push_str("if [ $# -gt 0 ]; then rm -f -- \"$@\"; fi\n");
     for (i, f) in files.iter().enumerate() {
         s.push_str(&format!(
             "if [ $u{i} = 1 ]; then echo {eq}; else mv -f -- {t} {p}; echo {plus}; fi\n",
             eq = q(&format!("= {}", f.path)),
             plus = q(&format!("+ {}", f.path)),
-            t = tmp(f),
-            p = q(&f.path),
+            t = temps[i],
+            p = paths[i],
         ));
     }
     s
@@ -277,12 +257,30 @@ impl Session {
         if send.is_empty() {
             return Ok(report);
         }
-        let mut stream = Vec::with_capacity(send.iter().map(|f| f.content.len()).sum());
-        for f in &send {
-            stream.extend_from_slice(&f.content);
-        }
+        let token = upload_token();
+        let mtime = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let temps: Vec<String> = send.iter().map(|f| temp_path(f, &token)).collect();
+        let entries: Vec<Entry<'_>> = send
+            .iter()
+            .zip(&temps)
+            .map(|(f, t)| Entry {
+                path: t.trim_start_matches('/'),
+                content: &f.content,
+                mode: f.mode,
+                owner: &f.owner,
+                group: &f.group,
+                mtime,
+            })
+            .collect();
+        let stream = archive(&entries).map_err(|e| FilesError::InvalidSpec {
+            path: send.first().map(|f| f.path.clone()).unwrap_or_default(),
+            reason: e.to_string(),
+        })?;
         let out = self
-            .sudo_with_input(&write_script(&send), &stream)
+            .sudo_with_input(&write_script(&send, &token), &stream)
             .await
             .map_err(|e| FilesError::Write(Box::new(e)))?
             .stdout_text();
@@ -395,7 +393,7 @@ mod tests {
         assert!(FileSpec::secret("/etc/it's", "abc").validate().is_err());
         assert!(FileSpec::secret("/etc/a b", "abc").validate().is_err());
         let f = FileSpec::secret("/etc/k8s/ca.crt", "abc");
-        let s = write_script(&[&f]);
+        let s = write_script(&[&f], "tok");
         assert!(s.contains("'/etc/k8s/ca.crt'"), "{s}");
         assert!(s.contains(&sha256_hex(b"abc")));
         assert!(compare_script(&[f]).contains("'/etc/k8s/ca.crt'"));

@@ -4,6 +4,7 @@
 //! - [`auth`]: in-memory private keys (OpenSSH, PKCS#8, PKCS#1, with passphrase) or the agent.
 //! - [`host_keys`]: pinned keys or trust on first use; mismatches refused with both fingerprints.
 //! - [`files`]: atomic, idempotent batch uploads with owner and mode; removal.
+//! - [`tar`]: the archive format one upload batch travels in.
 //! - [`tunnel`]: a local `127.0.0.1` listener forwarded to a port on the host.
 //! - [`fleet`]: many hosts with bounded concurrency and one cancellation token.
 //! - `testbed` (feature `testbed`): the multi-host OpenSSH test bed, for tests.
@@ -15,6 +16,7 @@ pub mod files;
 pub mod fleet;
 pub mod host_keys;
 pub mod session;
+pub mod tar;
 #[cfg(feature = "testbed")]
 pub mod testbed;
 pub mod tunnel;
