@@ -74,12 +74,18 @@ hexec() { "$HOSTS" exec --dir "$D" "$NAME" -- "$@"; }
 cg_name() { echo "selfhosted-lane-$(cat "$D/run" 2>/dev/null || echo norun)-$NAME"; }
 
 cgroups_remove() { # CGROUP_NAME: remove the kubelet's cgroup tree in every v1 hierarchy (deepest first)
-  local h
-  for h in /sys/fs/cgroup/*/"$1"; do
-    [ -d "$h" ] || continue
-    find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    [ -d "$h" ] && log "warning: cgroup $h still in use"
+  local h i left
+  for i in $(seq 1 20); do   # tasks of killed containers may take a moment to leave
+    left=""
+    for h in /sys/fs/cgroup/*/"$1"; do
+      [ -d "$h" ] || continue
+      find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
+      [ -d "$h" ] && left="$left $h"
+    done
+    [ -z "$left" ] && return 0
+    sleep 0.5
   done
+  log "warning: cgroups still in use:$left"
   return 0
 }
 
