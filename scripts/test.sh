@@ -18,5 +18,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== terraform fmt -check examples"
 terraform fmt -check -recursive examples
+echo "== real control-plane lane: Kubernetes v1.20.2 binaries (cached after the first build)"
+bash tests/lane/build.sh
 echo "== cargo nextest"
 cargo nextest run --workspace --no-fail-fast "$@"

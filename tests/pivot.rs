@@ -317,3 +317,87 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     let version = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
     assert_eq!(version.trim(), "ok");
 }
+
+#[test]
+fn a_bootstrap_apiserver_that_cannot_start_fails_with_its_own_error_line() {
+    let Some(lane) = Lane::up("pivot bad flag") else { return };
+    let cfg = config(&lane, "  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }")
+        .replace("timeouts = { create = \"8m\" }", "timeouts = { create = \"75s\" }");
+    let ws = Workspace::new(&cfg);
+    let started = Instant::now();
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
+    let took = started.elapsed();
+    eprintln!("bad flag: apply failed after {took:?}");
+    assert!(
+        took < Duration::from_secs(150),
+        "fails within the timeout, took {took:?}"
+    );
+    assert!(text.contains("wait-for-apiserver"), "names the phase:\n{text}");
+    assert!(text.contains(&lane.host().name), "names the host:\n{text}");
+    assert!(
+        text.contains("unknown flag: --no-such-flag"),
+        "quotes the apiserver's own error:\n{text}"
+    );
+    // The partial state says how far it got.
+    assert_eq!(
+        ws.resource_values("selfhosted_bootstrap")["phase"],
+        "bootstrap-control-plane"
+    );
+}
+
+/// The provider process terraform started (its child), if running.
+fn provider_child(terraform_pid: u32) -> Option<u32> {
+    let out = Command::new("pgrep")
+        .args(["-P", &terraform_pid.to_string(), "-f", "terraform-provider-selfhosted"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+}
+
+#[test]
+fn a_provider_killed_mid_pivot_converges_on_the_next_apply() {
+    let Some(lane) = Lane::up("pivot killed") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    let mut apply = ws
+        .command(&["apply", "-auto-approve", "-input=false"])
+        .spawn()
+        .expect("terraform starts");
+    // Kill the provider once the bootstrap control plane is placed and the pivot is under way.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut killed = false;
+    while Instant::now() < deadline {
+        if lane
+            .ls("/etc/kubernetes/manifests")
+            .contains("bootstrap-kube-apiserver")
+        {
+            std::thread::sleep(Duration::from_secs(20));
+            if let Some(pid) = provider_child(apply.id()) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                killed = true;
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = apply.wait().expect("terraform ends");
+    assert!(killed, "the provider was killed mid-pivot");
+    assert!(!status.success(), "the killed apply fails");
+    assert!(
+        lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
+        "it left the bootstrap control plane behind"
+    );
+
+    // Terraform may have kept a tainted partial state or none at all; either way the rerun converges.
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert!(
+        out.status.success(),
+        "rerun after the kill:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    assert!(!lane.ls("/etc/kubernetes/manifests").contains("bootstrap"));
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}

@@ -296,7 +296,7 @@ pub fn schema() -> Schema {
         .attribute(input(
             attr::EXTRA_FLAGS,
             Type::map(Type::list(Type::String)),
-            "Extra command-line flags per component (`kube-apiserver`, `kube-controller-manager`, `kube-scheduler`, `kube-proxy`, …), each `--name=value`; a flag of the same name replaces ours.",
+            "Extra command-line flags per component (`kube_apiserver`, `kube_controller_manager`, `kube_scheduler`, `kube_proxy`, `kubelet`), each `--name=value`; a flag of the same name replaces ours.",
         ))
         .attribute(input(
             attr::CONTROLLER_REPLICAS,
