@@ -498,3 +498,181 @@ async fn diagnose_a_pod_that_cannot_run() {
         "no pod matches \"k8s-app=nothing\" in namespace kube-system\n"
     );
 }
+
+/// Play the kubelet for every pod bound to a node in `namespace`: mark it Running and Ready.
+async fn play_kubelet(client: kube::Client, namespace: &str, stop: selfhosted_cluster::CancellationToken) {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    let pods: Api<Pod> = Api::namespaced(client, namespace);
+    let mut stream = std::pin::pin!(watcher::watcher(pods.clone(), watcher::Config::default()));
+    loop {
+        let ev = tokio::select! {
+            e = stream.next() => e,
+            _ = stop.cancelled() => return,
+        };
+        let Some(Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) = ev else {
+            continue;
+        };
+        let bound = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+        if bound && !selfhosted_cluster::conditions::pod_ready(&p) {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let c = p.spec.as_ref().unwrap().containers[0].name.clone();
+            let ready = serde_json::json!({"status": {"phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],
+                "containerStatuses": [{"name": c, "ready": true, "restartCount": 0, "image": "x", "imageID": "",
+                    "started": true, "state": {"running": {"startedAt": now}}}]}});
+            let _ = pods
+                .patch_status(
+                    &p.metadata.name.clone().unwrap(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&ready),
+                )
+                .await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn rollouts_and_the_lease_of_a_real_controller_manager() {
+    let Some(bin) = support::apiserver_binary() else { return };
+    let server = ApiServer::start(&bin).await;
+    let client = server.client();
+    let waiter = Waiter::new(client.clone());
+    let kcm = server.start_controller_manager();
+    let _sched = server.start_scheduler();
+
+    // The real controller-manager takes its Lease: a non-empty holder, renewed recently.
+    let t0 = std::time::Instant::now();
+    let lease = waiter
+        .until(
+            soon(60),
+            "controller-manager lease",
+            waiter.lease_held("kube-system", "kube-controller-manager", LeaseHeld::default()),
+        )
+        .await
+        .unwrap();
+    let holder = lease.spec.unwrap().holder_identity.unwrap();
+    eprintln!(
+        "kube-controller-manager holds its lease as {holder:?} after {:?}",
+        t0.elapsed()
+    );
+    assert!(holder.contains('_'), "hostname_uuid: {holder}");
+
+    // A schedulable node, and a "kubelet" that marks bound pods Ready.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": "c0"}})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = serde_json::json!({"status": {
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "lastHeartbeatTime": now, "lastTransitionTime": now}]}});
+    nodes
+        .patch_status("c0", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
+    // The apiserver taints new nodes not-ready; the node lifecycle controller (not run here)
+    // would lift it once Ready.
+    nodes
+        .patch(
+            "c0",
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"spec": {"taints": null}})),
+        )
+        .await
+        .unwrap();
+    let stop = selfhosted_cluster::CancellationToken::new();
+    let kubelet = tokio::spawn(play_kubelet(client.clone(), "kube-system", stop.clone()));
+    let _stop_kubelet = stop.clone().drop_guard();
+
+    let workloads: BTreeMap<String, String> = [
+        (
+            "manifests/80-daemonset-kube-system-kube-apiserver.yaml".to_owned(),
+            r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: kube-apiserver, namespace: kube-system}
+spec:
+  selector: {matchLabels: {k8s-app: kube-apiserver}}
+  template:
+    metadata: {labels: {k8s-app: kube-apiserver}}
+    spec:
+      containers: [{name: kube-apiserver, image: k8s.gcr.io/kube-apiserver:v1.20.2}]
+"#
+            .to_owned(),
+        ),
+        (
+            "manifests/81-deployment-kube-system-kube-scheduler.yaml".to_owned(),
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: kube-scheduler, namespace: kube-system}
+spec:
+  replicas: 1
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 0, maxUnavailable: 1}}
+  selector: {matchLabels: {k8s-app: kube-scheduler}}
+  template:
+    metadata: {labels: {k8s-app: kube-scheduler}}
+    spec:
+      containers: [{name: kube-scheduler, image: k8s.gcr.io/kube-scheduler:v1.20.2}]
+"#
+            .to_owned(),
+        ),
+    ]
+    .into();
+    apply_manifests(&waiter, &workloads).await.unwrap();
+    let t1 = std::time::Instant::now();
+    let ds = waiter
+        .until(
+            soon(60),
+            "apiserver DaemonSet rollout",
+            waiter.daemonset_rolled_out("kube-system", "kube-apiserver"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ds.status.unwrap().number_available, Some(1));
+    waiter
+        .until(
+            soon(60),
+            "scheduler Deployment rollout",
+            waiter.deployment_rolled_out("kube-system", "kube-scheduler"),
+        )
+        .await
+        .unwrap();
+    let pods = waiter
+        .until(
+            soon(10),
+            "apiserver pods",
+            waiter.pods_ready("kube-system", "k8s-app=kube-apiserver", 1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pods[0].spec.as_ref().unwrap().node_name.as_deref(), Some("c0"));
+    eprintln!("DaemonSet and Deployment rolled out in {:?}", t1.elapsed());
+    stop.cancel();
+    kubelet.await.unwrap();
+
+    // Hand-over (pitfall 13): the old holder stops without releasing; a new controller-manager
+    // takes the lease once it expires. The wait accepts only a holder other than the former one.
+    let former = waiter
+        .lease_holder("kube-system", "kube-controller-manager")
+        .await
+        .unwrap();
+    assert_eq!(former.as_deref(), Some(holder.as_str()));
+    drop(kcm);
+    let _kcm2 = server.start_controller_manager();
+    let t2 = std::time::Instant::now();
+    let want = LeaseHeld {
+        max_age: None,
+        not_holder: former,
+    };
+    let lease = waiter
+        .until(
+            soon(60),
+            "lease hand-over",
+            waiter.lease_held("kube-system", "kube-controller-manager", want),
+        )
+        .await
+        .unwrap();
+    let new_holder = lease.spec.unwrap().holder_identity.unwrap();
+    eprintln!("lease moved from {holder:?} to {new_holder:?} in {:?}", t2.elapsed());
+    assert_ne!(new_holder, holder);
+}

@@ -70,7 +70,16 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("--- last lines of {} ---\n{}", self.name, self.log_tail(30));
+            let keep = std::env::temp_dir().join("selfhosted-cluster-test-logs");
+            let _ = std::fs::create_dir_all(&keep);
+            let kept = keep.join(format!("{}-{}.log", std::process::id(), self.name));
+            let _ = std::fs::copy(&self.log, &kept);
+            eprintln!(
+                "--- last lines of {} (whole log kept in {}) ---\n{}",
+                self.name,
+                kept.display(),
+                self.log_tail(30)
+            );
         }
     }
 }
@@ -279,6 +288,26 @@ impl ApiServer {
         let p = self.dir.path().join("admin.kubeconfig");
         std::fs::write(&p, k).unwrap();
         p
+    }
+
+    /// Start the real kube-controller-manager (DaemonSet, Deployment and ReplicaSet controllers,
+    /// leader election on a Lease) against this apiserver (killed on drop).
+    pub fn start_controller_manager(&self) -> Proc {
+        let kc = self.kubeconfig();
+        Proc::spawn(
+            "kube-controller-manager",
+            Command::new(bin_dir().join("kube-controller-manager"))
+                .arg(format!("--kubeconfig={}", kc.display()))
+                .arg(format!("--authentication-kubeconfig={}", kc.display()))
+                .arg(format!("--authorization-kubeconfig={}", kc.display()))
+                .arg("--controllers=daemonset,deployment,replicaset")
+                .arg("--leader-elect=true")
+                .arg("--leader-elect-resource-lock=leases")
+                .arg("--port=0")
+                .arg("--secure-port=0")
+                .arg("--v=2"),
+            self.dir.path(),
+        )
     }
 
     /// Start the real kube-scheduler against this apiserver (killed on drop).
