@@ -353,11 +353,12 @@ fn spawn_apiserver(
             .arg(format!("--service-account-key-file={}", f("sa.pub")))
             .arg(format!("--service-account-signing-key-file={}", f("sa.key")))
             .arg("--service-account-issuer=https://kubernetes.default.svc")
-            .arg("--service-cluster-ip-range=10.3.0.0/24")
+            .arg("--service-cluster-ip-range=10.3.0.0/16")
             .arg("--authorization-mode=Node,RBAC")
             .arg("--endpoint-reconciler-type=none")
             .arg("--disable-admission-plugins=ServiceAccount")
             .arg("--permit-port-sharing=true")
+            .arg("--allow-privileged=true")
             .arg("--v=1"),
         d,
     )
