@@ -1,5 +1,6 @@
-//! Many hosts at once: one [`Session`] per host, connected and driven in parallel with a bounded
-//! concurrency, stopped by one cancellation token.
+//! Many hosts at once: one [`Session`] per host (one bastion login per bastion chain),
+//! connected and driven in parallel with a bounded concurrency, stopped by one cancellation
+//! token.
 
 use std::future::Future;
 use std::time::Instant;
@@ -7,6 +8,7 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::bastion::Jump;
 use crate::host_keys::LearnedHostKey;
 use crate::session::{ConnectError, HostSpec, Session};
 
@@ -27,6 +29,17 @@ pub enum FleetError {
     Cancelled,
 }
 
+/// Identity of a bastion chain: address, port and user of each hop.
+type ChainKey = Vec<(String, u16, String)>;
+
+/// The identity of a host's bastion chain.
+fn chain_key(spec: &HostSpec) -> ChainKey {
+    spec.bastions
+        .iter()
+        .map(|b| (b.address.clone(), b.port, b.user.clone()))
+        .collect()
+}
+
 /// Connected sessions, in the order the specs were given.
 #[derive(Clone, Debug)]
 pub struct Fleet {
@@ -35,8 +48,9 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Connects every host, at most `concurrency` at a time. Returns the fleet and every key
-    /// learned under trust on first use.
+    /// Connects every host, at most `concurrency` at a time; hosts behind the same bastion
+    /// chain share one connection to it ([`Jump`]). Returns the fleet and every key learned
+    /// under trust on first use (each bastion's once).
     ///
     /// # Errors
     /// [`FleetError::Connect`] naming every host that failed (after its own retries), or
@@ -48,17 +62,49 @@ impl Fleet {
     ) -> Result<(Fleet, Vec<LearnedHostKey>), FleetError> {
         let concurrency = concurrency.max(1);
         let started = Instant::now();
-        let results: Vec<_> = stream::iter(specs.iter().map(|spec| Session::connect_cancellable(spec, cancel)))
-            .buffered(concurrency)
-            .collect()
-            .await;
+        let mut learned = Vec::new();
+        let mut failed = Vec::new();
+        // One login per distinct bastion chain, shared by every host behind it.
+        let mut jumps: Vec<(ChainKey, Option<Jump>)> = Vec::new();
+        for spec in specs.iter().filter(|s| !s.bastions.is_empty()) {
+            let key = chain_key(spec);
+            if jumps.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            match Jump::connect(&spec.bastions, spec.connect_timeout, cancel).await {
+                Ok((jump, keys)) => {
+                    learned.extend(keys);
+                    jumps.push((key, Some(jump)));
+                }
+                Err(e) => {
+                    failed.push(e);
+                    jumps.push((key, None));
+                }
+            }
+        }
+        let jump_of = |spec: &HostSpec| {
+            let key = chain_key(spec);
+            jumps.iter().find(|(k, _)| *k == key).and_then(|(_, j)| j.clone())
+        };
+        let results: Vec<_> = stream::iter(specs.iter().map(|spec| {
+            let jump = jump_of(spec);
+            async move {
+                match (&jump, spec.bastions.is_empty()) {
+                    (_, true) => Some(Session::connect_cancellable(spec, cancel).await),
+                    (Some(j), false) => Some(Session::connect_via(spec, j, cancel).await),
+                    // its bastion failed: reported once above
+                    (None, false) => None,
+                }
+            }
+        }))
+        .buffered(concurrency)
+        .collect()
+        .await;
         if cancel.is_cancelled() {
             return Err(FleetError::Cancelled);
         }
         let mut sessions = Vec::with_capacity(specs.len());
-        let mut learned = Vec::new();
-        let mut failed = Vec::new();
-        for r in results {
+        for r in results.into_iter().flatten() {
             match r {
                 Ok((s, keys)) => {
                     sessions.push(s);

@@ -1,6 +1,7 @@
 //! SSH transport: reach the hosts other providers created, safely and in parallel.
 //!
 //! - [`session`]: one connection per host (through bastions), retries, `exec`/`sudo`.
+//! - [`bastion`]: opening hops, bastion chains shared by a fleet ([`Jump`]), retries.
 //! - [`auth`]: in-memory private keys (OpenSSH, PKCS#8, PKCS#1, with passphrase) or the agent.
 //! - [`host_keys`]: pinned keys or trust on first use; mismatches refused with both fingerprints.
 //! - [`files`]: atomic, idempotent batch uploads with owner and mode; removal.
@@ -12,6 +13,7 @@
 //! Knows nothing of Kubernetes.
 
 pub mod auth;
+pub mod bastion;
 pub mod files;
 pub mod fleet;
 pub mod host_keys;
@@ -22,6 +24,7 @@ pub mod testbed;
 pub mod tunnel;
 
 pub use auth::{Auth, AuthError};
+pub use bastion::Jump;
 pub use files::{FileSpec, FilesError, UploadReport};
 pub use fleet::{Fleet, FleetError};
 pub use host_keys::{HostKeyError, HostKeyPolicy, LearnedHostKey, PinnedKey};

@@ -1,18 +1,17 @@
 //! One SSH connection to one host (possibly through bastions), reused for every operation:
-//! connecting with retries and back-off, running commands (plain and with `sudo -n`), and the
-//! handshake handler that applies the host-key policy.
+//! what a host is ([`HostSpec`]), connecting with retries, running commands (plain and with
+//! `sudo -n`).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use russh::client::{Config, Handle, Handler};
-use russh::keys::PublicKey;
-use russh::keys::PublicKeyOrCertificate;
+use russh::client::Handle;
 use russh::ChannelMsg;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Auth, AuthError};
+use crate::bastion::{client_config, connect_chain, open_hop, set_stage, with_retries, Client, Jump};
 use crate::host_keys::{HostKeyError, HostKeyPolicy, LearnedHostKey};
 
 /// Exec channels open at once on one connection; OpenSSH's default `MaxSessions` is 10.
@@ -232,23 +231,6 @@ impl Output {
     }
 }
 
-/// The russh handler: applies the host-key policy.
-pub(crate) struct Client {
-    verifier: crate::host_keys::Verifier,
-}
-
-impl Handler for Client {
-    type Error = russh::Error;
-
-    async fn check_server_key(&mut self, server_public_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        Ok(match server_public_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => self.verifier.check(key),
-            // Host certificates are not part of the policy: refuse rather than guess.
-            PublicKeyOrCertificate::Certificate(_) => false,
-        })
-    }
-}
-
 /// A live connection to one host; cheap to clone (all clones share the connection).
 #[derive(Clone)]
 pub struct Session {
@@ -259,8 +241,10 @@ struct Inner {
     name: String,
     user: String,
     handle: Handle<Client>,
-    /// Bastion connections; kept alive as long as the session.
-    _hops: Vec<Handle<Client>>,
+    /// Bastion connections of this session alone; kept alive as long as the session.
+    _own_hops: Vec<Handle<Client>>,
+    /// A bastion chain shared with other sessions; kept alive as long as any of them.
+    _jump: Option<Jump>,
     channels: Semaphore,
 }
 
@@ -270,88 +254,6 @@ impl std::fmt::Debug for Session {
             .field("host", &self.inner.name)
             .field("user", &self.inner.user)
             .finish()
-    }
-}
-
-fn client_config() -> Arc<Config> {
-    Arc::new(Config {
-        nodelay: true,
-        keepalive_interval: Some(Duration::from_secs(15)),
-        keepalive_max: 4,
-        ..Config::default()
-    })
-}
-
-/// Opens one hop: over TCP when `via` is `None`, else through a direct-tcpip channel of `via`.
-async fn open_hop(
-    via: Option<(&str, &Handle<Client>)>,
-    hop: &HopSpec,
-    config: Arc<Config>,
-) -> Result<(Handle<Client>, Option<LearnedHostKey>), ConnectError> {
-    let address = format!("{}:{}", hop.address, hop.port);
-    let verifier = crate::host_keys::Verifier::new(hop.host_key.clone());
-    let client = Client {
-        verifier: verifier.clone(),
-    };
-    let connected = match via {
-        None => {
-            let tcp = tokio::net::TcpStream::connect((hop.address.as_str(), hop.port))
-                .await
-                .map_err(|source| ConnectError::Tcp {
-                    host: hop.name.clone(),
-                    address: address.clone(),
-                    source,
-                })?;
-            let _ = tcp.set_nodelay(true);
-            russh::client::connect_stream(config, tcp, client).await
-        }
-        Some((via_name, prev)) => {
-            let channel = prev
-                .channel_open_direct_tcpip(hop.address.as_str(), u32::from(hop.port), "127.0.0.1", 0)
-                .await
-                .map_err(|source| ConnectError::Jump {
-                    host: hop.name.clone(),
-                    address: address.clone(),
-                    via: via_name.to_owned(),
-                    source,
-                })?;
-            russh::client::connect_stream(config, channel.into_stream(), client).await
-        }
-    };
-    let mut handle = connected.map_err(|source| match verifier.mismatch(&hop.name, &address) {
-        Some(mismatch) => ConnectError::HostKey(mismatch),
-        None => ConnectError::Handshake {
-            host: hop.name.clone(),
-            address: address.clone(),
-            source,
-        },
-    })?;
-    hop.auth
-        .authenticate(&mut handle, &hop.user)
-        .await
-        .map_err(|source| ConnectError::Auth {
-            host: hop.name.clone(),
-            address: address.clone(),
-            source,
-        })?;
-    let learned = match (verifier.is_first_use(), verifier.presented()) {
-        (true, Some(key)) => Some(learned_key(hop, &key)),
-        _ => None,
-    };
-    Ok((handle, learned))
-}
-
-fn learned_key(hop: &HopSpec, key: &PublicKey) -> LearnedHostKey {
-    let public_key = key
-        .to_openssh()
-        .map(|s| s.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default();
-    LearnedHostKey {
-        host: hop.name.clone(),
-        address: hop.address.clone(),
-        port: hop.port,
-        public_key,
-        fingerprint: crate::host_keys::fingerprint(key),
     }
 }
 
@@ -389,80 +291,55 @@ impl Session {
         spec: &HostSpec,
         cancel: &CancellationToken,
     ) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
-        let started = Instant::now();
-        let deadline = started + spec.connect_timeout;
-        let mut delay = Duration::from_millis(200);
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let stage = std::sync::Mutex::new(String::new());
-            let attempt = tokio::time::timeout(remaining, Self::connect_once(spec, &stage));
-            let result = tokio::select! {
-                r = attempt => r,
-                () = cancel.cancelled() => {
-                    return Err(ConnectError::Cancelled { host: spec.host.name.clone() })
-                }
-            };
-            let error = match result {
-                Ok(Ok(connected)) => return Ok(connected),
-                Ok(Err(e)) if !e.is_retryable() => return Err(e),
-                Ok(Err(e)) => e,
-                Err(_elapsed) => ConnectError::Stalled {
-                    host: spec.host.name.clone(),
-                    stage: stage.lock().map(|s| s.clone()).unwrap_or_default(),
-                },
-            };
-            tracing::debug!(host = %spec.host.name, attempt = attempts, error = %error, "SSH connect failed; retrying");
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(ConnectError::TimedOut {
-                    host: spec.host.name.clone(),
-                    timeout: spec.connect_timeout,
-                    attempts,
-                    last: Box::new(error),
-                });
-            }
-            tokio::select! {
-                () = tokio::time::sleep(delay.min(remaining)) => {}
-                () = cancel.cancelled() => {
-                    return Err(ConnectError::Cancelled { host: spec.host.name.clone() })
-                }
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+        with_retries(&spec.host.name, spec.connect_timeout, cancel, |stage| async move {
+            Self::connect_once(spec, None, &stage).await
+        })
+        .await
+    }
+
+    /// Connects to `spec.host` through an already connected bastion chain (shared by many
+    /// sessions; `spec.bastions` is ignored), with the same retries as [`Session::connect`].
+    ///
+    /// # Errors
+    /// As [`Session::connect`].
+    pub async fn connect_via(
+        spec: &HostSpec,
+        jump: &Jump,
+        cancel: &CancellationToken,
+    ) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
+        with_retries(&spec.host.name, spec.connect_timeout, cancel, |stage| async move {
+            Self::connect_once(spec, Some(jump), &stage).await
+        })
+        .await
     }
 
     async fn connect_once(
         spec: &HostSpec,
-        stage: &std::sync::Mutex<String>,
+        jump: Option<&Jump>,
+        stage: &Mutex<String>,
     ) -> Result<(Session, Vec<LearnedHostKey>), ConnectError> {
         let config = client_config();
         let mut learned = Vec::new();
-        let mut hops: Vec<Handle<Client>> = Vec::new();
-        let mut via_name = String::new();
-        for hop in spec.bastions.iter().chain(std::iter::once(&spec.host)) {
-            let via = hops.last().map(|h| (via_name.as_str(), h));
-            if let Ok(mut s) = stage.lock() {
-                *s = match via {
-                    None => format!("connecting to {} ({}:{})", hop.name, hop.address, hop.port),
-                    Some((v, _)) => format!("connecting via {v} to {} ({}:{})", hop.name, hop.address, hop.port),
-                };
-            }
-            let (handle, key) = open_hop(via, hop, config.clone()).await?;
-            learned.extend(key);
-            hops.push(handle);
-            via_name = hop.name.clone();
+        let mut own: Vec<Handle<Client>> = Vec::new();
+        if jump.is_none() {
+            let (handles, keys) = connect_chain(&spec.bastions, &config, stage).await?;
+            own = handles;
+            learned = keys;
         }
-        let handle = hops.pop().ok_or_else(|| ConnectError::Cancelled {
-            host: spec.host.name.clone(),
-        })?;
+        let via = match jump {
+            Some(j) => j.last(),
+            None => own.last().zip(spec.bastions.last()).map(|(h, b)| (b.name.as_str(), h)),
+        };
+        set_stage(stage, via.map(|v| v.0), &spec.host);
+        let (handle, key) = open_hop(via, &spec.host, config).await?;
+        learned.extend(key);
         let session = Session {
             inner: Arc::new(Inner {
                 name: spec.host.name.clone(),
                 user: spec.host.user.clone(),
                 handle,
-                _hops: hops,
+                _own_hops: own,
+                _jump: jump.cloned(),
                 channels: Semaphore::new(CHANNELS_PER_CONNECTION),
             }),
         };

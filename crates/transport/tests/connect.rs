@@ -220,3 +220,35 @@ async fn fleet_connects_and_uploads_in_parallel() {
     );
     fleet.close().await;
 }
+
+#[tokio::test]
+async fn fleet_behind_a_bastion_logs_in_to_it_once() {
+    let Some(tb) = Testbed::up("fleet_behind_a_bastion", &params(4, true)).unwrap() else {
+        return;
+    };
+    let cancel = CancellationToken::new();
+    let mut specs = tb.specs().unwrap();
+    for s in &mut specs {
+        s.bastions[0].host_key = HostKeyPolicy::TrustOnFirstUse;
+    }
+    let (fleet, learned) = Fleet::connect_all(&specs, 4, &cancel).await.unwrap();
+    let bastion = tb.inventory().bastion.clone().unwrap();
+    let names: Vec<&str> = learned.iter().map(|k| k.host.as_str()).collect();
+    assert_eq!(names, vec!["bastion"], "the bastion's key is learned once");
+    assert_eq!(learned[0].fingerprint, bastion.fingerprint);
+    // one SSH connection from this machine to the bastion carries all four hosts
+    let ss = tb.host_exec("bastion", &["ss", "-Htn", "state", "established", "( sport = :22 )"]);
+    let from_us = String::from_utf8_lossy(&ss.stdout)
+        .lines()
+        .filter(|l| l.contains(&tb.inventory().gateway))
+        .count();
+    assert_eq!(from_us, 1, "{}", String::from_utf8_lossy(&ss.stdout));
+    let results = fleet
+        .for_each(&cancel, |s| async move { s.run("hostname").await })
+        .await
+        .unwrap();
+    for (name, r) in results {
+        assert_eq!(r.unwrap().stdout_text().trim(), name);
+    }
+    fleet.close().await;
+}
