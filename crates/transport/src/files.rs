@@ -186,7 +186,12 @@ fn write_script(files: &[&FileSpec], token: &str) -> String {
         p = paths.join(" ")
     ));
     let stale: Vec<String> = files.iter().map(|f| format!("{}*", q(&temp_path(f, "")))).collect();
-    s.push_str(&format!("rm -f -- {}\n", stale.join(" ")));
+    // leftovers of interrupted uploads; `rm` runs only if there are any
+    s.push_str(&format!(
+        "set --\nfor f in {}; do if [ -e \"$f\" ]; then set -- \"$@\" \"$f\"; fi; done\n\
+         if [ $# -gt 0 ]; then rm -f -- \"$@\"; fi\n",
+        stale.join(" ")
+    ));
     s.push_str("umask 022\ntar -x -p -m -C / -f -\numask 077\n");
     s.push_str("if ! sha256sum -c --quiet --strict <<'SUMS'\n");
     for f in files {
