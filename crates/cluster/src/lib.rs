@@ -1,6 +1,6 @@
 //! Cluster layer: talk to the Kubernetes API.
 //!
-//! - [`client`]: a kube [`Client`](kube::Client) from a server URL (or a local tunnel port), the
+//! - [`client`]: a kube [`Client`] from a server URL (or a local tunnel port), the
 //!   cluster CA and a client certificate, with an optional TLS server-name override.
 //! - [`apply`]: server-side apply of rendered `manifests/` in order, with one field manager,
 //!   waiting for CRDs to be Established before their objects.
@@ -13,6 +13,34 @@
 //! - [`retry`]: which API errors are worth retrying, and the back-off between tries.
 //!
 //! Knows nothing of SSH: a tunnel is just a local port handed to [`client::connect_local_port`].
+//!
+//! The pivot's use, in outline (every wait bounded by the caller's one deadline):
+//!
+//! ```no_run
+//! # async fn pivot(creds: selfhosted_cluster::ApiCredentials, port: u16,
+//! #     manifests: std::collections::BTreeMap<String, String>, selfhosted_crt_pem: &str,
+//! #     token: selfhosted_cluster::CancellationToken) -> Result<(), Box<dyn std::error::Error>> {
+//! use selfhosted_cluster::{conditions::LeaseHeld, *};
+//! let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+//! let client = connect_local_port(port, &creds, "kubernetes")?;
+//! let w = Waiter::new(client.clone()).with_cancel(token);
+//! w.until(deadline, "API /readyz", w.readyz()).await?;
+//! let summary = w.until(deadline, "apply", async { Ok(apply_manifests(&w, &manifests).await) }).await??;
+//! w.until(deadline, "node c0", w.node_registered("c0")).await?;
+//! labels::label_control_plane(&client, "c0").await?;
+//! if let Err(e) = w.until(deadline, "apiserver pods", w.pods_ready("kube-system", "k8s-app=kube-apiserver", 1)).await {
+//!     let evidence = collect_evidence(&client, "kube-system", "k8s-app=kube-apiserver").await?;
+//!     return Err(format!("{e}\n{evidence}").into());
+//! }
+//! let probe = TlsProbe::new(&creds, "127.0.0.1", port, "kubernetes")?;
+//! let own = Fingerprint::of_pem(selfhosted_crt_pem)?;
+//! w.until(deadline, "self-hosted apiserver answers", w.served_by(&probe, own, 5, std::time::Duration::from_millis(200))).await?;
+//! let former = w.lease_holder("kube-system", "kube-controller-manager").await?;
+//! // ... remove the bootstrap control plane over SSH ...
+//! let want = LeaseHeld { max_age: None, not_holder: former };
+//! w.until(deadline, "controller-manager lease", w.lease_held("kube-system", "kube-controller-manager", want)).await?;
+//! # let _ = summary; Ok(()) }
+//! ```
 
 pub mod apply;
 pub mod client;

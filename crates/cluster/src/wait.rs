@@ -72,6 +72,10 @@ pub enum WaitError {
     },
 }
 
+fn is_forbidden(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403)
+}
+
 /// The last observation of the running wait, shared so that a caller that stopped the wait
 /// can still say how far it got.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +173,10 @@ impl Waiter {
                     return Ok(());
                 }
                 Ok(body) => self.progress.set(format!("/readyz answered: {}", body.trim())),
-                Err(e) if retry::is_retryable(&e) => self.progress.set(format!("/readyz: {}", retry::api_message(&e))),
+                // 403 too: a starting apiserver forbids until its RBAC bootstrap roles exist.
+                Err(e) if retry::is_retryable(&e) || is_forbidden(&e) => {
+                    self.progress.set(format!("/readyz: {}", retry::api_message(&e)))
+                }
                 Err(e) => {
                     return Err(WaitError::Probe {
                         what: what.into(),
