@@ -1,5 +1,8 @@
-# Quickstart: the assets of a three-controller cluster, written to ./assets.
-# Needs no cloud account: `bash scripts/quickstart.sh` from the repository root.
+# Quickstart: the assets of a three-controller cluster, written to ./assets,
+# and (with -var bootstrap=true) the self-hosted pivot onto three hosts.
+# `bash scripts/quickstart.sh` from the repository root applies the assets and
+# needs no cloud account; the hosts below are placeholders (documentation
+# addresses): put your machines there, or plan against them to review.
 
 terraform {
   required_version = ">= 1.5"
@@ -10,11 +13,44 @@ terraform {
   }
 }
 
+variable "controllers" {
+  description = "Controller hosts: node name and SSH address."
+  type        = list(object({ name = string, address = string }))
+  default = [
+    { name = "nemo-controller-0", address = "203.0.113.10" },
+    { name = "nemo-controller-1", address = "203.0.113.11" },
+    { name = "nemo-controller-2", address = "203.0.113.12" },
+  ]
+}
+
+variable "bootstrap" {
+  description = "Also run the pivot onto the controllers (needs reachable hosts with a kubelet)."
+  type        = bool
+  default     = false
+}
+
+variable "ssh_private_key_file" {
+  description = "Private key to log in to the hosts as `core`."
+  type        = string
+  default     = "~/.ssh/id_ed25519"
+}
+
 resource "selfhosted_cluster_assets" "nemo" {
   cluster_name = "nemo"
   api_servers  = ["nemo.example.com"]
-  etcd_servers = ["nemo-etcd0.example.com", "nemo-etcd1.example.com", "nemo-etcd2.example.com"]
+  etcd_servers = [for c in var.controllers : c.address]
   asset_dir    = "${path.module}/assets"
+}
+
+resource "selfhosted_bootstrap" "nemo" {
+  count = var.bootstrap ? 1 : 0
+
+  assets      = selfhosted_cluster_assets.nemo.assets
+  controllers = var.controllers
+  ssh = {
+    user           = "core"
+    private_key_wo = file(pathexpand(var.ssh_private_key_file))
+  }
 }
 
 output "server_url" {
