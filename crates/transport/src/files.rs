@@ -42,6 +42,9 @@ pub enum FilesError {
     /// Writing the files failed; files not yet renamed keep their old content.
     #[error("writing files on the host failed: {0}")]
     Write(#[source] Box<ExecError>),
+    /// The SFTP path failed.
+    #[error(transparent)]
+    Sftp(crate::sftp::SftpUploadError),
     /// Removing files failed.
     #[error("removing files on the host failed: {0}")]
     Remove(#[source] Box<ExecError>),
@@ -121,7 +124,7 @@ impl FileSpec {
         Ok(())
     }
 
-    fn split(&self) -> (&str, &str) {
+    pub(crate) fn split(&self) -> (&str, &str) {
         let at = self.path.rfind('/').unwrap_or(0);
         let dir = if at == 0 { "/" } else { &self.path[..at] };
         (dir, &self.path[at + 1..])
@@ -263,6 +266,26 @@ impl Session {
             return Ok(report);
         }
         let token = upload_token();
+        if total <= ONE_PASS_LIMIT {
+            let temps: Vec<String> = send.iter().map(|f| temp_path(f, &token)).collect();
+            match crate::sftp::upload(self, &send, &temps).await {
+                Ok(changed) => {
+                    for (f, c) in send.iter().zip(changed) {
+                        if c {
+                            report.changed.push(f.path.clone());
+                        } else {
+                            report.unchanged.push(f.path.clone());
+                        }
+                    }
+                    return Ok(report);
+                }
+                // no root sftp-server (or sudo refused): the shell path says why
+                Err(crate::sftp::SftpUploadError::Unavailable { reason, .. }) => {
+                    tracing::debug!(host = %self.host(), %reason, "SFTP path unavailable, using tar");
+                }
+                Err(e) => return Err(FilesError::Sftp(e)),
+            }
+        }
         let mtime = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -5,6 +5,7 @@
 //! - [`auth`]: in-memory private keys (OpenSSH, PKCS#8, PKCS#1, with passphrase) or the agent.
 //! - [`host_keys`]: pinned keys or trust on first use; mismatches refused with both fingerprints.
 //! - [`files`]: atomic, idempotent batch uploads with owner and mode; removal.
+//! - [`sftp`]: small upload batches through a root sftp-server, one process per batch.
 //! - [`tar`]: the archive format one upload batch travels in.
 //! - [`tunnel`]: a local `127.0.0.1` listener forwarded to a port on the host.
 //! - [`fleet`]: many hosts with bounded concurrency and one cancellation token.
@@ -18,6 +19,7 @@ pub mod files;
 pub mod fleet;
 pub mod host_keys;
 pub mod session;
+pub mod sftp;
 pub mod tar;
 #[cfg(feature = "testbed")]
 pub mod testbed;

@@ -365,6 +365,31 @@ impl Session {
         &self.inner.handle
     }
 
+    /// Opens a channel running `command` (holding one of the connection's channel slots), for
+    /// protocols spoken over its stdin/stdout (e.g. SFTP).
+    pub(crate) async fn open_exec(
+        &self,
+        command: &str,
+    ) -> Result<(russh::Channel<russh::client::Msg>, tokio::sync::SemaphorePermit<'_>), ExecError> {
+        let permit = self
+            .inner
+            .channels
+            .acquire()
+            .await
+            .map_err(|_| ExecError::ConnectionLost {
+                host: self.inner.name.clone(),
+                command: abbreviate(command),
+            })?;
+        let channel_error = |source| ExecError::Channel {
+            host: self.inner.name.clone(),
+            command: abbreviate(command),
+            source: Box::new(source),
+        };
+        let channel = self.inner.handle.channel_open_session().await.map_err(channel_error)?;
+        channel.exec(true, command).await.map_err(channel_error)?;
+        Ok((channel, permit))
+    }
+
     /// Runs `command` through the login shell and returns what it produced, whatever its status.
     ///
     /// # Errors
