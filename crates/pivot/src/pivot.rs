@@ -66,6 +66,8 @@ pub struct Outcome {
     pub versions: BTreeMap<String, String>,
 }
 
+/// Pause between the probes that confirm which apiserver answers.
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 /// Pause between attempts to open the API tunnel.
 const TUNNEL_RETRY: Duration = Duration::from_secs(1);
 /// The TLS name the apiserver certificates always carry.
@@ -117,6 +119,21 @@ struct Api {
     probe: TlsProbe,
     endpoint: String,
     _tunnel: Option<Tunnel>,
+}
+
+impl Api {
+    /// Several good answers in a row, each on a fresh connection served with
+    /// `cert`'s key: the apiserver that holds it answers by itself.
+    async fn answered_by(&self, cert: Fingerprint, params: &PivotParams, what: &str) -> Result<(), String> {
+        let probe = self
+            .waiter
+            .served_by(&self.probe, cert, params.consecutive_answers, PROBE_INTERVAL);
+        self.waiter
+            .until(params.deadline, what, probe)
+            .await
+            .map(|_| ())
+            .map_err(|e| chain(&e))
+    }
 }
 
 async fn connect_api(
@@ -303,21 +320,9 @@ async fn pivot_phases(
                     .with_evidence(host_pod_logs(&boot, component).await));
             }
         }
-        let what = "the self-hosted apiserver to answer by itself";
-        api.waiter
-            .until(
-                deadline,
-                what,
-                api.waiter.served_by(
-                    &api.probe,
-                    self_hosted,
-                    params.consecutive_answers,
-                    Duration::from_millis(200),
-                ),
-            )
+        api.answered_by(self_hosted, params, "the self-hosted apiserver to answer by itself")
             .await
-            .map_err(|e| PivotError::on(Phase::WaitForSelfHosted, boot.host(), chain(&e)))?;
-        Ok(())
+            .map_err(|e| PivotError::on(Phase::WaitForSelfHosted, boot.host(), e))
     })
     .await?;
     outcome.reached = Some(Phase::WaitForSelfHosted);
@@ -330,19 +335,9 @@ async fn pivot_phases(
     outcome.reached = Some(Phase::RemoveBootstrap);
 
     phase::run(Phase::Verify, async {
-        api.waiter
-            .until(
-                deadline,
-                "the API to answer from the self-hosted apiserver",
-                api.waiter.served_by(
-                    &api.probe,
-                    self_hosted,
-                    params.consecutive_answers,
-                    Duration::from_millis(200),
-                ),
-            )
+        api.answered_by(self_hosted, params, "the API to answer from the self-hosted apiserver")
             .await
-            .map_err(|e| PivotError::on(Phase::Verify, boot.host(), chain(&e)))?;
+            .map_err(|e| PivotError::on(Phase::Verify, boot.host(), e))?;
         for lease in ["kube-controller-manager", "kube-scheduler"] {
             let what = format!("the {lease} lease to be held");
             api.waiter
