@@ -5,7 +5,8 @@
 //! ours(50)/typhoon(50) (target ≤ 1/3). Needs root (the test bed); skips loudly otherwise.
 //!
 //! `cargo bench -p selfhosted-transport` (env: `FANOUT_REPS`, default 3; `FANOUT_SIZES`,
-//! default `1,10,50`; `FANOUT_SKIP_TERRAFORM=1` to time only ours).
+//! default `1,10,50`; `FANOUT_SKIP_TERRAFORM=1` to time only ours; `FANOUT_VERBOSE=1` for the
+//! connect/total split and the CPU the hosts spent).
 
 use std::path::Path;
 use std::process::Command;
@@ -183,6 +184,26 @@ fn typhoon(tb: &Testbed, n: usize, rep: usize) -> Duration {
     started.elapsed()
 }
 
+/// CPU seconds the hosts' sshd listeners have reaped from finished children (sshd, shell,
+/// sudo, sftp-server, tar…), summed over the first `n` hosts.
+fn host_cpu(tb: &Testbed, n: usize) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    tb.hosts()[..n]
+        .iter()
+        .map(|h| {
+            let out = tb.host_exec(&h.name, &["cat", "/proc/1/stat"]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let fields: Vec<&str> = text
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            // after the command name: state is field 3; utime 14, stime 15, cutime 16, cstime 17
+            let get = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            (get(14) + get(15) + get(16) + get(17)) / ticks
+        })
+        .sum()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -202,6 +223,7 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let skip_tf = std::env::var_os("FANOUT_SKIP_TERRAFORM").is_some();
+    let verbose = std::env::var_os("FANOUT_VERBOSE").is_some();
     let max = sizes.iter().copied().max().unwrap_or(1);
     let Some(tb) = Testbed::up(
         "bench fanout",
@@ -225,10 +247,29 @@ fn main() {
         let mut t = Vec::new();
         for _ in 0..reps {
             rep_id += 1;
+            let cpu_before = verbose.then(|| host_cpu(&tb, n));
             o.push(rt.block_on(ours(&specs[..n], rep_id)));
+            if let Some(before) = cpu_before {
+                // children are reaped a moment after the client disconnects
+                std::thread::sleep(Duration::from_millis(300));
+                let used = host_cpu(&tb, n) - before;
+                eprintln!(
+                    "  {n} hosts: host-side CPU {used:.2}s ({:.1} ms per host)",
+                    used * 1000.0 / n as f64
+                );
+            }
             if !skip_tf {
                 rep_id += 1;
+                let cpu_before = verbose.then(|| host_cpu(&tb, n));
                 t.push(typhoon(&tb, n, rep_id));
+                if let Some(before) = cpu_before {
+                    std::thread::sleep(Duration::from_millis(300));
+                    let used = host_cpu(&tb, n) - before;
+                    eprintln!(
+                        "  {n} hosts (typhoon's way): host-side CPU {used:.2}s ({:.1} ms per host)",
+                        used * 1000.0 / n as f64
+                    );
+                }
             }
         }
         let (om, tm) = (median(o.clone()), (!t.is_empty()).then(|| median(t.clone())));
