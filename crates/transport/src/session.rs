@@ -47,6 +47,54 @@ pub struct HostSpec {
     pub connect_timeout: Duration,
 }
 
+impl HopSpec {
+    /// An endpoint on port 22.
+    pub fn new(
+        name: impl Into<String>,
+        address: impl Into<String>,
+        user: impl Into<String>,
+        auth: Auth,
+        host_key: HostKeyPolicy,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            address: address.into(),
+            port: 22,
+            user: user.into(),
+            auth,
+            host_key,
+        }
+    }
+}
+
+impl HostSpec {
+    /// How long hosts get to come up by default (typhoon waits up to 15 minutes).
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+    /// A host reached directly, with the default connect timeout.
+    pub fn direct(host: HopSpec) -> Self {
+        Self {
+            host,
+            bastions: Vec::new(),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
+
+    /// The same host reached through `bastions` (outermost first).
+    #[must_use]
+    pub fn via(mut self, bastions: Vec<HopSpec>) -> Self {
+        self.bastions = bastions;
+        self
+    }
+
+    /// The same host with another connect timeout.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+}
+
 /// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {

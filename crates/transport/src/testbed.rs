@@ -232,11 +232,9 @@ impl Testbed {
             Some(b) => vec![self.hop(b, auth.clone())?],
             None => Vec::new(),
         };
-        Ok(HostSpec {
-            host: self.hop(host, auth)?,
-            bastions,
-            connect_timeout: Duration::from_secs(10),
-        })
+        Ok(HostSpec::direct(self.hop(host, auth)?)
+            .via(bastions)
+            .with_timeout(Duration::from_secs(10)))
     }
 
     /// Specs for every host.
