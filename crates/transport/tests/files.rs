@@ -219,3 +219,56 @@ async fn failures_quote_stderr_and_refused_sudo_is_clear() {
         .unwrap_err();
     assert!(err.to_string().contains("sudo refused"), "{err}");
 }
+
+#[tokio::test]
+async fn small_batches_stay_atomic_when_the_connection_dies() {
+    let Some(tb) = hosts("small_batches_stay_atomic", 1) else {
+        return;
+    };
+    let spec = tb.spec(0).unwrap();
+    let path = "/etc/kubernetes/manifests/kube-apiserver.yaml";
+    // under 1 MiB: the one-round-trip SFTP path
+    let a = big(1, 900 << 10);
+    let b = big(2, 900 << 10);
+    let (session, _) = Session::connect(&spec).await.unwrap();
+    session.upload(&[FileSpec::secret(path, a.clone())]).await.unwrap();
+    let writer = {
+        let session = session.clone();
+        let (a, b) = (a.clone(), b.clone());
+        tokio::spawn(async move {
+            let mut n = 0usize;
+            loop {
+                let content = if n % 2 == 0 { b.clone() } else { a.clone() };
+                if session.upload(&[FileSpec::secret(path, content)]).await.is_err() {
+                    return n;
+                }
+                n += 1;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(tb.kill_sessions("h1").status.success());
+    let done = tokio::time::timeout(Duration::from_secs(20), writer)
+        .await
+        .expect("upload loop ends")
+        .unwrap();
+    assert!(done >= 1, "some uploads completed before the kill");
+    let content = read(&tb, "h1", path).unwrap();
+    assert!(
+        content == a || content == b,
+        "half-written file: {} bytes",
+        content.len()
+    );
+
+    let (session, _) = Session::connect(&spec).await.unwrap();
+    let c = big(3, 900 << 10);
+    let report = session.upload(&[FileSpec::secret(path, c.clone())]).await.unwrap();
+    assert_eq!(report.changed, vec![path.to_owned()]);
+    assert_eq!(read(&tb, "h1", path).unwrap(), c);
+    let ls = tb.host_exec("h1", &["ls", "-A", "/etc/kubernetes/manifests"]);
+    assert_eq!(
+        String::from_utf8_lossy(&ls.stdout).trim(),
+        "kube-apiserver.yaml",
+        "leftovers removed"
+    );
+}
