@@ -238,7 +238,7 @@ async fn small_batches_stay_atomic_when_the_connection_dies() {
         tokio::spawn(async move {
             let mut n = 0usize;
             loop {
-                let content = if n % 2 == 0 { b.clone() } else { a.clone() };
+                let content = if n.is_multiple_of(2) { b.clone() } else { a.clone() };
                 if session.upload(&[FileSpec::secret(path, content)]).await.is_err() {
                     return n;
                 }
