@@ -131,8 +131,8 @@ resource "selfhosted_bootstrap" "lane" {{
     )
 }
 
-/// One probe answer: when, and which certificate served a good `/readyz` (None: failed).
-type Sample = (Instant, Option<Fingerprint>);
+/// One probe answer: when, and which certificate served a good `/readyz` (Err: what failed).
+type Sample = (Instant, Result<Fingerprint, String>);
 
 /// Probes the apiserver every 50 ms on fresh TLS connections until stopped.
 struct Prober {
@@ -170,8 +170,10 @@ impl Prober {
                 if let Some(p) = &probe {
                     let answer = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), p.ask()).await });
                     let fp = match answer {
-                        Ok(Ok(a)) if a.is_ready() => Some(a.fingerprint),
-                        _ => None,
+                        Ok(Ok(a)) if a.is_ready() => Ok(a.fingerprint),
+                        Ok(Ok(a)) => Err(format!("{} answered {} {:?}", a.fingerprint, a.status, a.body)),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("no answer within 3 s".to_owned()),
                     };
                     s.lock().unwrap().push((Instant::now(), fp));
                 }
@@ -232,13 +234,14 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
     let self_hosted = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
     let bootstrap = Fingerprint::of_pem(&read("tls/bootstrap-apiserver.crt")).unwrap();
-    let last_bootstrap = samples.iter().rposition(|(_, fp)| *fp == Some(bootstrap));
-    let first_good = samples.iter().position(|(_, fp)| fp.is_some());
+    let last_bootstrap = samples.iter().rposition(|(_, fp)| fp.as_ref() == Ok(&bootstrap));
+    let first_good = samples.iter().position(|(_, fp)| fp.is_ok());
     let after_teardown = last_bootstrap.map_or(&samples[..0], |i| &samples[i + 1..]);
-    let failed_after = after_teardown.iter().filter(|(_, fp)| fp.is_none()).count();
+    let failures_after: Vec<&String> = after_teardown.iter().filter_map(|(_, fp)| fp.as_ref().err()).collect();
+    let failed_after = failures_after.len();
     let failed_during = first_good
         .zip(last_bootstrap)
-        .map_or(0, |(a, b)| samples[a..=b].iter().filter(|(_, fp)| fp.is_none()).count());
+        .map_or(0, |(a, b)| samples[a..=b].iter().filter(|(_, fp)| fp.is_err()).count());
     eprintln!(
         "pivot: apply took {took:?}; {} probes; {} failed while both apiservers ran; {} after the bootstrap apiserver left ({} probes)",
         samples.len(),
@@ -253,11 +256,11 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     assert!(!after_teardown.is_empty(), "the probe kept going after the teardown");
     assert_eq!(
         failed_after, 0,
-        "no failed request once the bootstrap apiserver is removed"
+        "no failed request once the bootstrap apiserver is removed: {failures_after:?}"
     );
     assert_eq!(
-        samples.last().unwrap().1,
-        Some(self_hosted),
+        samples.last().unwrap().1.as_ref(),
+        Ok(&self_hosted),
         "the self-hosted apiserver answers last"
     );
 

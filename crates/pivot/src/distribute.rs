@@ -117,6 +117,14 @@ pub async fn remove_bootstrap(
     assets: &BTreeMap<String, String>,
     paths: &RemotePaths,
 ) -> Result<Vec<String>, PivotError> {
+    // Both apiservers share the port (SO_REUSEPORT). When the bootstrap one
+    // closes its listener, connections the kernel already queued on it would
+    // be reset; with tcp_migrate_req (Linux 5.14+) they move to the
+    // self-hosted apiserver's listener instead. A no-op where unsupported.
+    session
+        .sudo(MIGRATE_QUEUED_CONNECTIONS)
+        .await
+        .map_err(|e| PivotError::on(Phase::RemoveBootstrap, session.host(), chain(&e)))?;
     let all = node_files::bootstrap_paths(assets, paths);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     session
@@ -124,3 +132,7 @@ pub async fn remove_bootstrap(
         .await
         .map_err(|e| PivotError::on(Phase::RemoveBootstrap, session.host(), chain(&e)))
 }
+
+/// Enables `net.ipv4.tcp_migrate_req` where the kernel has it.
+const MIGRATE_QUEUED_CONNECTIONS: &str =
+    "p=/proc/sys/net/ipv4/tcp_migrate_req; if [ -w \"$p\" ]; then echo 1 > \"$p\"; fi";

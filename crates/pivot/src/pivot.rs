@@ -320,9 +320,37 @@ async fn pivot_phases(
                     .with_evidence(host_pod_logs(&boot, component).await));
             }
         }
-        api.answered_by(self_hosted, params, "the self-hosted apiserver to answer by itself")
-            .await
-            .map_err(|e| PivotError::on(Phase::WaitForSelfHosted, boot.host(), e))
+        // Good answers alone can come from a process about to exit: the count of
+        // restarts must hold still while they are given (design notes section 3).
+        let restarts = || async {
+            let what = "self-hosted kube-apiserver pods to be Ready";
+            let pods = api
+                .waiter
+                .until(
+                    deadline,
+                    what,
+                    api.waiter
+                        .pods_ready("kube-system", "k8s-app=kube-apiserver", controllers),
+                )
+                .await
+                .map_err(|e| PivotError::on(Phase::WaitForSelfHosted, boot.host(), chain(&e)))?;
+            Ok::<i32, PivotError>(pods.iter().map(selfhosted_cluster::conditions::restart_count).sum())
+        };
+        loop {
+            let before = restarts().await?;
+            api.answered_by(self_hosted, params, "the self-hosted apiserver to answer by itself")
+                .await
+                .map_err(|e| PivotError::on(Phase::WaitForSelfHosted, boot.host(), e))?;
+            let after = restarts().await?;
+            if after == before {
+                return Ok(());
+            }
+            tracing::info!(
+                before,
+                after,
+                "the self-hosted apiserver restarted while it was confirmed; confirming again"
+            );
+        }
     })
     .await?;
     outcome.reached = Some(Phase::WaitForSelfHosted);
