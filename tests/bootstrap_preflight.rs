@@ -161,3 +161,65 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
     assert!(text.contains("host_key") && text.contains("known_hosts"), "{text}");
     assert!(text.contains("connect_timeout") || text.contains("duration"), "{text}");
 }
+
+#[test]
+fn teardown_on_destroy_removes_what_a_failed_apply_left() {
+    let Some(tb) = Testbed::up(
+        "bootstrap teardown",
+        &TestbedParams {
+            count: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap() else {
+        return;
+    };
+    install_fake_kubelet(&tb);
+    // No control plane can start on these hosts: the apply stops at wait-for-apiserver.
+    let cfg = config(&tb, &tb.inventory().user, &hosts(&tb)).replace(
+        "connect_timeout = \"3s\"",
+        "connect_timeout = \"3s\"\n  }\n  on_destroy = \"teardown\"\n  timeouts = {\n    create = \"6s\"",
+    );
+    let ws = Workspace::new(&cfg);
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
+    assert!(text.contains("wait-for-apiserver"), "{text}");
+    let state = ws.resource_values("selfhosted_bootstrap");
+    assert_eq!(
+        state["phase"], "bootstrap-control-plane",
+        "the partial state says how far it got"
+    );
+    assert_eq!(
+        state["learned_host_keys"].as_object().map(|m| m.len()),
+        Some(0),
+        "all keys were pinned"
+    );
+    let first = &tb.hosts()[0].name;
+    let out = tb.host_exec(
+        first,
+        &["ls", "/etc/kubernetes/manifests", "/etc/kubernetes/kubeconfig"],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bootstrap-kube-apiserver.yaml"));
+
+    ws.ok(&["destroy", "-auto-approve", "-input=false"]);
+    untouched_files(&tb);
+}
+
+/// No file of ours is left on any host (folders may remain).
+fn untouched_files(tb: &Testbed) {
+    for h in tb.hosts() {
+        let out = tb.host_exec(
+            &h.name,
+            &[
+                "sh",
+                "-c",
+                "find /etc/kubernetes /etc/ssl/etcd -type f 2>/dev/null | wc -l",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "0",
+            "files left on {}",
+            h.name
+        );
+    }
+}

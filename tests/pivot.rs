@@ -307,6 +307,8 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     }
     let state = ws.resource_values("selfhosted_bootstrap");
     assert_eq!(state["phase"], "verify");
+    assert_eq!(state["control_plane_versions"]["kube-apiserver"], "v1.20.2", "{state}");
+    assert_eq!(state["control_plane_versions"]["kube-scheduler"], "v1.20.2", "{state}");
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "a second plan is empty:\n{text}");
 

@@ -8,7 +8,7 @@
 //! row — before it removes the bootstrap control plane: with port sharing, a
 //! Ready pod alone can lie.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use selfhosted_cluster::conditions::LeaseHeld;
@@ -305,19 +305,26 @@ async fn pivot_phases(
     let self_hosted = Fingerprint::of_pem(asset(assets, Phase::WaitForSelfHosted, "tls/apiserver.crt")?)
         .map_err(|e| PivotError::new(Phase::WaitForSelfHosted, chain(&e)))?;
     let controllers = inventory.hosts().iter().filter(|h| h.role == Role::Controller).count();
+    let mut versions = BTreeMap::new();
     phase::run(Phase::WaitForSelfHosted, async {
         for component in COMPONENTS {
             let selector = format!("k8s-app={component}");
             let min = if component == "kube-apiserver" { controllers } else { 1 };
             let what = format!("self-hosted {component} pods to be Ready");
-            if let Err(e) = api
-                .waiter
-                .until(deadline, &what, api.waiter.pods_ready("kube-system", &selector, min))
-                .await
-            {
-                return Err(PivotError::new(Phase::WaitForSelfHosted, chain(&e))
-                    .with_evidence(diagnose(&api.waiter, &selector).await)
-                    .with_evidence(host_pod_logs(&boot, component).await));
+            match api.waiter.until(deadline, &what, api.waiter.pods_ready("kube-system", &selector, min)).await {
+                Ok(pods) => {
+                    let images: BTreeSet<String> = pods
+                        .iter()
+                        .filter_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
+                        .map(|image| image.rsplit_once(':').map_or(image.clone(), |(_, tag)| tag.to_owned()))
+                        .collect();
+                    versions.insert(component.to_owned(), images.into_iter().collect::<Vec<_>>().join(","));
+                }
+                Err(e) => {
+                    return Err(PivotError::new(Phase::WaitForSelfHosted, chain(&e))
+                        .with_evidence(diagnose(&api.waiter, &selector).await)
+                        .with_evidence(host_pod_logs(&boot, component).await))
+                }
             }
         }
         // Good answers alone can come from a process about to exit: the count of
@@ -362,10 +369,15 @@ async fn pivot_phases(
     .await?;
     outcome.reached = Some(Phase::RemoveBootstrap);
 
+    outcome.versions = versions;
     phase::run(Phase::Verify, async {
         api.answered_by(self_hosted, params, "the API to answer from the self-hosted apiserver")
             .await
             .map_err(|e| PivotError::on(Phase::Verify, boot.host(), e))?;
+        // The version the answering (self-hosted) apiserver reports of itself.
+        if let Ok(info) = api.waiter.client().apiserver_version().await {
+            outcome.versions.insert("kube-apiserver".to_owned(), info.git_version);
+        }
         for lease in ["kube-controller-manager", "kube-scheduler"] {
             let what = format!("the {lease} lease to be held");
             api.waiter

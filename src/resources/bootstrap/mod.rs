@@ -43,12 +43,14 @@ fn string_map(m: &BTreeMap<String, String>) -> Value {
     Value::Map(m.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
 }
 
-const COMPUTED: [&str; 5] = [
+/// Computed attributes a change makes unknown until apply.
+const COMPUTED: [&str; 6] = [
     attr::ID,
     attr::LEARNED_HOST_KEYS,
     attr::PHASE,
     attr::API_ENDPOINT,
     attr::APPLIED_DIGEST,
+    attr::CONTROL_PLANE_VERSIONS,
 ];
 
 /// The state after a (possibly partial) run of the pivot.
@@ -69,6 +71,7 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
             .cloned()
             .unwrap_or(Value::from(""))
     };
+    state.set_attr(attr::CONTROL_PLANE_VERSIONS, string_map(&outcome.versions));
     if done {
         state.set_attr(attr::APPLIED_DIGEST, Value::from(outcome.applied_digest.as_str()));
         state.set_attr(attr::ASSETS_SHA256, Value::from(assets_digest(&config.assets)));

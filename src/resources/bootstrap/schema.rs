@@ -36,6 +36,8 @@ pub mod attr {
     pub const APPLIED_DIGEST: &str = "applied_digest";
     /// `assets_sha256`
     pub const ASSETS_SHA256: &str = "assets_sha256";
+    /// `control_plane_versions`
+    pub const CONTROL_PLANE_VERSIONS: &str = "control_plane_versions";
 }
 
 fn opt(name: &str, ty: Type, d: &str) -> Attribute {
@@ -187,6 +189,11 @@ pub fn schema() -> Schema {
             Attribute::new(attr::APPLIED_DIGEST, Type::String)
                 .computed()
                 .description("Digest of the manifests applied to the cluster."),
+        )
+        .attribute(
+            Attribute::new(attr::CONTROL_PLANE_VERSIONS, Type::map(Type::String))
+                .computed()
+                .description("Versions observed at the end of the pivot: `kube-apiserver` as the answering apiserver reports itself, the controller-manager's and scheduler's image tags."),
         )
         .attribute(
             Attribute::new(attr::ASSETS_SHA256, Type::String)
