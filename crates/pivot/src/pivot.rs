@@ -311,7 +311,11 @@ async fn pivot_phases(
             let selector = format!("k8s-app={component}");
             let min = if component == "kube-apiserver" { controllers } else { 1 };
             let what = format!("self-hosted {component} pods to be Ready");
-            match api.waiter.until(deadline, &what, api.waiter.pods_ready("kube-system", &selector, min)).await {
+            match api
+                .waiter
+                .until(deadline, &what, api.waiter.pods_ready("kube-system", &selector, min))
+                .await
+            {
                 Ok(pods) => {
                     let images: BTreeSet<String> = pods
                         .iter()
