@@ -54,33 +54,23 @@ fn hosts(tb: &Testbed) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Nothing at all exists below our folders on any host.
 fn untouched(tb: &Testbed) {
+    left_on_hosts(tb, "");
+}
+
+/// `find` over our folders on every host (with `filter`, e.g. `-type f`) finds nothing.
+fn left_on_hosts(tb: &Testbed, filter: &str) {
     for h in tb.hosts() {
-        let out = tb.host_exec(
-            &h.name,
-            &["sh", "-c", "ls /etc/kubernetes /etc/ssl/etcd 2>/dev/null | wc -w"],
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "0",
-            "nothing may change on {}",
-            h.name
-        );
+        let cmd = format!("find /etc/kubernetes /etc/ssl/etcd -mindepth 1 {filter} 2>/dev/null | wc -l");
+        let out = tb.host_exec(&h.name, &["sh", "-c", &cmd]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "left on {}", h.name);
     }
 }
 
 fn install_fake_kubelet(tb: &Testbed) {
-    for h in tb.hosts() {
-        let out = tb.host_exec(
-            &h.name,
-            &[
-                "sh",
-                "-c",
-                "printf '#!/bin/sh\\n' > /usr/local/bin/kubelet && chmod 755 /usr/local/bin/kubelet",
-            ],
-        );
-        assert!(out.status.success());
-    }
+    tb.install_executable("/usr/local/bin/kubelet", "#!/bin/sh")
+        .expect("stand-in kubelet");
 }
 
 #[test]
@@ -201,25 +191,5 @@ fn teardown_on_destroy_removes_what_a_failed_apply_left() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("bootstrap-kube-apiserver.yaml"));
 
     ws.ok(&["destroy", "-auto-approve", "-input=false"]);
-    untouched_files(&tb);
-}
-
-/// No file of ours is left on any host (folders may remain).
-fn untouched_files(tb: &Testbed) {
-    for h in tb.hosts() {
-        let out = tb.host_exec(
-            &h.name,
-            &[
-                "sh",
-                "-c",
-                "find /etc/kubernetes /etc/ssl/etcd -type f 2>/dev/null | wc -l",
-            ],
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
-            "0",
-            "files left on {}",
-            h.name
-        );
-    }
+    left_on_hosts(&tb, "-type f");
 }

@@ -251,6 +251,27 @@ impl Testbed {
         self.hosts_sh(&["exec", name, "--"], args)
     }
 
+    /// Installs an executable script at `path` on every host (e.g. a stand-in for a
+    /// program the code under test only checks for).
+    ///
+    /// # Errors
+    /// The first host where it could not be written, with its stderr.
+    pub fn install_executable(&self, path: &str, script: &str) -> Result<(), TestbedError> {
+        let cmd = format!(
+            "cat > {0} <<'EOF'\n{script}\nEOF\nchmod 755 {0}",
+            crate::session::shell_quote(path)
+        );
+        for h in &self.inventory.hosts {
+            let out = self.host_exec(&h.name, &["sh", "-c", &cmd]);
+            if !out.status.success() {
+                return Err(TestbedError::Up {
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// SIGKILLs every per-connection sshd process of host `name` (the listener survives), as
     /// if the connection died mid-operation.
     pub fn kill_sessions(&self, name: &str) -> std::process::Output {
