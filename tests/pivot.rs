@@ -406,3 +406,53 @@ fn a_provider_killed_mid_pivot_converges_on_the_next_apply() {
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }
+
+#[test]
+fn an_update_on_a_self_hosted_cluster_applies_the_change_and_converges() {
+    let Some(lane) = Lane::up("pivot update") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+
+    // A new object in the assets: the bootstrap resource plans an update and applies it.
+    let extra = "  extra_manifests = [<<-EOT\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: added-later\n      namespace: kube-system\n    data:\n      k: v\n  EOT\n  ]";
+    ws.write("main.tf", &config(&lane, extra));
+    let (changes, text) = ws.plan_has_changes();
+    assert!(
+        changes && text.contains("selfhosted_bootstrap.lane will be updated in-place"),
+        "{text}"
+    );
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    let value = kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "configmap",
+            "added-later",
+            "-o",
+            "jsonpath={.data.k}",
+        ],
+    );
+    assert_eq!(value, "v");
+    assert!(
+        !lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
+        "no bootstrap control plane is left"
+    );
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
