@@ -86,20 +86,23 @@ impl Fleet {
             let key = chain_key(spec);
             jumps.iter().find(|(k, _)| *k == key).and_then(|(_, j)| j.clone())
         };
-        let results: Vec<_> = stream::iter(specs.iter().map(|spec| {
-            let jump = jump_of(spec);
-            async move {
-                match (&jump, spec.bastions.is_empty()) {
-                    (_, true) => Some(Session::connect_cancellable(spec, cancel).await),
-                    (Some(j), false) => Some(Session::connect_via(spec, j, cancel).await),
-                    // its bastion failed: reported once above
-                    (None, false) => None,
+        // Futures are collected before they are streamed, so the stream's type holds no
+        // closure over borrowed arguments and the whole future stays `Send` for callers.
+        let connects: Vec<_> = specs
+            .iter()
+            .map(|spec| {
+                let jump = jump_of(spec);
+                async move {
+                    match (&jump, spec.bastions.is_empty()) {
+                        (_, true) => Some(Session::connect_cancellable(spec, cancel).await),
+                        (Some(j), false) => Some(Session::connect_via(spec, j, cancel).await),
+                        // its bastion failed: reported once above
+                        (None, false) => None,
+                    }
                 }
-            }
-        }))
-        .buffered(concurrency)
-        .collect()
-        .await;
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(connects).buffered(concurrency).collect().await;
         if cancel.is_cancelled() {
             return Err(FleetError::Cancelled);
         }
@@ -143,13 +146,16 @@ impl Fleet {
         F: Fn(Session) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let work = stream::iter(self.sessions.iter().map(|s| {
-            let name = s.host().to_owned();
-            let fut = op(s.clone());
-            async move { (name, fut.await) }
-        }))
-        .buffered(self.concurrency)
-        .collect::<Vec<_>>();
+        let ops: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|s| {
+                let name = s.host().to_owned();
+                let fut = op(s.clone());
+                async move { (name, fut.await) }
+            })
+            .collect();
+        let work = stream::iter(ops).buffered(self.concurrency).collect::<Vec<_>>();
         tokio::select! {
             r = work => Ok(r),
             () = cancel.cancelled() => Err(FleetError::Cancelled),

@@ -9,7 +9,7 @@ pub mod schema;
 use std::collections::BTreeMap;
 
 use selfhosted_pivot::pivot::{self, Outcome, PivotParams};
-use selfhosted_pivot::{Inventory, Phase, PivotError};
+use selfhosted_pivot::{Phase, PivotError};
 use selfhosted_protocol::diagnostics::{Diagnostic, Diagnostics};
 use selfhosted_protocol::resource::{
     ApplyRequest, ApplyResponse, ImportRequest, ImportResponse, PlanRequest, PlanResponse, ReadRequest, ReadResponse,
@@ -17,7 +17,6 @@ use selfhosted_protocol::resource::{
 };
 use selfhosted_protocol::schema::Schema;
 use selfhosted_protocol::value::Value;
-use selfhosted_transport::CancellationToken;
 
 use self::inputs::{assets_digest, Config, OnDestroy};
 use self::schema::attr;
@@ -161,13 +160,7 @@ impl Bootstrap {
             deadline: tokio::time::Instant::now() + timeout,
             consecutive_answers: 5,
         };
-        let result = off_task(
-            config.inventory.clone(),
-            req.ctx.cancel.clone(),
-            move |inv, cancel| async move { pivot::create(&inv, &params, &cancel).await },
-        )
-        .await
-        .unwrap_or_else(|e| Err(Box::new((Outcome::default(), e))));
+        let result = pivot::create(&config.inventory, &params, &req.ctx.cancel).await;
         match result {
             Ok(outcome) => ApplyResponse {
                 new_state: state_after(&req.planned_state, &req.prior_state, &config, &outcome, true),
@@ -205,16 +198,12 @@ impl Bootstrap {
             }
         };
         let deadline = tokio::time::Instant::now() + config.delete_timeout;
-        let (assets, paths) = (config.assets.clone(), config.paths.clone());
-        let result = off_task(config.inventory.clone(), req.ctx.cancel.clone(), move |inv, cancel| async move {
-            let work = selfhosted_pivot::teardown::teardown(&inv, &assets, &paths, &cancel);
-            tokio::select! {
-                r = work => r,
-                () = tokio::time::sleep_until(deadline) => Err(PivotError::new(Phase::Preflight, "timed out tearing down")),
-            }
-        })
-        .await
-        .and_then(|r| r);
+        let work =
+            selfhosted_pivot::teardown::teardown(&config.inventory, &config.assets, &config.paths, &req.ctx.cancel);
+        let result = tokio::select! {
+            r = work => r,
+            () = tokio::time::sleep_until(deadline) => Err(PivotError::new(Phase::Preflight, "timed out tearing down")),
+        };
         match result {
             Ok(()) => ApplyResponse::default(),
             Err(e) => ApplyResponse {
@@ -224,21 +213,6 @@ impl Bootstrap {
             },
         }
     }
-}
-
-/// Runs a host operation on a blocking thread driven by the current
-/// runtime: the fleet's futures borrow across awaits in ways the `Send`
-/// bound of the resource trait cannot express, and this keeps them off it.
-async fn off_task<T, F, Fut>(inventory: Inventory, cancel: CancellationToken, work: F) -> Result<T, PivotError>
-where
-    T: Send + 'static,
-    F: FnOnce(Inventory, CancellationToken) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = T>,
-{
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(work(inventory, cancel)))
-        .await
-        .map_err(|e| PivotError::new(Phase::Preflight, format!("the operation's task failed: {e}")))
 }
 
 /// The apiserver port, from the admin kubeconfig's server URL.
