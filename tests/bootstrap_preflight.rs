@@ -68,24 +68,26 @@ fn left_on_hosts(tb: &Testbed, filter: &str) {
     }
 }
 
-fn install_fake_kubelet(tb: &Testbed) {
-    tb.install_executable("/usr/local/bin/kubelet", "#!/bin/sh")
-        .expect("stand-in kubelet");
-}
-
-#[test]
-fn bad_hosts_fail_preflight_by_name_and_change_nothing() {
-    let Some(tb) = Testbed::up(
-        "bootstrap preflight",
+/// Three test-bed hosts with a stand-in kubelet, or `None` when not root.
+fn hosts_with_kubelet(test: &str) -> Option<Testbed> {
+    let tb = Testbed::up(
+        test,
         &TestbedParams {
             count: 3,
             ..Default::default()
         },
     )
-    .unwrap() else {
+    .unwrap()?;
+    tb.install_executable("/usr/local/bin/kubelet", "#!/bin/sh")
+        .expect("stand-in kubelet");
+    Some(tb)
+}
+
+#[test]
+fn bad_hosts_fail_preflight_by_name_and_change_nothing() {
+    let Some(tb) = hosts_with_kubelet("bootstrap preflight") else {
         return;
     };
-    install_fake_kubelet(&tb);
     let user = tb.inventory().user.clone();
 
     // A host whose address answers nobody (inside the test bed's own subnet).
@@ -154,17 +156,9 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
 
 #[test]
 fn teardown_on_destroy_removes_what_a_failed_apply_left() {
-    let Some(tb) = Testbed::up(
-        "bootstrap teardown",
-        &TestbedParams {
-            count: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap() else {
+    let Some(tb) = hosts_with_kubelet("bootstrap teardown") else {
         return;
     };
-    install_fake_kubelet(&tb);
     // No control plane can start on these hosts: the apply stops at wait-for-apiserver.
     let cfg = config(&tb, &tb.inventory().user, &hosts(&tb)).replace(
         "connect_timeout = \"3s\"",

@@ -29,9 +29,19 @@ fn assets() -> BTreeMap<String, String> {
     .collect()
 }
 
-fn install_fake_kubelet(tb: &Testbed) {
+/// Three test-bed hosts with a stand-in kubelet, or `None` when not root.
+fn hosts_with_kubelet(test: &str) -> Option<Testbed> {
+    let tb = Testbed::up(
+        test,
+        &TestbedParams {
+            count: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap()?;
     tb.install_executable("/usr/local/bin/kubelet", "#!/bin/sh")
         .expect("stand-in kubelet");
+    Some(tb)
 }
 
 fn inventory(tb: &Testbed) -> Inventory {
@@ -58,17 +68,9 @@ fn stat(tb: &Testbed, host: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn node_secrets_and_bootstrap_files_land_once_and_reruns_change_nothing() {
-    let Some(tb) = Testbed::up(
-        "pivot distribute",
-        &TestbedParams {
-            count: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap() else {
+    let Some(tb) = hosts_with_kubelet("pivot distribute") else {
         return;
     };
-    install_fake_kubelet(&tb);
     let inv = inventory(&tb);
     let cancel = CancellationToken::new();
     let paths = RemotePaths::default();
@@ -129,17 +131,9 @@ async fn node_secrets_and_bootstrap_files_land_once_and_reruns_change_nothing() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_host_key_or_refused_sudo_fails_preflight_naming_the_host() {
-    let Some(tb) = Testbed::up(
-        "pivot preflight",
-        &TestbedParams {
-            count: 3,
-            ..Default::default()
-        },
-    )
-    .unwrap() else {
+    let Some(tb) = hosts_with_kubelet("pivot preflight") else {
         return;
     };
-    install_fake_kubelet(&tb);
     let cancel = CancellationToken::new();
 
     // Host 1 presents a key other than the pinned one.
