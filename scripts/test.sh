@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-test-deps.sh
 
+# Incremental caches only help a developer's next build; in CI they are
+# gigabytes of disk for nothing.
+if [ "${CI:-}" = "true" ]; then
+  export CARGO_INCREMENTAL=0
+fi
+echo "== disk free where the build goes"
+df -h . | tail -1
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== single crypto backend (ring only)"

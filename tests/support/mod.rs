@@ -10,19 +10,57 @@ use std::sync::OnceLock;
 /// Provider version the mirror advertises; examples pin nothing narrower.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// A mirror shared by every test in this binary: one copy of the provider.
+/// A mirror shared by every test process run against one build of the
+/// provider. nextest runs each test in its own process, so the mirror is keyed
+/// by the binary's size and mtime rather than the process, and the binary is
+/// hard-linked, not copied: a copy per process filled CI's disk.
 fn mirror_root() -> &'static Path {
     static MIRROR: OnceLock<PathBuf> = OnceLock::new();
     MIRROR.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tf-mirror-{}", std::process::id()));
-        let dest = root.join(format!(
+        let built = Path::new(env!("CARGO_BIN_EXE_terraform-provider-selfhosted"));
+        let meta = std::fs::metadata(built).expect("provider binary built by cargo");
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let tmpdir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let name = format!("tf-mirror-{}-{mtime}", meta.len());
+        let root = tmpdir.join(&name);
+        if root.exists() {
+            return root;
+        }
+        let staging = tempfile::Builder::new()
+            .prefix("tf-mirror-staging-")
+            .tempdir_in(tmpdir)
+            .expect("mirror staging dir");
+        let dest = staging.path().join(format!(
             "registry.terraform.io/selfhosted/selfhosted/{VERSION}/linux_amd64"
         ));
         std::fs::create_dir_all(&dest).expect("create mirror dir");
         let bin = dest.join(format!("terraform-provider-selfhosted_v{VERSION}"));
-        std::fs::copy(env!("CARGO_BIN_EXE_terraform-provider-selfhosted"), &bin).expect("copy provider into mirror");
+        if std::fs::hard_link(built, &bin).is_err() {
+            std::fs::copy(built, &bin).expect("copy provider into mirror");
+        }
+        // Another test process may have won the race; its mirror is as good.
+        if std::fs::rename(staging.path(), &root).is_ok() {
+            let _ = staging.keep();
+            remove_stale_mirrors(tmpdir, &name);
+        }
         root
     })
+}
+
+/// Mirrors of earlier builds: nothing uses them once a new build exists.
+fn remove_stale_mirrors(tmpdir: &Path, current: &str) {
+    let Ok(entries) = std::fs::read_dir(tmpdir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("tf-mirror-") && !name.starts_with("tf-mirror-staging-") && name != current {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Environment that shifts the provider's clock by `offset` (e.g. `+30h`)
