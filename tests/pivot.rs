@@ -142,7 +142,9 @@ struct Prober {
 }
 
 impl Prober {
-    fn start(assets: &Path, addr: &str) -> Prober {
+    /// Asks `/readyz` (a good answer: `200 ok`) or, with `path`, a real API request (a good
+    /// answer: `200`).
+    fn start(assets: &Path, addr: &str, path: Option<&'static str>) -> Prober {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st, assets, addr) = (samples.clone(), stop.clone(), assets.to_owned(), addr.to_owned());
@@ -168,9 +170,15 @@ impl Prober {
                     }
                 }
                 if let Some(p) = &probe {
-                    let answer = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), p.ask()).await });
+                    let answer = rt.block_on(async {
+                        tokio::time::timeout(Duration::from_secs(3), p.get(path.unwrap_or("/readyz"))).await
+                    });
+                    let good = |a: &selfhosted_cluster::Answer| match path {
+                        None => a.is_ready(),
+                        Some(_) => a.status == 200,
+                    };
                     let fp = match answer {
-                        Ok(Ok(a)) if a.is_ready() => Ok(a.fingerprint),
+                        Ok(Ok(a)) if good(&a) => Ok(a.fingerprint),
                         Ok(Ok(a)) => Err(format!("{} answered {} {:?}", a.fingerprint, a.status, a.body)),
                         Ok(Err(e)) => Err(e.to_string()),
                         Err(_) => Err("no answer within 3 s".to_owned()),
@@ -216,7 +224,7 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     let Some(lane) = Lane::up("pivot") else { return };
     let ws = Workspace::new(&config(&lane, ""));
     let assets = ws.path().join("assets");
-    let prober = Prober::start(&assets, &lane.host().address);
+    let prober = Prober::start(&assets, &lane.host().address, None);
     let started = Instant::now();
     let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
     let took = started.elapsed();
@@ -420,7 +428,7 @@ fn a_provider_killed_mid_pivot_converges_on_the_next_apply() {
 }
 
 #[test]
-fn an_update_on_a_self_hosted_cluster_applies_the_change_and_converges() {
+fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
     let Some(lane) = Lane::up("pivot update") else { return };
     let ws = Workspace::new(&config(&lane, ""));
     let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
@@ -430,23 +438,88 @@ fn an_update_on_a_self_hosted_cluster_applies_the_change_and_converges() {
         String::from_utf8_lossy(&out.stderr),
         lane.logs()
     );
+    let assets = ws.path().join("assets");
+    let kubeconfig = assets.join("auth/admin.kubeconfig");
+    let generations = || {
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "daemonsets",
+                "-l",
+                "k8s-app=kube-apiserver",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+        )
+    };
+    let before = generations();
 
-    // A new object in the assets: the bootstrap resource plans an update and applies it.
-    let extra = "  extra_manifests = [<<-EOT\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: added-later\n      namespace: kube-system\n    data:\n      k: v\n  EOT\n  ]";
+    // A changed apiserver flag (a new apiserver generation) and a new object.
+    let extra = "  extra_flags = { \"kube_apiserver\" = [\"--v=2\"] }\n  extra_manifests = [<<-EOT\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: added-later\n      namespace: kube-system\n    data:\n      k: v\n  EOT\n  ]";
     ws.write("main.tf", &config(&lane, extra));
     let (changes, text) = ws.plan_has_changes();
     assert!(
         changes && text.contains("selfhosted_bootstrap.lane will be updated in-place"),
         "{text}"
     );
+    // What a client sees: a real API request on a fresh connection every 50 ms.
+    let prober = Prober::start(&assets, &lane.host().address, Some("/api/v1/namespaces/kube-system"));
+    let started = Instant::now();
     let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let samples = prober.finish();
     assert!(
         out.status.success(),
-        "{}{}",
+        "update failed after {took:?}:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         lane.logs()
     );
-    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    let after = generations();
+    let bootstrap =
+        Fingerprint::of_pem(&std::fs::read_to_string(assets.join("tls/bootstrap-apiserver.crt")).unwrap()).unwrap();
+    let failures: Vec<&String> = samples.iter().filter_map(|(_, fp)| fp.as_ref().err()).collect();
+    eprintln!(
+        "update: apply took {took:?}; {} requests, {} failed; apiserver generation {before} → {after}",
+        samples.len(),
+        failures.len()
+    );
+    assert!(
+        samples.len() > 20,
+        "the probe ran throughout: {} requests",
+        samples.len()
+    );
+    assert!(
+        !samples.iter().any(|(_, fp)| fp.as_ref() == Ok(&bootstrap)),
+        "an update never brings back the bootstrap apiserver"
+    );
+    assert_eq!(
+        failures.len(),
+        0,
+        "no failed request during the hand-over: {failures:?}"
+    );
+    assert!(
+        !after.contains(' ') && !after.is_empty() && after != before,
+        "one new apiserver generation replaced the old: {before} → {after}"
+    );
+    let args = kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-l",
+            "k8s-app=kube-apiserver",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].args}",
+        ],
+    );
+    assert!(args.contains("--v=2"), "the running apiserver has the new flag: {args}");
     let value = kubectl(
         &kubeconfig,
         &[
@@ -464,6 +537,80 @@ fn an_update_on_a_self_hosted_cluster_applies_the_change_and_converges() {
         !lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
         "no bootstrap control plane is left"
     );
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+#[test]
+fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
+    let Some(lane) = Lane::up("pivot bad upgrade") else {
+        return;
+    };
+    let ws = Workspace::new(&config(&lane, ""));
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    let generations = || {
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "daemonsets",
+                "-l",
+                "k8s-app=kube-apiserver",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+        )
+    };
+    let good = generations();
+
+    // bootkube's fault: an in-place apiserver update on one controller is an outage.
+    // Here the bad generation runs beside the good one, which keeps serving.
+    let bad = config(&lane, "  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }").replace(
+        "timeouts = { create = \"8m\" }",
+        "timeouts = { create = \"8m\", update = \"60s\" }",
+    );
+    ws.write("main.tf", &bad);
+    let started = Instant::now();
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
+    let took = started.elapsed();
+    eprintln!("bad upgrade: apply failed after {took:?}");
+    assert!(
+        took < Duration::from_secs(150),
+        "fails within the timeout, took {took:?}"
+    );
+    assert!(text.contains("apiserver-hand-over"), "names the phase:\n{text}");
+    assert!(
+        text.contains("unknown flag: --no-such-flag"),
+        "quotes the new apiserver's own error:\n{text}"
+    );
+    let ready = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
+    assert_eq!(ready.trim(), "ok", "the old generation keeps serving");
+    let both = generations();
+    assert!(
+        both.contains(&good) && both.split_whitespace().count() == 2,
+        "the old generation is kept beside the failed one: {both}"
+    );
+
+    // Back to the good configuration: the failed generation is removed and the plan settles.
+    ws.write("main.tf", &config(&lane, ""));
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+    assert_eq!(generations(), good, "only the good generation is left");
     assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");

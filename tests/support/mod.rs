@@ -131,6 +131,10 @@ impl Workspace {
             .env("CHECKPOINT_DISABLE", "1")
             .env_remove("TF_LOG")
             .env_remove("TF_PLUGIN_CACHE_DIR");
+        // To see what terraform and the provider said: SELFHOSTED_TEST_TF_LOG_PATH=/some/file.
+        if let Some(path) = std::env::var_os("SELFHOSTED_TEST_TF_LOG_PATH") {
+            cmd.env("TF_LOG", "debug").env("TF_LOG_PATH", path);
+        }
         if !args.contains(&"-no-color") && args.first().is_some_and(|a| *a != "output") {
             cmd.arg("-no-color");
         }

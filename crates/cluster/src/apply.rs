@@ -179,8 +179,14 @@ impl Manifest {
         )
     }
 
-    fn name(&self) -> &str {
+    /// The object's name.
+    pub fn name(&self) -> &str {
         self.object.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The object's label `key`, if set.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.object.metadata.labels.as_ref()?.get(key).map(String::as_str)
     }
 }
 
@@ -319,13 +325,20 @@ fn crds_in(manifests: &[Manifest]) -> HashMap<(String, String), String> {
 pub async fn apply_manifests(waiter: &Waiter, files: &BTreeMap<String, String>) -> Result<ApplySummary, ApplyError> {
     let manifests = parse_manifests(files)?;
     let digest = digest(&manifests);
+    let objects = apply_parsed(waiter, &manifests).await?;
+    Ok(ApplySummary { objects, digest })
+}
+
+/// Server-side apply already parsed manifests in the order given, as [`apply_manifests`] does;
+/// lets a caller apply a set in steps (an upgrade waits for each workload's rollout).
+pub async fn apply_parsed(waiter: &Waiter, manifests: &[Manifest]) -> Result<Vec<AppliedObject>, ApplyError> {
     let client = waiter.client().clone();
-    let crds = crds_in(&manifests);
+    let crds = crds_in(manifests);
     let mut established: HashMap<String, bool> = HashMap::new();
     let mut cache: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)> = HashMap::new();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut objects = Vec::with_capacity(manifests.len());
-    for m in &manifests {
+    for m in manifests {
         let object = m.describe();
         let crd = crds.get(&(m.gvk.group.clone(), m.gvk.kind.clone()));
         if let Some(crd) = crd {
@@ -406,7 +419,7 @@ pub async fn apply_manifests(waiter: &Waiter, files: &BTreeMap<String, String>) 
             outcome,
         });
     }
-    Ok(ApplySummary { objects, digest })
+    Ok(objects)
 }
 
 /// Discover the API resource of `gvk`. For kinds of a CRD just Established the discovery

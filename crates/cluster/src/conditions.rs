@@ -60,13 +60,13 @@ pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Established" && c.status == "True"))
 }
 
-/// Whether a DaemonSet's current generation is rolled out: observed, scheduled on every node,
-/// updated everywhere and available everywhere.
+/// Whether a DaemonSet's current generation is rolled out: observed, scheduled on every node
+/// that should run it, updated everywhere and available everywhere. One that no node should run
+/// (a workers-only DaemonSet without workers) is rolled out once observed.
 pub fn daemonset_rolled_out(ds: &DaemonSet) -> bool {
     let generation = ds.metadata.generation.unwrap_or(0);
     let Some(s) = ds.status.as_ref() else { return false };
-    s.observed_generation.unwrap_or(0) >= generation
-        && s.desired_number_scheduled > 0
+    s.observed_generation.unwrap_or(0) >= generation.max(1)
         && s.updated_number_scheduled.unwrap_or(0) == s.desired_number_scheduled
         && s.number_available.unwrap_or(0) == s.desired_number_scheduled
         && s.number_unavailable.unwrap_or(0) == 0
@@ -339,6 +339,20 @@ mod tests {
         ds.metadata.generation = Some(3);
         assert!(!daemonset_rolled_out(&ds), "a new generation not yet observed");
         assert!(describe_daemonset(&ds).contains("generation 3 observed 2"));
+        let nowhere: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "workers-only", "generation": 1},
+            "status": {"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0,
+                       "numberReady": 0, "observedGeneration": 1}
+        }))
+        .unwrap();
+        assert!(
+            daemonset_rolled_out(&nowhere),
+            "no node should run it: rolled out once observed"
+        );
+        let unobserved: DaemonSet =
+            serde_json::from_value(json!({"metadata": {"name": "new", "generation": 1}, "status": {"currentNumberScheduled": 0, "desiredNumberScheduled": 0, "numberMisscheduled": 0, "numberReady": 0}}))
+                .unwrap();
+        assert!(!daemonset_rolled_out(&unobserved), "not yet observed by the controller");
     }
 
     #[test]

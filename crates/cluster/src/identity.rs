@@ -69,7 +69,7 @@ pub enum IdentityError {
         addr: String,
     },
     /// Sending the request or reading the answer failed.
-    #[error("GET /readyz on {addr}: {source}")]
+    #[error("HTTP request on {addr}: {source}")]
     Http {
         /// `host:port`.
         addr: String,
@@ -78,7 +78,7 @@ pub enum IdentityError {
         source: std::io::Error,
     },
     /// The answer is not HTTP.
-    #[error("GET /readyz on {addr}: not an HTTP answer: {head:?}")]
+    #[error("HTTP request on {addr}: not an HTTP answer: {head:?}")]
     BadResponse {
         /// `host:port`.
         addr: String,
@@ -122,14 +122,14 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
-/// One answer: who served it and what `/readyz` said.
+/// One answer: who served it and what the path (`/readyz` unless asked otherwise) said.
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// The DER of the leaf certificate the server presented.
     pub peer_certificate: Vec<u8>,
     /// Its fingerprint.
     pub fingerprint: Fingerprint,
-    /// The HTTP status of `GET /readyz`.
+    /// The HTTP status.
     pub status: u16,
     /// The body (trimmed).
     pub body: String,
@@ -212,6 +212,12 @@ impl TlsProbe {
     /// Open a new connection, complete the handshake, record the peer certificate and ask
     /// `GET /readyz` over that connection.
     pub async fn ask(&self) -> Result<Answer, IdentityError> {
+        self.get("/readyz").await
+    }
+
+    /// As [`TlsProbe::ask`], with `GET path`: a real API request shows what a client sees,
+    /// where `/readyz` also fails while an apiserver starts or drains yet serves.
+    pub async fn get(&self, path: &str) -> Result<Answer, IdentityError> {
         let addr = self.addr();
         let name = self.server_name.clone();
         let server_name = name.to_str().into_owned();
@@ -241,7 +247,7 @@ impl TlsProbe {
             source,
         };
         let request = format!(
-            "GET /readyz HTTP/1.1\r\nHost: {server_name}\r\nUser-Agent: terraform-provider-selfhosted\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {server_name}\r\nUser-Agent: terraform-provider-selfhosted\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         );
         tls.write_all(request.as_bytes()).await.map_err(http_err)?;
         let mut raw = Vec::new();

@@ -10,6 +10,7 @@
 //! - [`identity`]: which process answered — the peer certificate of a fresh TLS connection.
 //! - [`labels`]: labels on nodes (the control-plane role label a kubelet may not set itself).
 //! - [`diagnose`]: evidence for a failure: pod status, events and container log tails.
+//! - [`workloads`]: an upgrade's rollouts by kind, and removal of an old generation.
 //! - [`retry`]: which API errors are worth retrying, and the back-off between tries.
 //!
 //! Knows nothing of SSH: a tunnel is just a local port handed to [`client::connect_local_port`].
@@ -50,8 +51,12 @@ pub mod identity;
 pub mod labels;
 pub mod retry;
 pub mod wait;
+pub mod workloads;
 
-pub use apply::{apply_manifests, AppliedObject, ApplyError, ApplySummary, Outcome, FIELD_MANAGER};
+pub use apply::{
+    apply_manifests, apply_parsed, parse_manifests, AppliedObject, ApplyError, ApplySummary, Manifest, Outcome,
+    FIELD_MANAGER,
+};
 pub use client::{connect, connect_local_port, ApiCredentials, ClientError};
 pub use diagnose::{collect_evidence, DiagnoseError, Evidence};
 

@@ -259,12 +259,33 @@ impl Waiter {
     /// Wait until at least `min` pods match `selector` in `namespace` and all of them are Ready.
     pub async fn pods_ready(&self, namespace: &str, selector: &str, min: usize) -> Result<Vec<Pod>, WaitError> {
         let what = format!("pods {selector:?} in {namespace} to be Ready");
+        self.pods_until(namespace, selector, &what, |pods| conditions::pods_ready(pods, min))
+            .await
+    }
+
+    /// Wait until no pod matches `selector` in `namespace` (deleted, not just terminating).
+    pub async fn pods_gone(&self, namespace: &str, selector: &str) -> Result<(), WaitError> {
+        let what = format!("pods {selector:?} in {namespace} to be gone");
+        self.pods_until(namespace, selector, &what, |pods| pods.is_empty())
+            .await
+            .map(|_| ())
+    }
+
+    /// Watch the pods matching `selector` until `done` holds for the whole matching set;
+    /// returns that set.
+    async fn pods_until(
+        &self,
+        namespace: &str,
+        selector: &str,
+        what: &str,
+        done: impl Fn(&[Pod]) -> bool,
+    ) -> Result<Vec<Pod>, WaitError> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let stream = watcher::watcher(api, watcher::Config::default().labels(selector)).default_backoff();
         let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
         let mut pending: BTreeMap<String, Pod> = BTreeMap::new();
         let mut listed = false;
-        self.drive(stream, &what, |ev| {
+        self.drive(stream, what, |ev| {
             let key = |p: &Pod| p.metadata.name.clone().unwrap_or_default();
             match ev {
                 Event::Init => pending.clear(),
@@ -291,7 +312,8 @@ impl Waiter {
             } else {
                 lines.join(" | ")
             });
-            conditions::pods_ready(pods.values(), min).then(|| pods.values().cloned().collect())
+            let set: Vec<Pod> = pods.values().cloned().collect();
+            done(&set).then_some(set)
         })
         .await
     }

@@ -117,20 +117,29 @@ pub async fn remove_bootstrap(
     assets: &BTreeMap<String, String>,
     paths: &RemotePaths,
 ) -> Result<Vec<String>, PivotError> {
-    // Both apiservers share the port (SO_REUSEPORT). When the bootstrap one
-    // closes its listener, connections the kernel already queued on it would
-    // be reset; with tcp_migrate_req (Linux 5.14+) they move to the
-    // self-hosted apiserver's listener instead. A no-op where unsupported.
-    session
-        .sudo(MIGRATE_QUEUED_CONNECTIONS)
-        .await
-        .map_err(|e| PivotError::on(Phase::RemoveBootstrap, session.host(), chain(&e)))?;
+    migrate_queued_connections(session, Phase::RemoveBootstrap).await?;
     let all = node_files::bootstrap_paths(assets, paths);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     session
         .remove(&refs)
         .await
         .map_err(|e| PivotError::on(Phase::RemoveBootstrap, session.host(), chain(&e)))
+}
+
+/// Two apiservers share the port (SO_REUSEPORT) during a hand-over. When the
+/// leaving one closes its listener, connections the kernel already queued on
+/// it would be reset; with `tcp_migrate_req` (Linux 5.14+) they move to the
+/// staying apiserver's listener instead. A no-op where unsupported; it stays
+/// enabled, as every later hand-over needs it too.
+///
+/// # Errors
+/// `phase` on the host, when the command cannot run.
+pub async fn migrate_queued_connections(session: &Session, phase: Phase) -> Result<(), PivotError> {
+    session
+        .sudo(MIGRATE_QUEUED_CONNECTIONS)
+        .await
+        .map(|_| ())
+        .map_err(|e| PivotError::on(phase, session.host(), chain(&e)))
 }
 
 /// Enables `net.ipv4.tcp_migrate_req` where the kernel has it.

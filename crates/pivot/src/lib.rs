@@ -9,10 +9,12 @@
 //! - [`preflight`]: every host reachable, sudo works, a kubelet is installed — before anything changes.
 //! - [`distribute`]: node secrets to every host; the bootstrap control plane to the first controller.
 //! - [`pivot`]: the whole procedure, phase by phase, with evidence on failure.
+//! - [`upgrade`]: a change to a self-hosted cluster: apiserver blue/green, then each rollout in order.
 //! - [`teardown`]: removal of this provider's files (`on_destroy = "teardown"`).
 //!
 //! Knows nothing of Terraform.
 
+mod api;
 pub mod distribute;
 pub mod inventory;
 pub mod node_files;
@@ -21,6 +23,7 @@ pub mod phase;
 pub mod pivot;
 pub mod preflight;
 pub mod teardown;
+pub mod upgrade;
 
 pub use inventory::{Host, Inventory, Role};
 pub use paths::RemotePaths;

@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Instant;
 
-/// A step of the pivot, in order.
+/// A step of the pivot or of an upgrade, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Phase {
     /// Every host reachable, sudo works, a kubelet is installed.
@@ -25,13 +25,18 @@ pub enum Phase {
     WaitForSelfHosted,
     /// Bootstrap static Pods and secrets removed.
     RemoveBootstrap,
+    /// Upgrade: a changed apiserver runs as a new generation beside the old one,
+    /// answers by itself, then the old generation is removed.
+    ApiserverHandOver,
+    /// Upgrade: the other workloads applied one by one in order, each rollout awaited.
+    RollOut,
     /// The API answers from the self-hosted apiserver; leases held.
     Verify,
 }
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 11] = [
         Phase::Preflight,
         Phase::NodeSecrets,
         Phase::BootstrapControlPlane,
@@ -40,6 +45,8 @@ impl Phase {
         Phase::LabelControllers,
         Phase::WaitForSelfHosted,
         Phase::RemoveBootstrap,
+        Phase::ApiserverHandOver,
+        Phase::RollOut,
         Phase::Verify,
     ];
 
@@ -54,6 +61,8 @@ impl Phase {
             Phase::LabelControllers => "label-controllers",
             Phase::WaitForSelfHosted => "wait-for-self-hosted",
             Phase::RemoveBootstrap => "remove-bootstrap",
+            Phase::ApiserverHandOver => "apiserver-hand-over",
+            Phase::RollOut => "roll-out",
             Phase::Verify => "verify",
         }
     }

@@ -311,7 +311,13 @@ pub fn run(provider: Provider) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Long procedures (a pivot, an upgrade) nest many async state machines; the
+    // 2 MiB default stack overflowed in debug builds. 8 MiB leaves headroom.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(8 * 1024 * 1024)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{}: {e}", ServeError::Runtime(e.kind().into()));

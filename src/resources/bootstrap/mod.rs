@@ -1,7 +1,8 @@
 //! `selfhosted_bootstrap`: reaches the hosts, delivers their secrets and
-//! runs the self-hosted pivot ([`selfhosted_pivot::pivot`]). Plan makes no
-//! network call; apply runs the idempotent procedure, so an update (new
-//! assets, new hosts) converges the same way a create does.
+//! runs the self-hosted pivot ([`selfhosted_pivot::pivot`]); later changes
+//! (new assets, new hosts) are upgrades ([`selfhosted_pivot::upgrade`]).
+//! Plan makes no network call; every apply is idempotent, so a failed one,
+//! rerun, converges.
 
 mod inputs;
 pub mod schema;
@@ -9,6 +10,7 @@ pub mod schema;
 use std::collections::BTreeMap;
 
 use selfhosted_pivot::pivot::{self, Outcome, PivotParams};
+use selfhosted_pivot::upgrade;
 use selfhosted_pivot::{Phase, PivotError};
 use selfhosted_protocol::diagnostics::{Diagnostic, Diagnostics};
 use selfhosted_protocol::resource::{
@@ -70,14 +72,26 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
             .cloned()
             .unwrap_or(Value::from(""))
     };
-    state.set_attr(attr::CONTROL_PLANE_VERSIONS, string_map(&outcome.versions));
     if done {
+        state.set_attr(attr::CONTROL_PLANE_VERSIONS, string_map(&outcome.versions));
         state.set_attr(attr::APPLIED_DIGEST, Value::from(outcome.applied_digest.as_str()));
         state.set_attr(attr::ASSETS_SHA256, Value::from(assets_digest(&config.assets)));
     } else {
-        // Not converged: keep what the hosts had, so the next plan updates again.
+        // Not converged. The last complete apply's digest stays (it also says the pivot
+        // was done once); the assets digest is cleared, so the next plan converges again
+        // whatever the configuration is then, even one reverted to what last worked.
+        let versions = if outcome.versions.is_empty() {
+            prior
+                .get(attr::CONTROL_PLANE_VERSIONS)
+                .filter(|v| !v.is_null())
+                .cloned()
+                .unwrap_or_else(|| string_map(&BTreeMap::new()))
+        } else {
+            string_map(&outcome.versions)
+        };
+        state.set_attr(attr::CONTROL_PLANE_VERSIONS, versions);
         state.set_attr(attr::APPLIED_DIGEST, keep(attr::APPLIED_DIGEST));
-        state.set_attr(attr::ASSETS_SHA256, keep(attr::ASSETS_SHA256));
+        state.set_attr(attr::ASSETS_SHA256, Value::from(""));
     }
     state
 }
@@ -160,7 +174,18 @@ impl Bootstrap {
             deadline: tokio::time::Instant::now() + timeout,
             consecutive_answers: 5,
         };
-        let result = pivot::create(&config.inventory, &params, &req.ctx.cancel).await;
+        // A cluster that once completed the pivot is upgraded in place; one whose
+        // pivot never completed resumes the pivot.
+        let pivoted = req
+            .prior_state
+            .get(attr::APPLIED_DIGEST)
+            .and_then(Value::as_str)
+            .is_some_and(|d| !d.is_empty());
+        let result = if update && pivoted {
+            upgrade::update(&config.inventory, &params, &req.ctx.cancel).await
+        } else {
+            pivot::create(&config.inventory, &params, &req.ctx.cancel).await
+        };
         match result {
             Ok(outcome) => ApplyResponse {
                 new_state: state_after(&req.planned_state, &req.prior_state, &config, &outcome, true),

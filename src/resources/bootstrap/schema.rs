@@ -198,7 +198,7 @@ pub fn schema() -> Schema {
         .attribute(
             Attribute::new(attr::ASSETS_SHA256, Type::String)
                 .computed()
-                .description("Digest of the assets delivered; a change plans an update."),
+                .description("Digest of the assets delivered; a change plans an update. Empty after a failed apply, so the next plan converges again."),
         );
     Schema::new(VERSION, block)
 }

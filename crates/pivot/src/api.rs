@@ -1,0 +1,320 @@
+//! Reaching the API during a pivot or an upgrade, and the checks both make
+//! through it: an apiserver that answers by itself, controllers labelled,
+//! leases held, the versions that run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use selfhosted_cluster::conditions::LeaseHeld;
+use selfhosted_cluster::{ApiCredentials, Fingerprint, TlsProbe, Waiter};
+use selfhosted_transport::{CancellationToken, Session, Tunnel};
+use tokio::time::Instant;
+
+use crate::inventory::Inventory;
+use crate::phase::{chain, Phase, PivotError};
+use crate::pivot::{host_pod_logs, PivotParams};
+
+/// How the provider reaches the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiAccess {
+    /// An SSH tunnel to the bootstrap controller's `127.0.0.1:<port>` (works from CI runners behind NAT).
+    Tunnel,
+    /// Straight to the server URL's host.
+    Direct {
+        /// Host name or address to dial.
+        host: String,
+    },
+}
+
+/// Pause between the probes that confirm which apiserver answers.
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+/// Pause between attempts to open the API tunnel.
+const TUNNEL_RETRY: Duration = Duration::from_secs(1);
+/// The TLS name the apiserver certificates always carry.
+const TLS_NAME: &str = "kubernetes";
+/// The control-plane components whose versions the state reports.
+pub(crate) const COMPONENTS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+/// Selects every self-hosted apiserver pod, of any generation.
+pub(crate) const APISERVER_PODS: &str = "k8s-app=kube-apiserver";
+
+/// Which apiserver the provider expects to find listening first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect {
+    /// The pivot's temporary apiserver, from static pods.
+    Bootstrap,
+    /// An apiserver already self-hosted (an update).
+    SelfHosted,
+}
+
+impl Expect {
+    fn who(self) -> &'static str {
+        match self {
+            Expect::Bootstrap => "the bootstrap apiserver",
+            Expect::SelfHosted => "the self-hosted apiserver",
+        }
+    }
+
+    /// The pod-log prefix of that apiserver on the host.
+    pub(crate) fn pod_prefix(self) -> &'static str {
+        match self {
+            Expect::Bootstrap => "bootstrap-kube-apiserver",
+            Expect::SelfHosted => "kube-apiserver",
+        }
+    }
+}
+
+pub(crate) fn asset<'a>(assets: &'a BTreeMap<String, String>, phase: Phase, path: &str) -> Result<&'a str, PivotError> {
+    assets.get(path).map(String::as_str).ok_or_else(|| {
+        PivotError::new(
+            phase,
+            format!("the assets lack {path}; pass selfhosted_cluster_assets.<name>.assets"),
+        )
+    })
+}
+
+pub(crate) fn credentials(assets: &BTreeMap<String, String>, phase: Phase) -> Result<ApiCredentials, PivotError> {
+    Ok(ApiCredentials {
+        ca_pem: asset(assets, phase, "tls/ca.crt")?.to_owned(),
+        client_cert_pem: asset(assets, phase, "tls/admin.crt")?.to_owned(),
+        client_key_pem: asset(assets, phase, "tls/admin.key")?.to_owned(),
+    })
+}
+
+/// The manifests among the assets.
+pub(crate) fn manifests(assets: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    assets
+        .iter()
+        .filter(|(k, _)| k.starts_with("manifests/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The API, reached through a tunnel or directly, with a probe that tells which
+/// certificate served each answer.
+pub(crate) struct Api {
+    pub(crate) waiter: Waiter,
+    probe: TlsProbe,
+    pub(crate) endpoint: String,
+    _tunnel: Option<Tunnel>,
+}
+
+impl Api {
+    /// Opens the tunnel (retried until the apiserver listens) or dials directly.
+    pub(crate) async fn connect(
+        boot: &Session,
+        params: &PivotParams,
+        expect: Expect,
+        cancel: &CancellationToken,
+    ) -> Result<Api, PivotError> {
+        let phase = Phase::WaitForApiserver;
+        let creds = credentials(&params.assets, phase)?;
+        let (host, port, tunnel, endpoint) = match &params.access {
+            ApiAccess::Tunnel => {
+                // The tunnel's first forward fails until the apiserver listens.
+                let t = loop {
+                    match boot.tunnel("127.0.0.1", params.api_port).await {
+                        Ok(t) => break t,
+                        Err(e) if Instant::now() + TUNNEL_RETRY < params.deadline && !cancel.is_cancelled() => {
+                            tracing::debug!(error = %e, "apiserver port not reachable through the tunnel yet");
+                            tokio::select! {
+                                () = tokio::time::sleep(TUNNEL_RETRY) => {}
+                                () = cancel.cancelled() => {}
+                            }
+                        }
+                        Err(e) => {
+                            return Err(PivotError::on(
+                                phase,
+                                boot.host(),
+                                format!(
+                                    "{} never listened on 127.0.0.1:{}: {}",
+                                    expect.who(),
+                                    params.api_port,
+                                    chain(&e)
+                                ),
+                            )
+                            .with_evidence(host_pod_logs(boot, expect.pod_prefix()).await))
+                        }
+                    }
+                };
+                let local = t.local_addr();
+                let endpoint = format!("ssh tunnel {local} → {}:127.0.0.1:{}", boot.host(), params.api_port);
+                ("127.0.0.1".to_owned(), local.port(), Some(t), endpoint)
+            }
+            ApiAccess::Direct { host } => (
+                host.clone(),
+                params.api_port,
+                None,
+                format!("https://{host}:{}", params.api_port),
+            ),
+        };
+        let server = format!("https://{host}:{port}");
+        let client = selfhosted_cluster::connect(&server, &creds, Some(TLS_NAME))
+            .map_err(|e| PivotError::new(phase, format!("API client: {}", chain(&e))))?;
+        let probe = TlsProbe::new(&creds, &host, port, TLS_NAME)
+            .map_err(|e| PivotError::new(phase, format!("TLS probe: {}", chain(&e))))?;
+        Ok(Api {
+            waiter: Waiter::new(client).with_cancel(cancel.clone()),
+            probe,
+            endpoint,
+            _tunnel: tunnel,
+        })
+    }
+
+    /// `/readyz` answers `ok`; on failure, the apiserver's own log lines from `host`.
+    pub(crate) async fn ready(&self, host: &Session, expect: Expect, deadline: Instant) -> Result<(), PivotError> {
+        let what = format!("{}'s /readyz", expect.who());
+        match self.waiter.until(deadline, &what, self.waiter.readyz()).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(PivotError::on(Phase::WaitForApiserver, host.host(), chain(&e))
+                .with_evidence(host_pod_logs(host, expect.pod_prefix()).await)),
+        }
+    }
+
+    /// Several good answers in a row, each on a fresh connection served with
+    /// `cert`'s key: the apiserver that holds it answers by itself.
+    pub(crate) async fn answered_by(&self, cert: Fingerprint, params: &PivotParams, what: &str) -> Result<(), String> {
+        let probe = self
+            .waiter
+            .served_by(&self.probe, cert, params.consecutive_answers, PROBE_INTERVAL);
+        self.waiter
+            .until(params.deadline, what, probe)
+            .await
+            .map(|_| ())
+            .map_err(|e| chain(&e))
+    }
+
+    /// Good answers from `cert` while the restart count of the pods `selector`
+    /// holds still: answers alone can come from a process about to exit
+    /// (design notes section 3).
+    pub(crate) async fn answered_steadily(
+        &self,
+        cert: Fingerprint,
+        params: &PivotParams,
+        selector: &str,
+        pods: usize,
+        phase: Phase,
+        host: &str,
+    ) -> Result<(), PivotError> {
+        let restarts = || async {
+            let what = format!("apiserver pods {selector:?} to be Ready");
+            let ready = self
+                .waiter
+                .until(
+                    params.deadline,
+                    &what,
+                    self.waiter.pods_ready("kube-system", selector, pods),
+                )
+                .await
+                .map_err(|e| PivotError::on(phase, host, chain(&e)))?;
+            Ok::<i32, PivotError>(ready.iter().map(selfhosted_cluster::conditions::restart_count).sum())
+        };
+        loop {
+            let before = restarts().await?;
+            self.answered_by(cert, params, "the self-hosted apiserver to answer by itself")
+                .await
+                .map_err(|e| PivotError::on(phase, host, e))?;
+            let after = restarts().await?;
+            if after == before {
+                return Ok(());
+            }
+            tracing::info!(
+                before,
+                after,
+                "an apiserver restarted while it was confirmed; confirming again"
+            );
+        }
+    }
+
+    /// Labels every controller `node-role.kubernetes.io/control-plane` once its node registers.
+    pub(crate) async fn label_controllers(&self, inventory: &Inventory, deadline: Instant) -> Result<(), PivotError> {
+        for host in inventory.controllers() {
+            let what = format!("node {} to register", host.name);
+            self.waiter
+                .until(deadline, &what, self.waiter.node_registered(&host.name))
+                .await
+                .map_err(|e| PivotError::on(Phase::LabelControllers, host.name.clone(), chain(&e)))?;
+            selfhosted_cluster::labels::label_control_plane(self.waiter.client(), &host.name)
+                .await
+                .map_err(|e| PivotError::on(Phase::LabelControllers, host.name.clone(), chain(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// The image tags the Ready pods of each control-plane component run, by component.
+    pub(crate) async fn versions(
+        &self,
+        deadline: Instant,
+        controllers: usize,
+        phase: Phase,
+        evidence_host: &Session,
+    ) -> Result<BTreeMap<String, String>, PivotError> {
+        let mut versions = BTreeMap::new();
+        for component in COMPONENTS {
+            let selector = format!("k8s-app={component}");
+            let min = if component == "kube-apiserver" { controllers } else { 1 };
+            let what = format!("self-hosted {component} pods to be Ready");
+            match self
+                .waiter
+                .until(deadline, &what, self.waiter.pods_ready("kube-system", &selector, min))
+                .await
+            {
+                Ok(pods) => {
+                    let images: BTreeSet<String> = pods
+                        .iter()
+                        .filter_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
+                        .map(|image| image.rsplit_once(':').map_or(image.clone(), |(_, tag)| tag.to_owned()))
+                        .collect();
+                    versions.insert(component.to_owned(), images.into_iter().collect::<Vec<_>>().join(","));
+                }
+                Err(e) => {
+                    return Err(PivotError::new(phase, chain(&e))
+                        .with_evidence(self.diagnose(&selector).await)
+                        .with_evidence(host_pod_logs(evidence_host, component).await))
+                }
+            }
+        }
+        Ok(versions)
+    }
+
+    /// The API answers from the self-hosted apiserver and the controller-manager and
+    /// scheduler hold their leases; records the version the apiserver reports of itself.
+    pub(crate) async fn verify(
+        &self,
+        self_hosted: Fingerprint,
+        params: &PivotParams,
+        host: &str,
+        versions: &mut BTreeMap<String, String>,
+    ) -> Result<(), PivotError> {
+        self.answered_by(self_hosted, params, "the API to answer from the self-hosted apiserver")
+            .await
+            .map_err(|e| PivotError::on(Phase::Verify, host, e))?;
+        if let Ok(info) = self.waiter.client().apiserver_version().await {
+            versions.insert("kube-apiserver".to_owned(), info.git_version);
+        }
+        for lease in ["kube-controller-manager", "kube-scheduler"] {
+            let what = format!("the {lease} lease to be held");
+            self.waiter
+                .until(
+                    params.deadline,
+                    &what,
+                    self.waiter.lease_held("kube-system", lease, LeaseHeld::default()),
+                )
+                .await
+                .map_err(|e| PivotError::new(Phase::Verify, chain(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Evidence from the API about the pods `selector` in kube-system.
+    pub(crate) async fn diagnose(&self, selector: &str) -> String {
+        match selfhosted_cluster::diagnose::collect_evidence(self.waiter.client(), "kube-system", selector).await {
+            Ok(evidence) => evidence.to_string(),
+            Err(e) => format!("could not collect evidence for {selector}: {}", chain(&e)),
+        }
+    }
+}
+
+/// The self-hosted apiserver's serving certificate, as the probe sees it.
+pub(crate) fn self_hosted_cert(assets: &BTreeMap<String, String>, phase: Phase) -> Result<Fingerprint, PivotError> {
+    Fingerprint::of_pem(asset(assets, phase, "tls/apiserver.crt")?).map_err(|e| PivotError::new(phase, chain(&e)))
+}

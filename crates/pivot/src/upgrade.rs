@@ -1,0 +1,292 @@
+//! A change to a cluster that is already self-hosted (design notes section 3,
+//! "Update = the upgrade"). No bootstrap control plane comes back: the
+//! running apiserver is reached, changed node secrets go to every host (new
+//! hosts get theirs: a scale-out), objects without a rollout are applied, and
+//! then the workloads one by one in order, each rollout awaited.
+//!
+//! The apiserver goes first and never in place: on one controller a
+//! DaemonSet rolling update deletes the only apiserver before its replacement
+//! can be created. A changed apiserver pod is a new DaemonSet generation
+//! (a new name), which runs beside the old one on the shared port. Once the
+//! new pods are Ready, listen on every controller and answer with a steady
+//! restart count, the old generation is deleted and its pods awaited gone.
+//!
+//! Every step is idempotent, so a failed update, rerun, converges.
+
+use std::time::Duration;
+
+use selfhosted_cluster::workloads::{self, INSTANCE_LABEL};
+use selfhosted_cluster::Manifest;
+use selfhosted_transport::{CancellationToken, Session};
+use tokio::time::Instant;
+
+use crate::api::{self, Api, Expect, APISERVER_PODS};
+use crate::distribute;
+use crate::inventory::Inventory;
+use crate::phase::{self, chain, Phase, PivotError};
+use crate::pivot::{bounded, host_pod_logs, Outcome, PivotParams};
+use crate::preflight::{self, Ready};
+
+/// Pause between looks at a controller's listening sockets.
+const LISTEN_POLL: Duration = Duration::from_millis(500);
+
+/// Runs the upgrade. On failure returns what was done so far with the error.
+///
+/// # Errors
+/// The failed phase, host and evidence, with the [`Outcome`] reached.
+pub async fn update(
+    inventory: &Inventory,
+    params: &PivotParams,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Box<(Outcome, PivotError)>> {
+    let mut outcome = Outcome::default();
+    match run(inventory, params, cancel, &mut outcome).await {
+        Ok(()) => Ok(outcome),
+        Err(e) => Box::pin(async { Err(Box::new((outcome, e))) }).await,
+    }
+}
+
+async fn run(
+    inventory: &Inventory,
+    params: &PivotParams,
+    cancel: &CancellationToken,
+    outcome: &mut Outcome,
+) -> Result<(), PivotError> {
+    let ready: Ready = phase::run(Phase::Preflight, preflight::preflight(inventory, cancel)).await?;
+    outcome.learned = ready.learned.clone();
+    outcome.reached = Some(Phase::Preflight);
+    // Boxed: the phases' state machines are large; kept off the worker's stack.
+    let result = Box::pin(upgrade_phases(inventory, params, cancel, outcome, &ready)).await;
+    ready.fleet.close().await;
+    result
+}
+
+async fn upgrade_phases(
+    inventory: &Inventory,
+    params: &PivotParams,
+    cancel: &CancellationToken,
+    outcome: &mut Outcome,
+    ready: &Ready,
+) -> Result<(), PivotError> {
+    let assets = &params.assets;
+    let deadline = params.deadline;
+    phase::run(
+        Phase::NodeSecrets,
+        distribute::node_secrets(ready, inventory, assets, &params.paths, cancel),
+    )
+    .await?;
+    outcome.reached = Some(Phase::NodeSecrets);
+
+    let sessions = ready.fleet.sessions();
+    let boot = sessions[0].clone();
+    let api = Api::connect(&boot, params, Expect::SelfHosted, cancel).await?;
+    outcome.api_endpoint = api.endpoint.clone();
+    phase::run(Phase::WaitForApiserver, api.ready(&boot, Expect::SelfHosted, deadline)).await?;
+    outcome.reached = Some(Phase::WaitForApiserver);
+
+    let manifests = selfhosted_cluster::parse_manifests(&api::manifests(assets))
+        .map_err(|e| PivotError::new(Phase::ApplyManifests, chain(&e)))?;
+    let (workloads, others): (Vec<Manifest>, Vec<Manifest>) =
+        manifests.iter().cloned().partition(workloads::is_workload);
+    let (apiservers, rest): (Vec<Manifest>, Vec<Manifest>) = workloads
+        .into_iter()
+        .partition(|m| m.gvk.kind == "DaemonSet" && m.label("k8s-app") == Some("kube-apiserver"));
+    phase::run(
+        Phase::ApplyManifests,
+        bounded(
+            &api,
+            Phase::ApplyManifests,
+            deadline,
+            cancel,
+            selfhosted_cluster::apply_parsed(&api.waiter, &others),
+        ),
+    )
+    .await?;
+    outcome.reached = Some(Phase::ApplyManifests);
+
+    phase::run(Phase::LabelControllers, api.label_controllers(inventory, deadline)).await?;
+    outcome.reached = Some(Phase::LabelControllers);
+
+    let self_hosted = api::self_hosted_cert(assets, Phase::ApiserverHandOver)?;
+    let controllers = inventory.controllers().count();
+    phase::run(Phase::ApiserverHandOver, async {
+        for apiserver in &apiservers {
+            Box::pin(hand_over(
+                &api,
+                apiserver,
+                params,
+                sessions,
+                controllers,
+                self_hosted,
+                cancel,
+            ))
+            .await?;
+        }
+        Ok(())
+    })
+    .await?;
+    outcome.reached = Some(Phase::ApiserverHandOver);
+
+    phase::run(Phase::RollOut, async {
+        for m in &rest {
+            Box::pin(roll_out(&api, m, deadline, cancel, &boot)).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    outcome.reached = Some(Phase::RollOut);
+
+    outcome.applied_digest = selfhosted_cluster::apply::digest(&manifests);
+    let mut versions = api.versions(deadline, controllers, Phase::Verify, &boot).await?;
+    phase::run(
+        Phase::Verify,
+        api.verify(self_hosted, params, boot.host(), &mut versions),
+    )
+    .await?;
+    outcome.versions = versions;
+    outcome.reached = Some(Phase::Verify);
+    Ok(())
+}
+
+/// Applies one workload and waits for its rollout; on failure, the evidence of its pods.
+async fn roll_out(
+    api: &Api,
+    m: &Manifest,
+    deadline: Instant,
+    cancel: &CancellationToken,
+    evidence_host: &Session,
+) -> Result<(), PivotError> {
+    let what = format!("{} to roll out", m.describe());
+    bounded(
+        api,
+        Phase::RollOut,
+        deadline,
+        cancel,
+        selfhosted_cluster::apply_parsed(&api.waiter, std::slice::from_ref(m)),
+    )
+    .await?;
+    match api.waiter.until(deadline, &what, api.waiter.rolled_out(m)).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let mut err = PivotError::new(Phase::RollOut, chain(&e));
+            if let Some(selector) = workloads::pod_selector(m) {
+                err = err.with_evidence(api.diagnose(&selector).await);
+            }
+            if m.label("tier") == Some("control-plane") {
+                err = err.with_evidence(host_pod_logs(evidence_host, m.name()).await);
+            }
+            Err(err)
+        }
+    }
+}
+
+/// The blue/green hand-over to the apiserver generation `m`.
+async fn hand_over(
+    api: &Api,
+    m: &Manifest,
+    params: &PivotParams,
+    sessions: &[Session],
+    controllers: usize,
+    self_hosted: selfhosted_cluster::Fingerprint,
+    cancel: &CancellationToken,
+) -> Result<(), PivotError> {
+    let phase = Phase::ApiserverHandOver;
+    let deadline = params.deadline;
+    let generation = m.name().to_owned();
+    let boot = &sessions[0];
+    let new_pods = format!("{APISERVER_PODS},{INSTANCE_LABEL}={generation}");
+    let old_pods = format!("{APISERVER_PODS},{INSTANCE_LABEL}!={generation}");
+    let client = api.waiter.client();
+    let old = workloads::placements(client, "kube-system", &old_pods)
+        .await
+        .map_err(|e| PivotError::new(phase, chain(&e)))?;
+
+    bounded(
+        api,
+        phase,
+        deadline,
+        cancel,
+        selfhosted_cluster::apply_parsed(&api.waiter, std::slice::from_ref(m)),
+    )
+    .await?;
+    let what = format!("apiserver generation {generation} to be Ready on every controller");
+    if let Err(e) = api
+        .waiter
+        .until(
+            deadline,
+            &what,
+            api.waiter.pods_ready("kube-system", &new_pods, controllers),
+        )
+        .await
+    {
+        // The old generation, if any, is untouched and keeps serving.
+        return Err(PivotError::new(phase, chain(&e))
+            .with_evidence(api.diagnose(&new_pods).await)
+            .with_evidence(host_pod_logs(boot, &generation).await));
+    }
+    if old.is_empty() {
+        tracing::info!(%generation, "apiserver generation unchanged");
+        return api
+            .answered_steadily(self_hosted, params, &new_pods, controllers, phase, boot.host())
+            .await;
+    }
+
+    // Ready alone can lie on a shared port: the kubelet's probe may reach the old
+    // generation. Where an old pod serves, the new one must listen beside it. (An old
+    // generation that never became Ready, such as a failed upgrade's, serves nothing.)
+    for (node, _) in old.iter().filter(|(_, serving)| **serving) {
+        let Some(session) = sessions.iter().find(|s| s.host() == node) else {
+            continue;
+        };
+        distribute::migrate_queued_connections(session, phase).await?;
+        both_listen(session, params.api_port, deadline, cancel).await?;
+    }
+    api.answered_steadily(self_hosted, params, &new_pods, controllers, phase, boot.host())
+        .await?;
+
+    let retired = workloads::delete_daemonsets_except(client, "kube-system", APISERVER_PODS, &generation)
+        .await
+        .map_err(|e| PivotError::new(phase, chain(&e)))?;
+    tracing::info!(?retired, %generation, "old apiserver generations deleted");
+    let what = "the old apiserver generation's pods to be gone";
+    if let Err(e) = api
+        .waiter
+        .until(deadline, what, api.waiter.pods_gone("kube-system", &old_pods))
+        .await
+    {
+        return Err(PivotError::new(phase, chain(&e)).with_evidence(api.diagnose(&old_pods).await));
+    }
+    api.answered_steadily(self_hosted, params, &new_pods, controllers, phase, boot.host())
+        .await
+}
+
+/// Waits until two processes listen on `port` on the host: the old apiserver
+/// generation and the new one beside it.
+async fn both_listen(
+    session: &Session,
+    port: u16,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<(), PivotError> {
+    let phase = Phase::ApiserverHandOver;
+    let command = format!("ss -Hltn 'sport = :{port}' | wc -l");
+    loop {
+        let out = session
+            .sudo(&command)
+            .await
+            .map_err(|e| PivotError::on(phase, session.host(), chain(&e)))?;
+        let listening: usize = out.stdout_text().trim().parse().unwrap_or(0);
+        if listening >= 2 {
+            return Ok(());
+        }
+        if Instant::now() + LISTEN_POLL >= deadline || cancel.is_cancelled() {
+            return Err(PivotError::on(
+                phase,
+                session.host(),
+                format!("the new apiserver generation never listened on port {port} beside the old one ({listening} listening)"),
+            )
+            .with_evidence(host_pod_logs(session, "kube-apiserver").await));
+        }
+        tokio::time::sleep(LISTEN_POLL).await;
+    }
+}
