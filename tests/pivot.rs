@@ -204,6 +204,35 @@ impl Prober {
     }
 }
 
+/// `terraform apply` that must succeed; on failure, terraform's output and the lane's logs.
+fn apply_ok(ws: &Workspace, lane: &Lane, what: &str) {
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+}
+
+/// The names of the apiserver DaemonSets (one per generation), space-separated.
+fn apiserver_generations(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "daemonsets",
+            "-l",
+            "k8s-app=kube-apiserver",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    )
+}
+
 fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
@@ -413,14 +442,7 @@ fn a_provider_killed_mid_pivot_converges_on_the_next_apply() {
     );
 
     // Terraform may have kept a tainted partial state or none at all; either way the rerun converges.
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    assert!(
-        out.status.success(),
-        "rerun after the kill:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
+    apply_ok(&ws, &lane, "rerun after the kill");
     assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
     assert!(!lane.ls("/etc/kubernetes/manifests").contains("bootstrap"));
     let (changes, text) = ws.plan_has_changes();
@@ -431,30 +453,10 @@ fn a_provider_killed_mid_pivot_converges_on_the_next_apply() {
 fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
     let Some(lane) = Lane::up("pivot update") else { return };
     let ws = Workspace::new(&config(&lane, ""));
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
+    apply_ok(&ws, &lane, "apply");
     let assets = ws.path().join("assets");
     let kubeconfig = assets.join("auth/admin.kubeconfig");
-    let generations = || {
-        kubectl(
-            &kubeconfig,
-            &[
-                "-n",
-                "kube-system",
-                "get",
-                "daemonsets",
-                "-l",
-                "k8s-app=kube-apiserver",
-                "-o",
-                "jsonpath={.items[*].metadata.name}",
-            ],
-        )
-    };
+    let generations = || apiserver_generations(&kubeconfig);
     let before = generations();
 
     // A changed apiserver flag (a new apiserver generation) and a new object.
@@ -547,35 +549,18 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
     let Some(lane) = Lane::up("pivot bad upgrade") else {
         return;
     };
-    let ws = Workspace::new(&config(&lane, ""));
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
+    // This test reaches the API directly at the controller's address, not through a tunnel.
+    let direct =
+        |extra: &str| config(&lane, extra).replace("  timeouts = {", "  api_access = \"direct\"\n  timeouts = {");
+    let ws = Workspace::new(&direct(""));
+    apply_ok(&ws, &lane, "apply");
     let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
-    let generations = || {
-        kubectl(
-            &kubeconfig,
-            &[
-                "-n",
-                "kube-system",
-                "get",
-                "daemonsets",
-                "-l",
-                "k8s-app=kube-apiserver",
-                "-o",
-                "jsonpath={.items[*].metadata.name}",
-            ],
-        )
-    };
+    let generations = || apiserver_generations(&kubeconfig);
     let good = generations();
 
     // bootkube's fault: an in-place apiserver update on one controller is an outage.
     // Here the bad generation runs beside the good one, which keeps serving.
-    let bad = config(&lane, "  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }").replace(
+    let bad = direct("  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }").replace(
         "timeouts = { create = \"8m\" }",
         "timeouts = { create = \"8m\", update = \"60s\" }",
     );
@@ -602,16 +587,16 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
     );
 
     // Back to the good configuration: the failed generation is removed and the plan settles.
-    ws.write("main.tf", &config(&lane, ""));
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
+    ws.write("main.tf", &direct(""));
+    apply_ok(&ws, &lane, "apply");
     assert_eq!(generations(), good, "only the good generation is left");
-    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    let state = ws.resource_values("selfhosted_bootstrap");
+    assert_eq!(state["phase"], "verify");
+    assert_eq!(
+        state["api_endpoint"],
+        format!("https://{}:6443", lane.host().address),
+        "reached directly"
+    );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }

@@ -20,6 +20,7 @@ use crate::inventory::{Inventory, Role};
 use crate::paths::RemotePaths;
 use crate::phase::{self, chain, Phase, PivotError};
 use crate::preflight::{self, Ready};
+use crate::upgrade;
 
 /// Inputs of the pivot.
 #[derive(Debug, Clone)]
@@ -84,25 +85,48 @@ pub async fn create(
     params: &PivotParams,
     cancel: &CancellationToken,
 ) -> Result<Outcome, Box<(Outcome, PivotError)>> {
+    run(inventory, params, cancel, Procedure::Pivot).await
+}
+
+/// The procedures that share preflight and the fleet of sessions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Procedure {
+    /// The first, one-time pivot ([`create`]).
+    Pivot,
+    /// A later change to the self-hosted cluster ([`crate::upgrade::update`]).
+    Upgrade,
+}
+
+/// Preflight, then `procedure`'s phases on the connected fleet; on failure, what was done
+/// so far with the error.
+pub(crate) async fn run(
+    inventory: &Inventory,
+    params: &PivotParams,
+    cancel: &CancellationToken,
+    procedure: Procedure,
+) -> Result<Outcome, Box<(Outcome, PivotError)>> {
     let mut outcome = Outcome::default();
-    match run(inventory, params, cancel, &mut outcome).await {
+    match on_fleet(inventory, params, cancel, procedure, &mut outcome).await {
         Ok(()) => Ok(outcome),
         Err(e) => Box::pin(async { Err(Box::new((outcome, e))) }).await,
     }
 }
 
-async fn run(
+async fn on_fleet(
     inventory: &Inventory,
     params: &PivotParams,
     cancel: &CancellationToken,
+    procedure: Procedure,
     outcome: &mut Outcome,
 ) -> Result<(), PivotError> {
-    let assets = &params.assets;
     let ready: Ready = phase::run(Phase::Preflight, preflight::preflight(inventory, cancel)).await?;
     outcome.learned = ready.learned.clone();
     outcome.reached = Some(Phase::Preflight);
     // Boxed: the phases' state machines are large; kept off the worker's stack.
-    let result = Box::pin(pivot_phases(inventory, params, cancel, outcome, &ready, assets)).await;
+    let result = match procedure {
+        Procedure::Pivot => Box::pin(pivot_phases(inventory, params, cancel, outcome, &ready)).await,
+        Procedure::Upgrade => Box::pin(upgrade::upgrade_phases(inventory, params, cancel, outcome, &ready)).await,
+    };
     ready.fleet.close().await;
     result
 }
@@ -113,8 +137,8 @@ async fn pivot_phases(
     cancel: &CancellationToken,
     outcome: &mut Outcome,
     ready: &Ready,
-    assets: &BTreeMap<String, String>,
 ) -> Result<(), PivotError> {
+    let assets = &params.assets;
     phase::run(
         Phase::NodeSecrets,
         distribute::node_secrets(ready, inventory, assets, &params.paths, cancel),

@@ -24,8 +24,8 @@ use crate::api::{self, Api, Expect, APISERVER_PODS};
 use crate::distribute;
 use crate::inventory::Inventory;
 use crate::phase::{self, chain, Phase, PivotError};
-use crate::pivot::{bounded, host_pod_logs, Outcome, PivotParams};
-use crate::preflight::{self, Ready};
+use crate::pivot::{self, bounded, host_pod_logs, Outcome, PivotParams, Procedure};
+use crate::preflight::Ready;
 
 /// Pause between looks at a controller's listening sockets.
 const LISTEN_POLL: Duration = Duration::from_millis(500);
@@ -39,29 +39,10 @@ pub async fn update(
     params: &PivotParams,
     cancel: &CancellationToken,
 ) -> Result<Outcome, Box<(Outcome, PivotError)>> {
-    let mut outcome = Outcome::default();
-    match run(inventory, params, cancel, &mut outcome).await {
-        Ok(()) => Ok(outcome),
-        Err(e) => Box::pin(async { Err(Box::new((outcome, e))) }).await,
-    }
+    pivot::run(inventory, params, cancel, Procedure::Upgrade).await
 }
 
-async fn run(
-    inventory: &Inventory,
-    params: &PivotParams,
-    cancel: &CancellationToken,
-    outcome: &mut Outcome,
-) -> Result<(), PivotError> {
-    let ready: Ready = phase::run(Phase::Preflight, preflight::preflight(inventory, cancel)).await?;
-    outcome.learned = ready.learned.clone();
-    outcome.reached = Some(Phase::Preflight);
-    // Boxed: the phases' state machines are large; kept off the worker's stack.
-    let result = Box::pin(upgrade_phases(inventory, params, cancel, outcome, &ready)).await;
-    ready.fleet.close().await;
-    result
-}
-
-async fn upgrade_phases(
+pub(crate) async fn upgrade_phases(
     inventory: &Inventory,
     params: &PivotParams,
     cancel: &CancellationToken,
