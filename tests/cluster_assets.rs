@@ -188,6 +188,10 @@ fn renewal_window_is_planned_by_a_plain_plan_and_renewed_in_place() {
         "apiserver renewed"
     );
     assert_eq!(end(&after, "ca"), end(&before, "ca"));
+    // The renewal raised the revision that rolls the running control plane.
+    assert_eq!(before["credentials_revision"], "1");
+    assert_eq!(after["credentials_revision"], "2");
+    assert_ne!(after["apiserver_generation"], before["apiserver_generation"]);
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }

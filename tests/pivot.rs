@@ -206,7 +206,12 @@ impl Prober {
 
 /// `terraform apply` that must succeed; on failure, terraform's output and the lane's logs.
 fn apply_ok(ws: &Workspace, lane: &Lane, what: &str) {
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    apply_ok_with(ws, lane, what, &[]);
+}
+
+/// As [`apply_ok`], with extra environment variables for terraform and the provider.
+fn apply_ok_with(ws: &Workspace, lane: &Lane, what: &str, env: &[(&str, &str)]) {
+    let out = ws.run_with(&["apply", "-auto-approve", "-input=false"], env);
     assert!(
         out.status.success(),
         "{what}:\n{}{}\n{}",
@@ -597,6 +602,77 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
         format!("https://{}:6443", lane.host().address),
         "reached directly"
     );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+#[test]
+fn a_certificate_renewal_reaches_the_running_control_plane() {
+    let Some(lane) = Lane::up("pivot renewal") else { return };
+    let ws = Workspace::new(
+        &config(&lane, "  validity_hours      = 48\n  early_renewal_hours = 24").replace(
+            "timeouts = { create = \"8m\" }",
+            "timeouts = { create = \"8m\", update = \"4m\" }",
+        ),
+    );
+    // The cluster is set up with certificates issued 30 hours ago (the provider's clock
+    // only): now they are 30 hours into their 48, inside the 24-hour renewal window.
+    let earlier = support::shifted_clock("-30h");
+    let earlier: Vec<(&str, &str)> = earlier.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    apply_ok_with(&ws, &lane, "pivot with certificates issued 30 h ago", &earlier);
+    let assets = ws.path().join("assets");
+    let kubeconfig = assets.join("auth/admin.kubeconfig");
+    let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
+    let old_cert = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
+    let old_generation = apiserver_generations(&kubeconfig);
+
+    // A plain apply at the real time renews, and the upgrade brings the new
+    // certificates to the running control plane.
+    let prober = Prober::start(&assets, &lane.host().address, Some("/api/v1/namespaces/kube-system"));
+    let started = Instant::now();
+    apply_ok(&ws, &lane, "renewal");
+    let took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let samples = prober.finish();
+    let new_cert = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
+    let failures: Vec<&String> = samples.iter().filter_map(|(_, fp)| fp.as_ref().err()).collect();
+    let new_generation = apiserver_generations(&kubeconfig);
+    eprintln!(
+        "renewal: apply took {took:?}; {} requests, {} failed; apiserver generation {old_generation} → {new_generation}",
+        samples.len(),
+        failures.len()
+    );
+    assert_ne!(new_cert, old_cert, "the apiserver certificate was renewed");
+    assert_eq!(
+        samples.last().unwrap().1.as_ref(),
+        Ok(&new_cert),
+        "the running apiserver serves the renewed certificate"
+    );
+    assert_eq!(failures.len(), 0, "no failed request during the renewal: {failures:?}");
+    assert!(
+        !new_generation.contains(' ') && new_generation != old_generation,
+        "a renewal is a new apiserver generation: {old_generation} → {new_generation}"
+    );
+    let revision = ws.resource_values("selfhosted_cluster_assets")["credentials_revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for deployment in ["kube-controller-manager", "kube-scheduler"] {
+        let annotation = kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "deployment",
+                deployment,
+                "-o",
+                "jsonpath={.spec.template.metadata.annotations.selfhosted\\.dev/credentials-revision}",
+            ],
+        );
+        assert_eq!(annotation, revision, "{deployment} rolled with the new credentials");
+    }
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }

@@ -69,3 +69,18 @@ pub fn from_dir(root: &Path) -> Result<Assets, ImportError> {
     }
     Ok(out)
 }
+
+/// The credentials revision the imported manifests carry (their pod-template annotation),
+/// so an import does not plan a new apiserver generation.
+pub fn credentials_revision(assets: &Assets) -> Option<String> {
+    let key = format!(
+        "{}:",
+        selfhosted_manifests::control_plane::CREDENTIALS_REVISION_ANNOTATION
+    );
+    assets
+        .iter()
+        .filter(|(path, _)| path.starts_with("manifests/"))
+        .flat_map(|(_, text)| text.lines())
+        .find_map(|line| line.trim().strip_prefix(key.as_str()))
+        .map(|v| v.trim().trim_matches(['\'', '"']).to_owned())
+}

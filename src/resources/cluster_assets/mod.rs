@@ -97,7 +97,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Computed attributes that are unknown while an input is.
-const OUTPUTS: [&str; 16] = [
+const OUTPUTS: [&str; 17] = [
     attr::ID,
     attr::ASSETS,
     attr::SERVER_URL,
@@ -113,6 +113,7 @@ const OUTPUTS: [&str; 16] = [
     attr::BOOTSTRAP_MANIFESTS,
     attr::SECRET_MANIFESTS,
     attr::APISERVER_GENERATION,
+    attr::CREDENTIALS_REVISION,
     attr::NODE,
 ];
 
@@ -151,7 +152,7 @@ impl ClusterAssets {
             }
             return Ok((planned, Vec::new(), Diagnostics::new()));
         }
-        let params = inputs.params()?;
+        let mut params = inputs.params()?;
         let prior = if replaces(&req.prior_state, &planned) {
             None
         } else {
@@ -162,6 +163,19 @@ impl ClusterAssets {
             .map_err(|e| error("Cannot plan the cluster's PKI", chain(&e)))?;
 
         let changed = decision.changed_paths();
+        // The next revision whenever anything is (re)issued, else the one in state: a counter,
+        // so that plan and the final plan at apply agree.
+        let prior_revision = string_attr(&req.prior_state, attr::CREDENTIALS_REVISION)
+            .and_then(|r| r.parse::<u64>().ok())
+            .unwrap_or(0);
+        let revision = match &prior {
+            None => 1,
+            Some(_) if !changed.is_empty() => prior_revision + 1,
+            Some(_) => prior_revision,
+        }
+        .to_string();
+        params.manifests.credentials_revision.clone_from(&revision);
+        planned.set_attr(attr::CREDENTIALS_REVISION, Value::from(revision.as_str()));
         let pki: PlannedAssets = decision
             .items
             .iter()
@@ -234,13 +248,17 @@ impl ClusterAssets {
             return Ok(Value::Null);
         }
         let inputs = Inputs::read(&req.config);
-        let params = inputs.params()?;
+        let mut params = inputs.params()?;
         let prior = if replaces(&req.prior_state, &req.planned_state) {
             None
         } else {
             assets_of(&req.prior_state)
         };
         let now = decode_now(&req.planned_private).unwrap_or_else(|| (self.clock)());
+        // Plan decided the revision; it is known there.
+        params.manifests.credentials_revision = string_attr(&req.planned_state, attr::CREDENTIALS_REVISION)
+            .unwrap_or_default()
+            .to_owned();
         let material = selfhosted_pki::issue(&params.pki, prior.as_ref(), now)
             .map_err(|e| error("Cannot issue the cluster's PKI", chain(&e)))?;
         let public = render::public(&params.manifests).map_err(|e| render_error(&e))?;
@@ -390,6 +408,9 @@ impl Resource for ClusterAssets {
             Ok(assets) => {
                 let mut state = Value::null_object(&schema::schema().value_type());
                 state.set_attr(attr::ID, Value::from(req.id.as_str()));
+                if let Some(revision) = import::credentials_revision(&assets) {
+                    state.set_attr(attr::CREDENTIALS_REVISION, Value::from(revision.as_str()));
+                }
                 state.set_attr(attr::ASSET_DIR, Value::from(req.id.as_str()));
                 state.set_attr(
                     attr::ASSETS,

@@ -69,6 +69,8 @@ pub mod attr {
     pub const SECRET_MANIFESTS: &str = "secret_manifests";
     /// `apiserver_generation`
     pub const APISERVER_GENERATION: &str = "apiserver_generation";
+    /// `credentials_revision`
+    pub const CREDENTIALS_REVISION: &str = "credentials_revision";
     /// `node`
     pub const NODE: &str = "node";
 }
@@ -331,6 +333,11 @@ pub fn schema() -> Schema {
             attr::APISERVER_GENERATION,
             Type::String,
             "Generation suffix of the self-hosted apiserver DaemonSet (`kube-apiserver-<generation>`); apiserver upgrades run a new generation beside the old one.",
+        ))
+        .attribute(output(
+            attr::CREDENTIALS_REVISION,
+            Type::String,
+            "Counts the (re)issues of the control plane's certificates: `1` at creation, one more at each renewal or re-issue, decided at plan. It is part of the apiserver generation and annotates the controller-manager and scheduler pods, so a renewal reaches the running control plane: a blue/green apiserver hand-over and rolling restarts, run by `selfhosted_bootstrap`.",
         ))
         .attribute(output(
             attr::NODE,

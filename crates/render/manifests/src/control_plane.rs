@@ -29,6 +29,8 @@ pub const CONTROLLER_MANAGER_SECRET: &str = "kube-controller-manager";
 pub const CONTROLLER_MANAGER_PORT: u16 = 10257;
 /// Secure port of kube-scheduler.
 pub const SCHEDULER_PORT: u16 = 10259;
+/// Pod-template annotation carrying [`ManifestParams::credentials_revision`].
+pub const CREDENTIALS_REVISION_ANNOTATION: &str = "selfhosted.dev/credentials-revision";
 /// Label key carrying the apiserver generation (blue/green upgrades).
 pub const GENERATION_LABEL: &str = "app.kubernetes.io/instance";
 /// User id both apiservers run as (must be equal for port sharing).
@@ -145,6 +147,10 @@ fn kcm_flags(p: &ManifestParams, bootstrap: bool) -> Vec<String> {
         format!("--kubeconfig={kubeconfig}"),
         "--leader-elect=true".into(),
     ]);
+    if !bootstrap {
+        // A rollout starts the new pod beside the old one on the same port (see `deploy`).
+        f.push("--permit-port-sharing=true".into());
+    }
     if p.row().insecure_port_flags {
         f.push("--port=0".into());
     }
@@ -164,6 +170,9 @@ fn scheduler_flags(p: &ManifestParams, bootstrap: bool) -> Vec<String> {
         f.push(format!("--kubeconfig={BOOTSTRAP_SECRETS_DIR}/scheduler.kubeconfig"));
     }
     f.push("--leader-elect=true".to_string());
+    if !bootstrap {
+        f.push("--permit-port-sharing=true".into());
+    }
     if p.row().insecure_port_flags {
         f.push("--port=0".into());
     }
@@ -283,9 +292,25 @@ fn apiserver_pod_spec(p: &ManifestParams) -> Value {
 pub fn apiserver_generation(p: &ManifestParams) -> String {
     let spec = apiserver_pod_spec(p);
     // Canonical (sorted) form, so the name does not depend on map ordering features.
-    let digest = Sha256::digest(crate::object::to_yaml(&spec).unwrap_or_default());
+    let mut hasher = Sha256::new();
+    hasher.update(crate::object::to_yaml(&spec).unwrap_or_default());
+    if !p.credentials_revision.is_empty() {
+        hasher.update(b"\0credentials-revision=");
+        hasher.update(p.credentials_revision.as_bytes());
+    }
+    let digest = hasher.finalize();
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
     format!("v1-{}-{}-{hex}", p.kubernetes_version.minor, p.kubernetes_version.patch)
+}
+
+/// Pod-template metadata: `labels`, and the credentials revision when there is one, so a
+/// renewal changes the template and the workload rolls.
+fn template_metadata(p: &ManifestParams, labels: Value) -> Value {
+    let mut meta = json!({ "labels": labels });
+    if !p.credentials_revision.is_empty() {
+        meta["annotations"] = json!({ CREDENTIALS_REVISION_ANNOTATION: p.credentials_revision });
+    }
+    meta
 }
 
 /// The self-hosted control plane objects (no key material).
@@ -307,7 +332,7 @@ pub fn self_hosted(p: &ManifestParams) -> Vec<Value> {
             "selector": { "matchLabels": selector },
             "updateStrategy": strategy,
             "template": {
-                "metadata": { "labels": { "k8s-app": "kube-apiserver", GENERATION_LABEL: ds_name, "tier": "control-plane" } },
+                "metadata": template_metadata(p, json!({ "k8s-app": "kube-apiserver", GENERATION_LABEL: ds_name, "tier": "control-plane" })),
                 "spec": apiserver_pod_spec(p)
             }
         }
@@ -325,10 +350,12 @@ pub fn self_hosted(p: &ManifestParams) -> Vec<Value> {
             "spec": {
                 "replicas": replicas,
                 "selector": { "matchLabels": { "k8s-app": name } },
-                // hostNetwork with fixed ports: a new pod cannot start beside the old one
-                // on the same controller, so replace instead of surging.
-                "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 0, "maxUnavailable": 1 } },
-                "template": { "metadata": { "labels": labels }, "spec": pod_spec }
+                // Surge, never replace: replacing the only scheduler (or controller-manager)
+                // leaves nothing to schedule (or create) its successor. The new pod starts
+                // beside the old one and shares its port (`--permit-port-sharing`, no
+                // declared host port); leader election keeps one active.
+                "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
+                "template": { "metadata": template_metadata(p, labels), "spec": pod_spec }
             }
         })
     };
@@ -349,7 +376,6 @@ pub fn self_hosted(p: &ManifestParams) -> Vec<Value> {
                 "image": image(p, Component::KubeControllerManager),
                 "command": ["kube-controller-manager"],
                 "args": kcm_flags(p, false),
-                "ports": [{ "name": "https", "containerPort": CONTROLLER_MANAGER_PORT, "protocol": "TCP" }],
                 "livenessProbe": {
                     "httpGet": { "path": "/healthz", "port": CONTROLLER_MANAGER_PORT, "scheme": "HTTPS" },
                     "initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 15, "failureThreshold": 8
@@ -377,7 +403,6 @@ pub fn self_hosted(p: &ManifestParams) -> Vec<Value> {
                 // hostNetwork on a controller: reach the local apiserver, never through
                 // a Service that needs kube-proxy.
                 "env": apiserver_env("127.0.0.1", p.api_server_port),
-                "ports": [{ "name": "https", "containerPort": SCHEDULER_PORT, "protocol": "TCP" }],
                 "livenessProbe": {
                     "httpGet": { "path": "/healthz", "port": SCHEDULER_PORT, "scheme": "HTTPS" },
                     "initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 15, "failureThreshold": 8

@@ -310,6 +310,12 @@ pub struct ManifestParams {
     pub extra_manifests: Vec<ExtraObject>,
     /// Group of the admin certificate, bound to `cluster-admin` unless `system:masters`.
     pub admin_group: String,
+    /// Changes whenever the control plane's credentials are (re)issued, known at plan time
+    /// (the caller decides it, not the key material; `selfhosted_cluster_assets` counts). It is part of the apiserver generation
+    /// and a pod-template annotation of the controller-manager and scheduler, so renewed
+    /// certificates reach running components: blue/green for the apiserver, a rolling
+    /// restart for the others. Empty: no annotation.
+    pub credentials_revision: String,
 }
 
 impl ManifestParams {
@@ -335,6 +341,7 @@ impl ManifestParams {
             controller_count: 1,
             extra_manifests: Vec::new(),
             admin_group: MASTERS_GROUP.to_string(),
+            credentials_revision: String::new(),
         }
     }
 
@@ -732,6 +739,7 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
                 controller_count: raw.controller_count,
                 extra_manifests: extras,
                 admin_group,
+                credentials_revision: String::new(),
             }
         }
         _ => return Err(vec![InputError::attr("kubernetes_version", "inputs incomplete")]),

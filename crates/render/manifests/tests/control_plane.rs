@@ -248,16 +248,22 @@ fn tls_bootstrapping_objects_are_present() {
 }
 
 #[test]
-fn single_controller_deployments_replace_instead_of_surging() {
+fn control_plane_deployments_surge_beside_the_old_pod_on_a_shared_port() {
     let mut raw = common::raw();
     raw.controller_count = 1;
     let r = render(&common::parse(&raw), &common::material()).expect("render");
     for name in ["kube-controller-manager", "kube-scheduler"] {
         let d = find(&r.manifests, &format!("deployment-kube-system-{name}"));
         assert_eq!(d["spec"]["replicas"], 1);
-        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], 0);
-        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 1);
-        assert!(d["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"].is_object());
+        // Replacing the only scheduler leaves nothing to schedule its successor.
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], 1);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+        let pod = &d["spec"]["template"]["spec"];
+        assert!(pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"].is_null());
+        assert!(pod["affinity"]["podAntiAffinity"].is_object());
+        let container = &pod["containers"][0];
+        assert!(container["ports"].is_null(), "no host port for the scheduler to refuse");
+        assert_eq!(flag(&args(pod), "--permit-port-sharing"), Some("true"), "{name}");
     }
     let three = default_render();
     assert_eq!(
@@ -324,6 +330,41 @@ fn apiserver_generation_changes_with_the_apiserver_only() {
     let k0: Vec<&String> = r0.keys().filter(|k| k.contains("kube-apiserver-v1")).collect();
     let k1: Vec<&String> = r1.keys().filter(|k| k.contains("kube-apiserver-v1")).collect();
     assert_ne!(k0, k1);
+}
+
+#[test]
+fn a_new_credentials_revision_rolls_the_control_plane() {
+    let base = common::parse(&common::raw());
+    let annotation = |m: &BTreeMap<String, String>, needle: &str| {
+        find(m, needle)["spec"]["template"]["metadata"]["annotations"]["selfhosted.dev/credentials-revision"].clone()
+    };
+    let r0 = render_public(&base).expect("render");
+    assert!(
+        annotation(&r0, "deployment-kube-system-kube-scheduler").is_null(),
+        "no revision, no annotation"
+    );
+    let mut renewed = base.clone();
+    renewed.credentials_revision = "2".into();
+    assert_ne!(
+        selfhosted_manifests::apiserver_generation(&base),
+        selfhosted_manifests::apiserver_generation(&renewed),
+        "a renewal is a new apiserver generation (blue/green)"
+    );
+    let r2 = render_public(&renewed).expect("render");
+    for workload in [
+        "deployment-kube-system-kube-scheduler",
+        "deployment-kube-system-kube-controller-manager",
+        "daemonset-kube-system-kube-apiserver",
+    ] {
+        assert_eq!(annotation(&r2, workload), "2", "{workload} carries the revision");
+    }
+    let mut again = base.clone();
+    again.credentials_revision = "2".into();
+    assert_eq!(
+        render_public(&again).expect("render"),
+        r2,
+        "same revision, same manifests"
+    );
 }
 
 #[test]
