@@ -131,6 +131,9 @@ resource "selfhosted_bootstrap" "lane" {{
     )
 }
 
+/// A real API request, what a client sees (where `/readyz` also fails while an apiserver starts).
+const API_REQUEST: &str = "/api/v1/namespaces/kube-system";
+
 /// One probe answer: when, and which certificate served a good `/readyz` (Err: what failed).
 type Sample = (Instant, Result<Fingerprint, String>);
 
@@ -221,6 +224,31 @@ fn apply_ok_with(ws: &Workspace, lane: &Lane, what: &str, env: &[(&str, &str)]) 
     );
 }
 
+/// `terraform apply`, which must succeed, while a [`Prober`] asks `path` (see
+/// [`Prober::start`]) and for `linger` after it; the apply's duration and the answers.
+fn apply_while_probing(
+    ws: &Workspace,
+    lane: &Lane,
+    what: &str,
+    path: Option<&'static str>,
+    linger: Duration,
+) -> (Duration, Vec<Sample>) {
+    let prober = Prober::start(&ws.path().join("assets"), &lane.host().address, path);
+    let started = Instant::now();
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    let took = started.elapsed();
+    std::thread::sleep(linger);
+    let samples = prober.finish();
+    assert!(
+        out.status.success(),
+        "{what} failed after {took:?}:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+    (took, samples)
+}
+
 /// The names of the apiserver DaemonSets (one per generation), space-separated.
 fn apiserver_generations(kubeconfig: &Path) -> String {
     kubectl(
@@ -258,20 +286,8 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     let Some(lane) = Lane::up("pivot") else { return };
     let ws = Workspace::new(&config(&lane, ""));
     let assets = ws.path().join("assets");
-    let prober = Prober::start(&assets, &lane.host().address, None);
-    let started = Instant::now();
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    let took = started.elapsed();
     // Keep probing a while after apply returns: the self-hosted apiserver serves alone now.
-    std::thread::sleep(Duration::from_secs(5));
-    let samples = prober.finish();
-    assert!(
-        out.status.success(),
-        "apply failed after {took:?}:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
+    let (took, samples) = apply_while_probing(&ws, &lane, "apply", None, Duration::from_secs(5));
 
     let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
     let self_hosted = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
@@ -473,19 +489,7 @@ fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
         "{text}"
     );
     // What a client sees: a real API request on a fresh connection every 50 ms.
-    let prober = Prober::start(&assets, &lane.host().address, Some("/api/v1/namespaces/kube-system"));
-    let started = Instant::now();
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    let took = started.elapsed();
-    std::thread::sleep(Duration::from_secs(3));
-    let samples = prober.finish();
-    assert!(
-        out.status.success(),
-        "update failed after {took:?}:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
+    let (took, samples) = apply_while_probing(&ws, &lane, "update", Some(API_REQUEST), Duration::from_secs(3));
     let after = generations();
     let bootstrap =
         Fingerprint::of_pem(&std::fs::read_to_string(assets.join("tls/bootstrap-apiserver.crt")).unwrap()).unwrap();
@@ -628,12 +632,7 @@ fn a_certificate_renewal_reaches_the_running_control_plane() {
 
     // A plain apply at the real time renews, and the upgrade brings the new
     // certificates to the running control plane.
-    let prober = Prober::start(&assets, &lane.host().address, Some("/api/v1/namespaces/kube-system"));
-    let started = Instant::now();
-    apply_ok(&ws, &lane, "renewal");
-    let took = started.elapsed();
-    std::thread::sleep(Duration::from_secs(3));
-    let samples = prober.finish();
+    let (took, samples) = apply_while_probing(&ws, &lane, "renewal", Some(API_REQUEST), Duration::from_secs(3));
     let new_cert = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
     let failures: Vec<&String> = samples.iter().filter_map(|(_, fp)| fp.as_ref().err()).collect();
     let new_generation = apiserver_generations(&kubeconfig);

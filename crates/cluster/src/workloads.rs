@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 
 use crate::apply::Manifest;
@@ -92,67 +92,6 @@ pub async fn placements(
         }
     }
     Ok(nodes)
-}
-
-/// Places the pods matching `selector` that no scheduler placed, when no Ready pod of the
-/// selector is left to do it: rolling the only kube-scheduler deletes the old one before
-/// its replacement can be scheduled — by a scheduler. Each such pod is bound to the first
-/// of `nodes` where no pod of the selector runs, terminating ones included (else it waits
-/// for the next call). Returns `(pod, node)`
-/// for every binding made; nothing while a Ready pod of the selector serves.
-pub async fn place_unscheduled(
-    client: &Client,
-    namespace: &str,
-    selector: &str,
-    nodes: &[String],
-) -> Result<Vec<(String, String)>, WorkloadError> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let pods = api
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(api_error(format!("listing pods {selector:?} in {namespace}")))?;
-    let live = |p: &&Pod| p.metadata.deletion_timestamp.is_none();
-    if pods.items.iter().filter(live).any(crate::conditions::pod_ready) {
-        return Ok(Vec::new());
-    }
-    // A node where a pod of the selector still runs, if only terminating, would refuse
-    // the new one; wait for it to be gone.
-    let mut occupied: Vec<String> = pods
-        .items
-        .iter()
-        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
-        .collect();
-    let mut bound = Vec::new();
-    for pod in pods.items.iter().filter(live) {
-        let (Some(name), None) = (
-            pod.metadata.name.clone(),
-            pod.spec.as_ref().and_then(|s| s.node_name.as_ref()),
-        ) else {
-            continue;
-        };
-        let Some(node) = nodes.iter().find(|n| !occupied.contains(n)).cloned() else {
-            break;
-        };
-        let binding = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Binding",
-            "metadata": { "name": name, "namespace": namespace },
-            "target": { "apiVersion": "v1", "kind": "Node", "name": node }
-        });
-        match api
-            .create_subresource::<_, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
-            .await
-        {
-            Ok(_) => {
-                occupied.push(node.clone());
-                bound.push((name, node));
-            }
-            // Placed meanwhile (409), or gone (404): nothing to do.
-            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
-            Err(e) => return Err(api_error(format!("binding pod {namespace}/{name} to node {node}"))(e)),
-        }
-    }
-    Ok(bound)
 }
 
 /// Deletes every DaemonSet matching `selector` in `namespace` but `keep`; returns the names

@@ -27,8 +27,6 @@ use crate::phase::{self, chain, Phase, PivotError};
 use crate::pivot::{self, bounded, host_pod_logs, Outcome, PivotParams, Procedure};
 use crate::preflight::Ready;
 
-/// Pause between looks for scheduler pods that no scheduler placed.
-const SCHEDULER_POLL: Duration = Duration::from_secs(1);
 /// Pause between looks at a controller's listening sockets.
 const LISTEN_POLL: Duration = Duration::from_millis(500);
 
@@ -110,10 +108,9 @@ pub(crate) async fn upgrade_phases(
     .await?;
     outcome.reached = Some(Phase::ApiserverHandOver);
 
-    let controller_nodes: Vec<String> = inventory.controllers().map(|h| h.name.clone()).collect();
     phase::run(Phase::RollOut, async {
         for m in &rest {
-            Box::pin(roll_out(&api, m, deadline, cancel, &boot, &controller_nodes)).await?;
+            Box::pin(roll_out(&api, m, deadline, cancel, &boot)).await?;
         }
         Ok(())
     })
@@ -139,7 +136,6 @@ async fn roll_out(
     deadline: Instant,
     cancel: &CancellationToken,
     evidence_host: &Session,
-    nodes: &[String],
 ) -> Result<(), PivotError> {
     let what = format!("{} to roll out", m.describe());
     bounded(
@@ -150,16 +146,7 @@ async fn roll_out(
         selfhosted_cluster::apply_parsed(&api.waiter, std::slice::from_ref(m)),
     )
     .await?;
-    let rolled_out = api.waiter.until(deadline, &what, api.waiter.rolled_out(m));
-    let waited = if m.label("k8s-app") == Some("kube-scheduler") {
-        tokio::select! {
-            r = rolled_out => r,
-            e = place_schedulers(api, nodes) => return Err(e),
-        }
-    } else {
-        rolled_out.await
-    };
-    match waited {
+    match api.waiter.until(deadline, &what, api.waiter.rolled_out(m)).await {
         Ok(()) => Ok(()),
         Err(e) => {
             let mut err = PivotError::new(Phase::RollOut, chain(&e));
@@ -171,23 +158,6 @@ async fn roll_out(
             }
             Err(err)
         }
-    }
-}
-
-/// While the scheduler rolls, places the new scheduler pods that no scheduler is left to
-/// place (a single controller's only scheduler goes before its replacement is scheduled).
-/// Returns only on an API error.
-async fn place_schedulers(api: &Api, nodes: &[String]) -> PivotError {
-    loop {
-        match workloads::place_unscheduled(api.waiter.client(), "kube-system", "k8s-app=kube-scheduler", nodes).await {
-            Ok(bound) => {
-                for (pod, node) in bound {
-                    tracing::info!(%pod, %node, "no scheduler left to place the new kube-scheduler pod: bound it");
-                }
-            }
-            Err(e) => return PivotError::new(Phase::RollOut, chain(&e)),
-        }
-        tokio::time::sleep(SCHEDULER_POLL).await;
     }
 }
 
