@@ -28,5 +28,7 @@ echo "== terraform fmt -check examples"
 terraform fmt -check -recursive examples
 echo "== real control-plane lane: Kubernetes v1.20.2 binaries (cached after the first build)"
 bash tests/lane/build.sh
+echo "== the node agent image (selfhosted-agent, imported by the lane hosts)"
+bash tests/lane/agent-image.sh
 echo "== cargo nextest"
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -675,3 +675,50 @@ fn a_certificate_renewal_reaches_the_running_control_plane() {
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }
+
+/// Apiserver hand-overs in a row on one cluster, each to a new generation (a flag that changes
+/// every round), under a prober sending a real API request on a fresh connection every 50 ms:
+/// none may lose a request. `SELFHOSTED_HANDOVER_ROUNDS` sets how many (2 unless set;
+/// `scripts/handover-soak.sh` runs more).
+#[test]
+fn apiserver_hand_overs_in_a_row_lose_no_request() {
+    let rounds: u32 = std::env::var("SELFHOSTED_HANDOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let Some(lane) = Lane::up("pivot hand-overs") else {
+        return;
+    };
+    let ws = Workspace::new(&config(&lane, ""));
+    apply_ok(&ws, &lane, "apply");
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    let (mut sent, mut failed) = (0, Vec::new());
+    for round in 1..=rounds {
+        let before = apiserver_generations(&kubeconfig);
+        let flag = format!("  extra_flags = {{ \"kube_apiserver\" = [\"--v={}\"] }}", round % 4 + 1);
+        ws.write("main.tf", &config(&lane, &flag));
+        let (took, samples) = apply_while_probing(&ws, &lane, "hand-over", Some(API_REQUEST), Duration::from_secs(3));
+        let after = apiserver_generations(&kubeconfig);
+        let failures: Vec<String> = samples.iter().filter_map(|(_, r)| r.clone().err()).collect();
+        eprintln!(
+            "hand-over {round}/{rounds}: apply took {took:?}; {} requests, {} failed; {before} → {after}",
+            samples.len(),
+            failures.len()
+        );
+        assert!(
+            after != before && !after.contains(' '),
+            "round {round}: {before} → {after}"
+        );
+        assert!(
+            samples.len() > 20,
+            "round {round}: the probe ran: {} requests",
+            samples.len()
+        );
+        sent += samples.len();
+        failed.extend(failures.into_iter().map(|f| format!("round {round}: {f}")));
+    }
+    eprintln!("hand-overs: {rounds} rounds, {sent} requests, {} failed", failed.len());
+    assert_eq!(failed.len(), 0, "no failed request in any hand-over: {failed:?}");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}

@@ -95,6 +95,9 @@ if [ ! -x "$GOTC/usr/lib/go-1.15/bin/go" ]; then
 fi
 export GOROOT=$GOTC/usr/lib/go-1.15
 export PATH=$GOROOT/bin:$PATH
+# The machine's own Go settings (`go env -w`, e.g. GOFLAGS=-buildvcs=false for a newer Go) are not
+# for Go 1.15, which refuses flags it does not know.
+export GOENV=off
 go version >&2
 command -v rsync >/dev/null || { echo "rsync is required (apt-get install rsync)" >&2; exit 1; }
 

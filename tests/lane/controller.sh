@@ -311,9 +311,12 @@ ENV
   for t in kube-apiserver kube-controller-manager kube-scheduler pause; do
     hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$IMG/$t.tar" >/dev/null
   done
+  # The provider's node agent (the apiserver pods' reuseport gate), built from this checkout.
+  AGENT_TAR=$(bash "$HERE/agent-image.sh" | tail -n1)
+  hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$AGENT_TAR" >/dev/null
   have=$(hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images ls -q)
   for n in "registry.k8s.io/kube-apiserver:$V" "registry.k8s.io/kube-controller-manager:$V" \
-           "registry.k8s.io/kube-scheduler:$V" "$PAUSE_IMAGE"; do
+           "registry.k8s.io/kube-scheduler:$V" "$PAUSE_IMAGE" "$(cat "$AGENT_TAR.ref")"; do
     grep -qxF "$n" <<<"$have" || die "$NAME: image $n missing after import"
   done
   log "$NAME: images imported"

@@ -95,6 +95,7 @@ pub(crate) struct Api {
     pub(crate) waiter: Waiter,
     probe: TlsProbe,
     pub(crate) endpoint: String,
+    cancel: CancellationToken,
     _tunnel: Option<Tunnel>,
 }
 
@@ -111,29 +112,15 @@ impl Api {
         let (host, port, tunnel, endpoint) = match &params.access {
             ApiAccess::Tunnel => {
                 // The tunnel's first forward fails until the apiserver listens.
-                let t = loop {
-                    match boot.tunnel("127.0.0.1", params.api_port).await {
-                        Ok(t) => break t,
-                        Err(e) if Instant::now() + TUNNEL_RETRY < params.deadline && !cancel.is_cancelled() => {
-                            tracing::debug!(error = %e, "apiserver port not reachable through the tunnel yet");
-                            tokio::select! {
-                                () = tokio::time::sleep(TUNNEL_RETRY) => {}
-                                () = cancel.cancelled() => {}
-                            }
-                        }
-                        Err(e) => {
-                            return Err(PivotError::on(
-                                phase,
-                                boot.host(),
-                                format!(
-                                    "{} never listened on 127.0.0.1:{}: {}",
-                                    expect.who(),
-                                    params.api_port,
-                                    chain(&e)
-                                ),
-                            )
-                            .with_evidence(host_pod_logs(boot, expect.pod_prefix()).await))
-                        }
+                let t = match tunnel_until(boot, &["127.0.0.1"], params.api_port, params.deadline, cancel).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Err(PivotError::on(
+                            phase,
+                            boot.host(),
+                            format!("{} never listened on 127.0.0.1:{}: {e}", expect.who(), params.api_port),
+                        )
+                        .with_evidence(host_pod_logs(boot, expect.pod_prefix()).await))
                     }
                 };
                 let local = t.local_addr();
@@ -156,6 +143,7 @@ impl Api {
             waiter: Waiter::new(client).with_cancel(cancel.clone()),
             probe,
             endpoint,
+            cancel: cancel.clone(),
             _tunnel: tunnel,
         })
     }
@@ -170,24 +158,78 @@ impl Api {
         }
     }
 
-    /// Several good answers in a row, each on a fresh connection served with
+    /// Several good answers in a row, each on a fresh connection through `probe` served with
     /// `cert`'s key: the apiserver that holds it answers by itself.
-    pub(crate) async fn answered_by(&self, cert: Fingerprint, params: &PivotParams, what: &str) -> Result<(), String> {
-        let probe = self
+    async fn answered_through(
+        &self,
+        probe: &TlsProbe,
+        cert: Fingerprint,
+        params: &PivotParams,
+        what: &str,
+    ) -> Result<(), String> {
+        let served = self
             .waiter
-            .served_by(&self.probe, cert, params.consecutive_answers, PROBE_INTERVAL);
+            .served_by(probe, cert, params.consecutive_answers, PROBE_INTERVAL);
         self.waiter
-            .until(params.deadline, what, probe)
+            .until(params.deadline, what, served)
             .await
             .map(|_| ())
             .map_err(|e| chain(&e))
     }
 
-    /// Good answers from `cert` while the restart count of the pods `selector`
-    /// holds still: answers alone can come from a process about to exit
-    /// (design notes section 3).
+    /// [`Api::answered_through`] the provider's own way to the API.
+    pub(crate) async fn answered_by(&self, cert: Fingerprint, params: &PivotParams, what: &str) -> Result<(), String> {
+        self.answered_through(&self.probe, cert, params, what).await
+    }
+
+    /// Good answers from `cert` while the restart count of the pods `selector` holds
+    /// still: answers alone can come from a process about to exit (design notes section 3).
     pub(crate) async fn answered_steadily(
         &self,
+        cert: Fingerprint,
+        params: &PivotParams,
+        selector: &str,
+        pods: usize,
+        phase: Phase,
+        host: &str,
+    ) -> Result<(), PivotError> {
+        self.steadily(&self.probe, cert, params, selector, pods, phase, host)
+            .await
+    }
+
+    /// [`Api::answered_steadily`] by the newest apiserver on `session`'s host: reached
+    /// through the loopback address that the reuseport gate (`selfhosted-agent gate`) sends
+    /// to the newest listener of the shared port, while every other client still reaches
+    /// the oldest. This is how a new apiserver is confirmed before the old one leaves.
+    pub(crate) async fn newest_answered_steadily(
+        &self,
+        session: &Session,
+        cert: Fingerprint,
+        params: &PivotParams,
+        selector: &str,
+        pods: usize,
+        phase: Phase,
+    ) -> Result<(), PivotError> {
+        let tunnel = match tunnel_until(session, &NEWEST_VIA, params.api_port, params.deadline, &self.cancel).await {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(
+                    PivotError::on(phase, session.host(), format!("no apiserver listens on loopback: {e}"))
+                        .with_evidence(host_pod_logs(session, "kube-apiserver").await),
+                )
+            }
+        };
+        let creds = credentials(&params.assets, phase)?;
+        let probe = TlsProbe::new(&creds, "127.0.0.1", tunnel.local_addr().port(), TLS_NAME)
+            .map_err(|e| PivotError::new(phase, format!("TLS probe: {}", chain(&e))))?;
+        self.steadily(&probe, cert, params, selector, pods, phase, session.host())
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn steadily(
+        &self,
+        probe: &TlsProbe,
         cert: Fingerprint,
         params: &PivotParams,
         selector: &str,
@@ -210,7 +252,7 @@ impl Api {
         };
         loop {
             let before = restarts().await?;
-            self.answered_by(cert, params, "the self-hosted apiserver to answer by itself")
+            self.answered_through(probe, cert, params, "the self-hosted apiserver to answer by itself")
                 .await
                 .map_err(|e| PivotError::on(phase, host, e))?;
             let after = restarts().await?;
@@ -310,6 +352,46 @@ impl Api {
         match selfhosted_cluster::diagnose::collect_evidence(self.waiter.client(), "kube-system", selector).await {
             Ok(evidence) => evidence.to_string(),
             Err(e) => format!("could not collect evidence for {selector}: {}", chain(&e)),
+        }
+    }
+}
+
+/// The sessions of the controllers, in inventory order.
+pub(crate) fn controller_sessions<'a>(inventory: &Inventory, sessions: &'a [Session]) -> Vec<&'a Session> {
+    inventory
+        .controllers()
+        .filter_map(|h| sessions.iter().find(|s| s.host() == h.name))
+        .collect()
+}
+
+/// The loopback addresses that reach the newest listener of the shared port, in the order
+/// the gate chooses them: `::1` where the host has it, else IPv4 loopback.
+const NEWEST_VIA: [&str; 2] = ["::1", "127.0.0.1"];
+
+/// A tunnel from `session` to the first of `targets` that accepts a connection on `port`,
+/// retried until the deadline or cancellation; else the last error.
+async fn tunnel_until(
+    session: &Session,
+    targets: &[&str],
+    port: u16,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<Tunnel, String> {
+    loop {
+        let mut last = String::new();
+        for host in targets {
+            match session.tunnel(host, port).await {
+                Ok(t) => return Ok(t),
+                Err(e) => last = chain(&e),
+            }
+        }
+        if Instant::now() + TUNNEL_RETRY >= deadline || cancel.is_cancelled() {
+            return Err(last);
+        }
+        tracing::debug!(error = %last, "apiserver port not reachable through the tunnel yet");
+        tokio::select! {
+            () = tokio::time::sleep(TUNNEL_RETRY) => {}
+            () = cancel.cancelled() => {}
         }
     }
 }

@@ -184,15 +184,20 @@ async fn pivot_phases(
         let versions = api
             .versions(deadline, controllers, Phase::WaitForSelfHosted, &boot)
             .await?;
-        api.answered_steadily(
-            self_hosted,
-            params,
-            APISERVER_PODS,
-            controllers,
-            Phase::WaitForSelfHosted,
-            boot.host(),
-        )
-        .await?;
+        // The bootstrap apiserver keeps every client until it leaves (the reuseport gate):
+        // confirm the self-hosted one where the gate sends its own loopback client, on
+        // every controller.
+        for session in api::controller_sessions(inventory, ready.fleet.sessions()) {
+            api.newest_answered_steadily(
+                session,
+                self_hosted,
+                params,
+                APISERVER_PODS,
+                controllers,
+                Phase::WaitForSelfHosted,
+            )
+            .await?;
+        }
         Ok(versions)
     })
     .await?;

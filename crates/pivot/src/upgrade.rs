@@ -94,6 +94,7 @@ pub(crate) async fn upgrade_phases(
         for apiserver in &apiservers {
             Box::pin(hand_over(
                 &api,
+                inventory,
                 apiserver,
                 params,
                 sessions,
@@ -162,8 +163,10 @@ async fn roll_out(
 }
 
 /// The blue/green hand-over to the apiserver generation `m`.
+#[allow(clippy::too_many_arguments)]
 async fn hand_over(
     api: &Api,
+    inventory: &Inventory,
     m: &Manifest,
     params: &PivotParams,
     sessions: &[Session],
@@ -212,9 +215,11 @@ async fn hand_over(
             .await;
     }
 
-    // Ready alone can lie on a shared port: the kubelet's probe may reach the old
-    // generation. Where an old pod serves, the new one must listen beside it. (An old
-    // generation that never became Ready, such as a failed upgrade's, serves nothing.)
+    // Ready alone can lie on a shared port: the kubelet's probe reaches the old
+    // generation, which keeps every client but loopback ones until it leaves (the
+    // reuseport gate). Where an old pod serves, the new one must listen beside it and
+    // answer by itself where the gate sends its loopback client. (An old generation that
+    // never became Ready, such as a failed upgrade's, serves nothing.)
     for (node, _) in old.iter().filter(|(_, serving)| **serving) {
         let Some(session) = sessions.iter().find(|s| s.host() == node) else {
             continue;
@@ -222,8 +227,10 @@ async fn hand_over(
         distribute::migrate_queued_connections(session, phase).await?;
         both_listen(session, params.api_port, deadline, cancel).await?;
     }
-    api.answered_steadily(self_hosted, params, &new_pods, controllers, phase, boot.host())
-        .await?;
+    for session in api::controller_sessions(inventory, sessions) {
+        api.newest_answered_steadily(session, self_hosted, params, &new_pods, controllers, phase)
+            .await?;
+    }
 
     let retired = workloads::delete_daemonsets_except(client, "kube-system", APISERVER_PODS, &generation)
         .await

@@ -118,6 +118,30 @@ fn apiserver_probes(p: &ManifestParams) -> (Value, Value) {
     (live, ready)
 }
 
+/// The init container that attaches the reuseport gate (`selfhosted-agent gate`) to the
+/// apiserver port before the apiserver joins it: while an older apiserver serves there, it
+/// keeps every connection but loopback ones, so this apiserver takes no client before it
+/// serves, and takes them all at once when the older one leaves. Same user as the
+/// apiservers (a reuseport group is per user); privileged to turn on
+/// `net.ipv4.tcp_migrate_req`, so connections queued on a closing listener move on.
+fn reuseport_gate(p: &ManifestParams, apiserver_flags: &[String]) -> Value {
+    let mut command = vec![
+        "selfhosted-agent".to_string(),
+        "gate".into(),
+        "--port".into(),
+        p.api_server_port.to_string(),
+    ];
+    if let Some(address) = apiserver_flags.iter().find_map(|f| f.strip_prefix("--bind-address=")) {
+        command.extend(["--address".into(), address.to_string()]);
+    }
+    json!({
+        "name": "reuseport-gate",
+        "image": image(p, Component::Agent),
+        "command": command,
+        "securityContext": { "privileged": true }
+    })
+}
+
 /// The apiserver user: root for both apiservers (SO_REUSEPORT is per user).
 fn apiserver_security() -> Value {
     json!({ "runAsUser": APISERVER_UID, "runAsGroup": APISERVER_UID, "runAsNonRoot": false,
@@ -204,17 +228,19 @@ fn static_pod(name: &str, spec: Value) -> Value {
 /// The three bootstrap static Pods, `(file name, object)`.
 pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
     let (live, ready) = apiserver_probes(p);
+    let flags = apiserver_flags(p, Apiserver::Bootstrap);
     let apiserver = static_pod(
         "bootstrap-kube-apiserver",
         json!({
             "hostNetwork": true,
             "priorityClassName": "system-node-critical",
             "securityContext": apiserver_security(),
+            "initContainers": [reuseport_gate(p, &flags)],
             "containers": [{
                 "name": "kube-apiserver",
                 "image": image(p, Component::KubeApiserver),
                 "command": ["kube-apiserver"],
-                "args": apiserver_flags(p, Apiserver::Bootstrap),
+                "args": flags,
                 "env": pod_ip_env(),
                 "livenessProbe": live,
                 "readinessProbe": ready,
@@ -263,6 +289,7 @@ pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
 /// The self-hosted apiserver's pod template without its generation labels.
 fn apiserver_pod_spec(p: &ManifestParams) -> Value {
     let (live, ready) = apiserver_probes(p);
+    let flags = apiserver_flags(p, Apiserver::SelfHosted);
     json!({
         "hostNetwork": true,
         "nodeSelector": controller_selector(),
@@ -271,11 +298,12 @@ fn apiserver_pod_spec(p: &ManifestParams) -> Value {
         "serviceAccountName": "kube-apiserver",
         "automountServiceAccountToken": false,
         "securityContext": apiserver_security(),
+        "initContainers": [reuseport_gate(p, &flags)],
         "containers": [{
             "name": "kube-apiserver",
             "image": image(p, Component::KubeApiserver),
             "command": ["kube-apiserver"],
-            "args": apiserver_flags(p, Apiserver::SelfHosted),
+            "args": flags,
             "env": pod_ip_env(),
             "livenessProbe": live,
             "readinessProbe": ready,

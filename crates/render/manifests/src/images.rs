@@ -2,6 +2,10 @@
 
 use crate::params::{Component, ManifestParams};
 
+/// Where each release of this provider publishes its node agent image, tagged `v<version>`
+/// (the same version as the provider).
+pub const AGENT_REPOSITORY: &str = "selfhosted-dev/selfhosted-agent";
+
 /// (registry, repository path, tag) of a component's default image.
 fn default_parts(p: &ManifestParams, c: Component) -> (&'static str, &'static str, String) {
     let row = p.row();
@@ -23,6 +27,7 @@ fn default_parts(p: &ManifestParams, c: Component) -> (&'static str, &'static st
         Component::CalicoKubeControllers => ("quay.io", "calico/kube-controllers", row.calico_tag.into()),
         Component::CiliumAgent => ("quay.io", "cilium/cilium", row.cilium_tag.into()),
         Component::CiliumOperator => ("quay.io", "cilium/operator-generic", row.cilium_tag.into()),
+        Component::Agent => ("ghcr.io", AGENT_REPOSITORY, format!("v{}", env!("CARGO_PKG_VERSION"))),
     }
 }
 

@@ -85,11 +85,13 @@ pub enum Component {
     CiliumOperator,
     /// kubelet (flags only: it runs on the host, not from an image we render).
     Kubelet,
+    /// The provider's node agent: the reuseport gate in every apiserver pod.
+    Agent,
 }
 
 impl Component {
     /// Every component, in attribute-name order of declaration.
-    pub const ALL: [Component; 13] = [
+    pub const ALL: [Component; 14] = [
         Component::KubeApiserver,
         Component::KubeControllerManager,
         Component::KubeScheduler,
@@ -103,6 +105,7 @@ impl Component {
         Component::CiliumAgent,
         Component::CiliumOperator,
         Component::Kubelet,
+        Component::Agent,
     ];
 
     /// The map key naming this component in `container_images` / `extra_flags`.
@@ -121,6 +124,7 @@ impl Component {
             Component::CiliumAgent => "cilium_agent",
             Component::CiliumOperator => "cilium_operator",
             Component::Kubelet => "kubelet",
+            Component::Agent => "selfhosted_agent",
         }
     }
 

@@ -545,5 +545,43 @@ fn version_bump_changes_only_kubernetes_workloads() {
 #[test]
 fn apiserver_generation_is_stable_across_builds() {
     let p = common::parse(&common::raw());
-    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-d312c383");
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-f807799b");
+}
+
+/// Every apiserver pod first attaches the reuseport gate to the port it is about to share
+/// (bind address included), as the apiserver's user, from the agent image a user can move.
+#[test]
+fn every_apiserver_pod_attaches_the_reuseport_gate_first() {
+    let mut raw = common::raw();
+    raw.extra_flags
+        .insert("kube_apiserver".into(), vec!["--bind-address=10.0.0.5".into()]);
+    raw.container_registry = Some("registry.example.internal".into());
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
+    let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+    let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+    for spec in [&boot["spec"], &ds["spec"]["template"]["spec"]] {
+        let inits = spec["initContainers"].as_array().expect("init containers");
+        assert_eq!(inits.len(), 1);
+        let gate = &inits[0];
+        assert_eq!(gate["name"], "reuseport-gate");
+        assert_eq!(
+            gate["command"],
+            serde_json::json!(["selfhosted-agent", "gate", "--port", "6443", "--address", "10.0.0.5"])
+        );
+        assert_eq!(gate["securityContext"]["privileged"], true);
+        assert_eq!(spec["securityContext"]["runAsUser"], 0, "same user as the apiserver");
+        let image = gate["image"].as_str().unwrap();
+        assert!(
+            image.starts_with("registry.example.internal/selfhosted-dev/selfhosted-agent:v"),
+            "{image}"
+        );
+    }
+
+    // Without a bind address the gate joins the apiserver's wildcard (dual-stack) listener.
+    let r = default_render();
+    let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["initContainers"][0]["command"],
+        serde_json::json!(["selfhosted-agent", "gate", "--port", "6443"])
+    );
 }
