@@ -184,6 +184,22 @@ fn teardown_on_destroy_removes_what_a_failed_apply_left() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("bootstrap-kube-apiserver.yaml"));
 
+    // The state folder is a user input (`/etc` is a valid one): teardown never removes it
+    // recursively, so a file the provider did not write survives.
+    tb.host_exec(
+        first,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /var/lib/selfhosted && echo mine > /var/lib/selfhosted/keep",
+        ],
+    );
     ws.ok(&["destroy", "-auto-approve", "-input=false"]);
     left_on_hosts(&tb, "-type f");
+    let kept = tb.host_exec(first, &["cat", "/var/lib/selfhosted/keep"]);
+    assert_eq!(
+        String::from_utf8_lossy(&kept.stdout).trim(),
+        "mine",
+        "teardown kept what is not its own"
+    );
 }

@@ -1,6 +1,6 @@
 //! Teardown (`on_destroy = "teardown"`): remove this provider's files from
-//! every host — node secrets, any bootstrap leftovers, the state folder.
-//! Never touches anything else.
+//! every host — node secrets, any bootstrap leftovers, the state folder if it is
+//! empty. Never touches anything else.
 
 use std::collections::BTreeMap;
 
@@ -43,8 +43,10 @@ pub async fn teardown(
                 let files = per_host.get(s.host()).cloned().unwrap_or_default();
                 let refs: Vec<&str> = files.iter().map(String::as_str).collect();
                 s.remove(&refs).await.map_err(|e| chain(&e))?;
+                // Never recursive: `state_dir` is a user input (`/etc` is a valid path), and
+                // the provider keeps no files there; an empty folder goes, anything else stays.
                 s.sudo(&format!(
-                    "rm -rf {}",
+                    "rmdir {} 2>/dev/null || true",
                     selfhosted_transport::session::shell_quote(&state_dir)
                 ))
                 .await

@@ -400,28 +400,53 @@ pub fn nth_address(net: IpNet, n: u32) -> IpAddr {
     }
 }
 
-/// Parse `v1.NN.P` (the leading `v` optional) into a supported [`Version`].
+/// Parse `v1.NN.P` into a supported [`Version`]. Written one way only, as Kubernetes tags its
+/// releases: the value is kept in state as written, so `1.34.3` and `v1.34.3` would otherwise be
+/// two spellings of one cluster (and a diff between them).
 pub fn parse_version(raw: &str) -> Result<Version, String> {
-    let trimmed = raw.trim();
-    let body = trimmed.strip_prefix('v').unwrap_or(trimmed);
-    let parts: Vec<&str> = body.split('.').collect();
     let malformed =
         || format!("{raw:?} is not a Kubernetes release; write it as \"v1.MINOR.PATCH\", e.g. \"{DEFAULT_VERSION}\"");
+    let unsupported = || {
+        format!(
+            "Kubernetes {raw} is not supported; supported minors are {}; write e.g. \"{DEFAULT_VERSION}\"",
+            versions::supported_minors()
+        )
+    };
+    match raw.strip_prefix('v').map(parse_release) {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(VersionError::Malformed)) => Err(malformed()),
+        Some(Err(VersionError::Unsupported)) => Err(unsupported()),
+        // Only suggest a spelling that is itself right.
+        None => match parse_release(raw.trim().trim_start_matches('v')) {
+            Ok(_) => Err(format!(
+                "{raw:?}: write \"v{}\", as Kubernetes tags its releases (a leading v, no spaces)",
+                raw.trim().trim_start_matches('v')
+            )),
+            Err(VersionError::Malformed) => Err(malformed()),
+            Err(VersionError::Unsupported) => Err(unsupported()),
+        },
+    }
+}
+
+enum VersionError {
+    Malformed,
+    Unsupported,
+}
+
+/// `1.NN.P` (without the `v`) of a supported minor.
+fn parse_release(body: &str) -> Result<Version, VersionError> {
+    let parts: Vec<&str> = body.split('.').collect();
     if parts.len() != 3
         || parts
             .iter()
             .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(malformed());
+        return Err(VersionError::Malformed);
     }
-    let major: u32 = parts[0].parse().map_err(|_| malformed())?;
-    let minor: u32 = parts[1].parse().map_err(|_| malformed())?;
-    let patch: u32 = parts[2].parse().map_err(|_| malformed())?;
+    let number = |p: &str| p.parse::<u32>().map_err(|_| VersionError::Malformed);
+    let (major, minor, patch) = (number(parts[0])?, number(parts[1])?, number(parts[2])?);
     if major != 1 || versions::row(minor).is_none() {
-        return Err(format!(
-            "Kubernetes {raw} is not supported; supported minors are {}; write e.g. \"{DEFAULT_VERSION}\"",
-            versions::supported_minors()
-        ));
+        return Err(VersionError::Unsupported);
     }
     Ok(Version { minor, patch })
 }

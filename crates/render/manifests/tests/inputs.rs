@@ -40,7 +40,7 @@ fn defaults() {
 #[test]
 fn versions() {
     let mut raw = common::raw();
-    for ok in ["v1.20.2", "1.30.0", "v1.37.1"] {
+    for ok in ["v1.20.2", "v1.30.0", "v1.37.1"] {
         raw.kubernetes_version = Some(ok.into());
         assert!(parse_params(&raw).is_ok(), "{ok}");
     }
@@ -53,6 +53,10 @@ fn versions() {
         ("latest", "v1.MINOR.PATCH"),
         ("v1.34.0-rc.1", "v1.MINOR.PATCH"),
         ("", "v1.MINOR.PATCH"),
+        // One spelling, as Kubernetes tags its releases; the hint is itself valid.
+        ("1.34.3", "write \"v1.34.3\""),
+        (" v1.34.3", "write \"v1.34.3\""),
+        ("1.29.1", "not supported"),
     ] {
         raw.kubernetes_version = Some(bad.into());
         one(&raw, "kubernetes_version", hint);
