@@ -12,7 +12,7 @@ bash tests/lane/agent-image.sh >/dev/null
 log=$(mktemp /tmp/handover-soak.XXXXXX)
 echo "== log: $log"
 status=0
-SELFHOSTED_HANDOVER_ROUNDS=$N cargo nextest run --test pivot --no-capture \
+SELFHOSTED_HANDOVER_ROUNDS=$N cargo nextest run --profile soak --test pivot --no-capture \
   -E 'test(apiserver_hand_overs_in_a_row_lose_no_request)' >>"$log" 2>&1 || status=1
 grep -E '^hand-over [0-9]' "$log" || true
 for i in $(seq 1 "$N"); do
