@@ -1,5 +1,5 @@
-//! The cluster layer against a real v1.20.2 kube-apiserver and etcd (skipped, loudly, when the
-//! lane's binaries are not built).
+//! The cluster layer against a real v1.20.2 kube-apiserver and etcd. When the lane's binaries
+//! are not built these tests fail under CI (`CI=true`) and elsewhere say loudly that they skipped.
 
 mod support;
 
