@@ -345,7 +345,10 @@ fn version_change_plans_exactly_the_changed_manifests() {
     }
     for k in changed_keys(change, "assets") {
         assert!(
-            k.starts_with("manifests/") || k.starts_with("bootstrap-manifests/") || k.starts_with("node/"),
+            k.starts_with("manifests/")
+                || k.starts_with("bootstrap-manifests/")
+                || k.starts_with("recovery-manifests/")
+                || k.starts_with("node/"),
             "{k} changed with the version; key material must not"
         );
     }

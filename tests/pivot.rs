@@ -82,6 +82,111 @@ impl Lane {
     }
 }
 
+/// How long a reboot took to bring the API back.
+struct Rebooted {
+    /// `controller.sh up` returned (the kubelet starts then) → any apiserver answers `/readyz`.
+    any: Duration,
+    /// → the self-hosted apiserver answers `/readyz` on the host address by itself.
+    self_hosted: Duration,
+}
+
+impl Lane {
+    fn controller_sh(&self, command: &str) {
+        let out = Command::new("bash")
+            .arg(repo().join("tests/lane/controller.sh"))
+            .args([command, "--dir"])
+            .arg(self.tb.dir())
+            .args(["--host", &self.host().name])
+            .output()
+            .expect("controller.sh runs");
+        assert!(
+            out.status.success(),
+            "controller {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Powers the controller off (every process and container gone, disk kept) and boots
+    /// it again; then waits until the self-hosted apiserver (`self_hosted`) answers on the host
+    /// address by itself, as a client sees it.
+    fn reboot(&self, assets: &Path, self_hosted: &Fingerprint, within: Duration) -> Rebooted {
+        self.controller_sh("down");
+        self.controller_sh("up");
+        let booted = Instant::now();
+        let probe = api_probe(assets, &self.host().address);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut any = None;
+        let mut last = String::new();
+        while booted.elapsed() < within {
+            let answer =
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), probe.get("/readyz")).await });
+            match answer {
+                Ok(Ok(a)) if a.is_ready() => {
+                    any.get_or_insert(booted.elapsed());
+                    if &a.fingerprint == self_hosted {
+                        return Rebooted {
+                            any: any.unwrap_or_default(),
+                            self_hosted: booted.elapsed(),
+                        };
+                    }
+                    last = format!("{} answered (not the self-hosted apiserver)", a.fingerprint);
+                }
+                Ok(Ok(a)) => last = format!("{} answered {} {:?}", a.fingerprint, a.status, a.body),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "no answer within 3 s".into(),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "the self-hosted apiserver did not answer within {within:?} of the boot (any apiserver after {any:?}); last: {last}\n{}\n{}",
+            self.logs(),
+            self.pod_logs("kube-apiserver-recovery")
+        );
+    }
+
+    /// The last lines of each container log of the pods whose name starts with `prefix`.
+    fn pod_logs(&self, prefix: &str) -> String {
+        let dir = self.tb.dir().join(format!("lane/{}/pod-logs", self.host().name));
+        let mut out = String::new();
+        let Ok(pods) = std::fs::read_dir(&dir) else { return out };
+        for pod in pods.flatten() {
+            if !pod
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("kube-system_{prefix}"))
+            {
+                continue;
+            }
+            for container in std::fs::read_dir(pod.path()).into_iter().flatten().flatten() {
+                for log in std::fs::read_dir(container.path()).into_iter().flatten().flatten() {
+                    let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(12).collect();
+                    out.push_str(&format!(
+                        "--- {}\n{}\n",
+                        log.path().display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A TLS client of the API as the admin, from the assets on disk.
+fn api_probe(assets: &Path, addr: &str) -> TlsProbe {
+    let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
+    let creds = ApiCredentials {
+        ca_pem: read("tls/ca.crt"),
+        client_cert_pem: read("tls/admin.crt"),
+        client_key_pem: read("tls/admin.key"),
+    };
+    TlsProbe::new(&creds, addr, 6443, "kubernetes").unwrap()
+}
+
 impl Drop for Lane {
     fn drop(&mut self) {
         let _ = Command::new("bash")
@@ -361,18 +466,7 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
         assert!(ready.contains("True"), "{c} Ready: {ready:?}");
     }
     for lease in ["kube-controller-manager", "kube-scheduler"] {
-        let holder = kubectl(
-            &kubeconfig,
-            &[
-                "-n",
-                "kube-system",
-                "get",
-                "lease",
-                lease,
-                "-o",
-                "jsonpath={.spec.holderIdentity}",
-            ],
-        );
+        let holder = lease_holder(&kubeconfig, lease);
         assert!(!holder.trim().is_empty(), "{lease} lease held");
     }
     let state = ws.resource_values("selfhosted_bootstrap");
@@ -674,6 +768,14 @@ fn a_certificate_renewal_reaches_the_running_control_plane() {
     assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
+
+    // A reboot after the renewal brings back the renewed certificate, never the old one.
+    let rebooted = lane.reboot(&assets, &new_cert, Duration::from_secs(300));
+    eprintln!(
+        "reboot after the renewal: an apiserver answered {:?} after the boot, the renewed self-hosted one {:?}",
+        rebooted.any, rebooted.self_hosted
+    );
+    assert_eq!(running_apiserver_generations(&kubeconfig).trim(), new_generation.trim());
 }
 
 /// Apiserver hand-overs in a row on one cluster, each to a new generation (a flag that changes
@@ -719,6 +821,239 @@ fn apiserver_hand_overs_in_a_row_lose_no_request() {
     }
     eprintln!("hand-overs: {rounds} rounds, {sent} requests, {} failed", failed.len());
     assert_eq!(failed.len(), 0, "no failed request in any hand-over: {failed:?}");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+/// The name of the generation of every running self-hosted apiserver pod, space-separated.
+fn running_apiserver_generations(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-l",
+            "k8s-app=kube-apiserver",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.labels.app\\.kubernetes\\.io/instance}",
+        ],
+    )
+}
+
+/// Who holds the leader lease `lease` in kube-system.
+fn lease_holder(kubeconfig: &Path, lease: &str) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+    )
+}
+
+/// The value of the ConfigMap the reboot test makes before its first reboot.
+fn kept(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "default",
+            "get",
+            "configmap",
+            "before-reboot",
+            "-o",
+            "jsonpath={.data.k}",
+        ],
+    )
+}
+
+/// Waits until `check` holds (polling every second) or panics with `what` after `within`.
+fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if started.elapsed() > within => panic!("{what} within {within:?}; last: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+/// A controller's reboot (containers gone, disk kept) brings the API back by itself: the
+/// recovery apiserver that stood by starts, the kubelet runs the self-hosted pods again, and
+/// the recovery apiserver hands back and stands by again. Objects survive; after an upgrade,
+/// the new generation comes back, never the old one. Recovery files removed by hand leave a
+/// rebooted cluster down, and `terraform apply -replace` on the bootstrap resource brings it
+/// back and restores them.
+#[test]
+fn a_rebooted_controller_brings_the_api_back_by_itself() {
+    let Some(lane) = Lane::up("pivot reboot") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    apply_ok(&ws, &lane, "pivot");
+    let assets = ws.path().join("assets");
+    let kubeconfig = assets.join("auth/admin.kubeconfig");
+    let self_hosted = Fingerprint::of_pem(&std::fs::read_to_string(assets.join("tls/apiserver.crt")).unwrap()).unwrap();
+    let within = Duration::from_secs(300);
+
+    // The recovery apiserver stands by on the controller, its credentials root-only.
+    assert!(lane
+        .ls("/etc/kubernetes/manifests")
+        .contains("kube-apiserver-recovery.yaml"));
+    let modes = lane.tb.host_exec(
+        &lane.host().name,
+        &["sh", "-c", "stat -c '%a %U %n' /etc/kubernetes/recovery-secrets/*"],
+    );
+    let modes = String::from_utf8_lossy(&modes.stdout).into_owned();
+    assert!(modes.lines().count() >= 10, "{modes}");
+    assert!(modes.lines().all(|l| l.starts_with("600 root ")), "{modes}");
+    let standby_pod = |k: &Path| {
+        kubectl(
+            k,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "pods",
+                "-l",
+                "k8s-app=kube-apiserver-recovery",
+                "-o",
+                "jsonpath={.items[*].status.initContainerStatuses[0].state.running.startedAt}",
+            ],
+        )
+    };
+    eventually(
+        Duration::from_secs(60),
+        "the recovery pod stands by in its first init container",
+        || {
+            let s = standby_pod(&kubeconfig);
+            if s.trim().is_empty() {
+                Err(s)
+            } else {
+                Ok(())
+            }
+        },
+    );
+    kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "default",
+            "create",
+            "configmap",
+            "before-reboot",
+            "--from-literal=k=v",
+        ],
+    );
+
+    let first = lane.reboot(&assets, &self_hosted, within);
+    eprintln!(
+        "reboot after the pivot: an apiserver answered {:?} after the boot, the self-hosted one {:?}",
+        first.any, first.self_hosted
+    );
+    assert_eq!(kept(&kubeconfig), "v", "an object made before the reboot is kept");
+    eventually(
+        Duration::from_secs(90),
+        "the recovery apiserver hands back and stands by again",
+        || {
+            let listeners = lane
+                .tb
+                .host_exec(&lane.host().name, &["sh", "-c", "ss -Hltn 'sport = :6443' | wc -l"]);
+            let n = String::from_utf8_lossy(&listeners.stdout).trim().to_owned();
+            let standby = standby_pod(&kubeconfig);
+            if n == "1" && !standby.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{n} listening; standby {standby:?}"))
+            }
+        },
+    );
+    for lease in ["kube-controller-manager", "kube-scheduler"] {
+        eventually(
+            Duration::from_secs(120),
+            &format!("{lease} lease renewed after the reboot"),
+            || {
+                let holder = lease_holder(&kubeconfig, lease);
+                if holder.trim().is_empty() {
+                    Err(holder)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+    }
+
+    // An upgrade, then a reboot: the new generation comes back.
+    ws.write(
+        "main.tf",
+        &config(&lane, "  extra_flags = { \"kube_apiserver\" = [\"--v=3\"] }"),
+    );
+    apply_ok(&ws, &lane, "upgrade");
+    let upgraded = apiserver_generations(&kubeconfig);
+    let second = lane.reboot(&assets, &self_hosted, within);
+    eprintln!(
+        "reboot after an upgrade: an apiserver answered {:?} after the boot, the self-hosted one {:?}",
+        second.any, second.self_hosted
+    );
+    assert_eq!(
+        running_apiserver_generations(&kubeconfig).trim(),
+        upgraded.trim(),
+        "the current generation runs"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "a plan after the reboot is empty:\n{text}");
+
+    // Recovery files removed by hand: a reboot leaves the API down; apply -replace is the way out.
+    lane.tb.host_exec(
+        &lane.host().name,
+        &[
+            "sh",
+            "-c",
+            "rm -f /etc/kubernetes/manifests/kube-apiserver-recovery.yaml /etc/kubernetes/recovery-secrets/*",
+        ],
+    );
+    lane.controller_sh("down");
+    lane.controller_sh("up");
+    std::thread::sleep(Duration::from_secs(45));
+    let probe = api_probe(&assets, &lane.host().address);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let down = rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), probe.get("/readyz")).await });
+    assert!(
+        !matches!(down, Ok(Ok(ref a)) if a.is_ready()),
+        "without recovery files nothing serves after a reboot"
+    );
+    let started = Instant::now();
+    let out = ws.run(&[
+        "apply",
+        "-auto-approve",
+        "-input=false",
+        "-replace=selfhosted_bootstrap.lane",
+    ]);
+    assert!(
+        out.status.success(),
+        "apply -replace:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+    eprintln!("apply -replace brought the cluster back in {:?}", started.elapsed());
+    assert_eq!(kubectl(&kubeconfig, &["get", "--raw", "/readyz"]).trim(), "ok");
+    assert_eq!(kept(&kubeconfig), "v", "an object made before the reboot is kept");
+    assert!(
+        lane.ls("/etc/kubernetes/manifests")
+            .contains("kube-apiserver-recovery.yaml"),
+        "the recovery files are back"
+    );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }

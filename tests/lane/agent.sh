@@ -38,6 +38,11 @@ start_kubelet() {
   mv -f /etc/kubernetes/ca.crt.new /etc/kubernetes/ca.crt
   # the flags of the rendered kubelet.service (node contract), plus what this test bed needs:
   # --node-ip (no default route in a test-bed namespace), --oom-score-adj=0 (no CAP_SYS_RESOURCE)
+  local role_flags=()
+  if [ "${ROLE:-controller}" = controller ]; then   # node/kubelet-controller.service; workers have neither
+    role_flags=(--node-labels=node.kubernetes.io/controller=true
+                --register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule)
+  fi
   # shellcheck disable=SC2086
   /usr/local/bin/kubelet \
     --bootstrap-kubeconfig=/etc/kubernetes/kubeconfig \
@@ -47,8 +52,7 @@ start_kubelet() {
     --container-runtime-endpoint=unix:///run/containerd/containerd.sock \
     --kubeconfig=/var/lib/kubelet/kubeconfig \
     --rotate-certificates \
-    --node-labels=node.kubernetes.io/controller=true \
-    --register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule \
+    "${role_flags[@]}" \
     --node-ip="$NODE_IP" \
     --oom-score-adj=0 \
     --v=2 $KUBELET_EXTRA_ARGS >> "$LOG/kubelet.log" 2>&1 &

@@ -3,7 +3,7 @@
 # host into a Kubernetes v1.20.2 controller the way typhoon's Fedora CoreOS controller behaves, so the
 # provider (or a test playing it over SSH) only has to deliver files.
 #
-#   controller.sh up     --dir D [--host NAME] [--etcd-initial-cluster NAME=https://ADDR:2380,...]
+#   controller.sh up     --dir D [--host NAME] [--etcd-initial-cluster NAME=https://ADDR:2380,...] [--role worker]
 #   controller.sh down   --dir D [--host NAME]      (no --host: every host that has the role)
 #   controller.sh status --dir D [--host NAME]
 #   controller.sh exec   --dir D [--host NAME] -- CMD...   (root inside the host; e.g. crictl ps -a)
@@ -54,12 +54,13 @@ ensure_images() {
 
 # ---------- arguments and inventory ----------
 CMD=${1:-}; shift || true
-D=""; NAME=""; ETCD_CLUSTER=""; HOST_GIVEN=""
+D=""; NAME=""; ETCD_CLUSTER=""; HOST_GIVEN=""; ROLE=controller
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) D=$2; shift 2 ;;
     --host) NAME=$2; HOST_GIVEN=1; shift 2 ;;
     --etcd-initial-cluster) ETCD_CLUSTER=$2; shift 2 ;;
+    --role) ROLE=$2; shift 2; case "$ROLE" in controller|worker) ;; *) die "--role is controller or worker, not $ROLE" ;; esac ;;
     --) shift; break ;;
     *) die "unexpected argument $1" ;;
   esac
@@ -181,6 +182,7 @@ up)
   install -m 0755 "$HERE/agent.sh" "$R/usr/local/lib/selfhosted-lane/agent.sh"
   cat > "$R/etc/selfhosted-lane/agent.env" <<ENV
 NODE_IP=$ADDR
+ROLE=$ROLE
 RESTART_SEC=$RESTART_SEC
 KUBELET_EXTRA_ARGS="$KUBELET_EXTRA_ARGS"
 ENV

@@ -3,5 +3,8 @@
 //!
 //! - [`gate`]: lets a new apiserver join the shared port without taking connections before
 //!   it serves (the blue/green hand-over, the pivot, a recovery).
+//! - [`recovery`]: the recovery apiserver that brings a rebooted controller back by itself
+//!   stands by while any apiserver runs, and hands back once the self-hosted one serves.
 
 pub mod gate;
+pub mod recovery;

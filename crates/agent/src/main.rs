@@ -2,20 +2,46 @@
 //! subcommand does.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use selfhosted_agent::gate::{self, GateParams};
+use selfhosted_agent::recovery::{self, HandBackParams, Prober};
 
 const USAGE: &str = "usage: selfhosted-agent gate --port PORT [--address BIND_ADDRESS]
+       selfhosted-agent standby --port PORT
+       selfhosted-agent hand-back --port PORT --pin CERT_PEM --manifest STATIC_POD_FILE --via IP [--via IP ...]
 
-gate  attach the reuseport gate to the apiservers' shared port: until the oldest apiserver
-      leaves, it takes every connection except those to the loopback address, which reach the
-      newest. Never fails the pod: when the gate cannot be attached it says why and exits 0.";
+gate       attach the reuseport gate to the apiservers' shared port: until the oldest apiserver
+           leaves, it takes every connection except those to the loopback address, which reach the
+           newest. Never fails the pod: when the gate cannot be attached it says why and exits 0.
+standby    wait until no apiserver listens on PORT (the recovery apiserver's first init container).
+hand-back  wait until the apiserver serving CERT_PEM answers /readyz with 200 five times in a row
+           on one of the --via addresses, then give the recovery static pod in STATIC_POD_FILE a
+           new round so the kubelet replaces it with one that stands by.";
+
+/// Pause between looks of `standby` and rounds of `hand-back`.
+const POLL: Duration = Duration::from_secs(1);
+/// Pause before a failed hand-back step is tried again.
+const RETRY: Duration = Duration::from_secs(10);
+
+enum Command {
+    Gate(GateParams),
+    Standby {
+        port: u16,
+    },
+    HandBack {
+        params: HandBackParams,
+        pin: PathBuf,
+        manifest: PathBuf,
+    },
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse(&args) {
-        Ok(params) => {
+        Ok(Command::Gate(params)) => {
             match gate::attach(&params) {
                 Ok(attached) => println!("selfhosted-agent: {attached}"),
                 // An apiserver without the gate still starts; it may then take connections early.
@@ -23,6 +49,11 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Ok(Command::Standby { port }) => {
+            recovery::standby(port, 3, POLL);
+            ExitCode::SUCCESS
+        }
+        Ok(Command::HandBack { params, pin, manifest }) => hand_back(&params, &pin, &manifest),
         Err(message) => {
             eprintln!("selfhosted-agent: {message}\n\n{USAGE}");
             ExitCode::from(2)
@@ -30,28 +61,73 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse(args: &[String]) -> Result<GateParams, String> {
-    let (command, rest) = args.split_first().ok_or("no command given")?;
-    if command != "gate" {
-        return Err(format!("unknown command {command:?}"));
+/// Runs until the kubelet stops the pod: a failed step is said and tried again, since the
+/// recovery apiserver keeps serving meanwhile.
+fn hand_back(params: &HandBackParams, pin: &std::path::Path, manifest: &std::path::Path) -> ExitCode {
+    let prober = loop {
+        match Prober::from_pem_file(pin) {
+            Ok(p) => break p,
+            Err(e) => println!("selfhosted-agent: {e}"),
+        }
+        std::thread::sleep(RETRY);
+    };
+    let via = recovery::await_self_hosted(&prober, params);
+    println!("selfhosted-agent: the self-hosted apiserver serves by itself (through {via}); handing back");
+    loop {
+        let round = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        match recovery::rearm(manifest, round) {
+            Ok(()) => println!(
+                "selfhosted-agent: {} rearmed (round {round}); the kubelet replaces this pod",
+                manifest.display()
+            ),
+            Err(e) => println!("selfhosted-agent: {e}"),
+        }
+        std::thread::sleep(RETRY);
     }
+}
+
+fn parse(args: &[String]) -> Result<Command, String> {
+    let (command, rest) = args.split_first().ok_or("no command given")?;
     let mut port = None;
     let mut address = None;
+    let mut pin = None;
+    let mut manifest = None;
+    let mut via = Vec::new();
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--port" => port = Some(value.parse::<u16>().map_err(|e| format!("--port {value:?}: {e}"))?),
-            "--address" => {
-                let ip: IpAddr = value.parse().map_err(|e| format!("--address {value:?}: {e}"))?;
+        let ip = || -> Result<IpAddr, String> { value.parse().map_err(|e| format!("{flag} {value:?}: {e}")) };
+        match (command.as_str(), flag.as_str()) {
+            (_, "--port") => port = Some(value.parse::<u16>().map_err(|e| format!("--port {value:?}: {e}"))?),
+            ("gate", "--address") => {
                 // The apiserver's default wildcard is a dual-stack listener; so is the gate's.
-                address = (!ip.is_unspecified()).then_some(ip);
+                address = Some(ip()?).filter(|ip| !ip.is_unspecified());
             }
-            _ => return Err(format!("unknown flag {flag:?}")),
+            ("hand-back", "--pin") => pin = Some(PathBuf::from(value)),
+            ("hand-back", "--manifest") => manifest = Some(PathBuf::from(value)),
+            ("hand-back", "--via") => via.push(ip()?),
+            _ => return Err(format!("unknown flag {flag:?} for {command:?}")),
         }
     }
-    Ok(GateParams {
-        port: port.ok_or("--port is required")?,
-        address,
-    })
+    let port = port.ok_or("--port is required")?;
+    match command.as_str() {
+        "gate" => Ok(Command::Gate(GateParams { port, address })),
+        "standby" => Ok(Command::Standby { port }),
+        "hand-back" => {
+            if via.is_empty() {
+                return Err("--via is required at least once".into());
+            }
+            Ok(Command::HandBack {
+                params: HandBackParams {
+                    port,
+                    via,
+                    answers: 5,
+                    poll: POLL,
+                },
+                pin: pin.ok_or("--pin is required")?,
+                manifest: manifest.ok_or("--manifest is required")?,
+            })
+        }
+        _ => Err(format!("unknown command {command:?}")),
+    }
 }

@@ -53,7 +53,17 @@ pub async fn node_secrets(
             .map_err(|e| PivotError::new(Phase::NodeSecrets, e.to_string()))?;
         plans.insert(host.name.clone(), files);
     }
-    let plans = &plans;
+    place_on_fleet(ready, &plans, Phase::NodeSecrets, cancel).await
+}
+
+/// Each host's files of `plans` (by host name) on the hosts in parallel; hosts without a plan
+/// get nothing.
+async fn place_on_fleet(
+    ready: &Ready,
+    plans: &BTreeMap<String, HostFiles>,
+    phase: Phase,
+    cancel: &CancellationToken,
+) -> Result<Changes, PivotError> {
     let results = ready
         .fleet
         .for_each(cancel, |s| async move {
@@ -63,8 +73,8 @@ pub async fn node_secrets(
             }
         })
         .await
-        .map_err(|_| PivotError::new(Phase::NodeSecrets, "cancelled"))?;
-    collect(Phase::NodeSecrets, results)
+        .map_err(|_| PivotError::new(phase, "cancelled"))?;
+    collect(phase, results)
 }
 
 fn collect(phase: Phase, results: Vec<(String, Result<Vec<String>, String>)>) -> Result<Changes, PivotError> {
@@ -106,6 +116,28 @@ pub async fn bootstrap_control_plane(
     place(session, &files)
         .await
         .map_err(|why| PivotError::on(Phase::BootstrapControlPlane, session.host(), why))
+}
+
+/// The recovery apiserver on every controller: credentials, then its standby static Pod.
+/// Run after every pivot and upgrade, so what it would start after a reboot is the current
+/// apiserver with the current certificates.
+///
+/// # Errors
+/// [`Phase::RecoveryApiserver`], naming every host that failed.
+pub async fn recovery_apiserver(
+    ready: &Ready,
+    inventory: &Inventory,
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+    cancel: &CancellationToken,
+) -> Result<Changes, PivotError> {
+    let phase = Phase::RecoveryApiserver;
+    let files = node_files::recovery_apiserver(assets, paths).map_err(|e| PivotError::new(phase, e.to_string()))?;
+    let plans = inventory
+        .controllers()
+        .map(|h| (h.name.clone(), files.clone()))
+        .collect();
+    place_on_fleet(ready, &plans, phase, cancel).await
 }
 
 /// Removes the bootstrap control plane (static Pods first, then secrets).

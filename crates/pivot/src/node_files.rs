@@ -80,26 +80,58 @@ pub fn bootstrap_control_plane(
     assets: &BTreeMap<String, String>,
     paths: &RemotePaths,
 ) -> Result<HostFiles, MissingAsset> {
+    static_pods_with_secrets(assets, paths, "bootstrap", &paths.bootstrap_secrets_dir)
+}
+
+/// The recovery apiserver for every controller: its credentials (`recovery-secrets/…`), then
+/// its static Pod (`recovery-manifests/…`), which stands by while an apiserver runs.
+///
+/// # Errors
+/// [`MissingAsset`] when the assets hold no recovery manifest.
+pub fn recovery_apiserver(assets: &BTreeMap<String, String>, paths: &RemotePaths) -> Result<HostFiles, MissingAsset> {
+    static_pods_with_secrets(assets, paths, "recovery", &paths.recovery_secrets_dir)
+}
+
+/// `<kind>-secrets/…` into `secrets_dir` (0600), then `<kind>-manifests/…` into the static
+/// pod folder.
+fn static_pods_with_secrets(
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+    kind: &str,
+    secrets_dir: &str,
+) -> Result<HostFiles, MissingAsset> {
+    let secrets = format!("{kind}-secrets/");
+    let manifests = format!("{kind}-manifests/");
     let mut out = HostFiles::default();
     for (rel, content) in assets {
-        if let Some(name) = rel.strip_prefix("bootstrap-secrets/") {
-            let dest = format!("{}/{name}", paths.bootstrap_secrets_dir.trim_end_matches('/'));
+        if let Some(name) = rel.strip_prefix(&secrets) {
+            let dest = format!("{}/{name}", secrets_dir.trim_end_matches('/'));
             out.files.push(FileSpec::secret(dest, content.as_bytes()));
-        } else if let Some(name) = rel.strip_prefix("bootstrap-manifests/") {
+        } else if let Some(name) = rel.strip_prefix(&manifests) {
             let dest = format!("{}/{name}", paths.static_pod_dir.trim_end_matches('/'));
             out.triggers
                 .push(FileSpec::secret(dest, content.as_bytes()).with_mode(0o644));
         }
     }
     if out.triggers.is_empty() {
-        return Err(MissingAsset("bootstrap-manifests/".into()));
+        return Err(MissingAsset(manifests));
     }
     Ok(out)
 }
 
 /// Remote paths of the bootstrap control plane, for its removal.
 pub fn bootstrap_paths(assets: &BTreeMap<String, String>, paths: &RemotePaths) -> Vec<String> {
-    bootstrap_control_plane(assets, paths)
+    removal_order(bootstrap_control_plane(assets, paths))
+}
+
+/// Remote paths of the recovery apiserver, for teardown.
+pub fn recovery_paths(assets: &BTreeMap<String, String>, paths: &RemotePaths) -> Vec<String> {
+    removal_order(recovery_apiserver(assets, paths))
+}
+
+/// Static Pods first (the kubelet stops them), then what they read.
+fn removal_order(files: Result<HostFiles, MissingAsset>) -> Vec<String> {
+    files
         .map(|f| f.triggers.into_iter().chain(f.files).map(|s| s.path).collect())
         .unwrap_or_default()
 }
@@ -121,6 +153,8 @@ mod tests {
             "auth/kubelet-bootstrap.kubeconfig",
             "bootstrap-secrets/apiserver.key",
             "bootstrap-manifests/bootstrap-kube-apiserver.yaml",
+            "recovery-secrets/recovery-apiserver.key",
+            "recovery-manifests/kube-apiserver-recovery.yaml",
         ]
         .into_iter()
         .map(|k| (k.to_owned(), format!("content of {k}")))
@@ -168,6 +202,35 @@ mod tests {
         assert_eq!(
             f.triggers[0].path,
             "/etc/kubernetes/manifests/bootstrap-kube-apiserver.yaml"
+        );
+        assert_eq!(f.files.len(), 1, "no recovery file in the bootstrap control plane");
+    }
+
+    #[test]
+    fn recovery_secrets_before_its_static_pod_and_removed_after_it() {
+        let f = recovery_apiserver(&assets(), &RemotePaths::default()).unwrap();
+        let files: Vec<(&str, u32)> = f.files.iter().map(|s| (s.path.as_str(), s.mode)).collect();
+        assert_eq!(
+            files,
+            [("/etc/kubernetes/recovery-secrets/recovery-apiserver.key", 0o600)]
+        );
+        assert_eq!(f.triggers.len(), 1);
+        assert_eq!(
+            f.triggers[0].path,
+            "/etc/kubernetes/manifests/kube-apiserver-recovery.yaml"
+        );
+        assert_eq!(
+            recovery_paths(&assets(), &RemotePaths::default()),
+            [
+                "/etc/kubernetes/manifests/kube-apiserver-recovery.yaml",
+                "/etc/kubernetes/recovery-secrets/recovery-apiserver.key"
+            ]
+        );
+        let mut a = assets();
+        a.remove("recovery-manifests/kube-apiserver-recovery.yaml");
+        assert_eq!(
+            recovery_apiserver(&a, &RemotePaths::default()).unwrap_err(),
+            MissingAsset("recovery-manifests/".into())
         );
     }
 }

@@ -13,6 +13,9 @@ pub struct RemotePaths {
     pub static_pod_dir: String,
     /// Credentials of the temporary control plane (first controller; removed after the pivot).
     pub bootstrap_secrets_dir: String,
+    /// Credentials of the recovery apiserver (every controller; where the rendered recovery
+    /// Pod reads them).
+    pub recovery_secrets_dir: String,
     /// etcd TLS: `etcd-client*` here, serving and peer material in `etcd/` below it.
     pub etcd_tls_dir: String,
     /// The provider's own markers and staging; never secrets left behind.
@@ -26,6 +29,7 @@ impl Default for RemotePaths {
             ca_certificate: "/etc/kubernetes/ca.crt".into(),
             static_pod_dir: "/etc/kubernetes/manifests".into(),
             bootstrap_secrets_dir: "/etc/kubernetes/bootstrap-secrets".into(),
+            recovery_secrets_dir: "/etc/kubernetes/recovery-secrets".into(),
             etcd_tls_dir: "/etc/ssl/etcd".into(),
             state_dir: "/var/lib/selfhosted".into(),
         }

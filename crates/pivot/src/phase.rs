@@ -30,13 +30,16 @@ pub enum Phase {
     ApiserverHandOver,
     /// Upgrade: the other workloads applied one by one in order, each rollout awaited.
     RollOut,
+    /// The recovery apiserver's credentials and standby static Pod on every controller, so a
+    /// rebooted controller brings the API back by itself.
+    RecoveryApiserver,
     /// The API answers from the self-hosted apiserver; leases held.
     Verify,
 }
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Preflight,
         Phase::NodeSecrets,
         Phase::BootstrapControlPlane,
@@ -47,6 +50,7 @@ impl Phase {
         Phase::RemoveBootstrap,
         Phase::ApiserverHandOver,
         Phase::RollOut,
+        Phase::RecoveryApiserver,
         Phase::Verify,
     ];
 
@@ -63,6 +67,7 @@ impl Phase {
             Phase::RemoveBootstrap => "remove-bootstrap",
             Phase::ApiserverHandOver => "apiserver-hand-over",
             Phase::RollOut => "roll-out",
+            Phase::RecoveryApiserver => "recovery-apiserver",
             Phase::Verify => "verify",
         }
     }

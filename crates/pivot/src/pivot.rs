@@ -210,6 +210,13 @@ async fn pivot_phases(
     .await?;
     outcome.reached = Some(Phase::RemoveBootstrap);
 
+    phase::run(
+        Phase::RecoveryApiserver,
+        distribute::recovery_apiserver(ready, inventory, assets, &params.paths, cancel),
+    )
+    .await?;
+    outcome.reached = Some(Phase::RecoveryApiserver);
+
     outcome.versions = versions;
     phase::run(
         Phase::Verify,

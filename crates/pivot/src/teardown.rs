@@ -1,5 +1,5 @@
 //! Teardown (`on_destroy = "teardown"`): remove this provider's files from
-//! every host — node secrets, any bootstrap leftovers, the state folder if it is
+//! every host — the recovery apiserver, node secrets, any bootstrap leftovers, the state folder if it is
 //! empty. Never touches anything else.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,12 @@ pub async fn teardown(
         let mut files: Vec<String> = node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
             .map(|f| f.files.into_iter().chain(f.triggers).map(|s| s.path).collect())
             .unwrap_or_default();
+        if host.role == crate::inventory::Role::Controller {
+            // Before the node secrets: the static Pod goes first, then what it reads.
+            let mut first = node_files::recovery_paths(assets, paths);
+            first.append(&mut files);
+            files = first;
+        }
         if host.name == inventory.bootstrap().name {
             files.extend(node_files::bootstrap_paths(assets, paths));
         }

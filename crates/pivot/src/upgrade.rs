@@ -118,6 +118,13 @@ pub(crate) async fn upgrade_phases(
     .await?;
     outcome.reached = Some(Phase::RollOut);
 
+    phase::run(
+        Phase::RecoveryApiserver,
+        distribute::recovery_apiserver(ready, inventory, assets, &params.paths, cancel),
+    )
+    .await?;
+    outcome.reached = Some(Phase::RecoveryApiserver);
+
     outcome.applied_digest = selfhosted_cluster::apply::digest(&manifests);
     let mut versions = api.versions(deadline, controllers, Phase::Verify, &boot).await?;
     phase::run(

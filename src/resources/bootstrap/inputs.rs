@@ -376,6 +376,8 @@ impl Config {
             ca_certificate: path_of("ca_certificate", d.ca_certificate),
             static_pod_dir: path_of("static_pod_dir", d.static_pod_dir),
             bootstrap_secrets_dir: path_of("bootstrap_secrets_dir", d.bootstrap_secrets_dir),
+            // Fixed: the rendered recovery Pod reads its credentials there.
+            recovery_secrets_dir: d.recovery_secrets_dir,
             etcd_tls_dir: path_of("etcd_tls_dir", d.etcd_tls_dir),
             state_dir: path_of("state_dir", d.state_dir),
         };

@@ -199,10 +199,12 @@ impl ClusterAssets {
                 Ok(render::Secrets::Known {
                     secret_manifests,
                     bootstrap_secrets,
+                    recovery_secrets,
                 }) => render::Secrets::KeysOnly(
                     secret_manifests
                         .into_keys()
                         .chain(bootstrap_secrets.into_keys())
+                        .chain(recovery_secrets.into_keys())
                         .collect(),
                 ),
                 _ => render::Secrets::Unknown,

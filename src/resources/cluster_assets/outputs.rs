@@ -59,11 +59,13 @@ pub fn all_files(pki: &PlannedAssets, public: &Public, secrets: &Secrets) -> Opt
         Secrets::Known {
             secret_manifests,
             bootstrap_secrets,
+            recovery_secrets,
         } => {
             out.extend(
                 secret_manifests
                     .iter()
                     .chain(bootstrap_secrets)
+                    .chain(recovery_secrets)
                     .map(|(k, v)| (k.clone(), Some(v.clone()))),
             );
         }

@@ -13,6 +13,8 @@ pub struct Public {
     pub manifests: BTreeMap<String, String>,
     /// `bootstrap-manifests/…` static Pods.
     pub bootstrap_manifests: BTreeMap<String, String>,
+    /// `recovery-manifests/…`: the recovery apiserver's static Pod for every controller.
+    pub recovery_manifests: BTreeMap<String, String>,
     /// The host side of the contract.
     pub node: NodeContract,
     /// The apiserver DaemonSet's generation.
@@ -39,6 +41,7 @@ impl Public {
     pub fn files(&self) -> BTreeMap<String, String> {
         let mut out = self.manifests.clone();
         out.extend(self.bootstrap_manifests.clone());
+        out.extend(self.recovery_manifests.clone());
         out.extend(self.node_files());
         out
     }
@@ -53,6 +56,8 @@ pub enum Secrets {
         secret_manifests: BTreeMap<String, String>,
         /// `bootstrap-secrets/…` files for the first controller.
         bootstrap_secrets: BTreeMap<String, String>,
+        /// `recovery-secrets/…` files for every controller.
+        recovery_secrets: BTreeMap<String, String>,
     },
     /// The material changes: the files are known, their contents are not.
     KeysOnly(Vec<String>),
@@ -69,9 +74,12 @@ pub fn public(p: &ManifestParams) -> Result<Public, RenderError> {
     for (file, pod) in selfhosted_manifests::control_plane::bootstrap_pods(p) {
         bootstrap_manifests.insert(file, selfhosted_manifests::object::to_yaml(&pod)?);
     }
+    let (file, pod) = selfhosted_manifests::control_plane::recovery_pod(p);
+    let recovery_manifests = BTreeMap::from([(file, selfhosted_manifests::object::to_yaml(&pod)?)]);
     Ok(Public {
         manifests: selfhosted_manifests::render_public(p)?,
         bootstrap_manifests,
+        recovery_manifests,
         node: selfhosted_manifests::kubelet::contract(p)?,
         generation: selfhosted_manifests::apiserver_generation(p),
     })
@@ -86,5 +94,6 @@ pub fn secrets(p: &ManifestParams, material: &Assets) -> Result<Secrets, RenderE
     Ok(Secrets::Known {
         secret_manifests: r.secret_manifests,
         bootstrap_secrets: r.bootstrap_secrets,
+        recovery_secrets: r.recovery_secrets,
     })
 }

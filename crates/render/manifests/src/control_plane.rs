@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::images::image;
+use crate::kubelet::STATIC_POD_PATH;
 use crate::object::{
     apiserver_env, cluster_role_binding, controller_selector, controller_tolerations, merge_flags, meta, pdb,
     sa_subject, service_account, spread, NAMESPACE,
@@ -19,6 +20,13 @@ use crate::params::{Component, ManifestParams};
 
 /// Folder on the first controller holding the bootstrap control plane's credentials.
 pub const BOOTSTRAP_SECRETS_DIR: &str = "/etc/kubernetes/bootstrap-secrets";
+/// Folder on every controller holding the recovery apiserver's credentials.
+pub const RECOVERY_SECRETS_DIR: &str = "/etc/kubernetes/recovery-secrets";
+/// File name of the recovery apiserver's static Pod in the kubelet's static pod folder.
+pub const RECOVERY_MANIFEST: &str = "kube-apiserver-recovery.yaml";
+/// Annotation of the recovery static Pod that `selfhosted-agent hand-back` rewrites to have
+/// the kubelet replace the pod (the agent's `recovery::ROUND_ANNOTATION`).
+pub const RECOVERY_ROUND_ANNOTATION: &str = "selfhosted.dev/recovery-round";
 /// Where the self-hosted components mount their Secret.
 pub const SECRETS_MOUNT: &str = "/etc/kubernetes/secrets";
 /// Name of the self-hosted apiserver's Secret.
@@ -41,12 +49,14 @@ pub const APISERVER_UID: i64 = 0;
 enum Apiserver {
     Bootstrap,
     SelfHosted,
+    Recovery,
 }
 
 fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
     let (dir, serving) = match which {
         Apiserver::Bootstrap => (BOOTSTRAP_SECRETS_DIR, "bootstrap-apiserver"),
         Apiserver::SelfHosted => (SECRETS_MOUNT, "apiserver"),
+        Apiserver::Recovery => (RECOVERY_SECRETS_DIR, "recovery-apiserver"),
     };
     let etcd = p
         .etcd_servers
@@ -225,9 +235,23 @@ fn static_pod(name: &str, spec: Value) -> Value {
     })
 }
 
+/// The apiserver container of a static Pod, its credentials from the host (`mount`).
+fn static_apiserver(p: &ManifestParams, flags: Vec<String>, mount: Value) -> Value {
+    let (live, ready) = apiserver_probes(p);
+    json!({
+        "name": "kube-apiserver",
+        "image": image(p, Component::KubeApiserver),
+        "command": ["kube-apiserver"],
+        "args": flags,
+        "env": pod_ip_env(),
+        "livenessProbe": live,
+        "readinessProbe": ready,
+        "volumeMounts": [mount]
+    })
+}
+
 /// The three bootstrap static Pods, `(file name, object)`.
 pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
-    let (live, ready) = apiserver_probes(p);
     let flags = apiserver_flags(p, Apiserver::Bootstrap);
     let apiserver = static_pod(
         "bootstrap-kube-apiserver",
@@ -236,16 +260,7 @@ pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
             "priorityClassName": "system-node-critical",
             "securityContext": apiserver_security(),
             "initContainers": [reuseport_gate(p, &flags)],
-            "containers": [{
-                "name": "kube-apiserver",
-                "image": image(p, Component::KubeApiserver),
-                "command": ["kube-apiserver"],
-                "args": flags,
-                "env": pod_ip_env(),
-                "livenessProbe": live,
-                "readinessProbe": ready,
-                "volumeMounts": [bootstrap_mount()]
-            }],
+            "containers": [static_apiserver(p, flags, bootstrap_mount())],
             "volumes": [host_secrets_volume()]
         }),
     );
@@ -284,6 +299,74 @@ pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
         ("bootstrap-manifests/bootstrap-kube-controller-manager.yaml".into(), kcm),
         ("bootstrap-manifests/bootstrap-kube-scheduler.yaml".into(), sched),
     ]
+}
+
+/// The recovery apiserver's static Pod for every controller, `(file name, object)`: it
+/// brings the API back after a reboot by itself (see `docs/guides/disaster-recovery.md`).
+///
+/// - `standby` (init) waits while any apiserver listens on the port, so the pod serves only
+///   when none runs on the host: after a reboot, or when the self-hosted one is gone.
+/// - `reuseport-gate` (init) as in every apiserver pod, so the self-hosted apiserver that the
+///   kubelet starts again beside it takes no client before it serves.
+/// - `kube-apiserver`: the current flags and version, credentials from
+///   [`RECOVERY_SECRETS_DIR`], serving the bootstrap apiserver's certificate.
+/// - `hand-back` waits until the self-hosted apiserver answers `/readyz` with its own
+///   certificate (through loopback, which the gate sends to the newest apiserver, and through
+///   the host address, which reaches the oldest), then rewrites this pod's
+///   [`RECOVERY_ROUND_ANNOTATION`]: the kubelet replaces the pod, and the new one stands by.
+pub fn recovery_pod(p: &ManifestParams) -> (String, Value) {
+    let flags = apiserver_flags(p, Apiserver::Recovery);
+    let port = p.api_server_port.to_string();
+    let agent = |name: &str, command: Vec<String>| json!({ "name": name, "image": image(p, Component::Agent), "command": command });
+    let standby = agent(
+        "standby",
+        vec![
+            "selfhosted-agent".into(),
+            "standby".into(),
+            "--port".into(),
+            port.clone(),
+        ],
+    );
+    let mut hand_back = agent(
+        "hand-back",
+        [
+            "selfhosted-agent",
+            "hand-back",
+            "--port",
+            &port,
+            "--pin",
+            &format!("{RECOVERY_SECRETS_DIR}/self-hosted-apiserver.crt"),
+            "--manifest",
+            &format!("{STATIC_POD_PATH}/{RECOVERY_MANIFEST}"),
+            "--via",
+            "::1",
+            "--via",
+            "127.0.0.1",
+            "--via",
+            "$(POD_IP)",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    hand_back["env"] = pod_ip_env();
+    let recovery_mount = json!({ "name": "secrets", "mountPath": RECOVERY_SECRETS_DIR, "readOnly": true });
+    hand_back["volumeMounts"] = json!([recovery_mount, { "name": "static-pods", "mountPath": STATIC_POD_PATH }]);
+    let mut pod = static_pod(
+        "kube-apiserver-recovery",
+        json!({
+            "hostNetwork": true,
+            "priorityClassName": "system-node-critical",
+            "securityContext": apiserver_security(),
+            "initContainers": [standby, reuseport_gate(p, &flags)],
+            "containers": [static_apiserver(p, flags, recovery_mount), hand_back],
+            "volumes": [
+                { "name": "secrets", "hostPath": { "path": RECOVERY_SECRETS_DIR, "type": "Directory" } },
+                { "name": "static-pods", "hostPath": { "path": STATIC_POD_PATH, "type": "Directory" } }
+            ]
+        }),
+    );
+    pod["metadata"]["annotations"] = json!({ RECOVERY_ROUND_ANNOTATION: "0" });
+    (format!("recovery-manifests/{RECOVERY_MANIFEST}"), pod)
 }
 
 /// The self-hosted apiserver's pod template without its generation labels.

@@ -82,6 +82,12 @@ pub struct Rendered {
     /// `bootstrap-secrets/<file>` → content, for `/etc/kubernetes/bootstrap-secrets/` on
     /// the first controller (sensitive).
     pub bootstrap_secrets: BTreeMap<String, String>,
+    /// `recovery-manifests/<name>.yaml`: the recovery apiserver's static Pod for every
+    /// controller's static pod folder; it holds no secrets.
+    pub recovery_manifests: BTreeMap<String, String>,
+    /// `recovery-secrets/<file>` → content, for `/etc/kubernetes/recovery-secrets/` on every
+    /// controller (sensitive).
+    pub recovery_secrets: BTreeMap<String, String>,
     /// Generation suffix of the self-hosted apiserver DaemonSet (`kube-apiserver-<gen>`).
     pub apiserver_generation: String,
     /// What hosts must run.
@@ -166,11 +172,15 @@ pub fn render(p: &ManifestParams, material: &BTreeMap<String, String>) -> Result
     for (file, pod) in control_plane::bootstrap_pods(p) {
         bootstrap_manifests.insert(file, object::to_yaml(&pod)?);
     }
+    let (file, pod) = control_plane::recovery_pod(p);
+    let recovery_manifests = BTreeMap::from([(file, object::to_yaml(&pod)?)]);
     Ok(Rendered {
         manifests,
         secret_manifests,
         bootstrap_manifests,
         bootstrap_secrets: secrets::bootstrap_files(material)?,
+        recovery_manifests,
+        recovery_secrets: secrets::recovery_files(material)?,
         apiserver_generation: control_plane::apiserver_generation(p),
         node: kubelet::contract(p)?,
     })

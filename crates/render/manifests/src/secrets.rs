@@ -57,6 +57,27 @@ const BOOTSTRAP_FILES: &[(&str, &str)] = &[
     ("scheduler.kubeconfig", "auth/scheduler.kubeconfig"),
 ];
 
+/// Files of `/etc/kubernetes/recovery-secrets/` on every controller: what the recovery
+/// apiserver serves with (the bootstrap apiserver's certificate, so it is never taken for the
+/// self-hosted one), and the self-hosted apiserver's certificate it hands back to. No CA key
+/// and no kubeconfig: it runs no controller-manager or scheduler.
+const RECOVERY_FILES: &[(&str, &str)] = &[
+    ("ca.crt", "tls/ca.crt"),
+    ("recovery-apiserver.crt", "tls/bootstrap-apiserver.crt"),
+    ("recovery-apiserver.key", "tls/bootstrap-apiserver.key"),
+    ("self-hosted-apiserver.crt", "tls/apiserver.crt"),
+    ("apiserver-kubelet-client.crt", "tls/apiserver-kubelet-client.crt"),
+    ("apiserver-kubelet-client.key", "tls/apiserver-kubelet-client.key"),
+    ("front-proxy-ca.crt", "tls/front-proxy-ca.crt"),
+    ("front-proxy-client.crt", "tls/front-proxy-client.crt"),
+    ("front-proxy-client.key", "tls/front-proxy-client.key"),
+    ("service-account.key", "tls/service-account.key"),
+    ("service-account.pub", "tls/service-account.pub"),
+    ("etcd-ca.crt", "tls/etcd-ca.crt"),
+    ("etcd-client.crt", "tls/etcd-client.crt"),
+    ("etcd-client.key", "tls/etcd-client.key"),
+];
+
 /// Key of the bootstrap token in the material map (`<id>.<secret>`).
 pub const BOOTSTRAP_TOKEN_KEY: &str = "auth/bootstrap-token";
 
@@ -124,8 +145,21 @@ pub fn cluster_secrets(material: &BTreeMap<String, String>) -> Result<Vec<Value>
 
 /// Files for `/etc/kubernetes/bootstrap-secrets/`, keyed `bootstrap-secrets/<file>`.
 pub fn bootstrap_files(material: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, RenderError> {
-    BOOTSTRAP_FILES
+    folder_files("bootstrap-secrets", BOOTSTRAP_FILES, material)
+}
+
+/// Files for `/etc/kubernetes/recovery-secrets/`, keyed `recovery-secrets/<file>`.
+pub fn recovery_files(material: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, RenderError> {
+    folder_files("recovery-secrets", RECOVERY_FILES, material)
+}
+
+fn folder_files(
+    folder: &str,
+    files: &[(&str, &str)],
+    material: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    files
         .iter()
-        .map(|(file, key)| Ok((format!("bootstrap-secrets/{file}"), get(material, key)?.to_string())))
+        .map(|(file, key)| Ok((format!("{folder}/{file}"), get(material, key)?.to_string())))
         .collect()
 }

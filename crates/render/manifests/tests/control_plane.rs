@@ -154,18 +154,39 @@ fn bootstrap_controllers_leave_the_secure_ports_free() {
 #[test]
 fn every_referenced_credential_is_provided() {
     let r = default_render();
-    for (file, text) in &r.bootstrap_manifests {
-        for arg in args(&yaml(text)["spec"]) {
-            if let Some((_, path)) = arg.split_once('=') {
-                if let Some(f) = path.strip_prefix("/etc/kubernetes/bootstrap-secrets/") {
-                    assert!(
-                        r.bootstrap_secrets.contains_key(&format!("bootstrap-secrets/{f}")),
-                        "{file}: {arg} not provided"
-                    );
+    for (file, text) in r.bootstrap_manifests.iter().chain(&r.recovery_manifests) {
+        let spec = &yaml(text)["spec"];
+        let mut referenced: Vec<String> = args(spec);
+        for c in spec["containers"].as_array().unwrap() {
+            referenced.extend(
+                c["command"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a.as_str())
+                    .map(String::from),
+            );
+        }
+        for arg in referenced {
+            let path = arg.split_once('=').map_or(arg.as_str(), |(_, p)| p);
+            for (dir, provided) in [
+                ("/etc/kubernetes/bootstrap-secrets/", &r.bootstrap_secrets),
+                ("/etc/kubernetes/recovery-secrets/", &r.recovery_secrets),
+            ] {
+                if let Some(f) = path.strip_prefix(dir) {
+                    let key = format!("{}/{f}", dir.trim_end_matches('/').rsplit('/').next().unwrap());
+                    assert!(provided.contains_key(&key), "{file}: {arg} not provided as {key}");
                 }
             }
         }
     }
+    assert!(
+        r.recovery_secrets
+            .keys()
+            .all(|k| !k.contains("ca.key") && !k.contains("kubeconfig")),
+        "the recovery apiserver gets no CA key and no kubeconfig: {:?}",
+        r.recovery_secrets.keys()
+    );
     for (needle, secret) in [
         ("daemonset-kube-system-kube-apiserver-", "kube-apiserver"),
         (
@@ -584,4 +605,111 @@ fn every_apiserver_pod_attaches_the_reuseport_gate_first() {
         ds["spec"]["template"]["spec"]["initContainers"][0]["command"],
         serde_json::json!(["selfhosted-agent", "gate", "--port", "6443"])
     );
+}
+
+/// The recovery apiserver is the current self-hosted apiserver with credentials on disk: the
+/// same command line apart from where credentials live and which serving pair it uses (the
+/// bootstrap one, so it is never taken for the self-hosted apiserver), started only when no
+/// apiserver listens, gated like every apiserver, and handing back to the self-hosted
+/// apiserver's own certificate.
+#[test]
+fn the_recovery_apiserver_is_the_current_apiserver_standing_by() {
+    for v in versions_to_check() {
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(v.into());
+        raw.extra_flags
+            .insert("kube_apiserver".into(), vec!["--audit-log-maxage=7".into()]);
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let recovery = find(&r.recovery_manifests, "recovery-manifests/kube-apiserver-recovery.yaml");
+        let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+        let spec = &recovery["spec"];
+        let normalized: Vec<String> = args(spec)
+            .iter()
+            .map(|a| {
+                a.replace(
+                    "/etc/kubernetes/recovery-secrets/recovery-apiserver.",
+                    "/etc/kubernetes/secrets/apiserver.",
+                )
+                .replace("/etc/kubernetes/recovery-secrets/", "/etc/kubernetes/secrets/")
+            })
+            .collect();
+        assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");
+        assert_eq!(
+            spec["containers"][0]["image"],
+            ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        );
+        assert_eq!(
+            r.recovery_secrets["recovery-secrets/recovery-apiserver.crt"],
+            r.bootstrap_secrets["bootstrap-secrets/bootstrap-apiserver.crt"]
+        );
+        assert_eq!(
+            r.recovery_secrets["recovery-secrets/self-hosted-apiserver.crt"],
+            common::material()["tls/apiserver.crt"]
+        );
+
+        let names = |list: &Value| -> Vec<String> {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names(&spec["initContainers"]), ["standby", "reuseport-gate"]);
+        assert_eq!(names(&spec["containers"]), ["kube-apiserver", "hand-back"]);
+        assert_eq!(
+            spec["initContainers"][0]["command"],
+            serde_json::json!(["selfhosted-agent", "standby", "--port", "6443"])
+        );
+        let hand_back = &spec["containers"][1];
+        assert_eq!(
+            hand_back["command"],
+            serde_json::json!([
+                "selfhosted-agent",
+                "hand-back",
+                "--port",
+                "6443",
+                "--pin",
+                "/etc/kubernetes/recovery-secrets/self-hosted-apiserver.crt",
+                "--manifest",
+                "/etc/kubernetes/manifests/kube-apiserver-recovery.yaml",
+                "--via",
+                "::1",
+                "--via",
+                "127.0.0.1",
+                "--via",
+                "$(POD_IP)"
+            ])
+        );
+        assert_eq!(
+            spec["securityContext"]["runAsUser"], 0,
+            "same user as the self-hosted apiserver"
+        );
+        assert_eq!(
+            recovery["metadata"]["labels"]["k8s-app"], "kube-apiserver-recovery",
+            "never selected as a self-hosted apiserver"
+        );
+    }
+}
+
+/// What the agent rewrites is what the renderer writes: the rendered manifest rearms, and the
+/// rearmed one is still the same pod apart from its round.
+#[test]
+fn the_agent_rearms_the_rendered_recovery_pod() {
+    use selfhosted_manifests::control_plane::{RECOVERY_MANIFEST, RECOVERY_ROUND_ANNOTATION};
+    assert_eq!(RECOVERY_ROUND_ANNOTATION, selfhosted_agent::recovery::ROUND_ANNOTATION);
+    let r = default_render();
+    let text = &r.recovery_manifests[&format!("recovery-manifests/{RECOVERY_MANIFEST}")];
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(RECOVERY_MANIFEST);
+    std::fs::write(&file, text).unwrap();
+    selfhosted_agent::recovery::rearm(&file, 1_790_000_000).unwrap();
+    let mut before = yaml(text);
+    let after = yaml(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(before["metadata"]["annotations"][RECOVERY_ROUND_ANNOTATION], "0");
+    assert_eq!(
+        after["metadata"]["annotations"][RECOVERY_ROUND_ANNOTATION],
+        "1790000000"
+    );
+    before["metadata"]["annotations"][RECOVERY_ROUND_ANNOTATION] = "1790000000".into();
+    assert_eq!(before, after);
 }

@@ -1,0 +1,363 @@
+//! The recovery apiserver's two helpers: it starts only when no apiserver runs on the host,
+//! and it hands back to the self-hosted apiserver once that one serves by itself.
+//!
+//! A self-hosted apiserver is a DaemonSet pod: after a reboot (containers gone, disk kept) the
+//! kubelet learns of it only from an apiserver, so a controller, or a whole cluster after a
+//! power loss, would stay down. The provider therefore keeps a static recovery apiserver pod
+//! on every controller, with its credentials on disk. It waits in [`standby`] while any
+//! apiserver listens on the port, so it starts only at boot (or when the self-hosted one is
+//! gone); once it serves, the kubelet registers and runs its DaemonSet pods again. The
+//! self-hosted apiserver joins the port beside it (the reuseport gate keeps clients on the
+//! older one), and [`hand_back`] confirms it as the pivot does — a steady `/readyz` answered
+//! with the self-hosted apiserver's own certificate — then [`rearm`]s the static pod: the
+//! kubelet replaces it with a fresh one, which stands by again.
+
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+
+use crate::gate;
+
+/// Annotation of the recovery static pod that [`rearm`] rewrites; a new value is a new pod.
+pub const ROUND_ANNOTATION: &str = "selfhosted.dev/recovery-round";
+
+/// How long one probe may take, connect to last byte.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The most of a `/readyz` answer that is read.
+const MAX_ANSWER: u64 = 16 * 1024;
+
+/// Waits until nothing has listened on `port` for `quiet` looks in a row, `poll` apart.
+/// Returns at once at boot; while a self-hosted apiserver runs, it never returns.
+pub fn standby(port: u16, quiet: u32, poll: Duration) {
+    let mut announced = false;
+    let mut silent = 0;
+    while silent < quiet {
+        if gate::listeners(port) == 0 {
+            silent += 1;
+        } else {
+            silent = 0;
+            if !announced {
+                println!("selfhosted-agent: an apiserver listens on port {port}; the recovery apiserver stands by");
+                announced = true;
+            }
+        }
+        std::thread::sleep(poll);
+    }
+    println!(
+        "selfhosted-agent: no apiserver has listened on port {port} for {quiet} looks; starting the recovery apiserver"
+    );
+}
+
+/// What one probe of an address found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The pinned apiserver answered `/readyz` with this HTTP status.
+    Pinned(u16),
+    /// Another certificate answered (the recovery apiserver itself, or a stranger).
+    OtherCertificate,
+    /// No TLS answer: refused, timed out, reset.
+    Unreachable(String),
+}
+
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Answer::Pinned(status) => write!(f, "the self-hosted apiserver answered /readyz with {status}"),
+            Answer::OtherCertificate => f.write_str("another certificate answered (not yet the self-hosted apiserver)"),
+            Answer::Unreachable(why) => write!(f, "no answer: {why}"),
+        }
+    }
+}
+
+/// Why hand-back cannot run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    /// The pinned certificate file is unreadable or holds no certificate.
+    #[error("reading the self-hosted apiserver's certificate {path}: {source}")]
+    Pin {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The static pod manifest could not be rewritten.
+    #[error("rewriting {path}: {source}")]
+    Manifest {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The manifest lacks the round annotation.
+    #[error("{0} has no {ROUND_ANNOTATION} annotation: it is not the recovery pod's manifest")]
+    NotRecoveryManifest(String),
+}
+
+/// A TLS client that accepts the pinned certificate alone, with its signature checked.
+#[derive(Debug)]
+pub struct Prober {
+    config: Arc<ClientConfig>,
+}
+
+#[derive(Debug)]
+struct Pinned {
+    der: CertificateDer<'static>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.der.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl Prober {
+    /// A prober for the certificate in the PEM file `pin`.
+    ///
+    /// # Errors
+    /// [`RecoveryError::Pin`] when the file holds no certificate.
+    pub fn from_pem_file(pin: &Path) -> Result<Self, RecoveryError> {
+        let der = CertificateDer::from_pem_file(pin).map_err(|source| RecoveryError::Pin {
+            path: pin.display().to_string(),
+            source,
+        })?;
+        Ok(Self::pinned(der))
+    }
+
+    /// A prober for the DER certificate `der`.
+    pub fn pinned(der: CertificateDer<'static>) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = Pinned {
+            der,
+            algorithms: provider.signature_verification_algorithms,
+        };
+        let config = ClientConfig::builder_with_provider(Arc::clone(&provider) as Arc<CryptoProvider>)
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        Prober {
+            config: Arc::new(config),
+        }
+    }
+
+    /// `GET /readyz` at `ip:port`, accepted only from the pinned certificate.
+    pub fn probe(&self, ip: IpAddr, port: u16) -> Answer {
+        match self.try_probe(ip, port) {
+            Ok(status) => Answer::Pinned(status),
+            Err(e) if is_other_certificate(&e) => Answer::OtherCertificate,
+            Err(e) => Answer::Unreachable(e.to_string()),
+        }
+    }
+
+    fn try_probe(&self, ip: IpAddr, port: u16) -> io::Result<u16> {
+        let tcp = TcpStream::connect_timeout(&SocketAddr::new(ip, port), PROBE_TIMEOUT)?;
+        tcp.set_read_timeout(Some(PROBE_TIMEOUT))?;
+        tcp.set_write_timeout(Some(PROBE_TIMEOUT))?;
+        let conn = ClientConnection::new(Arc::clone(&self.config), ServerName::IpAddress(ip.into()))
+            .map_err(io::Error::other)?;
+        let mut tls = StreamOwned::new(conn, tcp);
+        tls.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut answer = Vec::new();
+        // A server may close without close_notify: what was read counts.
+        if let Err(e) = (&mut tls).take(MAX_ANSWER).read_to_end(&mut answer) {
+            if answer.is_empty() {
+                return Err(e);
+            }
+        }
+        status_of(&answer).ok_or_else(|| io::Error::other("the answer is not HTTP"))
+    }
+}
+
+fn is_other_certificate(e: &io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)))
+}
+
+/// The status code of an HTTP/1.x answer.
+fn status_of(answer: &[u8]) -> Option<u16> {
+    let line = answer.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_whitespace();
+    words.next().filter(|v| v.starts_with("HTTP/1."))?;
+    words.next()?.parse().ok()
+}
+
+/// Where and how long [`hand_back`] looks.
+#[derive(Debug, Clone)]
+pub struct HandBackParams {
+    /// The shared port.
+    pub port: u16,
+    /// Addresses to probe: loopback (the reuseport gate sends it to the newest apiserver) and
+    /// the host's own address (it reaches the oldest), so the self-hosted apiserver is found
+    /// whichever of the two joined the port first.
+    pub via: Vec<IpAddr>,
+    /// Good answers in a row required before handing back.
+    pub answers: u32,
+    /// Pause between rounds.
+    pub poll: Duration,
+}
+
+/// Waits until the pinned apiserver answers `/readyz` with 200 in `answers` rounds in a row
+/// (on any of `via`), printing what it sees when that changes. Returns the address that
+/// answered last.
+pub fn await_self_hosted(prober: &Prober, params: &HandBackParams) -> IpAddr {
+    let mut good = 0;
+    let mut last_seen = String::new();
+    loop {
+        let mut answered = None;
+        let mut seen = Vec::new();
+        for ip in &params.via {
+            let answer = prober.probe(*ip, params.port);
+            if answer == Answer::Pinned(200) {
+                answered = Some(*ip);
+            }
+            seen.push(format!("{ip}: {answer}"));
+        }
+        let seen = seen.join("; ");
+        if seen != last_seen {
+            println!("selfhosted-agent: {seen}");
+            last_seen = seen;
+        }
+        match answered {
+            Some(ip) => {
+                good += 1;
+                if good >= params.answers {
+                    return ip;
+                }
+            }
+            None => good = 0,
+        }
+        std::thread::sleep(params.poll);
+    }
+}
+
+/// Gives the recovery static pod a new round, so the kubelet replaces it: its apiserver stops,
+/// and the new pod stands by. Written next to the manifest as a dotfile (the kubelet ignores
+/// those) and renamed over it, keeping its mode.
+///
+/// # Errors
+/// [`RecoveryError`] when the manifest is unreadable, not the recovery pod's, or unwritable.
+pub fn rearm(manifest: &Path, round: u64) -> Result<(), RecoveryError> {
+    let io_err = |source| RecoveryError::Manifest {
+        path: manifest.display().to_string(),
+        source,
+    };
+    let text = fs::read_to_string(manifest).map_err(io_err)?;
+    let key = format!("{ROUND_ANNOTATION}:");
+    let mut found = false;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_start();
+        if !found && body.starts_with(&key) {
+            let indent = &line[..line.len() - body.len()];
+            out.push_str(&format!("{indent}{key} '{round}'\n"));
+            found = true;
+        } else {
+            out.push_str(line);
+        }
+    }
+    if !found {
+        return Err(RecoveryError::NotRecoveryManifest(manifest.display().to_string()));
+    }
+    let name = manifest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = manifest.with_file_name(format!(".{name}.rearm"));
+    let mode = fs::metadata(manifest).map_err(io_err)?.permissions();
+    let write = || -> io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(out.as_bytes())?;
+        f.set_permissions(mode)?;
+        f.sync_all()?;
+        fs::rename(&tmp, manifest)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err(e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_are_read_and_others_refused() {
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), Some(200));
+        assert_eq!(status_of(b"HTTP/1.0 500 Internal\r\n"), Some(500));
+        assert_eq!(status_of(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(status_of(b""), None);
+    }
+
+    #[test]
+    fn rearm_rewrites_the_round_alone_and_keeps_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("selfhosted-agent-rearm-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let manifest = dir.join("kube-apiserver-recovery.yaml");
+        let before = "metadata:\n  annotations:\n    selfhosted.dev/recovery-round: '0'\n  name: x\nspec: {}\n";
+        fs::write(&manifest, before).unwrap();
+        fs::set_permissions(&manifest, fs::Permissions::from_mode(0o640)).unwrap();
+        rearm(&manifest, 1234).unwrap();
+        let after = fs::read_to_string(&manifest).unwrap();
+        assert_eq!(after, before.replace("'0'", "'1234'"));
+        assert_eq!(fs::metadata(&manifest).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+
+        fs::write(&manifest, "kind: Pod\n").unwrap();
+        let err = rearm(&manifest, 1).unwrap_err();
+        assert!(matches!(err, RecoveryError::NotRecoveryManifest(_)), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
