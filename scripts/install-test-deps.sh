@@ -5,7 +5,9 @@ set -euo pipefail
 
 apt_pkgs=(openssh-server openssh-client sudo iproute2 etcd-server etcd-client openssl jq curl procps faketime systemd
   # the real control-plane lane (tests/lane): runtime, and the tools that build Kubernetes v1.20.2
-  containerd runc containernetworking-plugins rsync gcc libc6-dev make python3)
+  containerd runc containernetworking-plugins rsync gcc libc6-dev make python3
+  # the load balancer in front of the apiservers of the multi-controller lane
+  haproxy)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

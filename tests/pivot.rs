@@ -5,197 +5,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use selfhosted_cluster::{ApiCredentials, Fingerprint, TlsProbe};
-use selfhosted_transport::testbed::{Testbed, TestbedParams};
+use selfhosted_cluster::Fingerprint;
+use support::lane::*;
 use support::Workspace;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A test-bed host with the controller role, torn down on drop.
-struct Lane {
-    tb: Testbed,
-}
-
-impl Lane {
-    fn up(test: &str) -> Option<Lane> {
-        let build = Command::new("bash")
-            .arg(repo().join("tests/lane/build.sh"))
-            .output()
-            .expect("build.sh runs");
-        assert!(
-            build.status.success(),
-            "lane build: {}",
-            String::from_utf8_lossy(&build.stderr)
-        );
-        let tb = Testbed::up(
-            test,
-            &TestbedParams {
-                count: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap()?;
-        let out = Command::new("bash")
-            .arg(repo().join("tests/lane/controller.sh"))
-            .args(["up", "--dir"])
-            .arg(tb.dir())
-            .args(["--host", &tb.hosts()[0].name])
-            .output()
-            .expect("controller.sh runs");
-        assert!(
-            out.status.success(),
-            "controller up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(Lane { tb })
-    }
-
-    fn host(&self) -> &selfhosted_transport::testbed::TestHost {
-        &self.tb.hosts()[0]
-    }
-
-    fn ls(&self, dir: &str) -> String {
-        let out = self.tb.host_exec(&self.host().name, &["ls", "-A", dir]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for f in ["kubelet", "agent"] {
-            let p = self.tb.dir().join(format!("lane/{}/logs/{f}.log", self.host().name));
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            out.push_str(&format!(
-                "--- {f}.log\n{}\n",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ));
-        }
-        out
-    }
-}
-
-/// How long a reboot took to bring the API back.
-struct Rebooted {
-    /// `controller.sh up` returned (the kubelet starts then) → any apiserver answers `/readyz`.
-    any: Duration,
-    /// → the self-hosted apiserver answers `/readyz` on the host address by itself.
-    self_hosted: Duration,
-}
-
-impl Lane {
-    fn controller_sh(&self, command: &str) {
-        let out = Command::new("bash")
-            .arg(repo().join("tests/lane/controller.sh"))
-            .args([command, "--dir"])
-            .arg(self.tb.dir())
-            .args(["--host", &self.host().name])
-            .output()
-            .expect("controller.sh runs");
-        assert!(
-            out.status.success(),
-            "controller {command}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Powers the controller off (every process and container gone, disk kept) and boots
-    /// it again; then waits until the self-hosted apiserver (`self_hosted`) answers on the host
-    /// address by itself, as a client sees it.
-    fn reboot(&self, assets: &Path, self_hosted: &Fingerprint, within: Duration) -> Rebooted {
-        self.controller_sh("down");
-        self.controller_sh("up");
-        let booted = Instant::now();
-        let probe = api_probe(assets, &self.host().address);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut any = None;
-        let mut last = String::new();
-        while booted.elapsed() < within {
-            let answer =
-                rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), probe.get("/readyz")).await });
-            match answer {
-                Ok(Ok(a)) if a.is_ready() => {
-                    any.get_or_insert(booted.elapsed());
-                    if &a.fingerprint == self_hosted {
-                        return Rebooted {
-                            any: any.unwrap_or_default(),
-                            self_hosted: booted.elapsed(),
-                        };
-                    }
-                    last = format!("{} answered (not the self-hosted apiserver)", a.fingerprint);
-                }
-                Ok(Ok(a)) => last = format!("{} answered {} {:?}", a.fingerprint, a.status, a.body),
-                Ok(Err(e)) => last = e.to_string(),
-                Err(_) => last = "no answer within 3 s".into(),
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!(
-            "the self-hosted apiserver did not answer within {within:?} of the boot (any apiserver after {any:?}); last: {last}\n{}\n{}",
-            self.logs(),
-            self.pod_logs("kube-apiserver-recovery")
-        );
-    }
-
-    /// The last lines of each container log of the pods whose name starts with `prefix`.
-    fn pod_logs(&self, prefix: &str) -> String {
-        let dir = self.tb.dir().join(format!("lane/{}/pod-logs", self.host().name));
-        let mut out = String::new();
-        let Ok(pods) = std::fs::read_dir(&dir) else { return out };
-        for pod in pods.flatten() {
-            if !pod
-                .file_name()
-                .to_string_lossy()
-                .starts_with(&format!("kube-system_{prefix}"))
-            {
-                continue;
-            }
-            for container in std::fs::read_dir(pod.path()).into_iter().flatten().flatten() {
-                for log in std::fs::read_dir(container.path()).into_iter().flatten().flatten() {
-                    let text = std::fs::read_to_string(log.path()).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(12).collect();
-                    out.push_str(&format!(
-                        "--- {}\n{}\n",
-                        log.path().display(),
-                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                    ));
-                }
-            }
-        }
-        out
-    }
-}
-
-/// A TLS client of the API as the admin, from the assets on disk.
-fn api_probe(assets: &Path, addr: &str) -> TlsProbe {
-    let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
-    let creds = ApiCredentials {
-        ca_pem: read("tls/ca.crt"),
-        client_cert_pem: read("tls/admin.crt"),
-        client_key_pem: read("tls/admin.key"),
-    };
-    TlsProbe::new(&creds, addr, 6443, "kubernetes").unwrap()
-}
-
-impl Drop for Lane {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo().join("tests/lane/controller.sh"))
-            .args(["down", "--dir"])
-            .arg(self.tb.dir())
-            .output();
-    }
-}
 
 fn config(lane: &Lane, extra: &str) -> String {
     let h = lane.host();
@@ -234,156 +50,6 @@ resource "selfhosted_bootstrap" "lane" {{
         key = h.host_key.trim(),
         key_file = lane.tb.inventory().key.display(),
     )
-}
-
-/// A real API request, what a client sees (where `/readyz` also fails while an apiserver starts).
-const API_REQUEST: &str = "/api/v1/namespaces/kube-system";
-
-/// One probe answer: when, and which certificate served a good `/readyz` (Err: what failed).
-type Sample = (Instant, Result<Fingerprint, String>);
-
-/// Probes the apiserver every 50 ms on fresh TLS connections until stopped.
-struct Prober {
-    samples: Arc<Mutex<Vec<Sample>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Prober {
-    /// Asks `/readyz` (a good answer: `200 ok`) or, with `path`, a real API request (a good
-    /// answer: `200`).
-    fn start(assets: &Path, addr: &str, path: Option<&'static str>) -> Prober {
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st, assets, addr) = (samples.clone(), stop.clone(), assets.to_owned(), addr.to_owned());
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let mut probe: Option<TlsProbe> = None;
-            while !st.load(Ordering::Relaxed) {
-                if probe.is_none() {
-                    // The assets appear on disk once the assets resource is applied.
-                    let read = |p: &str| std::fs::read_to_string(assets.join(p)).ok();
-                    if let (Some(ca), Some(cert), Some(key)) =
-                        (read("tls/ca.crt"), read("tls/admin.crt"), read("tls/admin.key"))
-                    {
-                        let creds = ApiCredentials {
-                            ca_pem: ca,
-                            client_cert_pem: cert,
-                            client_key_pem: key,
-                        };
-                        probe = TlsProbe::new(&creds, &addr, 6443, "kubernetes").ok();
-                    }
-                }
-                if let Some(p) = &probe {
-                    let answer = rt.block_on(async {
-                        tokio::time::timeout(Duration::from_secs(3), p.get(path.unwrap_or("/readyz"))).await
-                    });
-                    let good = |a: &selfhosted_cluster::Answer| match path {
-                        None => a.is_ready(),
-                        Some(_) => a.status == 200,
-                    };
-                    let fp = match answer {
-                        Ok(Ok(a)) if good(&a) => Ok(a.fingerprint),
-                        Ok(Ok(a)) => Err(format!("{} answered {} {:?}", a.fingerprint, a.status, a.body)),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err("no answer within 3 s".to_owned()),
-                    };
-                    s.lock().unwrap().push((Instant::now(), fp));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Prober {
-            samples,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> Vec<Sample> {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        std::mem::take(&mut *self.samples.lock().unwrap())
-    }
-}
-
-/// `terraform apply` that must succeed; on failure, terraform's output and the lane's logs.
-fn apply_ok(ws: &Workspace, lane: &Lane, what: &str) {
-    apply_ok_with(ws, lane, what, &[]);
-}
-
-/// As [`apply_ok`], with extra environment variables for terraform and the provider.
-fn apply_ok_with(ws: &Workspace, lane: &Lane, what: &str, env: &[(&str, &str)]) {
-    let out = ws.run_with(&["apply", "-auto-approve", "-input=false"], env);
-    assert!(
-        out.status.success(),
-        "{what}:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
-}
-
-/// `terraform apply`, which must succeed, while a [`Prober`] asks `path` (see
-/// [`Prober::start`]) and for `linger` after it; the apply's duration and the answers.
-fn apply_while_probing(
-    ws: &Workspace,
-    lane: &Lane,
-    what: &str,
-    path: Option<&'static str>,
-    linger: Duration,
-) -> (Duration, Vec<Sample>) {
-    let prober = Prober::start(&ws.path().join("assets"), &lane.host().address, path);
-    let started = Instant::now();
-    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
-    let took = started.elapsed();
-    std::thread::sleep(linger);
-    let samples = prober.finish();
-    assert!(
-        out.status.success(),
-        "{what} failed after {took:?}:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
-    );
-    (took, samples)
-}
-
-/// The names of the apiserver DaemonSets (one per generation), space-separated.
-fn apiserver_generations(kubeconfig: &Path) -> String {
-    kubectl(
-        kubeconfig,
-        &[
-            "-n",
-            "kube-system",
-            "get",
-            "daemonsets",
-            "-l",
-            "k8s-app=kube-apiserver",
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ],
-    )
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(args)
-        .output()
-        .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -825,40 +491,6 @@ fn apiserver_hand_overs_in_a_row_lose_no_request() {
     assert!(!changes, "{text}");
 }
 
-/// The name of the generation of every running self-hosted apiserver pod, space-separated.
-fn running_apiserver_generations(kubeconfig: &Path) -> String {
-    kubectl(
-        kubeconfig,
-        &[
-            "-n",
-            "kube-system",
-            "get",
-            "pods",
-            "-l",
-            "k8s-app=kube-apiserver",
-            "--field-selector=status.phase=Running",
-            "-o",
-            "jsonpath={.items[*].metadata.labels.app\\.kubernetes\\.io/instance}",
-        ],
-    )
-}
-
-/// Who holds the leader lease `lease` in kube-system.
-fn lease_holder(kubeconfig: &Path, lease: &str) -> String {
-    kubectl(
-        kubeconfig,
-        &[
-            "-n",
-            "kube-system",
-            "get",
-            "lease",
-            lease,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-    )
-}
-
 /// The value of the ConfigMap the reboot test makes before its first reboot.
 fn kept(kubeconfig: &Path) -> String {
     kubectl(
@@ -873,18 +505,6 @@ fn kept(kubeconfig: &Path) -> String {
             "jsonpath={.data.k}",
         ],
     )
-}
-
-/// Waits until `check` holds (polling every second) or panics with `what` after `within`.
-fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let started = Instant::now();
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(last) if started.elapsed() > within => panic!("{what} within {within:?}; last: {last}"),
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
-        }
-    }
 }
 
 /// A controller's reboot (containers gone, disk kept) brings the API back by itself: the
@@ -1033,18 +653,12 @@ fn a_rebooted_controller_brings_the_api_back_by_itself() {
         "without recovery files nothing serves after a reboot"
     );
     let started = Instant::now();
-    let out = ws.run(&[
-        "apply",
-        "-auto-approve",
-        "-input=false",
-        "-replace=selfhosted_bootstrap.lane",
-    ]);
-    assert!(
-        out.status.success(),
-        "apply -replace:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        lane.logs()
+    apply_args_ok(
+        &ws,
+        &lane,
+        "apply -replace",
+        &["-replace=selfhosted_bootstrap.lane"],
+        &[],
     );
     eprintln!("apply -replace brought the cluster back in {:?}", started.elapsed());
     assert_eq!(kubectl(&kubeconfig, &["get", "--raw", "/readyz"]).trim(), "ok");

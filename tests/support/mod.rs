@@ -3,6 +3,8 @@
 //! config file the harness writes (the machine's own config is never used).
 #![allow(dead_code)]
 
+pub mod lane;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;

@@ -93,6 +93,9 @@ pub struct LeaseHeld {
     /// A former holder that does not count (e.g. the bootstrap controller-manager). Compared as
     /// whole strings: identities keep the hostname plus a unique suffix.
     pub not_holder: Option<String>,
+    /// A renewal at or before this time does not count: read it once the former holder's
+    /// process is gone, and only a live holder can renew after it (whatever its identity).
+    pub renewed_after: Option<Timestamp>,
 }
 
 /// Whether `lease` is held at `now` according to `want`.
@@ -107,6 +110,9 @@ pub fn lease_held(lease: &Lease, now: Timestamp, want: &LeaseHeld) -> bool {
     let Some(renewed) = spec.renew_time.as_ref() else {
         return false;
     };
+    if want.renewed_after.is_some_and(|after| renewed.0 <= after) {
+        return false;
+    }
     let max_age = want
         .max_age
         .unwrap_or_else(|| Duration::from_secs(spec.lease_duration_seconds.map_or(15, |s| s.max(1) as u64)));
@@ -399,20 +405,27 @@ mod tests {
         assert!(!lease_held(&stale, now, &LeaseHeld::default()));
         let custom = LeaseHeld {
             max_age: Some(Duration::from_secs(60)),
-            not_holder: None,
+            ..LeaseHeld::default()
         };
         assert!(lease_held(&stale, now, &custom));
         // Same hostname, other process: a whole-string comparison tells them apart.
         let not_old = LeaseHeld {
-            max_age: None,
             not_holder: Some("c0_1111".into()),
+            ..LeaseHeld::default()
         };
         assert!(lease_held(&fresh, now, &not_old));
         let is_old = LeaseHeld {
-            max_age: None,
             not_holder: Some("c0_4f2a".into()),
+            ..LeaseHeld::default()
         };
         assert!(!lease_held(&fresh, now, &is_old));
+        // A renewal read when the former holder was gone does not count; a later one does.
+        let read_then = |t: &str| LeaseHeld {
+            renewed_after: Some(t.parse().unwrap()),
+            ..LeaseHeld::default()
+        };
+        assert!(!lease_held(&fresh, now, &read_then("2026-01-01T00:00:25Z")));
+        assert!(lease_held(&fresh, now, &read_then("2026-01-01T00:00:24Z")));
         assert!(!lease_held(
             &lease("", "2026-01-01T00:00:29Z".parse().unwrap()),
             now,

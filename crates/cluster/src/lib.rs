@@ -11,6 +11,7 @@
 //! - [`labels`]: labels on nodes (the control-plane role label a kubelet may not set itself).
 //! - [`diagnose`]: evidence for a failure: pod status, events and container log tails.
 //! - [`workloads`]: an upgrade's rollouts by kind, and removal of an old generation.
+//! - [`drain`]: a node whose host left the configuration: cordon, evict, delete the Node.
 //! - [`retry`]: which API errors are worth retrying, and the back-off between tries.
 //!
 //! Knows nothing of SSH: a tunnel is just a local port handed to [`client::connect_local_port`].
@@ -36,9 +37,9 @@
 //! let probe = TlsProbe::new(&creds, "127.0.0.1", port, "kubernetes")?;
 //! let own = Fingerprint::of_pem(selfhosted_crt_pem)?;
 //! w.until(deadline, "self-hosted apiserver answers", w.served_by(&probe, own, 5, std::time::Duration::from_millis(200))).await?;
-//! let former = w.lease_holder("kube-system", "kube-controller-manager").await?;
-//! // ... remove the bootstrap control plane over SSH ...
-//! let want = LeaseHeld { max_age: None, not_holder: former };
+//! // ... remove the bootstrap control plane over SSH, and wait until its processes are gone ...
+//! let renewed = w.lease_renewed("kube-system", "kube-controller-manager").await?;
+//! let want = LeaseHeld { renewed_after: renewed, ..LeaseHeld::default() };
 //! w.until(deadline, "controller-manager lease", w.lease_held("kube-system", "kube-controller-manager", want)).await?;
 //! # let _ = summary; Ok(()) }
 //! ```
@@ -47,6 +48,7 @@ pub mod apply;
 pub mod client;
 pub mod conditions;
 pub mod diagnose;
+pub mod drain;
 pub mod identity;
 pub mod labels;
 pub mod retry;
@@ -61,6 +63,7 @@ pub use client::{connect, connect_local_port, ApiCredentials, ClientError};
 pub use diagnose::{collect_evidence, DiagnoseError, Evidence};
 
 pub use identity::{Answer, Fingerprint, IdentityError, TlsProbe};
+pub use k8s_openapi::jiff::Timestamp;
 pub use kube::Client;
 pub use labels::{label_node, LabelError, CONTROL_PLANE_LABEL};
 pub use tokio_util::sync::CancellationToken;

@@ -15,6 +15,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::watcher::{self, watch_object, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource};
@@ -381,13 +382,23 @@ impl Waiter {
     /// The current holder of Lease `namespace/name` (`None` if absent or unheld): read before the
     /// teardown, it is the former holder a later [`Waiter::lease_held`] must not accept.
     pub async fn lease_holder(&self, namespace: &str, name: &str) -> Result<Option<String>, WaitError> {
+        let lease = self.lease(namespace, name).await?;
+        Ok(lease.as_ref().and_then(conditions::lease_holder).map(str::to_owned))
+    }
+
+    async fn lease(&self, namespace: &str, name: &str) -> Result<Option<Lease>, WaitError> {
         let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
-        let lease = api.get_opt(name).await.map_err(|source| WaitError::Probe {
+        api.get_opt(name).await.map_err(|source| WaitError::Probe {
             what: format!("lease {namespace}/{name}"),
             message: retry::api_message(&source),
             source,
-        })?;
-        Ok(lease.as_ref().and_then(conditions::lease_holder).map(str::to_owned))
+        })
+    }
+
+    /// The last `renewTime` of Lease `namespace/name`, if it has one.
+    pub async fn lease_renewed(&self, namespace: &str, name: &str) -> Result<Option<Timestamp>, WaitError> {
+        let lease = self.lease(namespace, name).await?;
+        Ok(lease.and_then(|l| l.spec?.renew_time).map(|t| t.0))
     }
 
     /// Wait until Lease `namespace/name` is held as `want` says (e.g. `kube-system/kube-scheduler`,

@@ -342,8 +342,8 @@ async fn waits_on_nodes_pods_and_leases() {
         None
     );
     let not_bootstrap = LeaseHeld {
-        max_age: None,
         not_holder: Some("c0_bootstrap-1111".into()),
+        ..LeaseHeld::default()
     };
     let err = waiter
         .until(
@@ -687,8 +687,8 @@ spec:
     let _kcm2 = server.start_controller_manager();
     let t2 = std::time::Instant::now();
     let want = LeaseHeld {
-        max_age: None,
         not_holder: former,
+        ..LeaseHeld::default()
     };
     let lease = waiter
         .until(

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use selfhosted_cluster::conditions::LeaseHeld;
-use selfhosted_cluster::{ApiCredentials, Fingerprint, TlsProbe, Waiter};
+use selfhosted_cluster::{ApiCredentials, Fingerprint, Timestamp, TlsProbe, Waiter};
 use selfhosted_transport::{CancellationToken, Session, Tunnel};
 use tokio::time::Instant;
 
@@ -34,6 +34,8 @@ const TUNNEL_RETRY: Duration = Duration::from_secs(1);
 const TLS_NAME: &str = "kubernetes";
 /// The control-plane components whose versions the state reports.
 pub(crate) const COMPONENTS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
+/// The leader-elected components' leases in kube-system.
+const LEASES: [&str; 2] = ["kube-controller-manager", "kube-scheduler"];
 /// Selects every self-hosted apiserver pod, of any generation.
 pub(crate) const APISERVER_PODS: &str = "k8s-app=kube-apiserver";
 
@@ -320,12 +322,18 @@ impl Api {
 
     /// The API answers from the self-hosted apiserver and the controller-manager and
     /// scheduler hold their leases; records the version the apiserver reports of itself.
+    ///
+    /// `renewed_after`: per lease, a renewal time read when a former holder (the bootstrap
+    /// controller-manager or scheduler) was already gone; only a later renewal counts, so a
+    /// lease that holder renewed a moment before it left is never taken for the self-hosted
+    /// one's.
     pub(crate) async fn verify(
         &self,
         self_hosted: Fingerprint,
         params: &PivotParams,
         host: &str,
         versions: &mut BTreeMap<String, String>,
+        renewed_after: &BTreeMap<&'static str, Timestamp>,
     ) -> Result<(), PivotError> {
         self.answered_by(self_hosted, params, "the API to answer from the self-hosted apiserver")
             .await
@@ -333,18 +341,41 @@ impl Api {
         if let Ok(info) = self.waiter.client().apiserver_version().await {
             versions.insert("kube-apiserver".to_owned(), info.git_version);
         }
-        for lease in ["kube-controller-manager", "kube-scheduler"] {
-            let what = format!("the {lease} lease to be held");
+        for lease in LEASES {
+            let want = LeaseHeld {
+                renewed_after: renewed_after.get(lease).copied(),
+                ..LeaseHeld::default()
+            };
+            let what = match want.renewed_after {
+                Some(t) => format!("the {lease} lease to be renewed after {t} (when the bootstrap one was gone)"),
+                None => format!("the {lease} lease to be held"),
+            };
             self.waiter
                 .until(
                     params.deadline,
                     &what,
-                    self.waiter.lease_held("kube-system", lease, LeaseHeld::default()),
+                    self.waiter.lease_held("kube-system", lease, want),
                 )
                 .await
                 .map_err(|e| PivotError::new(Phase::Verify, chain(&e)))?;
         }
         Ok(())
+    }
+
+    /// The last renewal of each leader lease (where there is one).
+    pub(crate) async fn lease_renewals(&self, phase: Phase) -> Result<BTreeMap<&'static str, Timestamp>, PivotError> {
+        let mut out = BTreeMap::new();
+        for lease in LEASES {
+            let renewed = self
+                .waiter
+                .lease_renewed("kube-system", lease)
+                .await
+                .map_err(|e| PivotError::new(phase, chain(&e)))?;
+            if let Some(t) = renewed {
+                out.insert(lease, t);
+            }
+        }
+        Ok(out)
     }
 
     /// Evidence from the API about the pods `selector` in kube-system.

@@ -158,6 +158,50 @@ pub async fn remove_bootstrap(
         .map_err(|e| PivotError::on(Phase::RemoveBootstrap, session.host(), chain(&e)))
 }
 
+/// Waits until no process of the bootstrap control plane runs on the host any more (the
+/// kubelet stops static Pods a moment after their manifests go): their command lines name
+/// the bootstrap credentials folder.
+///
+/// # Errors
+/// [`Phase::RemoveBootstrap`] naming the host and the processes left at the deadline.
+pub async fn bootstrap_processes_gone(
+    session: &Session,
+    paths: &RemotePaths,
+    deadline: tokio::time::Instant,
+    cancel: &CancellationToken,
+) -> Result<(), PivotError> {
+    let phase = Phase::RemoveBootstrap;
+    let dir = paths.bootstrap_secrets_dir.trim_end_matches('/');
+    let command = format!(
+        "pgrep -a -f -- {} || true",
+        selfhosted_transport::session::shell_quote(&format!("={dir}/"))
+    );
+    loop {
+        let out = session
+            .sudo(&command)
+            .await
+            .map_err(|e| PivotError::on(phase, session.host(), chain(&e)))?;
+        let left = out.stdout_text();
+        // pgrep may list the shell that runs it: only other processes count.
+        let left: Vec<&str> = left.lines().filter(|l| !l.contains("pgrep")).collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() + BOOTSTRAP_POLL >= deadline || cancel.is_cancelled() {
+            return Err(PivotError::on(
+                phase,
+                session.host(),
+                "the bootstrap control plane's processes still run after their static Pods were removed",
+            )
+            .with_evidence(left.join("\n")));
+        }
+        tokio::time::sleep(BOOTSTRAP_POLL).await;
+    }
+}
+
+/// Pause between looks for bootstrap processes.
+const BOOTSTRAP_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Two apiservers share the port (SO_REUSEPORT) during a hand-over. When the
 /// leaving one closes its listener, connections the kernel already queued on
 /// it would be reset; with `tcp_migrate_req` (Linux 5.14+) they move to the

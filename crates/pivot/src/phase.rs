@@ -30,6 +30,8 @@ pub enum Phase {
     ApiserverHandOver,
     /// Upgrade: the other workloads applied one by one in order, each rollout awaited.
     RollOut,
+    /// Upgrade: nodes of hosts no longer configured are cordoned, drained and deleted.
+    RemoveNodes,
     /// The recovery apiserver's credentials and standby static Pod on every controller, so a
     /// rebooted controller brings the API back by itself.
     RecoveryApiserver,
@@ -39,7 +41,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 12] = [
+    pub const ALL: [Phase; 13] = [
         Phase::Preflight,
         Phase::NodeSecrets,
         Phase::BootstrapControlPlane,
@@ -50,6 +52,7 @@ impl Phase {
         Phase::RemoveBootstrap,
         Phase::ApiserverHandOver,
         Phase::RollOut,
+        Phase::RemoveNodes,
         Phase::RecoveryApiserver,
         Phase::Verify,
     ];
@@ -67,6 +70,7 @@ impl Phase {
             Phase::RemoveBootstrap => "remove-bootstrap",
             Phase::ApiserverHandOver => "apiserver-hand-over",
             Phase::RollOut => "roll-out",
+            Phase::RemoveNodes => "remove-nodes",
             Phase::RecoveryApiserver => "recovery-apiserver",
             Phase::Verify => "verify",
         }

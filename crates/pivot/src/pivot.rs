@@ -37,6 +37,9 @@ pub struct PivotParams {
     pub deadline: Instant,
     /// Good answers in a row the self-hosted apiserver must give by itself before teardown.
     pub consecutive_answers: u32,
+    /// Nodes whose hosts left the configuration since the last apply (an update drains and
+    /// deletes them; the hosts themselves are not contacted).
+    pub removed_nodes: Vec<String>,
 }
 
 /// What the pivot did, also when it failed part-way.
@@ -203,10 +206,13 @@ async fn pivot_phases(
     .await?;
     outcome.reached = Some(Phase::WaitForSelfHosted);
 
-    phase::run(
-        Phase::RemoveBootstrap,
-        distribute::remove_bootstrap(&boot, assets, &params.paths),
-    )
+    let renewed_after = phase::run(Phase::RemoveBootstrap, async {
+        distribute::remove_bootstrap(&boot, assets, &params.paths).await?;
+        distribute::bootstrap_processes_gone(&boot, &params.paths, deadline, cancel).await?;
+        // Read now, with the bootstrap controller-manager and scheduler gone: only a live
+        // (self-hosted) holder can renew the leases after this.
+        api.lease_renewals(Phase::RemoveBootstrap).await
+    })
     .await?;
     outcome.reached = Some(Phase::RemoveBootstrap);
 
@@ -220,7 +226,7 @@ async fn pivot_phases(
     outcome.versions = versions;
     phase::run(
         Phase::Verify,
-        api.verify(self_hosted, params, boot.host(), &mut outcome.versions),
+        api.verify(self_hosted, params, boot.host(), &mut outcome.versions, &renewed_after),
     )
     .await?;
     outcome.reached = Some(Phase::Verify);

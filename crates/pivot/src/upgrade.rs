@@ -118,6 +118,24 @@ pub(crate) async fn upgrade_phases(
     .await?;
     outcome.reached = Some(Phase::RollOut);
 
+    phase::run(Phase::RemoveNodes, async {
+        for node in &params.removed_nodes {
+            let removed = bounded(
+                &api,
+                Phase::RemoveNodes,
+                deadline,
+                cancel,
+                selfhosted_cluster::drain::remove_node(api.waiter.client(), node, deadline),
+            )
+            .await
+            .map_err(|e| PivotError::on(Phase::RemoveNodes, node.clone(), e.message))?;
+            tracing::info!(node, evicted = ?removed.evicted, deleted = removed.deleted, "node removed");
+        }
+        Ok(())
+    })
+    .await?;
+    outcome.reached = Some(Phase::RemoveNodes);
+
     phase::run(
         Phase::RecoveryApiserver,
         distribute::recovery_apiserver(ready, inventory, assets, &params.paths, cancel),
@@ -129,7 +147,7 @@ pub(crate) async fn upgrade_phases(
     let mut versions = api.versions(deadline, controllers, Phase::Verify, &boot).await?;
     phase::run(
         Phase::Verify,
-        api.verify(self_hosted, params, boot.host(), &mut versions),
+        api.verify(self_hosted, params, boot.host(), &mut versions, &Default::default()),
     )
     .await?;
     outcome.versions = versions;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use selfhosted_pivot::pivot::{self, Outcome, PivotParams};
 use selfhosted_pivot::upgrade;
 use selfhosted_pivot::{Phase, PivotError};
-use selfhosted_protocol::diagnostics::{Diagnostic, Diagnostics};
+use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use selfhosted_protocol::resource::{
     ApplyRequest, ApplyResponse, ImportRequest, ImportResponse, PlanRequest, PlanResponse, ReadRequest, ReadResponse,
     Resource, ValidateRequest,
@@ -110,9 +110,60 @@ fn pivot_diagnostic(e: &PivotError) -> Diagnostic {
     )
 }
 
+/// The `name`s of a hosts list (`controllers` or `workers`) of a state or configuration.
+fn host_names(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|h| h.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+/// Workers of the prior state that the configuration no longer names: their nodes leave the
+/// cluster in the update. (A removed controller is refused at plan time.)
+fn removed_workers(prior: &Value, config: &Config) -> Vec<String> {
+    let now: Vec<String> = config.inventory.hosts().iter().map(|h| h.name.clone()).collect();
+    host_names(prior.get(attr::WORKERS))
+        .into_iter()
+        .filter(|n| !now.contains(n))
+        .collect()
+}
+
+/// A controller of the prior state that the configuration drops: refused, since its etcd
+/// member and apiserver would leave without the membership change they need.
+fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
+    let now = host_names(config.get(attr::CONTROLLERS));
+    let mut diags = Diagnostics::new();
+    if config.get(attr::CONTROLLERS).is_none_or(|c| !c.is_known()) {
+        return diags;
+    }
+    for name in host_names(prior.get(attr::CONTROLLERS)) {
+        if !now.contains(&name) {
+            diags.push(
+                Diagnostic::error(
+                    format!("Controller {name:?} cannot be removed"),
+                    format!(
+                        "{name:?} runs an etcd member and an apiserver of this cluster, and removing a controller \
+                         is not supported: keep it in `controllers` (workers can be added and removed). \
+                         To retire the whole cluster, destroy it."
+                    ),
+                )
+                .at(AttributePath::root(attr::CONTROLLERS)),
+            );
+        }
+    }
+    diags
+}
+
 impl Bootstrap {
     fn plan_inner(&self, req: &PlanRequest) -> Result<Value, Diagnostics> {
         let mut planned = req.proposed_new_state.clone();
+        if !req.prior_state.is_null() && !req.proposed_new_state.is_null() {
+            let refused = removed_controllers(&req.prior_state, &req.config);
+            if refused.has_errors() {
+                return Err(refused);
+            }
+        }
         let learned = learned_of(&req.prior_state);
         let config = Config::read(&req.config, &learned)?;
         let digest = config.as_ref().map(|c| assets_digest(&c.assets));
@@ -173,6 +224,7 @@ impl Bootstrap {
             api_port: api_port(&config.assets),
             deadline: tokio::time::Instant::now() + timeout,
             consecutive_answers: 5,
+            removed_nodes: removed_workers(&req.prior_state, &config),
         };
         // A cluster that once completed the pivot is upgraded in place; one whose
         // pivot never completed resumes the pivot.
@@ -307,5 +359,35 @@ impl Resource for Bootstrap {
             .into(),
             ..ImportResponse::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_controllers(names: &[&str]) -> Value {
+        let hosts = names
+            .iter()
+            .map(|n| Value::object([("name", Value::from(*n)), ("address", Value::from("203.0.113.10"))]))
+            .collect();
+        Value::object([(attr::CONTROLLERS, Value::List(hosts))])
+    }
+
+    #[test]
+    fn a_controller_dropped_from_the_configuration_is_refused_by_name() {
+        let prior = with_controllers(&["c0", "c1", "c2"]);
+        assert!(!removed_controllers(&prior, &with_controllers(&["c0", "c1", "c2"])).has_errors());
+        assert!(!removed_controllers(&prior, &with_controllers(&["c0", "c1", "c2", "c3"])).has_errors());
+        let refused = removed_controllers(&prior, &with_controllers(&["c0", "c2"]));
+        let text = format!("{refused:?}");
+        assert!(
+            refused.has_errors() && text.contains("\\\"c1\\\" cannot be removed"),
+            "{text}"
+        );
+        assert!(!text.contains("\\\"c0\\\""), "only the removed one is named: {text}");
+        // Not known yet (a controllers list from another resource): nothing to say at plan time.
+        let unknown = Value::object([(attr::CONTROLLERS, Value::Unknown)]);
+        assert!(!removed_controllers(&prior, &unknown).has_errors());
     }
 }

@@ -1,0 +1,504 @@
+//! The real control-plane lane (`tests/lane`) from a test: test-bed hosts with controller,
+//! worker and load-balancer roles, reboots, a client probing the API throughout, and the
+//! `kubectl` and `terraform apply` steps the lane tests share.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use selfhosted_cluster::{ApiCredentials, Fingerprint, TlsProbe};
+use selfhosted_transport::testbed::{TestHost, Testbed, TestbedParams};
+
+use super::Workspace;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Test-bed hosts with lane roles: controllers (the first runs the bootstrap control plane),
+/// workers, and optionally a load balancer host in front of the controllers' apiservers; all
+/// roles are taken down on drop.
+pub struct Lane {
+    pub tb: Testbed,
+    /// Host indexes (into `tb.hosts()`) of the controllers, workers, and the load balancer.
+    pub controllers: Vec<usize>,
+    pub workers: Vec<usize>,
+    pub balancer: Option<usize>,
+}
+
+/// What a [`Lane::up_with`] brings up.
+#[derive(Debug, Clone, Copy)]
+pub struct Topology {
+    pub controllers: usize,
+    /// Workers that get the worker role (their kubelets start once the provider delivers
+    /// their kubeconfig).
+    pub workers: usize,
+    /// A host running HAProxy in front of the controllers (`tests/lane/balancer.sh`).
+    pub balancer: bool,
+}
+
+pub fn run_script(script: &str, args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new("bash")
+        .arg(repo().join(script))
+        .args(args.iter().take(1))
+        .arg("--dir")
+        .arg(dir)
+        .args(args.iter().skip(1))
+        .output()
+        .unwrap_or_else(|e| panic!("{script} runs: {e}"))
+}
+
+impl Lane {
+    /// One controller.
+    pub fn up(test: &str) -> Option<Lane> {
+        Self::up_with(
+            test,
+            Topology {
+                controllers: 1,
+                workers: 0,
+                balancer: false,
+            },
+        )
+    }
+
+    /// The hosts of `topology`, roles up in parallel (controllers share one etcd cluster).
+    pub fn up_with(test: &str, topology: Topology) -> Option<Lane> {
+        let build = Command::new("bash")
+            .arg(repo().join("tests/lane/build.sh"))
+            .output()
+            .expect("build.sh runs");
+        assert!(
+            build.status.success(),
+            "lane build: {}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let count = topology.controllers + topology.workers + usize::from(topology.balancer);
+        let tb = Testbed::up(
+            test,
+            &TestbedParams {
+                count,
+                ..Default::default()
+            },
+        )
+        .unwrap()?;
+        let controllers: Vec<usize> = (0..topology.controllers).collect();
+        let workers: Vec<usize> = (topology.controllers..topology.controllers + topology.workers).collect();
+        let balancer = topology.balancer.then_some(count - 1);
+        let hosts = tb.hosts();
+        let cluster = controllers
+            .iter()
+            .map(|&i| format!("{}=https://{}:2380", hosts[i].name, hosts[i].address))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dir = tb.dir();
+        std::thread::scope(|s| {
+            let mut jobs = Vec::new();
+            for &i in controllers.iter().chain(&workers) {
+                let role = if controllers.contains(&i) {
+                    "controller"
+                } else {
+                    "worker"
+                };
+                let name = hosts[i].name.clone();
+                let cluster = cluster.clone();
+                jobs.push(s.spawn(move || {
+                    let out = run_script(
+                        "tests/lane/controller.sh",
+                        &[
+                            "up",
+                            "--host",
+                            &name,
+                            "--etcd-initial-cluster",
+                            &cluster,
+                            "--role",
+                            role,
+                        ],
+                        dir,
+                    );
+                    assert!(
+                        out.status.success(),
+                        "{role} {name} up: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }));
+            }
+            for j in jobs {
+                j.join().expect("role up");
+            }
+        });
+        let lane = Lane {
+            tb,
+            controllers,
+            workers,
+            balancer,
+        };
+        if let Some(b) = balancer {
+            let mut args = vec!["up".to_owned(), "--host".into(), lane.tb.hosts()[b].name.clone()];
+            for &c in &lane.controllers {
+                args.extend(["--backend".into(), lane.tb.hosts()[c].address.clone()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = run_script("tests/lane/balancer.sh", &args, lane.tb.dir());
+            assert!(
+                out.status.success(),
+                "balancer up: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Some(lane)
+    }
+
+    /// The first controller (it runs the bootstrap control plane).
+    pub fn host(&self) -> &TestHost {
+        &self.tb.hosts()[self.controllers[0]]
+    }
+
+    /// Where clients reach the API: the load balancer, else the first controller.
+    pub fn api_address(&self) -> &str {
+        &self.tb.hosts()[self.balancer.unwrap_or(self.controllers[0])].address
+    }
+
+    /// The test-bed host at `index`.
+    pub fn at(&self, index: usize) -> &TestHost {
+        &self.tb.hosts()[index]
+    }
+
+    pub fn ls(&self, dir: &str) -> String {
+        let out = self.tb.host_exec(&self.host().name, &["ls", "-A", dir]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The tails of the kubelet and agent logs of every host with a role.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for &i in self.controllers.iter().chain(&self.workers) {
+            let name = &self.tb.hosts()[i].name;
+            for f in ["kubelet", "agent"] {
+                let p = self.tb.dir().join(format!("lane/{name}/logs/{f}.log"));
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(20).collect();
+                out.push_str(&format!(
+                    "--- {name} {f}.log\n{}\n",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// How long a reboot took to bring the API back.
+pub struct Rebooted {
+    /// `controller.sh up` returned (the kubelet starts then) → any apiserver answers `/readyz`.
+    pub any: Duration,
+    /// → the self-hosted apiserver answers `/readyz` on the host address by itself.
+    pub self_hosted: Duration,
+}
+
+impl Lane {
+    pub fn controller_sh(&self, command: &str) {
+        let out = Command::new("bash")
+            .arg(repo().join("tests/lane/controller.sh"))
+            .args([command, "--dir"])
+            .arg(self.tb.dir())
+            .args(["--host", &self.host().name])
+            .output()
+            .expect("controller.sh runs");
+        assert!(
+            out.status.success(),
+            "controller {command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Powers the controller off (every process and container gone, disk kept) and boots
+    /// it again; then waits until the self-hosted apiserver (`self_hosted`) answers on the host
+    /// address by itself, as a client sees it.
+    pub fn reboot(&self, assets: &Path, self_hosted: &Fingerprint, within: Duration) -> Rebooted {
+        self.controller_sh("down");
+        self.controller_sh("up");
+        let booted = Instant::now();
+        let probe = api_probe(assets, &self.host().address);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut any = None;
+        let mut last = String::new();
+        while booted.elapsed() < within {
+            let answer =
+                rt.block_on(async { tokio::time::timeout(Duration::from_secs(3), probe.get("/readyz")).await });
+            match answer {
+                Ok(Ok(a)) if a.is_ready() => {
+                    any.get_or_insert(booted.elapsed());
+                    if &a.fingerprint == self_hosted {
+                        return Rebooted {
+                            any: any.unwrap_or_default(),
+                            self_hosted: booted.elapsed(),
+                        };
+                    }
+                    last = format!("{} answered (not the self-hosted apiserver)", a.fingerprint);
+                }
+                Ok(Ok(a)) => last = format!("{} answered {} {:?}", a.fingerprint, a.status, a.body),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "no answer within 3 s".into(),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!(
+            "the self-hosted apiserver did not answer within {within:?} of the boot (any apiserver after {any:?}); last: {last}\n{}\n{}",
+            self.logs(),
+            self.pod_logs("kube-apiserver-recovery")
+        );
+    }
+
+    /// The last lines of each container log of the pods whose name starts with `prefix`.
+    pub fn pod_logs(&self, prefix: &str) -> String {
+        let dir = self.tb.dir().join(format!("lane/{}/pod-logs", self.host().name));
+        let mut out = String::new();
+        let Ok(pods) = std::fs::read_dir(&dir) else { return out };
+        for pod in pods.flatten() {
+            if !pod
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("kube-system_{prefix}"))
+            {
+                continue;
+            }
+            for container in std::fs::read_dir(pod.path()).into_iter().flatten().flatten() {
+                for log in std::fs::read_dir(container.path()).into_iter().flatten().flatten() {
+                    let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(12).collect();
+                    out.push_str(&format!(
+                        "--- {}\n{}\n",
+                        log.path().display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A TLS client of the API as the admin, from the assets on disk.
+pub fn api_probe(assets: &Path, addr: &str) -> TlsProbe {
+    let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
+    let creds = ApiCredentials {
+        ca_pem: read("tls/ca.crt"),
+        client_cert_pem: read("tls/admin.crt"),
+        client_key_pem: read("tls/admin.key"),
+    };
+    TlsProbe::new(&creds, addr, 6443, "kubernetes").unwrap()
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let _ = run_script("tests/lane/controller.sh", &["down"], self.tb.dir());
+    }
+}
+
+/// A real API request, what a client sees (where `/readyz` also fails while an apiserver starts).
+pub const API_REQUEST: &str = "/api/v1/namespaces/kube-system";
+
+/// One probe answer: when, and which certificate served a good `/readyz` (Err: what failed).
+pub type Sample = (Instant, Result<Fingerprint, String>);
+
+/// Probes the apiserver every 50 ms on fresh TLS connections until stopped.
+pub struct Prober {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Prober {
+    /// Asks `/readyz` (a good answer: `200 ok`) or, with `path`, a real API request (a good
+    /// answer: `200`).
+    pub fn start(assets: &Path, addr: &str, path: Option<&'static str>) -> Prober {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st, assets, addr) = (samples.clone(), stop.clone(), assets.to_owned(), addr.to_owned());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let mut probe: Option<TlsProbe> = None;
+            while !st.load(Ordering::Relaxed) {
+                if probe.is_none() {
+                    // The assets appear on disk once the assets resource is applied.
+                    let read = |p: &str| std::fs::read_to_string(assets.join(p)).ok();
+                    if let (Some(ca), Some(cert), Some(key)) =
+                        (read("tls/ca.crt"), read("tls/admin.crt"), read("tls/admin.key"))
+                    {
+                        let creds = ApiCredentials {
+                            ca_pem: ca,
+                            client_cert_pem: cert,
+                            client_key_pem: key,
+                        };
+                        probe = TlsProbe::new(&creds, &addr, 6443, "kubernetes").ok();
+                    }
+                }
+                if let Some(p) = &probe {
+                    let answer = rt.block_on(async {
+                        tokio::time::timeout(Duration::from_secs(3), p.get(path.unwrap_or("/readyz"))).await
+                    });
+                    let good = |a: &selfhosted_cluster::Answer| match path {
+                        None => a.is_ready(),
+                        Some(_) => a.status == 200,
+                    };
+                    let fp = match answer {
+                        Ok(Ok(a)) if good(&a) => Ok(a.fingerprint),
+                        Ok(Ok(a)) => Err(format!("{} answered {} {:?}", a.fingerprint, a.status, a.body)),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err("no answer within 3 s".to_owned()),
+                    };
+                    s.lock().unwrap().push((Instant::now(), fp));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Prober {
+            samples,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+}
+
+/// `terraform apply` that must succeed; on failure, terraform's output and the lane's logs.
+pub fn apply_ok(ws: &Workspace, lane: &Lane, what: &str) {
+    apply_ok_with(ws, lane, what, &[]);
+}
+
+/// As [`apply_ok`], with extra environment variables for terraform and the provider.
+pub fn apply_ok_with(ws: &Workspace, lane: &Lane, what: &str, env: &[(&str, &str)]) {
+    apply_args_ok(ws, lane, what, &[], env);
+}
+
+/// As [`apply_ok_with`], with more arguments for `terraform apply` (e.g. `-replace=…`).
+pub fn apply_args_ok(ws: &Workspace, lane: &Lane, what: &str, args: &[&str], env: &[(&str, &str)]) {
+    let mut all = vec!["apply", "-auto-approve", "-input=false"];
+    all.extend_from_slice(args);
+    let out = ws.run_with(&all, env);
+    assert!(
+        out.status.success(),
+        "{what}:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+}
+
+/// `terraform apply`, which must succeed, while a [`Prober`] asks `path` (see
+/// [`Prober::start`]) and for `linger` after it; the apply's duration and the answers.
+pub fn apply_while_probing(
+    ws: &Workspace,
+    lane: &Lane,
+    what: &str,
+    path: Option<&'static str>,
+    linger: Duration,
+) -> (Duration, Vec<Sample>) {
+    let prober = Prober::start(&ws.path().join("assets"), lane.api_address(), path);
+    let started = Instant::now();
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    let took = started.elapsed();
+    std::thread::sleep(linger);
+    let samples = prober.finish();
+    assert!(
+        out.status.success(),
+        "{what} failed after {took:?}:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        lane.logs()
+    );
+    (took, samples)
+}
+
+/// The names of the apiserver DaemonSets (one per generation), space-separated.
+pub fn apiserver_generations(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "daemonsets",
+            "-l",
+            "k8s-app=kube-apiserver",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    )
+}
+
+pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The name of the generation of every running self-hosted apiserver pod, space-separated.
+pub fn running_apiserver_generations(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-l",
+            "k8s-app=kube-apiserver",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.labels.app\\.kubernetes\\.io/instance}",
+        ],
+    )
+}
+
+/// Who holds the leader lease `lease` in kube-system.
+pub fn lease_holder(kubeconfig: &Path, lease: &str) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "lease",
+            lease,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+    )
+}
+
+/// Waits until `check` holds (polling every second) or panics with `what` after `within`.
+pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(()) => return,
+            Err(last) if started.elapsed() > within => panic!("{what} within {within:?}; last: {last}"),
+            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The topology users run, through the real `terraform` CLI on the real lane: three controllers
+//! (a three-member etcd over mutual TLS) and workers, with HAProxy in front of the apiservers
+//! on a host of its own playing the cloud load balancer (TCP health checks), `api_servers`
+//! naming it. A client sends a real API request through the load balancer every 50 ms on a
+//! fresh connection throughout each apply.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use selfhosted_cluster::Fingerprint;
+use serde_json::Value;
+use support::lane::*;
+use support::Workspace;
+
+fn config(lane: &Lane, workers: &[usize], extra: &str) -> String {
+    let host = |i: &usize| {
+        let h = lane.at(*i);
+        format!(
+            "{{ name = \"{}\", address = \"{}\", host_key = \"{}\" }}",
+            h.name,
+            h.address,
+            h.host_key.trim()
+        )
+    };
+    let list = |hosts: &[usize]| hosts.iter().map(host).collect::<Vec<_>>().join(",\n    ");
+    let etcd = lane
+        .controllers
+        .iter()
+        .map(|i| format!("\"{}\"", lane.at(*i).address))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    selfhosted = {{ source = "selfhosted/selfhosted" }}
+  }}
+}}
+
+resource "selfhosted_cluster_assets" "lane" {{
+  cluster_name       = "lane"
+  api_servers        = ["{api}"]
+  etcd_servers       = [{etcd}]
+  kubernetes_version = "v1.20.2"
+  networking         = "none"
+  kube_proxy         = false
+  coredns            = false
+  asset_dir          = "${{path.module}}/assets"
+{extra}
+}}
+
+resource "selfhosted_bootstrap" "lane" {{
+  assets      = selfhosted_cluster_assets.lane.assets
+  controllers = [
+    {controllers}
+  ]
+  workers = [
+    {workers}
+  ]
+  ssh = {{
+    user        = "core"
+    private_key = file("{key_file}")
+  }}
+  timeouts = {{ create = "20m", update = "15m" }}
+}}
+"#,
+        api = lane.api_address(),
+        controllers = list(&lane.controllers),
+        workers = list(workers),
+        key_file = lane.tb.inventory().key.display(),
+    )
+}
+
+/// `kubectl get <what> -o json`'s items.
+fn items(kubeconfig: &std::path::Path, args: &[&str]) -> Vec<Value> {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    let text = kubectl(kubeconfig, &all);
+    let v: Value = serde_json::from_str(&text).expect("kubectl json");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn ready(obj: &Value) -> bool {
+    obj["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// The nodes: name → (Ready, has the control-plane role label).
+fn nodes(kubeconfig: &std::path::Path) -> Vec<(String, bool, bool)> {
+    items(kubeconfig, &["get", "nodes"])
+        .iter()
+        .map(|n| {
+            (
+                n["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+                ready(n),
+                n["metadata"]["labels"]
+                    .get("node-role.kubernetes.io/control-plane")
+                    .is_some(),
+            )
+        })
+        .collect()
+}
+
+/// The least memory the machine had available, sampled every second until stopped.
+struct MemoryWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+fn mem_available_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+impl MemoryWatch {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut least = u64::MAX;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                least = least.min(mem_available_kib());
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            least
+        });
+        MemoryWatch { stop, thread }
+    }
+
+    fn least_kib(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+/// Create, upgrade, scale-out and scale-in of a 3-controller, multi-worker cluster behind a
+/// load balancer; no request through the load balancer fails once the bootstrap apiserver
+/// has left, nor in the whole upgrade; every next plan is empty.
+#[test]
+fn three_controllers_and_workers_behind_a_load_balancer() {
+    let before = mem_available_kib();
+    let memory = MemoryWatch::start();
+    let Some(lane) = Lane::up_with(
+        "topology",
+        Topology {
+            controllers: 3,
+            workers: 3,
+            balancer: true,
+        },
+    ) else {
+        return;
+    };
+    // The third worker host waits for the scale-out.
+    let initial = &lane.workers[..2];
+    let ws = Workspace::new(&config(&lane, initial, ""));
+    let assets = ws.path().join("assets");
+    let kubeconfig = assets.join("auth/admin.kubeconfig");
+
+    // --- create ---
+    let (took, samples) = apply_while_probing(&ws, &lane, "create", Some(API_REQUEST), Duration::from_secs(5));
+    let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
+    let self_hosted = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
+    let bootstrap = Fingerprint::of_pem(&read("tls/bootstrap-apiserver.crt")).unwrap();
+    let last_bootstrap = samples
+        .iter()
+        .rposition(|(_, fp)| fp.as_ref() == Ok(&bootstrap))
+        .expect("the bootstrap apiserver answered through the load balancer");
+    let after: Vec<&String> = samples[last_bootstrap + 1..]
+        .iter()
+        .filter_map(|(_, fp)| fp.as_ref().err())
+        .collect();
+    eprintln!(
+        "topology create (3 controllers, 2 workers, load balancer): apply took {took:?}; {} requests through the load balancer, {} after the bootstrap apiserver left, {} of those failed",
+        samples.len(),
+        samples.len() - last_bootstrap - 1,
+        after.len()
+    );
+    assert!(
+        samples.len() - last_bootstrap > 20,
+        "the probe kept going after the teardown"
+    );
+    assert_eq!(
+        after.len(),
+        0,
+        "no failed request once the bootstrap apiserver left: {after:?}"
+    );
+    assert_eq!(samples.last().unwrap().1.as_ref(), Ok(&self_hosted));
+
+    let names = |idx: &[usize]| -> Vec<String> { idx.iter().map(|i| lane.at(*i).name.clone()).collect() };
+    let mut seen = nodes(&kubeconfig);
+    seen.sort();
+    let mut want: Vec<(String, bool, bool)> = names(&lane.controllers)
+        .into_iter()
+        .map(|n| (n, true, true))
+        .chain(names(initial).into_iter().map(|n| (n, true, false)))
+        .collect();
+    want.sort();
+    assert_eq!(
+        seen, want,
+        "every node Ready; controllers, and only they, labelled control plane"
+    );
+    let apiservers = items(
+        &kubeconfig,
+        &["-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-apiserver"],
+    );
+    let mut on: Vec<String> = apiservers
+        .iter()
+        .filter(|p| ready(p))
+        .map(|p| p["spec"]["nodeName"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    on.sort();
+    assert_eq!(on, names(&lane.controllers), "an apiserver Ready on every controller");
+    for lease in ["kube-controller-manager", "kube-scheduler"] {
+        assert!(
+            !lease_holder(&kubeconfig, lease).trim().is_empty(),
+            "{lease} lease held"
+        );
+    }
+    assert!(
+        !lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
+        "bootstrap control plane gone"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the create is empty:\n{text}");
+
+    // --- upgrade: an apiserver flag and a controller-manager flag ---
+    let flags = "  extra_flags = { \"kube_apiserver\" = [\"--v=3\"], \"kube_controller_manager\" = [\"--v=3\"] }";
+    let generation = apiserver_generations(&kubeconfig);
+    ws.write("main.tf", &config(&lane, initial, flags));
+    let (took, samples) = apply_while_probing(&ws, &lane, "upgrade", Some(API_REQUEST), Duration::from_secs(3));
+    let failed: Vec<&String> = samples.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    let upgraded = apiserver_generations(&kubeconfig);
+    eprintln!(
+        "topology upgrade (apiserver and controller-manager flags): apply took {took:?}; {} requests through the load balancer, {} failed; {generation} → {upgraded}",
+        samples.len(),
+        failed.len()
+    );
+    assert!(
+        upgraded != generation && !upgraded.contains(' '),
+        "{generation} → {upgraded}"
+    );
+    assert!(
+        samples.len() > 100,
+        "the probe ran through the upgrade: {}",
+        samples.len()
+    );
+    assert_eq!(
+        failed.len(),
+        0,
+        "no failed request through the load balancer: {failed:?}"
+    );
+    let kcm = kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "deployment",
+            "kube-controller-manager",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].args}",
+        ],
+    );
+    assert!(
+        kcm.contains("--v=3"),
+        "the controller-manager rolled with its new flag: {kcm}"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the upgrade is empty:\n{text}");
+
+    // --- scale-out: a third worker joins, the control plane is left alone ---
+    let all = &lane.workers[..];
+    let spare = lane.at(lane.workers[2]).name.clone();
+    ws.write("main.tf", &config(&lane, all, flags));
+    let started = Instant::now();
+    apply_ok(&ws, &lane, "scale-out");
+    eprintln!("topology scale-out: apply took {:?}", started.elapsed());
+    eventually(Duration::from_secs(120), &format!("node {spare} Ready"), || {
+        let seen = nodes(&kubeconfig);
+        match seen.iter().find(|(n, _, _)| *n == spare) {
+            Some((_, true, false)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(
+        apiserver_generations(&kubeconfig),
+        upgraded,
+        "a scale-out leaves the control plane alone"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the scale-out is empty:\n{text}");
+
+    // --- scale-in: a pod on the leaving worker is evicted, its Node deleted ---
+    let pinned = ws.path().join("pinned.yaml");
+    std::fs::write(
+        &pinned,
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: pinned, namespace: default}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: pinned}}}}\n  template:\n    metadata: {{labels: {{app: pinned}}}}\n    spec:\n      hostNetwork: true\n      nodeSelector: {{kubernetes.io/hostname: {spare}}}\n      containers: [{{name: pause, image: \"registry.k8s.io/pause:3.2\"}}]\n"
+        ),
+    )
+    .unwrap();
+    kubectl(&kubeconfig, &["apply", "-f", pinned.to_str().unwrap()]);
+    let on_spare = || {
+        items(
+            &kubeconfig,
+            &[
+                "get",
+                "pods",
+                "-A",
+                "--field-selector",
+                &format!("spec.nodeName={spare}"),
+            ],
+        )
+    };
+    eventually(
+        Duration::from_secs(120),
+        "the pinned pod Running on the leaving worker",
+        || {
+            let running = on_spare()
+                .iter()
+                .any(|p| p["metadata"]["labels"]["app"] == "pinned" && p["status"]["phase"] == "Running");
+            if running {
+                Ok(())
+            } else {
+                Err(format!("{:?}", on_spare().len()))
+            }
+        },
+    );
+    ws.write("main.tf", &config(&lane, initial, flags));
+    let started = Instant::now();
+    apply_ok(&ws, &lane, "scale-in");
+    eprintln!("topology scale-in: apply took {:?}", started.elapsed());
+    assert!(
+        !nodes(&kubeconfig).iter().any(|(n, _, _)| *n == spare),
+        "the Node of the removed worker is deleted"
+    );
+    let left: Vec<String> = on_spare()
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "pinned")
+        .map(|p| p["metadata"]["name"].to_string())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the pinned pod was evicted from the leaving worker: {left:?}"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the scale-in is empty:\n{text}");
+
+    let least = memory.least_kib();
+    eprintln!(
+        "topology lane memory: MemAvailable {} MiB before, {} MiB at the least: {} MiB at the peak for 7 hosts (3 controllers, 3 workers, load balancer) and terraform",
+        before / 1024,
+        least / 1024,
+        before.saturating_sub(least) / 1024
+    );
+}
