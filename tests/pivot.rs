@@ -190,7 +190,7 @@ fn provider_child(terraform_pid: u32) -> Option<u32> {
 }
 
 #[test]
-fn a_provider_killed_mid_pivot_converges_on_the_next_apply() {
+fn a_provider_killed_mid_pivot_and_a_reboot_converge_on_the_next_apply() {
     let Some(lane) = Lane::up("pivot killed") else { return };
     let ws = Workspace::new(&config(&lane, ""));
     let mut apply = ws
@@ -221,9 +221,12 @@ fn a_provider_killed_mid_pivot_converges_on_the_next_apply() {
         lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
         "it left the bootstrap control plane behind"
     );
+    // And the controller reboots before anyone reruns the apply: containers gone, the
+    // bootstrap static Pods still on disk.
+    lane.power_cycle(&[lane.controllers[0]]);
 
     // Terraform may have kept a tainted partial state or none at all; either way the rerun converges.
-    apply_ok(&ws, &lane, "rerun after the kill");
+    apply_ok(&ws, &lane, "rerun after the kill and a reboot");
     assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
     assert!(!lane.ls("/etc/kubernetes/manifests").contains("bootstrap"));
     let (changes, text) = ws.plan_has_changes();

@@ -6,7 +6,8 @@
 #                           /etc/kubernetes/ca.crt := certificate-authority-data of that kubeconfig)
 #   etcd-member.service     etcd with /etc/etcd/etcd.env, once /etc/ssl/etcd/etcd/server.crt exists
 # A unit that exits is restarted after $RESTART_SEC s (Restart=always, RestartSec). On SIGTERM it stops,
-# in order: kubelet, every container (tasks killed and deleted, so no shim outlives containerd),
+# in order: kubelet, every container (SIGTERM first when /run/selfhosted-lane/graceful exists, as an
+# OS reboot; then tasks killed and deleted, so no shim outlives containerd),
 # containerd, etcd; then it unmounts what the kubelet and containerd mounted and exits.
 # Settings: /etc/selfhosted-lane/agent.env (written by controller.sh). Logs: /var/log/selfhosted-lane/.
 set -uo pipefail
@@ -98,6 +99,16 @@ done
 
 log "stopping"
 stop kubelet "$KUBELET" 15
+if alive "$CTRD" && [ -e /run/selfhosted-lane/graceful ]; then
+  # an OS reboot: every container gets SIGTERM and up to 30 s (the apiserver drains its requests)
+  rm -f /run/selfhosted-lane/graceful
+  for t in $($CTR tasks ls -q 2>/dev/null); do $CTR tasks kill --all --signal SIGTERM "$t" >/dev/null 2>&1; done
+  for _ in $(seq 1 150); do
+    $CTR tasks ls 2>/dev/null | awk 'NR > 1 && $3 != "STOPPED"' | grep -q . || break
+    sleep 0.2
+  done
+  log "containers stopped after SIGTERM (or 30 s passed)"
+fi
 if alive "$CTRD"; then
   for t in $($CTR tasks ls -q 2>/dev/null); do $CTR tasks kill --all --signal SIGKILL "$t" >/dev/null 2>&1; done
   for _ in $(seq 1 25); do

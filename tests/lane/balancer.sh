@@ -2,9 +2,10 @@
 # The load balancer in front of the lane's apiservers: HAProxy (Debian) in TCP mode on a test-bed host
 # of its own, with TCP health checks every second — what an AWS NLB or a DigitalOcean load balancer does
 # for typhoon's controllers.
-#   balancer.sh up   --dir D --host NAME --backend ADDR [--backend ADDR ...] [--port 6443]
+#   balancer.sh up   --dir D --host NAME --backend ADDR [--backend ADDR ...] [--port 6443] [--check tcp|readyz]
 #   balancer.sh down --dir D --host NAME
 #   balancer.sh show --dir D --host NAME     (each backend's state, from HAProxy's stats socket)
+# --check readyz: an HTTPS `GET /readyz` health check (200 only) instead of the TCP connect check.
 # Listens on the host's address, port 6443 (the apiservers' port); idempotent; down leaves nothing (the
 # process lives in the host's PID namespace, so hosts.sh down ends it too).
 set -euo pipefail
@@ -12,13 +13,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOSTS=${SELFHOSTED_TESTBED_SCRIPT:-$HERE/../testbed/hosts.sh}
 die() { echo "balancer.sh: $*" >&2; exit 1; }
 CMD=${1:-}; shift || true
-D=""; NAME=""; PORT=6443; BACKENDS=()
+D=""; NAME=""; PORT=6443; BACKENDS=(); CHECK=tcp
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) D=$2; shift 2 ;;
     --host) NAME=$2; shift 2 ;;
     --backend) BACKENDS+=("$2"); shift 2 ;;
     --port) PORT=$2; shift 2 ;;
+    --check) CHECK=$2; shift 2; case "$CHECK" in tcp|readyz) ;; *) die "--check is tcp or readyz" ;; esac ;;
     *) die "unexpected argument $1" ;;
   esac
 done
@@ -52,8 +54,16 @@ frontend apiservers
 backend controllers
   balance roundrobin
   default-server inter 1s fall 2 rise 2"
+  server_check="check"
+  if [ "$CHECK" = readyz ]; then
+    cfg="$cfg
+  option httpchk
+  http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host kubernetes
+  http-check expect status 200"
+    server_check="check check-ssl verify none"
+  fi
   for b in "${BACKENDS[@]}"; do cfg="$cfg
-  server $b $b:$PORT check"; done
+  server $b $b:$PORT $server_check"; done
   printf '%s\n' "$cfg" | hexec sh -c 'cat > /etc/selfhosted-lane-haproxy.cfg'
   hexec haproxy -c -q -f /etc/selfhosted-lane-haproxy.cfg || die "haproxy refused its configuration"
   hexec haproxy -f /etc/selfhosted-lane-haproxy.cfg

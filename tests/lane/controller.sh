@@ -4,7 +4,9 @@
 # provider (or a test playing it over SSH) only has to deliver files.
 #
 #   controller.sh up     --dir D [--host NAME] [--etcd-initial-cluster NAME=https://ADDR:2380,...] [--role worker]
-#   controller.sh down   --dir D [--host NAME]      (no --host: every host that has the role)
+#   controller.sh down   --dir D [--host NAME] [--graceful]   (no --host: every host that has the role;
+#                        --graceful: as an OS reboot, containers get SIGTERM and 30 s before SIGKILL;
+#                        else as a power loss, SIGKILL at once)
 #   controller.sh status --dir D [--host NAME]
 #   controller.sh exec   --dir D [--host NAME] -- CMD...   (root inside the host; e.g. crictl ps -a)
 #   controller.sh images                            (build the local OCI images into the cache only)
@@ -54,12 +56,13 @@ ensure_images() {
 
 # ---------- arguments and inventory ----------
 CMD=${1:-}; shift || true
-D=""; NAME=""; ETCD_CLUSTER=""; HOST_GIVEN=""; ROLE=controller
+D=""; NAME=""; ETCD_CLUSTER=""; HOST_GIVEN=""; ROLE=controller; GRACEFUL=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) D=$2; shift 2 ;;
     --host) NAME=$2; HOST_GIVEN=1; shift 2 ;;
     --etcd-initial-cluster) ETCD_CLUSTER=$2; shift 2 ;;
+    --graceful) GRACEFUL=1; shift ;;
     --role) ROLE=$2; shift 2; case "$ROLE" in controller|worker) ;; *) die "--role is controller or worker, not $ROLE" ;; esac ;;
     --) shift; break ;;
     *) die "unexpected argument $1" ;;
@@ -110,6 +113,7 @@ down_one() {
   p=$(host_init_pid)
   if [ -n "$p" ]; then
     ns=$(readlink "/proc/$p/ns/pid")
+    if [ -n "$GRACEFUL" ]; then hexec touch /run/selfhosted-lane/graceful 2>/dev/null || true; fi
     if hexec sh -c 'p=$(cat /run/selfhosted-lane/agent.pid 2>/dev/null) && kill -TERM "$p"' 2>/dev/null; then
       for _ in $(seq 1 300); do
         hexec test -e /run/selfhosted-lane/agent.pid 2>/dev/null || break

@@ -35,7 +35,8 @@ pub struct Topology {
     /// Workers that get the worker role (their kubelets start once the provider delivers
     /// their kubeconfig).
     pub workers: usize,
-    /// A host running HAProxy in front of the controllers (`tests/lane/balancer.sh`).
+    /// A host running HAProxy in front of the controllers (`tests/lane/balancer.sh`), with
+    /// HTTPS `/readyz` health checks.
     pub balancer: bool,
 }
 
@@ -86,56 +87,22 @@ impl Lane {
         let controllers: Vec<usize> = (0..topology.controllers).collect();
         let workers: Vec<usize> = (topology.controllers..topology.controllers + topology.workers).collect();
         let balancer = topology.balancer.then_some(count - 1);
-        let hosts = tb.hosts();
-        let cluster = controllers
-            .iter()
-            .map(|&i| format!("{}=https://{}:2380", hosts[i].name, hosts[i].address))
-            .collect::<Vec<_>>()
-            .join(",");
-        let dir = tb.dir();
-        std::thread::scope(|s| {
-            let mut jobs = Vec::new();
-            for &i in controllers.iter().chain(&workers) {
-                let role = if controllers.contains(&i) {
-                    "controller"
-                } else {
-                    "worker"
-                };
-                let name = hosts[i].name.clone();
-                let cluster = cluster.clone();
-                jobs.push(s.spawn(move || {
-                    let out = run_script(
-                        "tests/lane/controller.sh",
-                        &[
-                            "up",
-                            "--host",
-                            &name,
-                            "--etcd-initial-cluster",
-                            &cluster,
-                            "--role",
-                            role,
-                        ],
-                        dir,
-                    );
-                    assert!(
-                        out.status.success(),
-                        "{role} {name} up: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }));
-            }
-            for j in jobs {
-                j.join().expect("role up");
-            }
-        });
         let lane = Lane {
             tb,
             controllers,
             workers,
             balancer,
         };
+        let roles: Vec<usize> = lane.controllers.iter().chain(&lane.workers).copied().collect();
+        lane.each("up", &roles);
         if let Some(b) = balancer {
-            let mut args = vec!["up".to_owned(), "--host".into(), lane.tb.hosts()[b].name.clone()];
+            let mut args = vec![
+                "up".to_owned(),
+                "--host".into(),
+                lane.tb.hosts()[b].name.clone(),
+                "--check".into(),
+                "readyz".into(),
+            ];
             for &c in &lane.controllers {
                 args.extend(["--backend".into(), lane.tb.hosts()[c].address.clone()]);
             }
@@ -198,29 +165,94 @@ pub struct Rebooted {
 }
 
 impl Lane {
+    /// `controller.sh COMMAND` for the first controller (`up` with its role's arguments).
     pub fn controller_sh(&self, command: &str) {
-        let out = Command::new("bash")
-            .arg(repo().join("tests/lane/controller.sh"))
-            .args([command, "--dir"])
-            .arg(self.tb.dir())
-            .args(["--host", &self.host().name])
-            .output()
-            .expect("controller.sh runs");
+        self.role_sh(command, self.controllers[0]);
+    }
+
+    /// `controller.sh COMMAND` for the host at `index`, with its role's arguments for `up`.
+    fn role_sh(&self, command: &str, index: usize) {
+        let name = self.at(index).name.clone();
+        let (command, graceful) = match command.strip_suffix(" --graceful") {
+            Some(c) => (c, true),
+            None => (command, false),
+        };
+        let mut args = vec![command.to_owned(), "--host".into(), name.clone()];
+        if command == "up" {
+            args.extend(self.role_args(index));
+        }
+        if graceful {
+            args.push("--graceful".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_script("tests/lane/controller.sh", &args, self.tb.dir());
         assert!(
             out.status.success(),
-            "controller {command}: {}",
+            "{name} {command}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
 
-    /// Powers the controller off (every process and container gone, disk kept) and boots
-    /// it again; then waits until the self-hosted apiserver (`self_hosted`) answers on the host
-    /// address by itself, as a client sees it.
+    /// The role arguments of `controller.sh up` for the host at `index`.
+    fn role_args(&self, index: usize) -> Vec<String> {
+        let cluster = self
+            .controllers
+            .iter()
+            .map(|&i| format!("{}=https://{}:2380", self.at(i).name, self.at(i).address))
+            .collect::<Vec<_>>()
+            .join(",");
+        let role = if self.controllers.contains(&index) {
+            "controller"
+        } else {
+            "worker"
+        };
+        vec!["--etcd-initial-cluster".into(), cluster, "--role".into(), role.into()]
+    }
+
+    /// Powers the hosts at `indexes` off together (every process and container killed at
+    /// once, disk kept), then boots them together; returns when their agents run again.
+    pub fn power_cycle(&self, indexes: &[usize]) {
+        self.each("down", indexes);
+        self.each("up", indexes);
+    }
+
+    /// As [`Lane::power_cycle`], but shut down as an OS reboot does: containers get SIGTERM and
+    /// time to finish (an apiserver drains its requests) before anything is killed.
+    pub fn os_reboot(&self, indexes: &[usize]) {
+        self.each("down --graceful", indexes);
+        self.each("up", indexes);
+    }
+
+    /// `controller.sh COMMAND` for the hosts at `indexes`, in parallel.
+    fn each(&self, command: &str, indexes: &[usize]) {
+        std::thread::scope(|s| {
+            let jobs: Vec<_> = indexes
+                .iter()
+                .map(|&i| s.spawn(move || self.role_sh(command, i)))
+                .collect();
+            for j in jobs {
+                j.join().expect("controller.sh");
+            }
+        });
+    }
+
+    /// Powers the first controller off and on; then waits until the self-hosted apiserver
+    /// (`self_hosted`) answers on its address by itself, as a client sees it.
     pub fn reboot(&self, assets: &Path, self_hosted: &Fingerprint, within: Duration) -> Rebooted {
-        self.controller_sh("down");
-        self.controller_sh("up");
-        let booted = Instant::now();
-        let probe = api_probe(assets, &self.host().address);
+        self.power_cycle(&[self.controllers[0]]);
+        self.await_self_hosted(assets, &self.host().address, self_hosted, Instant::now(), within)
+    }
+
+    /// Waits until `self_hosted` answers `/readyz` at `address` (times counted from `booted`).
+    pub fn await_self_hosted(
+        &self,
+        assets: &Path,
+        address: &str,
+        self_hosted: &Fingerprint,
+        booted: Instant,
+        within: Duration,
+    ) -> Rebooted {
+        let probe = api_probe(assets, address);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -248,7 +280,7 @@ impl Lane {
             std::thread::sleep(Duration::from_millis(250));
         }
         panic!(
-            "the self-hosted apiserver did not answer within {within:?} of the boot (any apiserver after {any:?}); last: {last}\n{}\n{}",
+            "the self-hosted apiserver did not answer at {address} within {within:?} of the boot (any apiserver after {any:?}); last: {last}\n{}\n{}",
             self.logs(),
             self.pod_logs("kube-apiserver-recovery")
         );
