@@ -203,3 +203,68 @@ fn teardown_on_destroy_removes_what_a_failed_apply_left() {
         "teardown kept what is not its own"
     );
 }
+
+/// Host checks that do not depend on the assets run at the first plan, while
+/// `assets` is still unknown (the normal way: it comes from `selfhosted_cluster_assets`),
+/// each on its attribute; a bad login setting does not also claim the hosts are missing.
+#[test]
+fn bad_hosts_fail_at_the_first_plan_while_the_assets_are_unknown() {
+    let with_hosts = |controllers: &str, ssh: &str| {
+        format!(
+            r#"
+terraform {{
+  required_providers {{
+    selfhosted = {{ source = "selfhosted/selfhosted" }}
+  }}
+}}
+
+resource "selfhosted_cluster_assets" "c" {{
+  cluster_name = "c"
+  api_servers  = ["10.0.0.1"]
+  etcd_servers = ["10.0.0.1"]
+}}
+
+resource "selfhosted_bootstrap" "c" {{
+  assets      = selfhosted_cluster_assets.c.assets
+  controllers = {controllers}
+  workers     = [{{ name = "Worker_1", address = "10.0.0.9" }}, {{ name = "Node-2", address = "10.0.0.10" }}]
+  ssh = {{
+    user = "core"
+    {ssh}
+  }}
+}}
+"#
+        )
+    };
+    let ws = Workspace::new(&with_hosts(
+        r#"[{ name = "ctl-0", address = "10.0.0.1" }, { name = "ctl-0", address = "" }]"#,
+        r#"private_key = "not a key"
+    bastions    = [{ address = " " }]
+    host_keys   = { "ctl-0" = "nonsense" }"#,
+    ));
+    let text = ws.fails(&["plan", "-input=false", "-no-color"]);
+    for want in [
+        "Duplicate host name: controllers[1].name",
+        "Invalid address: controllers[1].address",
+        "Invalid node name: workers[0].name",
+        "Invalid node name: workers[1].name",
+        "write \"node-2\"",
+        "Invalid address: ssh.bastions[0].address",
+        "Unreadable SSH private key: ssh.private_key",
+        "Invalid host key: ssh.host_keys[\"ctl-0\"]",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    for unwanted in ["No controller", "Invalid hosts", "controllers[0].host_key"] {
+        assert!(!text.contains(unwanted), "no {unwanted:?} in:\n{text}");
+    }
+
+    ws.write(
+        "main.tf",
+        &with_hosts("[]", "private_key = file(\"/dev/null\")")
+            .replace("Worker_1", "w-1")
+            .replace("Node-2", "w-2"),
+    );
+    let text = ws.fails(&["plan", "-input=false", "-no-color"]);
+    assert!(text.contains("No controller: controllers"), "{text}");
+}

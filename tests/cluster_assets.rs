@@ -360,3 +360,24 @@ fn version_change_plans_exactly_the_changed_manifests() {
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }
+
+#[test]
+fn a_version_change_kubernetes_cannot_make_is_refused_at_plan() {
+    let at = |v: &str| config(r#"["nemo.example.com"]"#, &format!("  kubernetes_version = \"{v}\""));
+    let ws = Workspace::new(&at("v1.34.3"));
+    ws.apply();
+    ws.write("main.tf", &at("v1.36.1"));
+    let text = ws.fails(&["plan", "-input=false", "-no-color"]);
+    assert!(
+        text.contains("kubernetes_version") && text.contains("skips 1.35") && text.contains("v1.35.x release first"),
+        "a skipped minor is refused on the attribute, saying what to write:\n{text}"
+    );
+    ws.write("main.tf", &at("v1.33.5"));
+    let text = ws.fails(&["plan", "-input=false", "-no-color"]);
+    assert!(text.contains("does not support going back"), "{text}");
+    // A patch downgrade and the next minor are fine.
+    ws.write("main.tf", &at("v1.34.2"));
+    assert!(ws.plan_has_changes().0);
+    ws.write("main.tf", &at("v1.35.4"));
+    assert!(ws.plan_has_changes().0);
+}

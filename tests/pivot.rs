@@ -1,5 +1,6 @@
 //! The whole self-hosted pivot through the real `terraform` CLI on the real
-//! control-plane lane (tests/lane): Kubernetes v1.20.2 kubelet, containerd,
+//! control-plane lane (tests/lane): Kubernetes (the default version, v1.34.3, or
+//! `SELFHOSTED_LANE_VERSION`) kubelet, containerd,
 //! etcd and control plane on a test-bed host reached over real SSH. A client
 //! probes the API throughout and records which apiserver answered.
 
@@ -14,42 +15,7 @@ use support::lane::*;
 use support::Workspace;
 
 fn config(lane: &Lane, extra: &str) -> String {
-    let h = lane.host();
-    format!(
-        r#"
-terraform {{
-  required_providers {{
-    selfhosted = {{ source = "selfhosted/selfhosted" }}
-  }}
-}}
-
-resource "selfhosted_cluster_assets" "lane" {{
-  cluster_name       = "lane"
-  api_servers        = ["{addr}"]
-  etcd_servers       = ["{addr}"]
-  kubernetes_version = "v1.20.2"
-  networking         = "none"
-  kube_proxy         = false
-  coredns            = false
-  asset_dir          = "${{path.module}}/assets"
-{extra}
-}}
-
-resource "selfhosted_bootstrap" "lane" {{
-  assets      = selfhosted_cluster_assets.lane.assets
-  controllers = [{{ name = "{name}", address = "{addr}", host_key = "{key}" }}]
-  ssh = {{
-    user        = "core"
-    private_key = file("{key_file}")
-  }}
-  timeouts = {{ create = "8m" }}
-}}
-"#,
-        addr = h.address,
-        name = h.name,
-        key = h.host_key.trim(),
-        key_file = lane.tb.inventory().key.display(),
-    )
+    one_controller_config(lane, lane.version, extra)
 }
 
 #[test]
@@ -137,8 +103,14 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     }
     let state = ws.resource_values("selfhosted_bootstrap");
     assert_eq!(state["phase"], "verify");
-    assert_eq!(state["control_plane_versions"]["kube-apiserver"], "v1.20.2", "{state}");
-    assert_eq!(state["control_plane_versions"]["kube-scheduler"], "v1.20.2", "{state}");
+    assert_eq!(
+        state["control_plane_versions"]["kube-apiserver"], lane.version,
+        "{state}"
+    );
+    assert_eq!(
+        state["control_plane_versions"]["kube-scheduler"], lane.version,
+        "{state}"
+    );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "a second plan is empty:\n{text}");
 

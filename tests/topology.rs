@@ -42,7 +42,7 @@ resource "selfhosted_cluster_assets" "lane" {{
   cluster_name       = "lane"
   api_servers        = ["{api}"]
   etcd_servers       = [{etcd}]
-  kubernetes_version = "v1.20.2"
+  kubernetes_version = "{version}"
   networking         = "none"
   kube_proxy         = false
   coredns            = false
@@ -66,6 +66,7 @@ resource "selfhosted_bootstrap" "lane" {{
 }}
 "#,
         api = lane.api_address(),
+        version = lane.version,
         controllers = list(&lane.controllers),
         workers = list(workers),
         key_file = lane.tb.inventory().key.display(),
@@ -307,7 +308,8 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     std::fs::write(
         &pinned,
         format!(
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: pinned, namespace: default}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: pinned}}}}\n  template:\n    metadata: {{labels: {{app: pinned}}}}\n    spec:\n      hostNetwork: true\n      nodeSelector: {{kubernetes.io/hostname: {spare}}}\n      containers: [{{name: pause, image: \"registry.k8s.io/pause:3.2\"}}]\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: pinned, namespace: default}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: pinned}}}}\n  template:\n    metadata: {{labels: {{app: pinned}}}}\n    spec:\n      hostNetwork: true\n      nodeSelector: {{kubernetes.io/hostname: {spare}}}\n      containers: [{{name: pause, image: \"{pause}\"}}]\n",
+            pause = lane.pause_image()
         ),
     )
     .unwrap();

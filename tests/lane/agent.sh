@@ -44,12 +44,14 @@ start_kubelet() {
     role_flags=(--node-labels=node.kubernetes.io/controller=true
                 --register-with-taints=node-role.kubernetes.io/control-plane:NoSchedule)
   fi
+  local runtime_flag=()   # gone in 1.27
+  if [ "${KUBELET_MINOR:-20}" -lt 27 ]; then runtime_flag=(--container-runtime=remote); fi
   # shellcheck disable=SC2086
   /usr/local/bin/kubelet \
     --bootstrap-kubeconfig=/etc/kubernetes/kubeconfig \
     --cert-dir=/var/lib/kubelet/pki \
     --config=/etc/selfhosted-lane/kubelet.yaml \
-    --container-runtime=remote \
+    "${runtime_flag[@]}" \
     --container-runtime-endpoint=unix:///run/containerd/containerd.sock \
     --kubeconfig=/var/lib/kubelet/kubeconfig \
     --rotate-certificates \

@@ -30,7 +30,7 @@ images() { # the local OCI images (made from bin/ once, then kept beside it)
   local t
   for t in kube-apiserver kube-controller-manager kube-scheduler pause; do
     if [ ! -f "$OUT/images/$t.tar" ] || [ "$BIN/$t" -nt "$OUT/images/$t.tar" ]; then
-      SELFHOSTED_LANE_CACHE=$CACHE "$HERE/controller.sh" images 2>/dev/null; log "images made in $OUT/images"; return
+      SELFHOSTED_LANE_VERSION=$V SELFHOSTED_LANE_CACHE=$CACHE "$HERE/controller.sh" images 2>/dev/null; log "images made in $OUT/images"; return
     fi
   done
 }

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Controller host role on top of the multi-host SSH test bed (tests/testbed/hosts.sh): turns one test-bed
-# host into a Kubernetes v1.20.2 controller the way typhoon's Fedora CoreOS controller behaves, so the
+# host into a Kubernetes controller (SELFHOSTED_LANE_VERSION, default v1.34.3, built by build-go.sh;
+# v1.20.2 by build.sh) the way typhoon's Fedora CoreOS controller behaves, so the
 # provider (or a test playing it over SSH) only has to deliver files.
 #
 #   controller.sh up     --dir D [--host NAME] [--etcd-initial-cluster NAME=https://ADDR:2380,...] [--role worker]
@@ -20,15 +21,21 @@
 # Everything listens on the host's namespace address (10.213.X.Y) or loopback, inside its namespace.
 # Logs: D/lane/NAME/logs/{agent,containerd,kubelet,etcd}.log and D/lane/NAME/logs/pods/ (the host's
 # /var/log/selfhosted-lane and /var/log/pods). Writes D/lane/NAME/role.json.
-# The binaries and images come from build.sh's cache (${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}).
+# The binaries and images come from the cache of build.sh (v1.20.2) or build-go.sh (current releases):
+# ${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}/VERSION.
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 HOSTS=${SELFHOSTED_TESTBED_HOSTS:-$HERE/../testbed/hosts.sh}
-V=v1.20.2
+V=${SELFHOSTED_LANE_VERSION:-v1.34.3}
+[[ $V =~ ^v1\.([0-9]+)\.[0-9]+$ ]] || { echo "controller.sh: SELFHOSTED_LANE_VERSION is v1.MINOR.PATCH, not $V" >&2; exit 2; }
+MINOR=${BASH_REMATCH[1]}
 CACHE=${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}
 BIN=$CACHE/$V/bin
 IMG=$CACHE/$V/images
-PAUSE_IMAGE=registry.k8s.io/pause:3.2
+# the sandbox image kubeadm of that minor configures (3.2 for 1.20; 3.10.1 from 1.34)
+# SELFHOSTED_LANE_UPGRADE_TO: more releases whose control-plane images `up` imports (upgrade tests)
+UPGRADE_TO=${SELFHOSTED_LANE_UPGRADE_TO:-}
+if [ "$MINOR" -ge 34 ]; then PAUSE_IMAGE=registry.k8s.io/pause:3.10.1; else PAUSE_IMAGE=registry.k8s.io/pause:3.2; fi
 SYNC_FREQUENCY=${SELFHOSTED_LANE_SYNC_FREQUENCY:-10s}
 RESTART_SEC=${SELFHOSTED_LANE_RESTART_SEC:-5}
 KUBELET_EXTRA_ARGS=${SELFHOSTED_LANE_KUBELET_EXTRA_ARGS:-}
@@ -38,21 +45,24 @@ die() { echo "controller.sh: $*" >&2; exit 1; }
 log() { awk -v t0="$T0" -v t1="$(date +%s.%N)" -v m="$*" 'BEGIN{printf "[lane %5.1fs] %s\n", t1-t0, m}' >&2; }
 
 # ---------- images: one-layer OCI tarballs in the cache, named as the rendered manifests name them ----------
-ensure_images() {
-  mkdir -p "$IMG"
-  exec 8>"$IMG/.lock"; flock 8
-  local c
+ensure_images() { # [VERSION]: the images of VERSION (default: the lane's) from its cache
+  local v=${1:-$V} c
+  local bin=$CACHE/$v/bin img=$CACHE/$v/images
+  mkdir -p "$img"
+  exec 8>"$img/.lock"; flock 8
   for c in kube-apiserver kube-controller-manager kube-scheduler; do
-    if [ ! -f "$IMG/$c.tar" ] || [ "$BIN/$c" -nt "$IMG/$c.tar" ]; then
-      python3 "$HERE/ociimage.py" "$IMG/$c.tar" "registry.k8s.io/$c:$V" "/usr/local/bin/$c" \
-        "$BIN/$c=/usr/local/bin/$c" >&2
+    if [ ! -f "$img/$c.tar" ] || [ "$bin/$c" -nt "$img/$c.tar" ]; then
+      python3 "$HERE/ociimage.py" "$img/$c.tar" "registry.k8s.io/$c:$v" "/usr/local/bin/$c" \
+        "$bin/$c=/usr/local/bin/$c" >&2
     fi
   done
-  if [ ! -f "$IMG/pause.tar" ] || [ "$BIN/pause" -nt "$IMG/pause.tar" ]; then
-    python3 "$HERE/ociimage.py" "$IMG/pause.tar" "$PAUSE_IMAGE" /pause "$BIN/pause=/pause" >&2
+  if [ "$v" = "$V" ] && { [ ! -f "$img/pause.tar" ] || [ "$bin/pause" -nt "$img/pause.tar" ]; }; then
+    python3 "$HERE/ociimage.py" "$img/pause.tar" "$PAUSE_IMAGE" /pause "$bin/pause=/pause" >&2
   fi
   flock -u 8
 }
+
+builder() { if [ "$V" = v1.20.2 ]; then echo build.sh; else echo "build-go.sh $V"; fi; }
 
 # ---------- arguments and inventory ----------
 CMD=${1:-}; shift || true
@@ -135,7 +145,7 @@ down_one() {
 
 case "$CMD" in
 images)
-  [ -x "$BIN/kubelet" ] || die "no binaries in $BIN (run $HERE/build.sh)"
+  [ -x "$BIN/kubelet" ] || die "no binaries in $BIN (run $HERE/$(builder))"
   ensure_images; ls -l "$IMG"/*.tar >&2
   exit 0 ;;
 reap) # internal: outlives nothing — waits for the host's PID 1 to go, then removes the role's cgroups
@@ -172,9 +182,14 @@ up)
     log "$NAME: controller role already up"; cat "$S/role.json"; exit 0
   fi
   for b in kube-apiserver kube-controller-manager kube-scheduler kubelet pause; do
-    [ -x "$BIN/$b" ] || { log "binaries missing: running build.sh"; "$HERE/build.sh" >/dev/null; break; }
+    # shellcheck disable=SC2046
+    [ -x "$BIN/$b" ] || { log "binaries missing: running $(builder)"; "$HERE"/$(builder) >/dev/null; break; }
   done
   ensure_images
+  for v in $UPGRADE_TO; do
+    [ -x "$CACHE/$v/bin/kube-apiserver" ] || { log "binaries of $v missing: running build-go.sh $v"; "$HERE/build-go.sh" "$v" >/dev/null; }
+    ensure_images "$v"
+  done
   mkdir -p "$S/stage" "$S/data/kubelet" "$S/data/etcd" "$S/data/containerd"
   chmod 700 "$S/data/etcd"
   CG=$(cg_name); echo "$CG" > "$S/cgroup"
@@ -188,6 +203,7 @@ up)
 NODE_IP=$ADDR
 ROLE=$ROLE
 RESTART_SEC=$RESTART_SEC
+KUBELET_MINOR=$MINOR
 KUBELET_EXTRA_ARGS="$KUBELET_EXTRA_ARGS"
 ENV
   cat > "$R/etc/cni/net.d/10-lo-only.conflist" <<'CNI'
@@ -252,6 +268,8 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available:
 imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 CFG
+  # cgroup v1 here: kubelet 1.35 and later refuse it unless told (the field exists from 1.31)
+  if [ "$MINOR" -ge 31 ]; then echo "failCgroupV1: false" >> "$R/etc/selfhosted-lane/kubelet.yaml"; fi
   # typhoon's /etc/etcd/etcd.env (fcos/controller.yaml), on the host's address and loopback
   cat > "$R/etc/etcd/etcd.env" <<ENV
 ETCD_NAME=$NAME
@@ -317,6 +335,12 @@ ENV
   for t in kube-apiserver kube-controller-manager kube-scheduler pause; do
     hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$IMG/$t.tar" >/dev/null
   done
+  # control-plane images of the releases an upgrade test moves to (the kubelet stays at $V)
+  for v in $UPGRADE_TO; do
+    for t in kube-apiserver kube-controller-manager kube-scheduler; do
+      hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$CACHE/$v/images/$t.tar" >/dev/null
+    done
+  done
   # The provider's node agent (the apiserver pods' reuseport gate), built from this checkout.
   AGENT_TAR=$(bash "$HERE/agent-image.sh" | tail -n1)
   hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$AGENT_TAR" >/dev/null
@@ -335,11 +359,12 @@ ENV
   sleep 0.1
   for w in $(pgrep -f "controller.sh reap --host $P:$CG" || true); do echo "$w" > "$S/reaper.pid"; done
   jq -n --arg name "$NAME" --arg address "$ADDR" --arg logs "$S/logs" --arg pods "$S/pod-logs" \
-    --arg cgroup "$CG" --arg bin "$BIN" \
+    --arg cgroup "$CG" --arg bin "$BIN" --arg version "$V" --arg pause "$PAUSE_IMAGE" \
     '{name: $name, address: $address, node_name: $name, logs: $logs, pod_logs: $pods, cgroup_root: $cgroup,
       bin: $bin, apiserver: ("https://" + $address + ":6443"), etcd: ("https://" + $address + ":2379"),
-      images: ["registry.k8s.io/kube-apiserver:v1.20.2", "registry.k8s.io/kube-controller-manager:v1.20.2",
-               "registry.k8s.io/kube-scheduler:v1.20.2", "registry.k8s.io/pause:3.2"]}' > "$S/role.json"
+      version: $version, images: [("registry.k8s.io/kube-apiserver:" + $version),
+      ("registry.k8s.io/kube-controller-manager:" + $version), ("registry.k8s.io/kube-scheduler:" + $version), $pause]}' \
+    > "$S/role.json"
   touch "$S/up"
   log "$NAME: controller role up ($ADDR)"
   cat "$S/role.json"

@@ -53,7 +53,9 @@ wait_for() { # DESCRIPTION CMD... : retries every second up to $TIMEOUT s
 }
 
 # --- 1. binaries (cache) and the provider ---
-"$HERE/build.sh" >/dev/null
+V=${SELFHOSTED_LANE_VERSION:-v1.34.3}
+if [ "$V" = v1.20.2 ]; then "$HERE/build.sh" >/dev/null; else "$HERE/build-go.sh" "$V" >/dev/null; fi
+export SELFHOSTED_LANE_VERSION=$V
 say "binaries ready"
 PROVIDER=${SELFHOSTED_PROVIDER_BIN:-$REPO/target/debug/terraform-provider-selfhosted}
 if [ ! -x "$PROVIDER" ]; then (cd "$REPO" && cargo build -q -p terraform-provider-selfhosted); fi
@@ -85,7 +87,7 @@ resource "selfhosted_cluster_assets" "lane" {
   cluster_name       = "lane"
   api_servers        = ["$ADDR"]
   etcd_servers       = ["$ADDR"]
-  kubernetes_version = "v1.20.2"
+  kubernetes_version = "$V"
   networking         = "none"
   kube_proxy         = false
   coredns            = false

@@ -26,6 +26,24 @@ pub struct Lane {
     pub controllers: Vec<usize>,
     pub workers: Vec<usize>,
     pub balancer: Option<usize>,
+    /// The Kubernetes release the hosts run (`controller.sh`'s `SELFHOSTED_LANE_VERSION`).
+    pub version: &'static str,
+    /// A release whose control-plane images the hosts also hold, for an upgrade to it
+    /// (`SELFHOSTED_LANE_UPGRADE_TO`); the kubelets stay at `version`.
+    pub upgrade_to: Option<&'static str>,
+}
+
+/// The release of the lane's original build (Debian's source package); current releases are
+/// built from the Go module proxy by `tests/lane/build-go.sh`.
+pub const LANE_V1_20: &str = "v1.20.2";
+
+/// The release the lane tests run unless they name one: `SELFHOSTED_LANE_VERSION`, else the
+/// provider's default version (what a user's first apply runs).
+pub fn lane_version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        std::env::var("SELFHOSTED_LANE_VERSION").unwrap_or_else(|_| selfhosted_manifests::DEFAULT_VERSION.to_string())
+    })
 }
 
 /// What a [`Lane::up_with`] brings up.
@@ -40,8 +58,9 @@ pub struct Topology {
     pub balancer: bool,
 }
 
-pub fn run_script(script: &str, args: &[&str], dir: &Path) -> std::process::Output {
+pub fn run_script(script: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
     Command::new("bash")
+        .envs(env.iter().copied())
         .arg(repo().join(script))
         .args(args.iter().take(1))
         .arg("--dir")
@@ -54,27 +73,57 @@ pub fn run_script(script: &str, args: &[&str], dir: &Path) -> std::process::Outp
 impl Lane {
     /// One controller.
     pub fn up(test: &str) -> Option<Lane> {
-        Self::up_with(
+        Self::up_at(test, lane_version())
+    }
+
+    /// One controller running Kubernetes `version`.
+    pub fn up_at(test: &str, version: &'static str) -> Option<Lane> {
+        Self::up_with_version(
             test,
             Topology {
                 controllers: 1,
                 workers: 0,
                 balancer: false,
             },
+            version,
         )
     }
 
     /// The hosts of `topology`, roles up in parallel (controllers share one etcd cluster).
     pub fn up_with(test: &str, topology: Topology) -> Option<Lane> {
-        let build = Command::new("bash")
-            .arg(repo().join("tests/lane/build.sh"))
-            .output()
-            .expect("build.sh runs");
-        assert!(
-            build.status.success(),
-            "lane build: {}",
-            String::from_utf8_lossy(&build.stderr)
-        );
+        Self::up_with_version(test, topology, lane_version())
+    }
+
+    /// As [`Lane::up_with`], the hosts running Kubernetes `version` (built once, cached).
+    pub fn up_with_version(test: &str, topology: Topology, version: &'static str) -> Option<Lane> {
+        Self::start(test, topology, version, None)
+    }
+
+    /// One controller running Kubernetes `from`, holding the control-plane images of `to`.
+    pub fn up_for_upgrade(test: &str, from: &'static str, to: &'static str) -> Option<Lane> {
+        let one = Topology {
+            controllers: 1,
+            workers: 0,
+            balancer: false,
+        };
+        Self::start(test, one, from, Some(to))
+    }
+
+    fn start(test: &str, topology: Topology, version: &'static str, upgrade_to: Option<&'static str>) -> Option<Lane> {
+        for v in std::iter::once(version).chain(upgrade_to) {
+            let mut build = Command::new("bash");
+            if v == LANE_V1_20 {
+                build.arg(repo().join("tests/lane/build.sh"));
+            } else {
+                build.arg(repo().join("tests/lane/build-go.sh")).arg(v);
+            }
+            let build = build.output().expect("the lane build runs");
+            assert!(
+                build.status.success(),
+                "lane build of {v}: {}",
+                String::from_utf8_lossy(&build.stderr)
+            );
+        }
         let count = topology.controllers + topology.workers + usize::from(topology.balancer);
         let tb = Testbed::up(
             test,
@@ -92,6 +141,8 @@ impl Lane {
             controllers,
             workers,
             balancer,
+            version,
+            upgrade_to,
         };
         let roles: Vec<usize> = lane.controllers.iter().chain(&lane.workers).copied().collect();
         lane.each("up", &roles);
@@ -107,7 +158,7 @@ impl Lane {
                 args.extend(["--backend".into(), lane.tb.hosts()[c].address.clone()]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = run_script("tests/lane/balancer.sh", &args, lane.tb.dir());
+            let out = run_script("tests/lane/balancer.sh", &args, lane.tb.dir(), &lane.script_env());
             assert!(
                 out.status.success(),
                 "balancer up: {}",
@@ -115,6 +166,22 @@ impl Lane {
             );
         }
         Some(lane)
+    }
+
+    /// The sandbox image the hosts hold (`controller.sh`'s `PAUSE_IMAGE`), for test pods.
+    pub fn pause_image(&self) -> &'static str {
+        if self.version == LANE_V1_20 {
+            "registry.k8s.io/pause:3.2"
+        } else {
+            "registry.k8s.io/pause:3.10.1"
+        }
+    }
+
+    /// What the lane scripts read of this lane from their environment.
+    fn script_env(&self) -> Vec<(&'static str, &'static str)> {
+        let mut env = vec![("SELFHOSTED_LANE_VERSION", self.version)];
+        env.extend(self.upgrade_to.map(|to| ("SELFHOSTED_LANE_UPGRADE_TO", to)));
+        env
     }
 
     /// The first controller (it runs the bootstrap control plane).
@@ -185,7 +252,7 @@ impl Lane {
             args.push("--graceful".into());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run_script("tests/lane/controller.sh", &args, self.tb.dir());
+        let out = run_script("tests/lane/controller.sh", &args, self.tb.dir(), &self.script_env());
         assert!(
             out.status.success(),
             "{name} {command}: {}",
@@ -328,7 +395,7 @@ pub fn api_probe(assets: &Path, addr: &str) -> TlsProbe {
 
 impl Drop for Lane {
     fn drop(&mut self) {
-        let _ = run_script("tests/lane/controller.sh", &["down"], self.tb.dir());
+        let _ = run_script("tests/lane/controller.sh", &["down"], self.tb.dir(), &self.script_env());
     }
 }
 
@@ -533,4 +600,45 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> Resul
             Err(_) => std::thread::sleep(Duration::from_secs(1)),
         }
     }
+}
+
+/// The configuration of the one-controller lane tests: the cluster at Kubernetes `version`,
+/// networking off (the lane's hosts have loopback-only CNI), `extra` lines in the assets.
+pub fn one_controller_config(lane: &Lane, version: &str, extra: &str) -> String {
+    let h = lane.host();
+    format!(
+        r#"
+terraform {{
+  required_providers {{
+    selfhosted = {{ source = "selfhosted/selfhosted" }}
+  }}
+}}
+
+resource "selfhosted_cluster_assets" "lane" {{
+  cluster_name       = "lane"
+  api_servers        = ["{addr}"]
+  etcd_servers       = ["{addr}"]
+  kubernetes_version = "{version}"
+  networking         = "none"
+  kube_proxy         = false
+  coredns            = false
+  asset_dir          = "${{path.module}}/assets"
+{extra}
+}}
+
+resource "selfhosted_bootstrap" "lane" {{
+  assets      = selfhosted_cluster_assets.lane.assets
+  controllers = [{{ name = "{name}", address = "{addr}", host_key = "{key}" }}]
+  ssh = {{
+    user        = "core"
+    private_key = file("{key_file}")
+  }}
+  timeouts = {{ create = "8m" }}
+}}
+"#,
+        addr = h.address,
+        name = h.name,
+        key = h.host_key.trim(),
+        key_file = lane.tb.inventory().key.display(),
+    )
 }

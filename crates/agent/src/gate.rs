@@ -23,6 +23,12 @@
 //! The program stays with the group for as long as any member listens. The gate joins the
 //! group for a moment (bind + listen on the same address and port, as the same user), attaches
 //! the program and leaves; a connection hashed to it in that instant migrates too.
+//!
+//! Once the newest apiserver is confirmed serving, [`cut_over`] replaces the program with one
+//! that sends every connection to it, before the oldest is told to stop. An apiserver built
+//! with a current Go closes, without an answer, a connection it accepted but whose request it
+//! reads only after its shutdown began; so the oldest must get no new connection before it is
+//! stopped, not merely lose its listener when it stops.
 
 use std::fmt;
 use std::fs;
@@ -124,38 +130,13 @@ pub enum GateError {
 /// When the socket cannot join the group or the program is refused.
 pub fn attach(params: &GateParams) -> Result<Attached, GateError> {
     let migrate_req = enable_migrate_req();
-    let (fd, joined, newest_via) = match params.address {
-        Some(IpAddr::V4(a)) => {
-            let addr = SocketAddr::new(a.into(), params.port);
-            (join(AddressFamily::Inet, addr)?, addr, Loopback::Ipv4)
-        }
-        Some(IpAddr::V6(a)) => {
-            let addr = SocketAddr::new(a.into(), params.port);
-            (join(AddressFamily::Inet6, addr)?, addr, ipv6_loopback())
-        }
-        // Go listens on a wildcard through a dual-stack IPv6 socket where the kernel has IPv6.
-        None => {
-            let addr = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), params.port);
-            match join(AddressFamily::Inet6, addr) {
-                Ok(fd) => (fd, addr, ipv6_loopback()),
-                Err(GateError::Socket(Errno::EAFNOSUPPORT)) => {
-                    let addr = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), params.port);
-                    (join(AddressFamily::Inet, addr)?, addr, Loopback::Ipv4)
-                }
-                Err(e) => return Err(e),
-            }
-        }
+    let (fd, joined) = join_group(params)?;
+    let newest_via = match joined.ip() {
+        IpAddr::V4(_) => Loopback::Ipv4,
+        IpAddr::V6(_) => ipv6_loopback(),
     };
     let listeners_before = listeners(params.port).saturating_sub(1);
-    let mut filter = program(newest_via);
-    let prog = sock_fprog {
-        len: filter.len() as u16,
-        filter: filter.as_mut_ptr(),
-    };
-    setsockopt(&fd, sockopt::AttachReusePortCbpf, &prog).map_err(|source| GateError::Option {
-        option: "SO_ATTACH_REUSEPORT_CBPF",
-        source,
-    })?;
+    attach_program(&fd, &mut program(newest_via))?;
     drop(fd);
     Ok(Attached {
         joined,
@@ -163,6 +144,114 @@ pub fn attach(params: &GateParams) -> Result<Attached, GateError> {
         listeners_before,
         migrate_req,
     })
+}
+
+/// What [`cut_over`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CutOver {
+    /// Every new connection now reaches the newest of the two listeners.
+    ToNewest {
+        /// The address the cut-over joined.
+        joined: SocketAddr,
+    },
+    /// Fewer than two listeners: nothing to move (the kernel's hash picks the only one).
+    NothingToMove {
+        /// Listeners found on the port.
+        listeners: usize,
+    },
+}
+
+impl fmt::Display for CutOver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CutOver::ToNewest { joined } => write!(
+                f,
+                "cut over: every new connection to the reuseport group of {joined} reaches the newest listener"
+            ),
+            CutOver::NothingToMove { listeners } => {
+                write!(f, "nothing to cut over: {listeners} listener(s) on the port")
+            }
+        }
+    }
+}
+
+/// Sends every new connection to the newest of two listeners on `params`' port (slot 1), so the
+/// oldest can be stopped with nothing in its hands. The next gate (a new apiserver pod)
+/// attaches the gate program again before its apiserver joins.
+///
+/// # Errors
+/// When the socket cannot join the group or the program is refused.
+pub fn cut_over(params: &GateParams) -> Result<CutOver, GateError> {
+    let before = listeners(params.port);
+    if before < 2 {
+        return Ok(CutOver::NothingToMove { listeners: before });
+    }
+    enable_migrate_req();
+    let (fd, joined) = join_group(params)?;
+    // While the cut-over's own socket is a member (slot 2), slot 1 is still the newest apiserver.
+    let mut filter = vec![insn(RET_K, 0, 0, 1)];
+    attach_program(&fd, &mut filter)?;
+    drop(fd);
+    Ok(CutOver::ToNewest { joined })
+}
+
+/// Joins the group of `params`' address (a dual-stack wildcard unless an address is given);
+/// the joined address.
+fn join_group(params: &GateParams) -> Result<(OwnedFd, SocketAddr), GateError> {
+    match params.address {
+        Some(ip) => {
+            let addr = SocketAddr::new(ip, params.port);
+            let family = if ip.is_ipv4() {
+                AddressFamily::Inet
+            } else {
+                AddressFamily::Inet6
+            };
+            Ok((join(family, addr)?, addr))
+        }
+        // Go listens on a wildcard through a dual-stack IPv6 socket where the kernel has IPv6.
+        None => {
+            let addr = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), params.port);
+            match join(AddressFamily::Inet6, addr) {
+                Ok(fd) => Ok((fd, addr)),
+                Err(GateError::Socket(Errno::EAFNOSUPPORT)) => {
+                    let addr = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), params.port);
+                    Ok((join(AddressFamily::Inet, addr)?, addr))
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+fn attach_program(fd: &OwnedFd, filter: &mut [sock_filter]) -> Result<(), GateError> {
+    let prog = sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    setsockopt(fd, sockopt::AttachReusePortCbpf, &prog).map_err(|source| GateError::Option {
+        option: "SO_ATTACH_REUSEPORT_CBPF",
+        source,
+    })
+}
+
+/// The loopback address that reaches the newest listener of a group on `address` (the
+/// apiserver's `--bind-address`; `None` for the wildcard), as [`attach`] routes it.
+pub fn newest_via(address: Option<IpAddr>) -> Loopback {
+    match address {
+        Some(IpAddr::V4(_)) => Loopback::Ipv4,
+        _ => ipv6_loopback(),
+    }
+}
+
+impl Loopback {
+    /// Whether a connection to `ip` is one this loopback route sends to the newest listener.
+    pub fn routes(self, ip: IpAddr) -> bool {
+        match (self, ip) {
+            (Loopback::Ipv6, IpAddr::V6(v6)) => v6.is_loopback(),
+            (Loopback::Ipv4, IpAddr::V4(v4)) => v4.is_loopback(),
+            _ => false,
+        }
+    }
 }
 
 /// A listening socket in the reuseport group of `addr`.

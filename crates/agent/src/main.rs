@@ -10,12 +10,15 @@ use selfhosted_agent::gate::{self, GateParams};
 use selfhosted_agent::recovery::{self, HandBackParams, Prober};
 
 const USAGE: &str = "usage: selfhosted-agent gate --port PORT [--address BIND_ADDRESS]
+       selfhosted-agent cut-over --port PORT [--address BIND_ADDRESS]
        selfhosted-agent standby --port PORT
        selfhosted-agent hand-back --port PORT --pin CERT_PEM --manifest STATIC_POD_FILE --via IP [--via IP ...]
 
 gate       attach the reuseport gate to the apiservers' shared port: until the oldest apiserver
            leaves, it takes every connection except those to the loopback address, which reach the
            newest. Never fails the pod: when the gate cannot be attached it says why and exits 0.
+cut-over   send every new connection on the shared port to the newest apiserver (once it is
+           confirmed serving, before the oldest is stopped). Exits 1 when it cannot.
 standby    wait until no apiserver listens on PORT (the recovery apiserver's first init container).
 hand-back  wait until the apiserver serving CERT_PEM answers /readyz with 200 five times in a row
            on one of the --via addresses, then give the recovery static pod in STATIC_POD_FILE a
@@ -28,6 +31,7 @@ const RETRY: Duration = Duration::from_secs(10);
 
 enum Command {
     Gate(GateParams),
+    CutOver(GateParams),
     Standby {
         port: u16,
     },
@@ -49,6 +53,16 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Ok(Command::CutOver(params)) => match gate::cut_over(&params) {
+            Ok(done) => {
+                println!("selfhosted-agent: {done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("selfhosted-agent: cut-over failed: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(Command::Standby { port }) => {
             recovery::standby(port, 3, POLL);
             ExitCode::SUCCESS
@@ -73,6 +87,17 @@ fn hand_back(params: &HandBackParams, pin: &std::path::Path, manifest: &std::pat
     };
     let via = recovery::await_self_hosted(&prober, params);
     println!("selfhosted-agent: the self-hosted apiserver serves by itself (through {via}); handing back");
+    // Reached through the route to the newest listener: it joined after this recovery
+    // apiserver, which still takes every client. Move them before this pod stops.
+    if gate::newest_via(None).routes(via) {
+        match gate::cut_over(&GateParams {
+            port: params.port,
+            address: None,
+        }) {
+            Ok(done) => println!("selfhosted-agent: {done}"),
+            Err(e) => println!("selfhosted-agent: cut-over failed (clients move when this apiserver stops): {e}"),
+        }
+    }
     loop {
         let round = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match recovery::rearm(manifest, round) {
@@ -99,7 +124,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
         let ip = || -> Result<IpAddr, String> { value.parse().map_err(|e| format!("{flag} {value:?}: {e}")) };
         match (command.as_str(), flag.as_str()) {
             (_, "--port") => port = Some(value.parse::<u16>().map_err(|e| format!("--port {value:?}: {e}"))?),
-            ("gate", "--address") => {
+            ("gate" | "cut-over", "--address") => {
                 // The apiserver's default wildcard is a dual-stack listener; so is the gate's.
                 address = Some(ip()?).filter(|ip| !ip.is_unspecified());
             }
@@ -112,6 +137,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let port = port.ok_or("--port is required")?;
     match command.as_str() {
         "gate" => Ok(Command::Gate(GateParams { port, address })),
+        "cut-over" => Ok(Command::CutOver(GateParams { port, address })),
         "standby" => Ok(Command::Standby { port }),
         "hand-back" => {
             if via.is_empty() {

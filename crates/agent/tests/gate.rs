@@ -165,3 +165,50 @@ fn a_port_held_without_sharing_is_reported_not_fatal() {
         );
     });
 }
+
+#[test]
+fn a_cut_over_sends_every_client_to_the_newest_before_the_oldest_stops() {
+    in_private_netns(|| {
+        let old = shared_listener(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0));
+        let port = old.local_addr().unwrap().port();
+        let params = GateParams { port, address: None };
+        assert_eq!(
+            gate::cut_over(&params).expect("a lone listener"),
+            gate::CutOver::NothingToMove { listeners: 1 }
+        );
+        gate::attach(&params).expect("gate attached");
+        let new = shared_listener(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port));
+        let node = SocketAddr::new(NODE_V4.into(), port);
+        assert_eq!(
+            who_accepts(&[&old, &new], node),
+            [0],
+            "the gate keeps clients on the oldest"
+        );
+
+        let done = gate::cut_over(&params).expect("cut over");
+        assert!(matches!(done, gate::CutOver::ToNewest { .. }), "{done}");
+        assert_eq!(gate::listeners(port), 2, "the cut-over left the group");
+        let v6_loopback = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port);
+        let v4_loopback = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
+        for _ in 0..20 {
+            for to in [node, v4_loopback, v6_loopback] {
+                assert_eq!(
+                    who_accepts(&[&old, &new], to),
+                    [1],
+                    "{to} reached the old listener after the cut-over"
+                );
+            }
+        }
+        assert!(gate::newest_via(None).routes(Ipv6Addr::LOCALHOST.into()));
+        assert!(!gate::newest_via(None).routes(IpAddr::V4(NODE_V4)));
+
+        // The next apiserver's gate routes by age again: clients to the oldest (now `new`).
+        drop(old);
+        gate::attach(&params).expect("gate attached again");
+        let newer = shared_listener(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port));
+        for _ in 0..10 {
+            assert_eq!(who_accepts(&[&new, &newer], node), [0]);
+            assert_eq!(who_accepts(&[&new, &newer], v6_loopback), [1]);
+        }
+    });
+}

@@ -51,7 +51,9 @@ pub mod diagnose;
 pub mod drain;
 pub mod identity;
 pub mod labels;
+pub mod oneshot;
 pub mod retry;
+pub mod skew;
 pub mod wait;
 pub mod workloads;
 

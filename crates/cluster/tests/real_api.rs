@@ -1,4 +1,5 @@
-//! The cluster layer against a real v1.20.2 kube-apiserver and etcd. When the lane's binaries
+//! The cluster layer against a real kube-apiserver (the lane's, v1.34.3 unless
+//! `SELFHOSTED_LANE_VERSION` says otherwise) and etcd. When the lane's binaries
 //! are not built these tests fail under CI (`CI=true`) and elsewhere say loudly that they skipped.
 
 mod support;
@@ -703,16 +704,17 @@ spec:
     assert_ne!(new_holder, holder);
 }
 
-/// The project's own rendered manifests for v1.20.2 (every networking choice) are accepted by
-/// the real v1.20.2 apiserver, CRDs (Calico, Cilium) before their objects, and a rerun converges.
+/// The project's own rendered manifests (every networking choice) are accepted by a real
+/// apiserver of the same version, CRDs (Calico, Cilium) before their objects, and a rerun
+/// converges.
 #[tokio::test]
-async fn the_rendered_manifests_apply_to_a_real_v1_20_apiserver() {
+async fn the_rendered_manifests_apply_to_a_real_apiserver_of_their_version() {
     let Some(bin) = support::apiserver_binary() else { return };
     let server = ApiServer::start(&bin).await;
     let waiter = Waiter::new(server.client());
     for networking in ["none", "flannel", "calico", "cilium"] {
         let raw = selfhosted_manifests::RawParams {
-            kubernetes_version: Some("v1.20.2".into()),
+            kubernetes_version: Some(support::lane_version()),
             cluster_name: "lane".into(),
             api_servers: vec!["c0.lane.test".into()],
             etcd_servers: vec!["c0.lane.test".into()],

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use selfhosted_cluster::conditions::LeaseHeld;
+use selfhosted_cluster::oneshot;
+use selfhosted_cluster::Manifest;
 use selfhosted_cluster::{ApiCredentials, Fingerprint, Timestamp, TlsProbe, Waiter};
 use selfhosted_transport::{CancellationToken, Session, Tunnel};
 use tokio::time::Instant;
@@ -38,6 +40,33 @@ pub(crate) const COMPONENTS: [&str; 3] = ["kube-apiserver", "kube-controller-man
 const LEASES: [&str; 2] = ["kube-controller-manager", "kube-scheduler"];
 /// Selects every self-hosted apiserver pod, of any generation.
 pub(crate) const APISERVER_PODS: &str = "k8s-app=kube-apiserver";
+
+/// How long the cut-over may take on a controller (a pod from an image the node holds).
+const CUT_OVER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The cut-over container (`selfhosted-agent cut-over`), made from the `reuseport-gate` init
+/// container of an apiserver workload: same image, port and bind address. `None` when the
+/// workload has no gate (an apiserver whose image or flags the user replaced).
+pub(crate) fn cut_over_container(apiserver: &Manifest) -> Option<serde_json::Value> {
+    let inits = apiserver
+        .object
+        .data
+        .pointer("/spec/template/spec/initContainers")?
+        .as_array()?;
+    let mut container = inits.iter().find(|c| c["name"] == "reuseport-gate")?.clone();
+    container["name"] = "cut-over".into();
+    let command = container["command"].as_array_mut()?;
+    let at = command.iter().position(|a| a == "gate")?;
+    command[at] = "cut-over".into();
+    Some(container)
+}
+
+/// The self-hosted apiserver workload among `manifests`.
+pub(crate) fn apiserver_workload(manifests: &[Manifest]) -> Option<&Manifest> {
+    manifests
+        .iter()
+        .find(|m| m.gvk.kind == "DaemonSet" && m.label("k8s-app") == Some("kube-apiserver"))
+}
 
 /// Which apiserver the provider expects to find listening first.
 #[derive(Debug, Clone, Copy)]
@@ -282,6 +311,29 @@ impl Api {
                 .map_err(|e| PivotError::on(Phase::LabelControllers, host.name.clone(), chain(&e)))?;
         }
         Ok(())
+    }
+
+    /// Once the newest apiserver is confirmed on `nodes`, sends every new connection there to
+    /// it (`selfhosted-agent cut-over` in a one-shot pod per node), so the oldest is stopped
+    /// with no request in its hands: an apiserver built with a current Go drops, unanswered, a
+    /// request it reads after its shutdown began. Never fails the procedure: without the
+    /// cut-over the oldest keeps clients until it stops, as before, and the log says why.
+    pub(crate) async fn cut_over(&self, container: Option<&serde_json::Value>, nodes: &[String], deadline: Instant) {
+        let Some(container) = container else {
+            tracing::warn!("no reuseport gate in the apiserver workload: no cut-over");
+            return;
+        };
+        let deadline = deadline.min(Instant::now() + CUT_OVER_TIMEOUT);
+        let client = self.waiter.client();
+        let runs = nodes.iter().map(|node| async move {
+            let name = format!("apiserver-cut-over-{node}");
+            match oneshot::run_on_node(client, "kube-system", &name, node, container.clone(), deadline).await {
+                Ok(done) if done.succeeded => tracing::info!(node, log = %done.log, "apiserver cut-over"),
+                Ok(done) => tracing::warn!(node, log = %done.log, "apiserver cut-over failed"),
+                Err(e) => tracing::warn!(node, error = %e, "apiserver cut-over not run"),
+            }
+        });
+        futures::future::join_all(runs).await;
     }
 
     /// The image tags the Ready pods of each control-plane component run, by component.

@@ -207,6 +207,9 @@ async fn pivot_phases(
     outcome.reached = Some(Phase::WaitForSelfHosted);
 
     let renewed_after = phase::run(Phase::RemoveBootstrap, async {
+        let parsed = selfhosted_cluster::parse_manifests(&manifests).unwrap_or_default();
+        let gate = api::apiserver_workload(&parsed).and_then(api::cut_over_container);
+        api.cut_over(gate.as_ref(), &[boot.host().to_owned()], deadline).await;
         distribute::remove_bootstrap(&boot, assets, &params.paths).await?;
         distribute::bootstrap_processes_gone(&boot, &params.paths, deadline, cancel).await?;
         // Read now, with the bootstrap controller-manager and scheduler gone: only a live

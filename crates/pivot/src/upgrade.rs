@@ -72,6 +72,7 @@ pub(crate) async fn upgrade_phases(
     let (apiservers, rest): (Vec<Manifest>, Vec<Manifest>) = workloads
         .into_iter()
         .partition(|m| m.gvk.kind == "DaemonSet" && m.label("k8s-app") == Some("kube-apiserver"));
+    kubelet_skew(&api, &apiservers, deadline, cancel).await?;
     phase::run(
         Phase::ApplyManifests,
         bounded(
@@ -153,6 +154,39 @@ pub(crate) async fn upgrade_phases(
     outcome.versions = versions;
     outcome.reached = Some(Phase::Verify);
     Ok(())
+}
+
+/// Refuses, before anything changes, an apiserver minor that a registered kubelet may not
+/// talk to (Kubernetes' skew policy): kubelets are the hosts' job, so the user upgrades them
+/// first (or keeps the version). A preflight of the upgrade, made once the API answers.
+async fn kubelet_skew(
+    api: &Api,
+    apiservers: &[Manifest],
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<(), PivotError> {
+    let Some(minor) = apiservers.iter().find_map(selfhosted_cluster::skew::image_minor) else {
+        return Ok(());
+    };
+    let out_of_skew = bounded(
+        api,
+        Phase::Preflight,
+        deadline,
+        cancel,
+        selfhosted_cluster::skew::kubelets_out_of_skew(api.waiter.client(), minor),
+    )
+    .await?;
+    if out_of_skew.is_empty() {
+        return Ok(());
+    }
+    Err(PivotError::new(
+        Phase::Preflight,
+        format!(
+            "the new apiserver (1.{minor}) would break Kubernetes' version skew policy; nothing was changed:\n{}\n\
+             Upgrade these kubelets (the hosts' job), or keep kubernetes_version where it is.",
+            out_of_skew.join("\n")
+        ),
+    ))
 }
 
 /// Applies one workload and waits for its rollout; on failure, the evidence of its pods.
@@ -256,6 +290,13 @@ async fn hand_over(
         api.newest_answered_steadily(session, self_hosted, params, &new_pods, controllers, phase)
             .await?;
     }
+    let serving: Vec<String> = old
+        .iter()
+        .filter(|(_, serving)| **serving)
+        .map(|(node, _)| node.clone())
+        .collect();
+    api.cut_over(api::cut_over_container(m).as_ref(), &serving, deadline)
+        .await;
 
     let retired = workloads::delete_daemonsets_except(client, "kube-system", APISERVER_PODS, &generation)
         .await

@@ -147,6 +147,50 @@ fn string(ctx: &mut Ctx, obj: &Value, name: &str) -> Option<String> {
     }
 }
 
+/// Whether `name` can be a Kubernetes node name (an RFC 1123 subdomain), else an error on `path`.
+/// The kubelet registers the host's hostname, lowercased: on AWS `ip-10-0-1-23.ec2.internal`
+/// or `ip-10-0-1-23`, on DigitalOcean the droplet's name.
+fn node_name(ctx: &mut Ctx, name: &str, path: AttributePath) -> bool {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+        return true;
+    }
+    let lower = name.trim().to_ascii_lowercase();
+    let hint = if !lower.is_empty() && lower != name && lower.len() <= 253 && lower.split('.').all(label_ok) {
+        format!("write {lower:?}: the kubelet registers its hostname in lower case")
+    } else {
+        "write the host's hostname as its kubelet registers it: lower-case letters, digits, '-' and '.', \
+         e.g. \"ip-10-0-1-23\" on AWS"
+            .to_owned()
+    };
+    ctx.err(
+        path,
+        "Invalid node name",
+        format!("{name:?} cannot be a Kubernetes node name; {hint}"),
+    );
+    false
+}
+
+/// Whether an address was given (not blank), else an error on `path`.
+fn address_given(ctx: &mut Ctx, address: &str, path: AttributePath) -> bool {
+    if !address.trim().is_empty() && address.trim() == address {
+        return true;
+    }
+    ctx.err(
+        path,
+        "Invalid address",
+        format!("{address:?}; write the IP address or DNS name SSH reaches the host at, e.g. \"10.0.1.23\""),
+    );
+    false
+}
+
 fn pin(ctx: &mut Ctx, text: &str, path: AttributePath) -> Option<HostKeyPolicy> {
     match HostKeyPolicy::try_pinned(&[text]) {
         Ok(p) => Some(p),
@@ -237,7 +281,9 @@ impl Config {
         if let Some(list) = ssh.get("bastions").and_then(Value::as_list) {
             for (i, b) in list.iter().enumerate() {
                 let path = ssh_path.clone().attr("bastions").index(i as i64);
-                let Some(address) = string(&mut ctx, b, "address") else {
+                let Some(address) =
+                    string(&mut ctx, b, "address").filter(|a| address_given(&mut ctx, a, path.clone().attr("address")))
+                else {
                     continue;
                 };
                 let name = format!("bastion-{i}");
@@ -268,7 +314,13 @@ impl Config {
             }
         }
 
-        let hosts_of = |ctx: &mut Ctx, name: &str, role: Role| -> Vec<Host> {
+        // Names already taken, for duplicates across both lists.
+        let mut seen: BTreeMap<String, AttributePath> = BTreeMap::new();
+        let hosts_of = |ctx: &mut Ctx,
+                        seen: &mut BTreeMap<String, AttributePath>,
+                        name: &str,
+                        role: Role|
+         -> Vec<Host> {
             let mut out = Vec::new();
             let Some(list) = ctx.config.get(name).and_then(Value::as_list).map(<[Value]>::to_vec) else {
                 if ctx.config.get(name).is_some_and(Value::is_unknown) {
@@ -281,15 +333,29 @@ impl Config {
                 if !h.is_known() {
                     ctx.unknown = true;
                 }
-                let (Some(host_name), Some(address)) = (string(ctx, h, "name"), string(ctx, h, "address")) else {
+                let host_name = string(ctx, h, "name").filter(|n| node_name(ctx, n, path.clone().attr("name")));
+                if let Some(n) = &host_name {
+                    if let Some(first) = seen.get(n) {
+                        ctx.err(
+                            path.clone().attr("name"),
+                            "Duplicate host name",
+                            format!("{n:?} is also the name at {first}; every host is one Kubernetes node with a name of its own"),
+                        );
+                    } else {
+                        seen.insert(n.clone(), path.clone().attr("name"));
+                    }
+                }
+                let address = string(ctx, h, "address").filter(|a| address_given(ctx, a, path.clone().attr("address")));
+                let (Some(host_name), Some(address)) = (host_name, address) else {
                     continue;
                 };
-                let policy = match string(ctx, h, "host_key").or_else(|| pins.get(&host_name).cloned()) {
+                let policy = match string(ctx, h, "host_key") {
                     Some(k) => pin(ctx, &k, path.clone().attr("host_key")),
-                    None => match learned.get(&host_name) {
-                        Some(k) => pin(ctx, k, path.clone().attr("host_key")),
-                        None if tofu => Some(HostKeyPolicy::TrustOnFirstUse),
-                        None => {
+                    None => match (pins.get(&host_name), learned.get(&host_name)) {
+                        (Some(k), _) => pin(ctx, k, ssh_path.clone().attr("host_keys").key(&host_name)),
+                        (None, Some(k)) => pin(ctx, k, path.clone().attr("host_key")),
+                        (None, None) if tofu => Some(HostKeyPolicy::TrustOnFirstUse),
+                        (None, None) => {
                             ctx.err(
                                 path.clone().attr("host_key"),
                                 "No host key",
@@ -322,8 +388,20 @@ impl Config {
             }
             out
         };
-        let controllers = hosts_of(&mut ctx, attr::CONTROLLERS, Role::Controller);
-        let workers = hosts_of(&mut ctx, attr::WORKERS, Role::Worker);
+        let controllers = hosts_of(&mut ctx, &mut seen, attr::CONTROLLERS, Role::Controller);
+        let workers = hosts_of(&mut ctx, &mut seen, attr::WORKERS, Role::Worker);
+        if ctx
+            .config
+            .get(attr::CONTROLLERS)
+            .and_then(Value::as_list)
+            .is_some_and(<[Value]>::is_empty)
+        {
+            ctx.err(
+                AttributePath::root(attr::CONTROLLERS),
+                "No controller",
+                "List at least one controller: the first one runs the bootstrap control plane.",
+            );
+        }
 
         let access = match string(&mut ctx, config, attr::API_ACCESS).as_deref() {
             None | Some("tunnel") => ApiAccess::Tunnel,
@@ -404,24 +482,19 @@ impl Config {
             );
         }
 
-        let inventory = match Inventory::try_new(controllers, workers) {
-            Ok(inv) => Some(inv),
-            Err(e) => {
-                if !ctx.unknown {
-                    ctx.err(AttributePath::root(attr::CONTROLLERS), "Invalid hosts", e.to_string());
-                }
-                None
-            }
-        };
         if ctx.diags.has_errors() {
             return Err(ctx.diags);
         }
         if ctx.unknown {
             return Ok(None);
         }
-        let Some(inventory) = inventory else {
-            return Err(ctx.diags);
-        };
+        // Names, addresses and logins were checked above: what is left is a list the
+        // inventory takes.
+        let inventory = Inventory::try_new(controllers, workers).map_err(|e| {
+            Diagnostics::from(
+                Diagnostic::error("Invalid hosts", e.to_string()).at(AttributePath::root(attr::CONTROLLERS)),
+            )
+        })?;
         Ok(Some(Config {
             inventory,
             assets,

@@ -80,6 +80,21 @@ fn decode_now(private: &[u8]) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(&p.now, &Rfc3339).ok()
 }
 
+/// A change of `kubernetes_version` that Kubernetes cannot make in one step (a skipped or
+/// reverted minor) is refused at plan, before anything is rendered or contacted.
+fn version_step(prior: &Value, planned: &Value) -> Result<(), Diagnostics> {
+    let parse = |state: &Value| {
+        string_attr(state, attr::KUBERNETES_VERSION).and_then(|v| selfhosted_manifests::params::parse_version(v).ok())
+    };
+    let (Some(from), Some(to)) = (parse(prior), parse(planned)) else {
+        return Ok(());
+    };
+    selfhosted_manifests::versions::upgrade_step(from, to).map_err(|detail| {
+        error("This Kubernetes version change cannot be made", detail)
+            .with_path(AttributePath::root(attr::KUBERNETES_VERSION))
+    })
+}
+
 fn error(summary: &str, detail: impl std::fmt::Display) -> Diagnostics {
     Diagnostic::error(summary, detail.to_string()).into()
 }
@@ -140,6 +155,9 @@ impl ClusterAssets {
             if req.config.get(name).is_none_or(Value::is_null) {
                 planned.set_attr(name, default);
             }
+        }
+        if !replaces(&req.prior_state, &planned) {
+            version_step(&req.prior_state, &planned)?;
         }
         let inputs = Inputs::read(&req.config);
         if inputs.any_unknown() {

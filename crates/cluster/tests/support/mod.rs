@@ -1,5 +1,5 @@
-//! A real control-plane API for tests: Debian's etcd and the v1.20.2 kube-apiserver built for
-//! the test lane, on 127.0.0.1 with free ports, certificates made here with rcgen. Every
+//! A real control-plane API for tests: Debian's etcd and the kube-apiserver built for the test
+//! lane (v1.34.3 from the Go module proxy, or `SELFHOSTED_LANE_VERSION`), on 127.0.0.1 with free ports, certificates made here with rcgen. Every
 //! process is killed when its guard drops (also when a test fails).
 
 #![allow(dead_code)]
@@ -12,11 +12,21 @@ use std::time::Duration;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use selfhosted_cluster::{connect, ApiCredentials, Client, Waiter};
 
+/// The release the real-API tests run: `SELFHOSTED_LANE_VERSION`, else the default version.
+pub fn lane_version() -> String {
+    std::env::var("SELFHOSTED_LANE_VERSION").unwrap_or_else(|_| selfhosted_manifests::DEFAULT_VERSION.to_string())
+}
+
+/// Whether the components still have the insecure ports that must be switched off (gone in 1.24).
+fn insecure_ports() -> bool {
+    selfhosted_manifests::versions::release_minor(&lane_version()).is_some_and(|m| m < 24)
+}
+
 /// Where the lane's server binaries are (override with `SELFHOSTED_LANE_BIN`).
 pub fn bin_dir() -> PathBuf {
     std::env::var_os("SELFHOSTED_LANE_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/selfhosted-lane/v1.20.2/bin"))
+        .unwrap_or_else(|| PathBuf::from(format!("/var/cache/selfhosted-lane/{}/bin", lane_version())))
 }
 
 /// The kube-apiserver binary, or `None` (with a loud message) when the lane is not built.
@@ -26,8 +36,9 @@ pub fn apiserver_binary() -> Option<PathBuf> {
         Some(p)
     } else {
         let why = format!(
-            "a real-API test needs {} and /usr/bin/etcd (build the v1.20.2 lane first)",
-            p.display()
+            "a real-API test needs {} and /usr/bin/etcd (build the lane first: tests/lane/build-go.sh {})",
+            p.display(),
+            lane_version()
         );
         // Under CI every test runs or fails (the same rule as the SSH test bed's).
         assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
@@ -306,7 +317,7 @@ impl ApiServer {
                 .arg("--controllers=daemonset,deployment,replicaset")
                 .arg("--leader-elect=true")
                 .arg("--leader-elect-resource-lock=leases")
-                .arg("--port=0")
+                .args(insecure_ports().then_some("--port=0"))
                 .arg("--secure-port=0")
                 .arg("--v=2"),
             self.dir.path(),
@@ -323,7 +334,7 @@ impl ApiServer {
                 .arg(format!("--authentication-kubeconfig={}", kc.display()))
                 .arg(format!("--authorization-kubeconfig={}", kc.display()))
                 .arg("--leader-elect=false")
-                .arg("--port=0")
+                .args(insecure_ports().then_some("--port=0"))
                 .arg("--secure-port=0")
                 .arg("--v=1"),
             self.dir.path(),
@@ -348,7 +359,7 @@ fn spawn_apiserver(
             .arg("--bind-address=127.0.0.1")
             .arg("--advertise-address=127.0.0.1")
             .arg(format!("--secure-port={port}"))
-            .arg("--insecure-port=0")
+            .args(insecure_ports().then_some("--insecure-port=0"))
             .arg(format!("--cert-dir={}", f(&format!("certs-{name}"))))
             .arg(format!("--client-ca-file={}", f("ca.crt")))
             .arg(format!("--tls-cert-file={crt}"))

@@ -69,7 +69,7 @@ pub fn parse_stream(text: &str) -> Result<Vec<ExtraObject>, String> {
         }
         if let Some(ns) = map.get("metadata").and_then(|m| m.get("namespace")) {
             match ns.as_str() {
-                Some(ns) if is_dns_label(ns) => {}
+                Some(ns) if crate::names::is_dns_label(ns) => {}
                 _ => {
                     return Err(format!(
                         "document {n} ({kind} {name}) metadata.namespace is not a valid namespace name"
@@ -91,13 +91,4 @@ fn is_object_name(s: &str) -> bool {
         && s.len() <= 253
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.:".contains(&b))
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }

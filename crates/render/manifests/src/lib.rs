@@ -30,6 +30,7 @@ pub mod control_plane;
 pub mod extra;
 pub mod images;
 pub mod kubelet;
+pub mod names;
 pub mod object;
 pub mod params;
 pub mod secrets;

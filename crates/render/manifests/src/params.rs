@@ -579,16 +579,7 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
         .cluster_domain_suffix
         .clone()
         .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN_SUFFIX.to_string());
-    let domain_ok = !domain.is_empty()
-        && domain.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-    if !domain_ok {
+    if !crate::names::is_dns_subdomain(&domain) {
         errors.push(InputError::attr(
             "cluster_domain_suffix",
             format!(

@@ -235,3 +235,104 @@ impl VersionRow {
         self.gone_flags.iter().any(|(o, f)| *o == owner && *f == flag)
     }
 }
+
+/// How many minors a kubelet may be older than the apiserver (Kubernetes' version skew
+/// policy from 1.28 on; a kubelet is never newer than the apiserver).
+pub const KUBELET_MAX_MINORS_BEHIND: u32 = 3;
+
+/// Whether the control plane may go from `from` to `to` in one apply: a patch release either
+/// way, or the next minor. Kubernetes upgrades one minor at a time (each minor migrates stored
+/// objects the next one relies on) and supports no minor downgrade (etcd holds objects in the
+/// newer encoding). `Err` says what to write instead.
+pub fn upgrade_step(from: Version, to: Version) -> Result<(), String> {
+    if to.minor == from.minor || to.minor == from.minor + 1 {
+        return Ok(());
+    }
+    if to.minor < from.minor {
+        return Err(format!(
+            "the cluster runs {from}; Kubernetes does not support going back a minor version ({from} → {to}): \
+             keep kubernetes_version at a v1.{}.x release, or replace the cluster",
+            from.minor
+        ));
+    }
+    Err(format!(
+        "the cluster runs {from}; {to} skips {}: Kubernetes upgrades one minor version at a time, so set \
+         kubernetes_version to a v1.{}.x release first, apply, then go on",
+        (from.minor + 1..to.minor)
+            .map(|m| format!("1.{m}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        from.minor + 1
+    ))
+}
+
+/// The minor of a release as Kubernetes reports or tags it (`v1.35.4`, `v1.35.4+vendor.1`).
+pub fn release_minor(release: &str) -> Option<u32> {
+    let mut parts = release.strip_prefix("v1.")?.split('.');
+    let minor = parts.next()?.parse().ok()?;
+    parts.next().is_some().then_some(minor)
+}
+
+/// Whether a kubelet reporting `kubelet` (`v1.34.3`, `v1.34.3+vendor`, …) may serve an
+/// apiserver of minor `apiserver_minor`: same minor, or up to
+/// [`KUBELET_MAX_MINORS_BEHIND`] older; never newer. `Err` says what is wrong; an unparsable
+/// version is not judged (`Ok`).
+pub fn kubelet_skew(apiserver_minor: u32, kubelet: &str) -> Result<(), String> {
+    let Some(minor) = release_minor(kubelet) else {
+        return Ok(());
+    };
+    if minor > apiserver_minor {
+        Err(format!(
+            "kubelet {kubelet} is newer than the apiserver (1.{apiserver_minor}); a kubelet may not be newer than the apiserver"
+        ))
+    } else if minor + KUBELET_MAX_MINORS_BEHIND < apiserver_minor {
+        Err(format!(
+            "kubelet {kubelet} is more than {KUBELET_MAX_MINORS_BEHIND} minor versions behind the apiserver (1.{apiserver_minor}); \
+             upgrade the kubelet to at least v1.{}.x first",
+            apiserver_minor - KUBELET_MAX_MINORS_BEHIND
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(minor: u32, patch: u32) -> Version {
+        Version { minor, patch }
+    }
+
+    #[test]
+    fn upgrades_go_one_minor_at_a_time_and_never_back() {
+        assert!(upgrade_step(v(34, 3), v(34, 3)).is_ok());
+        assert!(upgrade_step(v(34, 3), v(34, 2)).is_ok(), "a patch downgrade is allowed");
+        assert!(upgrade_step(v(34, 3), v(35, 4)).is_ok());
+        let skip = upgrade_step(v(34, 3), v(36, 1)).unwrap_err();
+        assert!(
+            skip.contains("skips 1.35") && skip.contains("v1.35.x release first"),
+            "{skip}"
+        );
+        let back = upgrade_step(v(35, 4), v(34, 3)).unwrap_err();
+        assert!(
+            back.contains("does not support going back") && back.contains("v1.35.x"),
+            "{back}"
+        );
+    }
+
+    #[test]
+    fn kubelets_may_be_up_to_three_minors_older_and_never_newer() {
+        assert!(kubelet_skew(35, "v1.35.4").is_ok());
+        assert!(kubelet_skew(35, "v1.34.3").is_ok());
+        assert!(kubelet_skew(35, "v1.32.0+k3s1").is_ok());
+        assert!(kubelet_skew(35, "v1.31.9").unwrap_err().contains("at least v1.32.x"));
+        assert!(kubelet_skew(34, "v1.35.0")
+            .unwrap_err()
+            .contains("newer than the apiserver"));
+        assert!(kubelet_skew(34, "unknown").is_ok());
+        assert_eq!(release_minor("v1.35.4+vendor.1"), Some(35));
+        assert_eq!(release_minor("v1.35"), None);
+        assert_eq!(release_minor("latest"), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! Kubernetes' version skew policy against what runs: the kubelets a new apiserver minor
+//! would serve. Checked before an upgrade hands the API to the new apiserver, since kubelets
+//! are the hosts' job and the provider does not move them.
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::ListParams;
+use kube::{Api, Client};
+
+use crate::apply::Manifest;
+
+/// The minor of the Kubernetes release a workload runs, from its first container's image tag
+/// (`registry.k8s.io/kube-apiserver:v1.35.4` → 35); `None` for a tag that is no release.
+pub fn image_minor(manifest: &Manifest) -> Option<u32> {
+    let image = manifest
+        .object
+        .data
+        .pointer("/spec/template/spec/containers/0/image")?
+        .as_str()?;
+    let (_, tag) = image.rsplit_once(':')?;
+    selfhosted_manifests::versions::release_minor(tag)
+}
+
+/// Every node whose kubelet an apiserver of `apiserver_minor` may not serve, as
+/// `node: why` lines (empty when all are within the policy).
+pub async fn kubelets_out_of_skew(client: &Client, apiserver_minor: u32) -> Result<Vec<String>, kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = nodes.list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|node| {
+            let name = node.metadata.name.clone().unwrap_or_default();
+            let kubelet = &node.status.as_ref()?.node_info.as_ref()?.kubelet_version;
+            selfhosted_manifests::versions::kubelet_skew(apiserver_minor, kubelet)
+                .err()
+                .map(|why| format!("node {name}: {why}"))
+        })
+        .collect())
+}
