@@ -381,3 +381,30 @@ fn a_version_change_kubernetes_cannot_make_is_refused_at_plan() {
     ws.write("main.tf", &at("v1.35.4"));
     assert!(ws.plan_has_changes().0);
 }
+
+/// What the `kubernetes` and `helm` providers take, as separate attributes: the key is
+/// sensitive, and each equals the file the admin kubeconfig embeds.
+#[test]
+fn admin_credentials_for_the_providers_that_follow() {
+    let ws = Workspace::new(&config(r#"["nemo.example.com"]"#, ""));
+    ws.apply();
+    let values = ws.resource_values("selfhosted_cluster_assets");
+    let files = assets(&ws);
+    assert_eq!(values["admin_client_certificate"], files["tls/admin.crt"].as_str());
+    assert_eq!(values["admin_client_key"], files["tls/admin.key"].as_str());
+    assert_eq!(values["ca_certificate"], files["tls/ca.crt"].as_str());
+    let state: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json"])).unwrap();
+    let resource = &state["values"]["root_module"]["resources"][0];
+    assert_eq!(
+        resource["sensitive_values"]["admin_client_key"], true,
+        "{}",
+        resource["sensitive_values"]
+    );
+    assert!(
+        resource["sensitive_values"].get("admin_client_certificate").is_none(),
+        "a certificate is not secret"
+    );
+    std::fs::write(ws.path().join("admin.crt"), files["tls/admin.crt"].as_str()).unwrap();
+    std::fs::write(ws.path().join("ca.crt"), files["tls/ca.crt"].as_str()).unwrap();
+    openssl_verify(ws.path(), "ca.crt", "admin.crt");
+}

@@ -169,15 +169,33 @@ fn a_provider_killed_mid_pivot_and_a_reboot_converge_on_the_next_apply() {
         .command(&["apply", "-auto-approve", "-input=false"])
         .spawn()
         .expect("terraform starts");
-    // Kill the provider once the bootstrap control plane is placed and the pivot is under way.
+    // Kill the provider once the pivot is under way: the bootstrap control plane runs and the
+    // self-hosted apiserver's DaemonSet has been applied through it.
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    let applied = || {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "--request-timeout=2s",
+                "-n",
+                "kube-system",
+                "get",
+                "daemonsets",
+                "-o",
+                "name",
+            ])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("kube-apiserver"))
+    };
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut killed = false;
     while Instant::now() < deadline {
         if lane
             .ls("/etc/kubernetes/manifests")
             .contains("bootstrap-kube-apiserver")
+            && applied()
         {
-            std::thread::sleep(Duration::from_secs(20));
             if let Some(pid) = provider_child(apply.id()) {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                 killed = true;

@@ -144,3 +144,37 @@ fn the_newest_minor_pivots() {
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the next plan is empty:\n{text}");
 }
+
+/// Kubelets are the hosts' job: an update that a registered kubelet may not follow (here a
+/// kubelet newer than the control plane) fails in preflight, naming the node, before anything
+/// changes.
+#[test]
+fn an_update_refuses_a_control_plane_older_than_a_kubelet() {
+    let Some(lane) = Lane::up_for_upgrade("kubelet skew", TO, FROM) else {
+        return;
+    };
+    // The hosts run kubelet TO and also hold FROM's control-plane images: the cluster is FROM.
+    let ws = Workspace::new(&config(&lane, FROM));
+    apply_ok(&ws, &lane, "pivot");
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    let before = apiserver_generations(&kubeconfig);
+    ws.write(
+        "main.tf",
+        &one_controller_config(&lane, FROM, "  extra_flags = { \"kube_apiserver\" = [\"--v=2\"] }").replace(
+            "timeouts = { create = \"8m\" }",
+            "timeouts = { create = \"10m\", update = \"5m\" }",
+        ),
+    );
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    // Terraform wraps long diagnostic lines.
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(text.contains("preflight"), "names the phase:\n{text}");
+    assert!(
+        flat.contains(&format!(
+            "node {}: kubelet {TO} is newer than the apiserver (1.34)",
+            lane.host().name
+        )),
+        "names the node and its kubelet:\n{text}"
+    );
+    assert_eq!(apiserver_generations(&kubeconfig), before, "nothing changed");
+}

@@ -112,7 +112,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Computed attributes that are unknown while an input is.
-const OUTPUTS: [&str; 17] = [
+const OUTPUTS: [&str; 19] = [
     attr::ID,
     attr::ASSETS,
     attr::SERVER_URL,
@@ -120,6 +120,8 @@ const OUTPUTS: [&str; 17] = [
     attr::CA_CERTIFICATE,
     attr::ETCD_CA_CERTIFICATE,
     attr::ADMIN_KUBECONFIG,
+    attr::ADMIN_CLIENT_CERTIFICATE,
+    attr::ADMIN_CLIENT_KEY,
     attr::KUBELET_BOOTSTRAP_KUBECONFIG,
     attr::CERTIFICATE_EXPIRY,
     attr::VALIDITY_END_TIME,

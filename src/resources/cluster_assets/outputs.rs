@@ -106,6 +106,8 @@ pub fn set_all(state: &mut Value, pki_params: &PkiParams, pki: &PlannedAssets, p
         attr::ADMIN_KUBECONFIG,
         file(pki, selfhosted_pki::plan::ADMIN_KUBECONFIG),
     );
+    state.set_attr(attr::ADMIN_CLIENT_CERTIFICATE, file(pki, "tls/admin.crt"));
+    state.set_attr(attr::ADMIN_CLIENT_KEY, file(pki, "tls/admin.key"));
     state.set_attr(
         attr::KUBELET_BOOTSTRAP_KUBECONFIG,
         file(pki, selfhosted_pki::plan::KUBELET_BOOTSTRAP_KUBECONFIG),

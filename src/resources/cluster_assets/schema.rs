@@ -31,6 +31,10 @@ pub mod attr {
     pub const ETCD_CA_CERTIFICATE: &str = "etcd_ca_certificate";
     /// `admin_kubeconfig`
     pub const ADMIN_KUBECONFIG: &str = "admin_kubeconfig";
+    /// `admin_client_certificate`
+    pub const ADMIN_CLIENT_CERTIFICATE: &str = "admin_client_certificate";
+    /// `admin_client_key`
+    pub const ADMIN_CLIENT_KEY: &str = "admin_client_key";
     /// `kubelet_bootstrap_kubeconfig`
     pub const KUBELET_BOOTSTRAP_KUBECONFIG: &str = "kubelet_bootstrap_kubeconfig";
     /// `certificate_expiry`
@@ -363,6 +367,19 @@ pub fn schema() -> Schema {
         .attribute(
             output(attr::ADMIN_KUBECONFIG, Type::String, "Kubeconfig with the admin client certificate.")
                 .sensitive(),
+        )
+        .attribute(output(
+            attr::ADMIN_CLIENT_CERTIFICATE,
+            Type::String,
+            "The admin client certificate (PEM): with `server_url`, `ca_certificate` and `admin_client_key`, what the `kubernetes` and `helm` providers take as `host`, `cluster_ca_certificate`, `client_certificate` and `client_key`.",
+        ))
+        .attribute(
+            output(
+                attr::ADMIN_CLIENT_KEY,
+                Type::String,
+                "The admin client certificate's private key (PEM).",
+            )
+            .sensitive(),
         )
         .attribute(
             output(

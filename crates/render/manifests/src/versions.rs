@@ -39,8 +39,9 @@ impl Version {
 /// cluster runs (seen in public cluster listings and renovate-pinned digests).
 ///
 /// Sources of the other tags: kubeadm's image lists per minor for CoreDNS (1.20:
-/// `registry.k8s.io/coredns:1.7.0`; 1.33 v1.12.0, 1.34 v1.12.1, 1.35 v1.13.1; 1.36/1.37
-/// keep 1.35's until their kubeadm lists are confirmed); flannel v0.27.4 with
+/// `registry.k8s.io/coredns:1.7.0`; 1.33 v1.12.0; and read from `CoreDNSVersion` in
+/// `cmd/kubeadm/app/constants/constants.go` of the `k8s.io/kubernetes` modules the lane
+/// builds: v1.34.3 v1.12.1, v1.35.4 v1.13.1, v1.36.3 v1.14.2, v1.37.2 v1.14.6); flannel v0.27.4 with
 /// flannel-cni-plugin v1.8.0-flannel1, Calico v3.30.4, Cilium v1.18.4 from public
 /// deployments pinning them; Calico v3.21.6 and Cilium v1.11.20 for 1.20 (releases of
 /// that era that supported it).
@@ -186,8 +187,8 @@ pub const TABLE: &[VersionRow] = &[
     modern(33, "v1.12.0", "v3.30.4", "v1.18.4"),
     modern(34, "v1.12.1", "v3.30.4", "v1.18.4"),
     modern(35, "v1.13.1", "v3.30.4", "v1.18.4"),
-    modern(36, "v1.13.1", "v3.30.4", "v1.18.4"),
-    modern(37, "v1.13.1", "v3.30.4", "v1.18.4"),
+    modern(36, "v1.14.2", "v3.30.4", "v1.18.4"),
+    modern(37, "v1.14.6", "v3.30.4", "v1.18.4"),
 ];
 
 /// A row for a minor ≥ 1.30: only image tags differ between these today.

@@ -211,3 +211,51 @@ fn table_is_sorted_and_covers_the_supported_range() {
     assert_eq!(minors, [20, 30, 31, 32, 33, 34, 35, 36, 37]);
     assert!(versions::DEFAULT_VERSION.row().is_some());
 }
+
+/// CoreDNS tags checked against something independent of the table: `CoreDNSVersion` in
+/// kubeadm's constants of each `k8s.io/kubernetes` release whose source the lane's build
+/// fetched from the Go module proxy (`tests/lane/build-go.sh`). Under CI (`CI=true`) those
+/// sources must be there, since the test command builds the lane first.
+#[test]
+fn coredns_tags_match_kubeadm_of_the_releases_the_lane_builds() {
+    let cache = std::env::var("SELFHOSTED_LANE_CACHE").unwrap_or_else(|_| "/var/cache/selfhosted-lane".into());
+    let modules = std::path::Path::new(&cache).join("gomod/k8s.io");
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(&modules).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(release) = name.strip_prefix("kubernetes@") else {
+            continue;
+        };
+        let Some(minor) = versions::release_minor(release) else {
+            continue;
+        };
+        let Ok(constants) = std::fs::read_to_string(entry.path().join("cmd/kubeadm/app/constants/constants.go")) else {
+            continue;
+        };
+        let kubeadm = constants
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("CoreDNSVersion = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no CoreDNSVersion in {release}'s kubeadm constants"));
+        if versions::row(minor).is_none() {
+            continue;
+        }
+        let (r, _) = render_minor(minor, Networking::Flannel);
+        let all: String = r.manifests.values().cloned().collect();
+        assert!(
+            all.contains(&format!("registry.k8s.io/coredns/coredns:{kubeadm}")),
+            "{release}: kubeadm runs CoreDNS {kubeadm}; the table says {}",
+            versions::row(minor).unwrap().coredns_tag
+        );
+        checked.push(format!("{release}: {kubeadm}"));
+    }
+    if checked.len() < 3 {
+        let why = format!("kubeadm constants of fewer than 3 releases under {}", modules.display());
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "{why} (run tests/lane/build-go.sh)"
+        );
+        eprintln!("\n*** PARTLY SKIPPED: {why} ***\n");
+    }
+    eprintln!("CoreDNS tags confirmed against kubeadm: {checked:?}");
+}

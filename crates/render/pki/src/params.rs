@@ -199,13 +199,18 @@ fn check_dns_name(s: &str) -> Result<(), String> {
             s.len()
         ));
     }
-    if s.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(format!(
-            "{s:?} has uppercase letters; write it in lowercase: {}",
-            s.to_ascii_lowercase()
-        ));
-    }
     let labels: Vec<&str> = s.split('.').collect();
+    if s.chars().any(|c| c.is_ascii_uppercase()) {
+        let lower = s.to_ascii_lowercase();
+        // Suggest the lowercase spelling only when it is itself a valid name.
+        return Err(if lower.split('.').all(|l| check_dns_label(l).is_ok()) {
+            format!("{s:?} has uppercase letters; write it in lowercase: {lower}")
+        } else {
+            format!(
+                "{s:?} is not a valid DNS name: labels of lowercase letters, digits and '-' joined by single dots, e.g. \"cluster.local\""
+            )
+        });
+    }
     for label in &labels {
         check_dns_label(label).map_err(|m| format!("{s:?} is not a valid DNS name: {m}"))?;
     }
@@ -528,6 +533,19 @@ fn check(raw: &RawParams, complete: bool) -> (Option<PkiParams>, Vec<InputError>
                     ));
                 }
             }
+        }
+    }
+
+    if let (Some(ca), Some(leaf)) = (ca_validity, leaf_validity) {
+        // One complaint per attribute: a CA inside the renewal window is reported above.
+        if ca < leaf && early_renewal.is_none_or(|r| ca > r) {
+            errs.push(InputError::new(
+                attr::CA_VALIDITY_HOURS,
+                None,
+                format!(
+                    "{ca} hours is shorter than validity_hours ({leaf}): every certificate would expire with its CA; write at least {leaf} (default {DEFAULT_CA_VALIDITY_HOURS})"
+                ),
+            ));
         }
     }
 

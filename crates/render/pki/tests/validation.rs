@@ -303,3 +303,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn suggestions_are_valid_themselves_and_a_ca_outlives_its_certificates() {
+    let e = only_error(
+        &with_api(&["Bad_Name..example"]),
+        "api_servers[0]",
+        "not a valid DNS name",
+    );
+    assert!(!e.message.contains("bad_name..example"), "no invalid suggestion: {e}");
+    let mut r = with_api(&["api.example.com"]);
+    r.ca_validity_hours = Some(100);
+    r.validity_hours = Some(200);
+    r.early_renewal_hours = Some(10);
+    only_error(&r, "ca_validity_hours", "shorter than validity_hours (200)");
+}
