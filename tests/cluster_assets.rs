@@ -149,6 +149,109 @@ fn unknown_inputs_plan_with_unknown_outputs() {
     assert_eq!(ws.outputs()["server_url"]["value"], "https://late.example.com:6443");
 }
 
+/// What a plan knows of the resource: `(after, after_unknown)` from `show -json`.
+fn planned_change(ws: &Workspace) -> (serde_json::Value, serde_json::Value) {
+    ws.ok(&["plan", "-input=false", "-out=tf.plan"]);
+    let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "tf.plan"])).expect("plan JSON");
+    let change = plan["resource_changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "selfhosted_cluster_assets"))
+        .expect("a cluster_assets change")["change"]
+        .clone();
+    (change["after"].clone(), change["after_unknown"].clone())
+}
+
+/// Whether a plan's `after_unknown` marks anything inside `v` unknown.
+fn any_unknown(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Array(a) => a.iter().any(any_unknown),
+        serde_json::Value::Object(o) => o.values().any(any_unknown),
+        _ => false,
+    }
+}
+
+#[test]
+fn a_load_balancer_name_unknown_at_plan_leaves_only_what_names_it_unknown() {
+    // A load balancer's DNS name is only known once it exists: the node contract (user data)
+    // and the manifests that do not name it must not wait for it.
+    let ws = Workspace::new(&format!(
+        "{}\nresource \"terraform_data\" \"lb\" {{}}\n",
+        config(r#"["lb-${terraform_data.lb.id}.example.com"]"#, "")
+    ));
+    let (after, unknown) = planned_change(&ws);
+    assert_eq!(unknown["server_url"], true, "{unknown}");
+    assert!(
+        !any_unknown(&unknown["node"]),
+        "the node contract names no host: {unknown}"
+    );
+    assert!(
+        after["node"]["controller_unit"]
+            .as_str()
+            .is_some_and(|u| u.contains("kubelet")),
+        "{after}"
+    );
+    assert_eq!(after["cluster_dns_service_ip"], "10.3.0.10");
+    assert_eq!(after["credentials_revision"], "1");
+    assert!(!any_unknown(&unknown["apiserver_generation"]), "{unknown}");
+    let known = after["manifests"].as_object().expect("manifests planned as a map");
+    let unknown_manifests: Vec<&String> = unknown["manifests"]
+        .as_object()
+        .expect("unknown only element by element")
+        .iter()
+        .filter(|(_, v)| **v == true)
+        .map(|(k, _)| k)
+        .collect();
+    eprintln!("unknown at plan: {unknown_manifests:?}; known: {}", known.len());
+    assert!(
+        !unknown_manifests.is_empty(),
+        "kube-proxy's kubeconfig names the server: {unknown}"
+    );
+    assert!(
+        unknown_manifests.len() * 4 < known.len(),
+        "only what names the server is unknown: {unknown_manifests:?}"
+    );
+    for (name, text) in known {
+        assert!(
+            !text.as_str().unwrap_or_default().contains(".invalid"),
+            "{name} holds a stand-in"
+        );
+    }
+    // Apply agrees with every value the plan knew (Terraform checks it) and fills the rest.
+    ws.apply();
+    let state = ws.resource_values("selfhosted_cluster_assets");
+    assert_eq!(state["node"], after["node"]);
+    for (name, text) in known {
+        assert_eq!(&state["manifests"][name], text, "{name} as planned");
+    }
+    assert!(
+        state["server_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("https://lb-")),
+        "{state}"
+    );
+    assert!(!ws.plan_has_changes().0, "the next plan is empty");
+}
+
+#[test]
+fn etcd_names_unknown_at_plan_leave_the_node_contract_known() {
+    // Records created with the cluster: the apiserver DaemonSet's name hashes its flags, so
+    // the manifests wait; the node contract, which names no host, does not.
+    let ws = Workspace::new(&format!(
+        "{}\nresource \"terraform_data\" \"etcd\" {{}}\n",
+        config(r#"["nemo.example.com"]"#, "").replace(
+            r#"etcd_servers = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]"#,
+            r#"etcd_servers = ["etcd-${terraform_data.etcd.id}.example.com", "10.0.0.12", "10.0.0.13"]"#
+        )
+    ));
+    let (after, unknown) = planned_change(&ws);
+    assert!(!any_unknown(&unknown["node"]), "{unknown}");
+    assert_eq!(after["server_url"], "https://nemo.example.com:6443");
+    assert_eq!(unknown["apiserver_generation"], true, "{unknown}");
+    ws.apply();
+    assert_eq!(ws.resource_values("selfhosted_cluster_assets")["node"], after["node"]);
+}
+
 #[test]
 fn renewal_window_is_planned_by_a_plain_plan_and_renewed_in_place() {
     let ws = Workspace::new(&config(

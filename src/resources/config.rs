@@ -165,6 +165,14 @@ impl<'a> Reader<'a> {
         !self.unknown.is_empty()
     }
 
+    /// Whether every unknown was an element of one of `lists` (a host that another resource
+    /// creates), so the rest can be rendered around a stand-in.
+    pub fn only_elements_unknown(&self, lists: &[&str]) -> bool {
+        self.unknown
+            .iter()
+            .all(|(name, index)| index.is_some() && lists.contains(&name.as_str()))
+    }
+
     /// Whether the attribute, or the given element of it, was unknown.
     pub fn was_unknown(&self, name: &str, index: Option<usize>) -> bool {
         self.unknown.contains(&(name.to_owned(), None))

@@ -25,6 +25,24 @@ pub struct Inputs<'a> {
     reader: Reader<'a>,
 }
 
+/// Which family of stand-in names [`Inputs::read_with_stand_ins`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StandIns {
+    /// The first.
+    A,
+    /// A second, different in every name.
+    B,
+}
+
+impl StandIns {
+    fn label(self) -> &'static str {
+        match self {
+            StandIns::A => "a",
+            StandIns::B => "b",
+        }
+    }
+}
+
 /// Both layers' checked inputs.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -37,9 +55,15 @@ pub struct Params {
 impl<'a> Inputs<'a> {
     /// Reads the configuration (or a planned state).
     pub fn read(config: &'a Value) -> Self {
+        Self::read_with_stand_ins(config, StandIns::A)
+    }
+
+    /// Reads the configuration, standing in for a host not yet known with a name of
+    /// `family`: rendering with two families tells which outputs depend on the host.
+    pub fn read_with_stand_ins(config: &'a Value, family: StandIns) -> Self {
         let mut r = Reader::new(config);
-        // A stand-in for a not-yet-known host: valid, unique, never rendered.
-        let stand_in = |i: usize| format!("unknown-{i}.invalid");
+        // A stand-in for a not-yet-known host: valid, unique, never applied.
+        let stand_in = |i: usize| format!("unknown-{i}.{}.invalid", family.label());
         let key = r.string(attr::CA_PRIVATE_KEY_PEM);
         let key_wo = r.string(attr::CA_PRIVATE_KEY_PEM_WO);
         let raw = RawParams {
@@ -88,6 +112,14 @@ impl<'a> Inputs<'a> {
             key_is_write_only: key.is_none() && key_wo.is_some(),
             reader: r,
         }
+    }
+
+    /// Whether the only unknowns are hosts in `api_servers` or `etcd_servers` (a load
+    /// balancer's or a DNS record's name): then the outputs that do not mention them are
+    /// known at plan.
+    pub fn only_hosts_unknown(&self) -> bool {
+        self.reader
+            .only_elements_unknown(&[attr::API_SERVERS, attr::ETCD_SERVERS])
     }
 
     /// Whether any input is not yet known (plan then leaves outputs unknown).

@@ -23,7 +23,7 @@ use selfhosted_protocol::value::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use self::inputs::Inputs;
+use self::inputs::{Inputs, StandIns};
 use self::outputs::PlannedAssets;
 use self::schema::attr;
 use crate::asset_dir;
@@ -111,6 +111,92 @@ fn chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Plans every computed attribute of `planned` from inputs that are known (or stood in for).
+fn plan_known(
+    planned: &mut Value,
+    prior_state: &Value,
+    inputs: &Inputs<'_>,
+    prior: Option<&Assets>,
+    now: OffsetDateTime,
+) -> Result<Diagnostics, Diagnostics> {
+    let mut params = inputs.params()?;
+    let decision =
+        selfhosted_pki::plan(&params.pki, prior, now).map_err(|e| error("Cannot plan the cluster's PKI", chain(&e)))?;
+
+    let changed = decision.changed_paths();
+    // The next revision whenever anything is (re)issued, else the one in state: a counter,
+    // so that plan and the final plan at apply agree.
+    let prior_revision = string_attr(prior_state, attr::CREDENTIALS_REVISION)
+        .and_then(|r| r.parse::<u64>().ok())
+        .unwrap_or(0);
+    let revision = match prior {
+        None => 1,
+        Some(_) if !changed.is_empty() => prior_revision + 1,
+        Some(_) => prior_revision,
+    }
+    .to_string();
+    params.manifests.credentials_revision.clone_from(&revision);
+    planned.set_attr(attr::CREDENTIALS_REVISION, Value::from(revision.as_str()));
+    let pki: PlannedAssets = decision
+        .items
+        .iter()
+        .flat_map(|item| item.paths.iter())
+        .map(|p| {
+            let v = if changed.contains(p) {
+                None
+            } else {
+                prior.and_then(|a| a.get(p).cloned())
+            };
+            (p.clone(), v)
+        })
+        .collect();
+    let public = render::public(&params.manifests).map_err(|e| render_error(&e))?;
+    let secrets = match prior {
+        Some(prior) if changed.is_empty() => render::secrets(&params.manifests, prior).map_err(|e| render_error(&e))?,
+        // The file names do not depend on the keys: render with the old ones to learn them.
+        Some(prior) => match render::secrets(&params.manifests, prior) {
+            Ok(render::Secrets::Known {
+                secret_manifests,
+                bootstrap_secrets,
+                recovery_secrets,
+            }) => render::Secrets::KeysOnly(
+                secret_manifests
+                    .into_keys()
+                    .chain(bootstrap_secrets.into_keys())
+                    .chain(recovery_secrets.into_keys())
+                    .collect(),
+            ),
+            _ => render::Secrets::Unknown,
+        },
+        None => render::Secrets::Unknown,
+    };
+    outputs::set_all(planned, &params.pki, &pki, &public, &secrets);
+
+    let mut diags = Diagnostics::new();
+    for w in &decision.warnings {
+        diags.warning("Certificate authority needs attention", w.clone());
+    }
+    let prior_ready = prior_state.get(attr::READY_FOR_RENEWAL).and_then(Value::as_bool);
+    planned.set_attr(
+        attr::READY_FOR_RENEWAL,
+        Value::from(if changed.is_empty() {
+            prior_ready.unwrap_or(false)
+        } else {
+            false
+        }),
+    );
+    if prior.is_some() && !changed.is_empty() {
+        diags.warning(
+            "Cluster certificates will be re-issued",
+            format!(
+                "{}\nEverything else is kept. Hosts receive the new files from selfhosted_bootstrap.",
+                reissue_reasons(&decision).join("\n")
+            ),
+        );
+    }
+    Ok(diags)
+}
+
 /// Computed attributes that are unknown while an input is.
 const OUTPUTS: [&str; 19] = [
     attr::ID,
@@ -162,100 +248,40 @@ impl ClusterAssets {
             version_step(&req.prior_state, &planned)?;
         }
         let inputs = Inputs::read(&req.config);
-        if inputs.any_unknown() {
-            for name in OUTPUTS {
-                planned.set_attr(name, Value::Unknown);
-            }
-            planned.set_attr(attr::READY_FOR_RENEWAL, Value::from(false));
-            if inputs.asset_dir.is_none() && !req.config.get(attr::ASSET_DIR).is_some_and(Value::is_unknown) {
-                planned.set_attr(attr::ASSET_DIR_SHA256, Value::Null);
-            }
-            return Ok((planned, Vec::new(), Diagnostics::new()));
-        }
-        let mut params = inputs.params()?;
         let prior = if replaces(&req.prior_state, &planned) {
             None
         } else {
             assets_of(&req.prior_state)
         };
         let now = (self.clock)();
-        let decision = selfhosted_pki::plan(&params.pki, prior.as_ref(), now)
-            .map_err(|e| error("Cannot plan the cluster's PKI", chain(&e)))?;
-
-        let changed = decision.changed_paths();
-        // The next revision whenever anything is (re)issued, else the one in state: a counter,
-        // so that plan and the final plan at apply agree.
-        let prior_revision = string_attr(&req.prior_state, attr::CREDENTIALS_REVISION)
-            .and_then(|r| r.parse::<u64>().ok())
-            .unwrap_or(0);
-        let revision = match &prior {
-            None => 1,
-            Some(_) if !changed.is_empty() => prior_revision + 1,
-            Some(_) => prior_revision,
+        if !inputs.any_unknown() {
+            let diags = plan_known(&mut planned, &req.prior_state, &inputs, prior.as_ref(), now)?;
+            return Ok((planned, encode_now(now), diags));
         }
-        .to_string();
-        params.manifests.credentials_revision.clone_from(&revision);
-        planned.set_attr(attr::CREDENTIALS_REVISION, Value::from(revision.as_str()));
-        let pki: PlannedAssets = decision
-            .items
-            .iter()
-            .flat_map(|item| item.paths.iter())
-            .map(|p| {
-                let v = if changed.contains(p) {
-                    None
-                } else {
-                    prior.as_ref().and_then(|a| a.get(p).cloned())
-                };
-                (p.clone(), v)
-            })
-            .collect();
-        let public = render::public(&params.manifests).map_err(|e| render_error(&e))?;
-        let secrets = match &prior {
-            Some(prior) if changed.is_empty() => {
-                render::secrets(&params.manifests, prior).map_err(|e| render_error(&e))?
+        // A host another resource creates (a load balancer's name): render around two
+        // different stand-ins and keep known what came out the same. Only at creation: with
+        // assets in state, whether certificates are re-issued depends on the real name.
+        if prior.is_none() && inputs.only_hosts_unknown() {
+            let mut other = planned.clone();
+            let diags = plan_known(&mut planned, &req.prior_state, &inputs, None, now)?;
+            let b = Inputs::read_with_stand_ins(&req.config, StandIns::B);
+            plan_known(&mut other, &req.prior_state, &b, None, now)?;
+            for name in OUTPUTS {
+                if let (Some(a), Some(b)) = (planned.get(name), other.get(name)) {
+                    let same = outputs::where_same(a, b);
+                    planned.set_attr(name, same);
+                }
             }
-            // The file names do not depend on the keys: render with the old ones to learn them.
-            Some(prior) => match render::secrets(&params.manifests, prior) {
-                Ok(render::Secrets::Known {
-                    secret_manifests,
-                    bootstrap_secrets,
-                    recovery_secrets,
-                }) => render::Secrets::KeysOnly(
-                    secret_manifests
-                        .into_keys()
-                        .chain(bootstrap_secrets.into_keys())
-                        .chain(recovery_secrets.into_keys())
-                        .collect(),
-                ),
-                _ => render::Secrets::Unknown,
-            },
-            None => render::Secrets::Unknown,
-        };
-        outputs::set_all(&mut planned, &params.pki, &pki, &public, &secrets);
-
-        let mut diags = Diagnostics::new();
-        for w in &decision.warnings {
-            diags.warning("Certificate authority needs attention", w.clone());
+            return Ok((planned, encode_now(now), diags));
         }
-        let prior_ready = req.prior_state.get(attr::READY_FOR_RENEWAL).and_then(Value::as_bool);
-        planned.set_attr(
-            attr::READY_FOR_RENEWAL,
-            Value::from(if changed.is_empty() {
-                prior_ready.unwrap_or(false)
-            } else {
-                false
-            }),
-        );
-        if prior.is_some() && !changed.is_empty() {
-            diags.warning(
-                "Cluster certificates will be re-issued",
-                format!(
-                    "{}\nEverything else is kept. Hosts receive the new files from selfhosted_bootstrap.",
-                    reissue_reasons(&decision).join("\n")
-                ),
-            );
+        for name in OUTPUTS {
+            planned.set_attr(name, Value::Unknown);
         }
-        Ok((planned, encode_now(now), diags))
+        planned.set_attr(attr::READY_FOR_RENEWAL, Value::from(false));
+        if inputs.asset_dir.is_none() && !req.config.get(attr::ASSET_DIR).is_some_and(Value::is_unknown) {
+            planned.set_attr(attr::ASSET_DIR_SHA256, Value::Null);
+        }
+        Ok((planned, Vec::new(), Diagnostics::new()))
     }
 
     fn apply_inner(&self, req: &ApplyRequest) -> Result<Value, Diagnostics> {

@@ -193,3 +193,19 @@ pub fn asset_dir_digest(files: &PlannedAssets) -> Value {
             .map(|(k, v)| (k.as_str(), v.as_deref().unwrap_or_default().as_bytes())),
     ))
 }
+
+/// `a` where `b` agrees with it, unknown where not: elements of maps and objects with the
+/// same keys are compared one by one, so one manifest that names a host does not hide the
+/// others.
+pub fn where_same(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Map(x), Value::Map(y)) if x.keys().eq(y.keys()) => {
+            Value::Map(x.iter().map(|(k, v)| (k.clone(), where_same(v, &y[k]))).collect())
+        }
+        (Value::Object(x), Value::Object(y)) if x.keys().eq(y.keys()) => {
+            Value::Object(x.iter().map(|(k, v)| (k.clone(), where_same(v, &y[k]))).collect())
+        }
+        _ if a == b => a.clone(),
+        _ => Value::Unknown,
+    }
+}
