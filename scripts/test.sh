@@ -33,6 +33,9 @@ for v in v1.34.3 v1.35.4 v1.37.2; do
   echo "== real control-plane lane: Kubernetes $v binaries (cached after the first build)"
   bash tests/lane/build-go.sh "$v"
 done
+echo "== Ignition's own validator (an independent check of the rendered Ignition; cached)"
+SELFHOSTED_IGNITION_VALIDATE=$(bash tests/tools/go-tool.sh ignition-validate github.com/coreos/ignition/v2/validate@v2.24.0)
+export SELFHOSTED_IGNITION_VALIDATE
 echo "== the node agent image (selfhosted-agent, imported by the lane hosts)"
 bash tests/lane/agent-image.sh
 echo "== cargo nextest"

@@ -233,10 +233,19 @@ fn a_load_balancer_name_unknown_at_plan_leaves_only_what_names_it_unknown() {
     assert!(!ws.plan_has_changes().0, "the next plan is empty");
 }
 
+/// The fields of `node` that name no etcd member.
+const KUBELET_SIDE: [&str; 5] = [
+    "worker_ignition",
+    "worker_unit",
+    "controller_unit",
+    "etcd_unit",
+    "kubelet_config",
+];
+
 #[test]
-fn etcd_names_unknown_at_plan_leave_the_node_contract_known() {
+fn etcd_names_unknown_at_plan_leave_the_kubelets_contract_known() {
     // Records created with the cluster: the apiserver DaemonSet's name hashes its flags, so
-    // the manifests wait; the node contract, which names no host, does not.
+    // the manifests wait, and so do etcd's settings; the kubelet's side does not.
     let ws = Workspace::new(&format!(
         "{}\nresource \"terraform_data\" \"etcd\" {{}}\n",
         config(r#"["nemo.example.com"]"#, "").replace(
@@ -245,11 +254,19 @@ fn etcd_names_unknown_at_plan_leave_the_node_contract_known() {
         )
     ));
     let (after, unknown) = planned_change(&ws);
-    assert!(!any_unknown(&unknown["node"]), "{unknown}");
+    for field in KUBELET_SIDE {
+        assert!(!any_unknown(&unknown["node"][field]), "{field}: {unknown}");
+        assert!(after["node"][field].is_string(), "{field}: {after}");
+    }
+    // Every member's settings list the whole cluster.
+    assert!(any_unknown(&unknown["node"]["etcd_env"]), "{unknown}");
     assert_eq!(after["server_url"], "https://nemo.example.com:6443");
     assert_eq!(unknown["apiserver_generation"], true, "{unknown}");
     ws.apply();
-    assert_eq!(ws.resource_values("selfhosted_cluster_assets")["node"], after["node"]);
+    let state = ws.resource_values("selfhosted_cluster_assets");
+    for field in KUBELET_SIDE {
+        assert!(state["node"][field] == after["node"][field], "{field} as planned");
+    }
 }
 
 #[test]

@@ -119,12 +119,22 @@ fn docs_match_the_schema_terraform_reads() {
             stale.push(path.display().to_string());
             doc.clone()
         };
-        for attr in schema["block"]["attributes"].as_object().unwrap().keys() {
+        for (attr, a) in schema["block"]["attributes"].as_object().unwrap() {
             assert!(
                 doc.contains(&format!("`{attr}`")),
                 "{} does not mention `{attr}`",
                 path.display()
             );
+            // An object's fields are documented one by one, as `attr.field`.
+            if a["type"][0] == "object" {
+                for field in a["type"][1].as_object().expect("object fields").keys() {
+                    assert!(
+                        doc.contains(&format!("`{attr}.{field}`")),
+                        "{} does not document `{attr}.{field}`",
+                        path.display()
+                    );
+                }
+            }
         }
     }
     assert!(

@@ -94,6 +94,7 @@ impl<'a> Inputs<'a> {
             service_cidr: raw.service_cidr.clone(),
             cluster_domain_suffix: raw.cluster_domain_suffix.clone(),
             networking: r.string(attr::NETWORKING),
+            host_os: r.string(attr::HOST_OS),
             kube_proxy: r.bool(attr::KUBE_PROXY),
             coredns: r.bool(attr::COREDNS),
             container_images: r.string_map(attr::CONTAINER_IMAGES).unwrap_or_default(),

@@ -198,7 +198,7 @@ fn plan_known(
 }
 
 /// Computed attributes that are unknown while an input is.
-const OUTPUTS: [&str; 19] = [
+const OUTPUTS: [&str; 20] = [
     attr::ID,
     attr::ASSETS,
     attr::SERVER_URL,
@@ -218,6 +218,7 @@ const OUTPUTS: [&str; 19] = [
     attr::APISERVER_GENERATION,
     attr::CREDENTIALS_REVISION,
     attr::NODE,
+    attr::JOINING_WORKER_IGNITION,
 ];
 
 fn render_error(e: &selfhosted_manifests::RenderError) -> Diagnostics {

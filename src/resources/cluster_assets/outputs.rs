@@ -154,6 +154,18 @@ pub fn set_all(state: &mut Value, pki_params: &PkiParams, pki: &PlannedAssets, p
     );
     state.set_attr(attr::APISERVER_GENERATION, Value::from(public.generation.as_str()));
     state.set_attr(attr::NODE, node_value(public));
+    state.set_attr(
+        attr::JOINING_WORKER_IGNITION,
+        match (
+            pki.get(selfhosted_pki::plan::KUBELET_BOOTSTRAP_KUBECONFIG),
+            pki.get("tls/ca.crt"),
+        ) {
+            (Some(Some(kubeconfig)), Some(Some(ca))) => Value::from(
+                selfhosted_manifests::kubelet::joining_worker_ignition(&public.node, kubeconfig, ca),
+            ),
+            _ => Value::Unknown,
+        },
+    );
 }
 
 fn node_value(public: &Public) -> Value {
@@ -176,6 +188,13 @@ fn node_value(public: &Public) -> Value {
             "controller_butane" => Value::from(n.controller_butane.as_str()),
             "worker_butane" => Value::from(n.worker_butane.as_str()),
             "kubelet_config_path" => Value::from(selfhosted_manifests::kubelet::KUBELET_CONFIG_PATH),
+            "host_os" => Value::from(n.host_os.name()),
+            "etcd_unit" => Value::from(n.etcd_unit.as_str()),
+            "etcd_path_unit" => Value::from(n.etcd_path_unit.as_str()),
+            "etcd_env" => strings(&n.etcd_env),
+            "containerd_config" => n.containerd_config.as_deref().map_or(Value::Null, Value::from),
+            "controller_ignition" => strings(&n.controller_ignition),
+            "worker_ignition" => Value::from(n.worker_ignition.as_str()),
             _ => Value::Null,
         }
     };
@@ -204,6 +223,9 @@ pub fn where_same(a: &Value, b: &Value) -> Value {
         }
         (Value::Object(x), Value::Object(y)) if x.keys().eq(y.keys()) => {
             Value::Object(x.iter().map(|(k, v)| (k.clone(), where_same(v, &y[k]))).collect())
+        }
+        (Value::List(x), Value::List(y)) if x.len() == y.len() => {
+            Value::List(x.iter().zip(y).map(|(v, w)| where_same(v, w)).collect())
         }
         _ if a == b => a.clone(),
         _ => Value::Unknown,

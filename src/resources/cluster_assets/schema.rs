@@ -49,6 +49,10 @@ pub mod attr {
     pub const KUBERNETES_VERSION: &str = "kubernetes_version";
     /// `networking`
     pub const NETWORKING: &str = "networking";
+    /// `host_os`
+    pub const HOST_OS: &str = "host_os";
+    /// `joining_worker_ignition`
+    pub const JOINING_WORKER_IGNITION: &str = "joining_worker_ignition";
     /// `pod_cidr`
     pub const POD_CIDR: &str = "pod_cidr";
     /// `kube_proxy`
@@ -80,7 +84,7 @@ pub mod attr {
 }
 
 /// Attributes of the `node` object: the host side of the contract.
-pub const NODE_ATTRIBUTES: [(&str, bool); 15] = [
+pub const NODE_ATTRIBUTES: [(&str, bool); 22] = [
     // (name, is a list of strings)
     ("kubelet_config", false),
     ("kubelet_flags", true),
@@ -97,6 +101,13 @@ pub const NODE_ATTRIBUTES: [(&str, bool); 15] = [
     ("controller_butane", false),
     ("worker_butane", false),
     ("kubelet_config_path", false),
+    ("host_os", false),
+    ("etcd_unit", false),
+    ("etcd_path_unit", false),
+    ("etcd_env", true),
+    ("containerd_config", false),
+    ("controller_ignition", true),
+    ("worker_ignition", false),
 ];
 
 /// Type of the `node` object.
@@ -143,6 +154,10 @@ pub fn defaults() -> Vec<(&'static str, Value)> {
         ),
         (attr::KUBE_PROXY, Value::from(true)),
         (attr::COREDNS, Value::from(true)),
+        (
+            attr::HOST_OS,
+            Value::from(selfhosted_manifests::host::HostOs::default().name()),
+        ),
     ]
 }
 
@@ -275,6 +290,11 @@ pub fn schema() -> Schema {
             "Pod network: `flannel` (default), `calico`, `cilium`, or `none` (bring your own CNI, e.g. through `extra_manifests`).",
         ))
         .attribute(defaulted(
+            attr::HOST_OS,
+            Type::String,
+            "What the hosts run, which decides how the `node` units start the kubelet and etcd: `generic` (default: `/usr/bin/kubelet` and `/usr/bin/etcd` installed, e.g. Debian), `fedora-coreos` (the kubelet and etcd images under podman) or `flatcar` (the same under docker).",
+        ))
+        .attribute(defaulted(
             attr::POD_CIDR,
             Type::String,
             "Pod network range; must not overlap `service_cidr`. Default `10.2.0.0/16`.",
@@ -288,7 +308,6 @@ pub fn schema() -> Schema {
                 "Per-component image overrides, component → full image reference. Components: {}.",
                 selfhosted_manifests::Component::ALL
                     .iter()
-                    .filter(|c| c.has_image())
                     .map(|c| format!("`{}`", c.name()))
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -346,8 +365,16 @@ pub fn schema() -> Schema {
         .attribute(output(
             attr::NODE,
             node_type(),
-            "What every host must run, so hosts and assets cannot disagree: the KubeletConfiguration, kubelet flags, the controller label and taint, systemd units and Butane snippets for typhoon-style host configs.",
+            "What every host must run, so hosts and assets cannot disagree: the KubeletConfiguration, kubelet flags, the controller label and taint, systemd units for the kubelet and etcd, and the Ignition configs Fedora CoreOS and Flatcar hosts boot from (`controller_ignition[i]` for the controller at `etcd_servers[i]`, `worker_ignition`). Holds no credentials: the provider delivers those over SSH.",
         ))
+        .attribute(
+            output(
+                attr::JOINING_WORKER_IGNITION,
+                Type::String,
+                "Ignition for workers that join without SSH (an autoscaling group): `node.worker_ignition` plus the kubelet's bootstrap kubeconfig and the cluster CA. Holds the bootstrap token.",
+            )
+            .sensitive(),
+        )
         .attribute(
             output(
                 attr::ASSETS,

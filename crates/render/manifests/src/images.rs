@@ -14,7 +14,10 @@ fn default_parts(p: &ManifestParams, c: Component) -> (&'static str, &'static st
         Component::KubeApiserver => ("registry.k8s.io", "kube-apiserver", kube),
         Component::KubeControllerManager => ("registry.k8s.io", "kube-controller-manager", kube),
         Component::KubeScheduler => ("registry.k8s.io", "kube-scheduler", kube),
-        Component::KubeProxy | Component::Kubelet => ("registry.k8s.io", "kube-proxy", kube),
+        Component::KubeProxy => ("registry.k8s.io", "kube-proxy", kube),
+        // Kubernetes publishes no kubelet image; typhoon's is built for each release.
+        Component::Kubelet => ("quay.io", "poseidon/kubelet", kube),
+        Component::Etcd => ("registry.k8s.io", "etcd", row.etcd_tag.into()),
         Component::Coredns => ("registry.k8s.io", row.coredns_path, row.coredns_tag.into()),
         Component::Flannel => ("ghcr.io", "flannel-io/flannel", row.flannel_tag.into()),
         Component::FlannelCniPlugin => (

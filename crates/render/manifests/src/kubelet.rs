@@ -4,6 +4,8 @@
 
 use serde_json::{json, Value};
 
+use crate::host::ignition::{self, File, Unit};
+use crate::host::{etcd, units, HostOs};
 use crate::object::{cluster_role_binding, group_subject, CONTROLLER_LABEL, CONTROL_PLANE_TAINT};
 use crate::params::{Component, ManifestParams, MASTERS_GROUP};
 use crate::RenderError;
@@ -88,6 +90,20 @@ pub struct NodeContract {
     pub controller_butane: String,
     /// Butane snippet for a worker.
     pub worker_butane: String,
+    /// What the hosts run (`host_os`).
+    pub host_os: HostOs,
+    /// systemd unit running etcd on a controller (`etcd-member.service`).
+    pub etcd_unit: String,
+    /// systemd path unit starting etcd once its TLS material lands.
+    pub etcd_path_unit: String,
+    /// `/etc/etcd/etcd.env` of each controller, in the order of `etcd_servers`.
+    pub etcd_env: Vec<String>,
+    /// containerd's configuration where the contract writes it (Fedora CoreOS, Flatcar).
+    pub containerd_config: Option<String>,
+    /// Ignition config of each controller, in the order of `etcd_servers`.
+    pub controller_ignition: Vec<String>,
+    /// Ignition config of a worker the provider reaches over SSH (no credentials in it).
+    pub worker_ignition: String,
 }
 
 fn kubelet_config(p: &ManifestParams) -> Value {
@@ -116,20 +132,6 @@ fn kubelet_config(p: &ManifestParams) -> Value {
     c
 }
 
-fn unit(flags: &[String]) -> String {
-    let mut s = String::from(
-        "[Unit]\nDescription=Kubelet (terraform-provider-selfhosted contract)\nWants=containerd.service\nAfter=containerd.service\n\
-         ConditionPathExists=/etc/kubernetes/kubeconfig\n\n[Service]\nExecStartPre=/bin/mkdir -p /etc/kubernetes/manifests /var/lib/kubelet/volumeplugins\n\
-         ExecStart=/usr/bin/kubelet",
-    );
-    for f in flags {
-        s.push_str(" \\\n  ");
-        s.push_str(f);
-    }
-    s.push_str("\nRestart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n");
-    s
-}
-
 fn indent(text: &str, n: usize) -> String {
     let pad = " ".repeat(n);
     text.lines()
@@ -144,18 +146,17 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-fn path_unit() -> String {
+fn butane(os: HostOs, config: &str, unit: &str) -> String {
+    let variant = if os == HostOs::Flatcar {
+        "variant: flatcar\nversion: 1.0.0"
+    } else {
+        "variant: fcos\nversion: 1.5.0"
+    };
     format!(
-        "[Unit]\nDescription=Start the kubelet once its bootstrap kubeconfig exists\n\n[Path]\nPathExists={BOOTSTRAP_KUBECONFIG}\nUnit=kubelet.service\n\n[Install]\nWantedBy=multi-user.target\n"
-    )
-}
-
-fn butane(config: &str, unit: &str) -> String {
-    format!(
-        "variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: {KUBELET_CONFIG_PATH}\n      mode: 0644\n      contents:\n        inline: |\n{}\nsystemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n    - name: kubelet.path\n      enabled: true\n      contents: |\n{}\n",
+        "{variant}\nstorage:\n  files:\n    - path: {KUBELET_CONFIG_PATH}\n      mode: 0644\n      contents:\n        inline: |\n{}\nsystemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n    - name: kubelet.path\n      enabled: true\n      contents: |\n{}\n",
         indent(config, 10),
         indent(unit, 8),
-        indent(&path_unit(), 8)
+        indent(&units::kubelet_path(), 8)
     )
 }
 
@@ -183,11 +184,38 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
         format!("--register-with-taints={CONTROL_PLANE_TAINT}:NoSchedule"),
     ];
     let all: Vec<String> = flags.iter().chain(controller.iter()).cloned().collect();
-    let controller_unit = unit(&all);
-    let worker_unit = unit(&flags);
+    let os = p.host_os;
+    let kubelet_image = crate::images::image(p, Component::Kubelet);
+    let controller_unit = units::kubelet(os, &kubelet_image, &all);
+    let worker_unit = units::kubelet(os, &kubelet_image, &flags);
+    let etcd_unit = units::etcd(os, &crate::images::image(p, Component::Etcd));
+    let etcd_env: Vec<String> = (0..p.etcd_servers.len()).filter_map(|i| etcd::env(p, i)).collect();
+    let containerd_config = os.container_engine().map(|_| units::containerd_config());
+    let base = |unit: &str| kubelet_parts(os, &config, unit, containerd_config.as_deref());
+    let controller_ignition = etcd_env
+        .iter()
+        .map(|env| {
+            let (mut files, mut list) = base(&controller_unit);
+            files.push(File::public(etcd::ETCD_ENV_PATH, env.clone()));
+            list.push(Unit::written("etcd-member.service", etcd_unit.clone()));
+            list.push(Unit::written("etcd-member.path", units::etcd_path()));
+            ignition::config(os, &files, &list)
+        })
+        .collect();
+    let worker_ignition = {
+        let (files, list) = base(&worker_unit);
+        ignition::config(os, &files, &list)
+    };
     Ok(NodeContract {
-        controller_butane: butane(&config, &controller_unit),
-        worker_butane: butane(&config, &worker_unit),
+        controller_butane: butane(os, &config, &controller_unit),
+        worker_butane: butane(os, &config, &worker_unit),
+        host_os: os,
+        etcd_unit,
+        etcd_path_unit: units::etcd_path(),
+        etcd_env,
+        containerd_config,
+        controller_ignition,
+        worker_ignition,
         kubelet_config: config,
         kubelet_flags: flags,
         controller_kubelet_flags: controller,
@@ -200,6 +228,41 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
         controller_taint: format!("{CONTROL_PLANE_TAINT}:NoSchedule"),
         controller_unit,
         worker_unit,
-        path_unit: path_unit(),
+        path_unit: units::kubelet_path(),
     })
+}
+
+/// The Ignition of a worker that joins by itself (an autoscaling group's): the worker's
+/// config plus the kubelet's bootstrap kubeconfig and the cluster CA, which the provider
+/// would otherwise deliver over SSH. It holds a bootstrap token: treat it as a secret.
+pub fn joining_worker_ignition(c: &NodeContract, bootstrap_kubeconfig: &str, ca: &str) -> String {
+    let (mut files, list) = kubelet_parts(
+        c.host_os,
+        &c.kubelet_config,
+        &c.worker_unit,
+        c.containerd_config.as_deref(),
+    );
+    files.push(File::secret(BOOTSTRAP_KUBECONFIG, bootstrap_kubeconfig.to_owned()));
+    files.push(File::public(CA_FILE, ca.to_owned()));
+    ignition::config(c.host_os, &files, &list)
+}
+
+/// The files and units every host's Ignition has: the KubeletConfiguration, the kubelet's
+/// service and path unit, and containerd's configuration where the contract writes one.
+fn kubelet_parts(os: HostOs, config: &str, kubelet_unit: &str, containerd: Option<&str>) -> (Vec<File>, Vec<Unit>) {
+    let mut files = vec![File::public(KUBELET_CONFIG_PATH, config.to_owned())];
+    let mut list = vec![
+        Unit::written("kubelet.service", kubelet_unit.to_owned()),
+        Unit::written("kubelet.path", units::kubelet_path()),
+    ];
+    if let Some(c) = containerd {
+        files.push(File::public(units::CONTAINERD_CONFIG_PATH, c.to_owned()));
+        let drop_ins = if os == HostOs::Flatcar {
+            vec![(units::CONTAINERD_DROP_IN.to_owned(), units::containerd_drop_in())]
+        } else {
+            Vec::new()
+        };
+        list.push(Unit::shipped("containerd.service", drop_ins));
+    }
+    (files, list)
 }

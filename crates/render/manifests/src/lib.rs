@@ -28,6 +28,7 @@ pub mod addons;
 pub mod cni;
 pub mod control_plane;
 pub mod extra;
+pub mod host;
 pub mod images;
 pub mod kubelet;
 pub mod names;

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 
 use crate::extra::{self, ExtraObject};
+use crate::host::HostOs;
 use crate::versions::{self, FlagOwner, Version, DEFAULT_VERSION};
 
 /// Default pod network.
@@ -83,15 +84,18 @@ pub enum Component {
     CiliumAgent,
     /// Cilium operator.
     CiliumOperator,
-    /// kubelet (flags only: it runs on the host, not from an image we render).
+    /// kubelet: flags everywhere; an image where `host_os` runs it in a container.
     Kubelet,
+    /// etcd on the controllers, run by the host's units (an image where `host_os` runs it
+    /// in a container).
+    Etcd,
     /// The provider's node agent: the reuseport gate in every apiserver pod.
     Agent,
 }
 
 impl Component {
     /// Every component, in attribute-name order of declaration.
-    pub const ALL: [Component; 14] = [
+    pub const ALL: [Component; 15] = [
         Component::KubeApiserver,
         Component::KubeControllerManager,
         Component::KubeScheduler,
@@ -105,6 +109,7 @@ impl Component {
         Component::CiliumAgent,
         Component::CiliumOperator,
         Component::Kubelet,
+        Component::Etcd,
         Component::Agent,
     ];
 
@@ -124,13 +129,9 @@ impl Component {
             Component::CiliumAgent => "cilium_agent",
             Component::CiliumOperator => "cilium_operator",
             Component::Kubelet => "kubelet",
+            Component::Etcd => "etcd",
             Component::Agent => "selfhosted_agent",
         }
-    }
-
-    /// Does this component run from an image we render?
-    pub fn has_image(self) -> bool {
-        self != Component::Kubelet
     }
 
     /// The flag namespace of this component, if it takes `extra_flags`.
@@ -177,6 +178,8 @@ pub struct RawParams {
     pub cluster_domain_suffix: Option<String>,
     /// `networking`: flannel | calico | cilium | none.
     pub networking: Option<String>,
+    /// `host_os`: generic | fedora-coreos | flatcar.
+    pub host_os: Option<String>,
     /// `kube_proxy` (default true).
     pub kube_proxy: Option<bool>,
     /// `coredns` (default true).
@@ -296,6 +299,8 @@ pub struct ManifestParams {
     pub cluster_domain_suffix: String,
     /// Pod network provider.
     pub networking: Networking,
+    /// What the hosts run: how their units start the kubelet and etcd.
+    pub host_os: HostOs,
     /// Render the kube-proxy DaemonSet.
     pub kube_proxy: bool,
     /// Render CoreDNS.
@@ -336,6 +341,7 @@ impl ManifestParams {
             service_cidr: IpNet::from_str(DEFAULT_SERVICE_CIDR).unwrap_or_else(|_| fallback_net()),
             cluster_domain_suffix: DEFAULT_CLUSTER_DOMAIN_SUFFIX.to_string(),
             networking: Networking::Flannel,
+            host_os: HostOs::Generic,
             kube_proxy: true,
             coredns: true,
             container_images: BTreeMap::new(),
@@ -604,15 +610,23 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
         }
     };
 
-    let image_names: Vec<&str> = Component::ALL
-        .iter()
-        .filter(|c| c.has_image())
-        .map(|c| c.name())
-        .collect();
+    let host_os = match raw.host_os.as_deref().map(str::trim) {
+        None => Some(HostOs::Generic),
+        Some(h) => HostOs::from_name(h).or_else(|| {
+            let choices = HostOs::ALL.map(|x| format!("{:?}", x.name())).join(", ");
+            errors.push(InputError::attr(
+                "host_os",
+                format!("{h:?} is not a host OS this provider writes units for; write one of {choices}"),
+            ));
+            None
+        }),
+    };
+
+    let image_names: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
     let mut images = BTreeMap::new();
     for (key, image) in &raw.container_images {
         match Component::from_name(key) {
-            Some(c) if c.has_image() => {
+            Some(c) => {
                 if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
                     errors.push(InputError::key(
                         "container_images",
@@ -623,14 +637,6 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
                     images.insert(c, image.clone());
                 }
             }
-            Some(_) => errors.push(InputError::key(
-                "container_images",
-                key,
-                format!(
-                    "the kubelet runs on the host, not from an image; remove this key (components with images: {})",
-                    image_names.join(", ")
-                ),
-            )),
             None => errors.push(InputError::key(
                 "container_images",
                 key,
@@ -738,30 +744,36 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
     if !errors.is_empty() {
         return Err(errors);
     }
-    let params = match (version, port, pod, svc, networking) {
-        (Some(kubernetes_version), Some(api_server_port), Some(pod_cidr), Some(service_cidr), Some(networking)) => {
-            ManifestParams {
-                kubernetes_version,
-                cluster_name: raw.cluster_name.trim().to_string(),
-                api_servers: raw.api_servers.clone(),
-                api_server_port,
-                etcd_servers: raw.etcd_servers.clone(),
-                pod_cidr,
-                service_cidr,
-                cluster_domain_suffix: domain,
-                networking,
-                kube_proxy: raw.kube_proxy.unwrap_or(true),
-                coredns: raw.coredns.unwrap_or(true),
-                container_images: images,
-                container_registry: registry,
-                extra_flags: flags,
-                controller_replicas: replicas,
-                controller_count: raw.controller_count,
-                extra_manifests: extras,
-                admin_group,
-                credentials_revision: String::new(),
-            }
-        }
+    let params = match (version, port, pod, svc, networking, host_os) {
+        (
+            Some(kubernetes_version),
+            Some(api_server_port),
+            Some(pod_cidr),
+            Some(service_cidr),
+            Some(networking),
+            Some(host_os),
+        ) => ManifestParams {
+            kubernetes_version,
+            cluster_name: raw.cluster_name.trim().to_string(),
+            api_servers: raw.api_servers.clone(),
+            api_server_port,
+            etcd_servers: raw.etcd_servers.clone(),
+            pod_cidr,
+            service_cidr,
+            cluster_domain_suffix: domain,
+            networking,
+            host_os,
+            kube_proxy: raw.kube_proxy.unwrap_or(true),
+            coredns: raw.coredns.unwrap_or(true),
+            container_images: images,
+            container_registry: registry,
+            extra_flags: flags,
+            controller_replicas: replicas,
+            controller_count: raw.controller_count,
+            extra_manifests: extras,
+            admin_group,
+            credentials_revision: String::new(),
+        },
         _ => return Err(vec![InputError::attr("kubernetes_version", "inputs incomplete")]),
     };
     // An extra document that repeats one of our objects is an input error, found at plan.

@@ -86,6 +86,9 @@ pub struct VersionRow {
     pub coredns_path: &'static str,
     /// Default tag of the CoreDNS image.
     pub coredns_tag: &'static str,
+    /// Default tag of `registry.k8s.io/etcd` where the hosts run etcd from an image:
+    /// kubeadm's `DefaultEtcdVersion` of the minor (1.30–1.33 take 1.34's).
+    pub etcd_tag: &'static str,
     /// Default tag of `ghcr.io/flannel-io/flannel`.
     pub flannel_tag: &'static str,
     /// Default tag of `ghcr.io/flannel-io/flannel-cni-plugin`.
@@ -175,26 +178,28 @@ pub const TABLE: &[VersionRow] = &[
         endpointslices: false,
         coredns_path: "coredns",
         coredns_tag: "1.7.0",
+        etcd_tag: "3.4.13-0",
         flannel_tag: "v0.27.4",
         flannel_cni_plugin_tag: "v1.8.0-flannel1",
         calico_tag: "v3.21.6",
         cilium_tag: "v1.11.20",
         gone_flags: GONE_BEFORE_1_20,
     },
-    modern(30, "v1.11.1", "v3.30.4", "v1.18.4"),
-    modern(31, "v1.11.3", "v3.30.4", "v1.18.4"),
-    modern(32, "v1.11.3", "v3.30.4", "v1.18.4"),
-    modern(33, "v1.12.0", "v3.30.4", "v1.18.4"),
-    modern(34, "v1.12.1", "v3.30.4", "v1.18.4"),
-    modern(35, "v1.13.1", "v3.30.4", "v1.18.4"),
-    modern(36, "v1.14.2", "v3.30.4", "v1.18.4"),
-    modern(37, "v1.14.6", "v3.30.4", "v1.18.4"),
+    modern(30, "v1.11.1", "3.6.5-0", "v3.30.4", "v1.18.4"),
+    modern(31, "v1.11.3", "3.6.5-0", "v3.30.4", "v1.18.4"),
+    modern(32, "v1.11.3", "3.6.5-0", "v3.30.4", "v1.18.4"),
+    modern(33, "v1.12.0", "3.6.5-0", "v3.30.4", "v1.18.4"),
+    modern(34, "v1.12.1", "3.6.5-0", "v3.30.4", "v1.18.4"),
+    modern(35, "v1.13.1", "3.6.6-0", "v3.30.4", "v1.18.4"),
+    modern(36, "v1.14.2", "3.6.8-0", "v3.30.4", "v1.18.4"),
+    modern(37, "v1.14.6", "3.7.0-0", "v3.30.4", "v1.18.4"),
 ];
 
 /// A row for a minor ≥ 1.30: only image tags differ between these today.
 const fn modern(
     minor: u32,
     coredns_tag: &'static str,
+    etcd_tag: &'static str,
     calico_tag: &'static str,
     cilium_tag: &'static str,
 ) -> VersionRow {
@@ -208,6 +213,7 @@ const fn modern(
         endpointslices: true,
         coredns_path: "coredns/coredns",
         coredns_tag,
+        etcd_tag,
         flannel_tag: "v0.27.4",
         flannel_cni_plugin_tag: "v1.8.0-flannel1",
         calico_tag,

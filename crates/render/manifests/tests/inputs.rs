@@ -98,9 +98,9 @@ fn components() {
     let e = errors(&raw);
     assert!(e[0].message.contains("kube_apiserver"), "lists the valid names");
     raw.container_images.clear();
-    raw.container_images.insert("kubelet".into(), "x/y:z".into());
-    one(&raw, "container_images[\"kubelet\"]", "runs on the host");
-    raw.container_images.clear();
+    raw.host_os = Some("coreos".into());
+    one(&raw, "host_os", "\"fedora-coreos\"");
+    raw.host_os = None;
     raw.container_images.insert("coredns".into(), "has space:1".into());
     one(&raw, "container_images[\"coredns\"]", "not an image reference");
     raw.container_images.clear();

@@ -212,12 +212,12 @@ fn table_is_sorted_and_covers_the_supported_range() {
     assert!(versions::DEFAULT_VERSION.row().is_some());
 }
 
-/// CoreDNS tags checked against something independent of the table: `CoreDNSVersion` in
-/// kubeadm's constants of each `k8s.io/kubernetes` release whose source the lane's build
+/// CoreDNS and etcd tags checked against something independent of the table: `CoreDNSVersion` and
+/// `DefaultEtcdVersion` in kubeadm's constants of each `k8s.io/kubernetes` release whose source the lane's build
 /// fetched from the Go module proxy (`tests/lane/build-go.sh`). Under CI (`CI=true`) those
 /// sources must be there, since the test command builds the lane first.
 #[test]
-fn coredns_tags_match_kubeadm_of_the_releases_the_lane_builds() {
+fn coredns_and_etcd_tags_match_kubeadm_of_the_releases_the_lane_builds() {
     let cache = std::env::var("SELFHOSTED_LANE_CACHE").unwrap_or_else(|_| "/var/cache/selfhosted-lane".into());
     let modules = std::path::Path::new(&cache).join("gomod/k8s.io");
     let mut checked = Vec::new();
@@ -247,7 +247,17 @@ fn coredns_tags_match_kubeadm_of_the_releases_the_lane_builds() {
             "{release}: kubeadm runs CoreDNS {kubeadm}; the table says {}",
             versions::row(minor).unwrap().coredns_tag
         );
-        checked.push(format!("{release}: {kubeadm}"));
+        let etcd = constants
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("DefaultEtcdVersion = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no DefaultEtcdVersion in {release}'s kubeadm constants"));
+        assert_eq!(
+            versions::row(minor).unwrap().etcd_tag,
+            etcd,
+            "{release}: kubeadm runs etcd {etcd}"
+        );
+        checked.push(format!("{release}: CoreDNS {kubeadm}, etcd {etcd}"));
     }
     if checked.len() < 3 {
         let why = format!("kubeadm constants of fewer than 3 releases under {}", modules.display());

@@ -1,0 +1,154 @@
+//! systemd units of the contract. Each service waits for a file the provider delivers
+//! (a path unit starts it when the file appears), so hosts can boot before
+//! `selfhosted_bootstrap` reaches them, and a service never starts on half a configuration.
+
+use super::etcd::{ETCD_ENV_PATH, ETCD_SERVER_CERT};
+use super::HostOs;
+use crate::kubelet::BOOTSTRAP_KUBECONFIG;
+
+/// Where the contract's containerd configuration goes (Fedora CoreOS and Flatcar).
+pub const CONTAINERD_CONFIG_PATH: &str = "/etc/containerd/config.toml";
+/// Flatcar's containerd reads its configuration from `CONTAINERD_CONFIG`: this drop-in
+/// points it at [`CONTAINERD_CONFIG_PATH`].
+pub const CONTAINERD_DROP_IN: &str = "10-selfhosted-config.conf";
+
+/// Folders the kubelet needs before it starts.
+const KUBELET_DIRS: &str = "/etc/kubernetes/manifests /var/lib/kubelet/volumeplugins /var/log/pods";
+
+/// Host folders a containerised kubelet sees at the same paths (`source:target[:options]`).
+fn kubelet_volumes(os: HostOs) -> Vec<String> {
+    let os_release = match os {
+        HostOs::FedoraCoreos => "/usr/lib/os-release:/etc/os-release:ro",
+        _ => "/etc/os-release:/etc/os-release:ro",
+    };
+    let mut v = vec![
+        "/etc/kubernetes:/etc/kubernetes:ro",
+        "/etc/machine-id:/etc/machine-id:ro",
+        os_release,
+        "/lib/modules:/lib/modules:ro",
+        "/run:/run",
+        "/sys/fs/cgroup:/sys/fs/cgroup",
+        "/var/lib/kubelet:/var/lib/kubelet:rshared",
+        "/var/log:/var/log",
+        "/etc/cni/net.d:/etc/cni/net.d:ro",
+        "/opt/cni/bin:/opt/cni/bin",
+    ];
+    if os == HostOs::FedoraCoreos {
+        v.extend(["/etc/selinux:/etc/selinux", "/sys/fs/selinux:/sys/fs/selinux"]);
+    }
+    v.into_iter().map(String::from).collect()
+}
+
+fn continued(out: &mut String, args: impl IntoIterator<Item = String>) {
+    for a in args {
+        out.push_str(" \\\n  ");
+        out.push_str(&a);
+    }
+}
+
+/// `engine run` of `image` as the container `name`, in the host's namespaces `options` name.
+fn container_run(engine: &str, name: &str, options: &[String], volumes: &[String], image: &str) -> String {
+    let mut s = format!("{engine} run --rm --name {name}");
+    continued(
+        &mut s,
+        options
+            .iter()
+            .cloned()
+            .chain(volumes.iter().map(|v| format!("--volume {v}")))
+            .chain([image.to_owned()]),
+    );
+    s
+}
+
+/// The kubelet's service: `/usr/bin/kubelet` on a generic host, the kubelet image under the
+/// OS's container engine elsewhere.
+pub fn kubelet(os: HostOs, image: &str, flags: &[String]) -> String {
+    let mut s = String::from(
+        "[Unit]\nDescription=Kubelet (terraform-provider-selfhosted contract)\nWants=containerd.service\nAfter=containerd.service\n",
+    );
+    s.push_str(&format!("ConditionPathExists={BOOTSTRAP_KUBECONFIG}\n\n[Service]\n"));
+    s.push_str(&format!(
+        "ExecStartPre=/bin/mkdir -p {KUBELET_DIRS} /etc/cni/net.d /opt/cni/bin\n"
+    ));
+    match os.container_engine() {
+        None => {
+            s.push_str("ExecStart=/usr/bin/kubelet");
+            continued(&mut s, flags.iter().cloned());
+            s.push('\n');
+        }
+        Some(engine) => {
+            s.push_str(&format!("ExecStartPre=-{engine} rm --force kubelet\nExecStart="));
+            let options = ["--privileged", "--pid host", "--network host"].map(String::from);
+            s.push_str(&container_run(engine, "kubelet", &options, &kubelet_volumes(os), image));
+            continued(&mut s, flags.iter().cloned());
+            s.push_str(&format!("\nExecStop=-{engine} stop kubelet\nDelegate=yes\n"));
+        }
+    }
+    s.push_str("Restart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n");
+    s
+}
+
+/// A path unit starting `unit` once `file` exists.
+pub fn path_unit(what: &str, file: &str, unit: &str) -> String {
+    format!(
+        "[Unit]\nDescription=Start {what} once {file} exists\n\n[Path]\nPathExists={file}\nUnit={unit}\n\n[Install]\nWantedBy=multi-user.target\n"
+    )
+}
+
+/// The kubelet's path unit (`kubelet.path`).
+pub fn kubelet_path() -> String {
+    path_unit("the kubelet", BOOTSTRAP_KUBECONFIG, "kubelet.service")
+}
+
+/// etcd's path unit (`etcd-member.path`): etcd starts once its TLS material is delivered.
+pub fn etcd_path() -> String {
+    path_unit("etcd", ETCD_SERVER_CERT, "etcd-member.service")
+}
+
+/// etcd's service (`etcd-member.service`), reading its settings from [`ETCD_ENV_PATH`].
+pub fn etcd(os: HostOs, image: &str) -> String {
+    let mut s = format!(
+        "[Unit]\nDescription=etcd (terraform-provider-selfhosted contract)\nWants=network-online.target\nAfter=network-online.target\n\
+         ConditionPathExists={ETCD_SERVER_CERT}\n\n[Service]\nEnvironmentFile={ETCD_ENV_PATH}\nExecStartPre=+/bin/mkdir -p /var/lib/etcd\n"
+    );
+    match os.container_engine() {
+        None => {
+            // The provider hands etcd's TLS files to the `etcd` user where it exists.
+            s.push_str("ExecStartPre=+/bin/chown etcd:etcd /var/lib/etcd\nUser=etcd\nExecStart=/usr/bin/etcd\n");
+        }
+        Some(engine) => {
+            // SELinux on Fedora CoreOS: the data folder private to etcd, the TLS folder shared.
+            let (private, shared) = if os == HostOs::FedoraCoreos {
+                (",Z", ",z")
+            } else {
+                ("", "")
+            };
+            let options = ["--network host".to_owned(), format!("--env-file {ETCD_ENV_PATH}")];
+            let volumes = [
+                format!("/var/lib/etcd:/var/lib/etcd:rw{private}"),
+                format!("/etc/ssl/etcd:/etc/ssl/etcd:ro{shared}"),
+            ];
+            s.push_str(&format!("ExecStartPre=-{engine} rm --force etcd\nExecStart="));
+            s.push_str(&container_run(engine, "etcd", &options, &volumes, image));
+            continued(&mut s, ["/usr/local/bin/etcd".to_owned()]);
+            s.push_str(&format!("\nExecStop=-{engine} stop etcd\n"));
+        }
+    }
+    s.push_str("Restart=always\nRestartSec=10s\nTimeoutStartSec=0\nLimitNOFILE=40000\n\n[Install]\nWantedBy=multi-user.target\n");
+    s
+}
+
+/// containerd's configuration: the systemd cgroup driver the KubeletConfiguration names,
+/// and the CRI plugin on.
+pub fn containerd_config() -> String {
+    "# terraform-provider-selfhosted contract: the CRI plugin with the systemd cgroup driver\n\
+     version = 2\n\
+     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n\
+     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n"
+        .to_owned()
+}
+
+/// Flatcar's containerd drop-in pointing it at [`CONTAINERD_CONFIG_PATH`].
+pub fn containerd_drop_in() -> String {
+    format!("[Service]\nEnvironment=CONTAINERD_CONFIG={CONTAINERD_CONFIG_PATH}\n")
+}
