@@ -44,3 +44,178 @@ fn networking_examples_plan() {
         );
     }
 }
+
+/// The hashicorp/aws filesystem mirror (`SELFHOSTED_AWS_MIRROR`, else `/opt/tf-plugins`,
+/// where these machines keep hashicorp/aws 5.100.0). Under CI it must be there.
+fn aws_mirror() -> Option<std::path::PathBuf> {
+    let path =
+        std::path::PathBuf::from(std::env::var("SELFHOSTED_AWS_MIRROR").unwrap_or_else(|_| "/opt/tf-plugins".into()));
+    if path.join("registry.terraform.io/hashicorp/aws").is_dir() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "no hashicorp/aws mirror at {}",
+        path.display()
+    );
+    eprintln!("\n*** SKIPPED: no hashicorp/aws mirror at {} ***\n", path.display());
+    None
+}
+
+/// Planned resources of a `show -json` plan, `(address, type, after, after_unknown)`.
+fn planned(plan: &serde_json::Value) -> Vec<(String, String, serde_json::Value, serde_json::Value)> {
+    plan["resource_changes"]
+        .as_array()
+        .expect("resource changes")
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap_or_default().to_owned(),
+                r["type"].as_str().unwrap_or_default().to_owned(),
+                r["change"]["after"].clone(),
+                r["change"]["after_unknown"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// What a `data:;base64,` URL of an Ignition config carries.
+fn data_url(source: &serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = source
+        .as_str()
+        .and_then(|s| s.strip_prefix("data:;base64,"))
+        .expect("a base64 data URL");
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).expect("base64")).expect("UTF-8")
+}
+
+#[test]
+fn aws_example_plans_offline_with_the_real_aws_provider() {
+    let Some(mirror) = aws_mirror() else {
+        return;
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/aws");
+    let ws = Workspace::from_tree(&root, &[(&mirror, "registry.terraform.io/hashicorp/aws")]);
+    // Offline: fake credentials and no AWS calls while planning (plans of new resources need none).
+    ws.write(
+        "offline_override.tf",
+        r#"provider "aws" {
+  region                      = "eu-central-1"
+  access_key                  = "AKIAOFFLINEPLAN00000"
+  secret_key                  = "offline-plan-only"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+  skip_region_validation      = true
+}
+"#,
+    );
+    let key = ws.path().join("id_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nemo", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    ws.write(
+        "terraform.tfvars",
+        &format!(
+            "ami = \"ami-0123456789abcdef0\"\ndns_zone = \"aws.example.com\"\ndns_zone_id = \"Z0123456789ABCDEFGHIJ\"\nssh_authorized_key = \"{}\"\nssh_private_key_file = \"{}\"\n",
+            public.trim(),
+            key.display()
+        ),
+    );
+    // What the controllers boot from, as the module shows it (AWS keeps only a digest of
+    // user data in the plan).
+    ws.write(
+        "review_outputs.tf",
+        "output \"controller_user_data\" {\n  value = module.nemo.controller_user_data\n}\n",
+    );
+    ws.ok(&["validate"]);
+    ws.ok(&["plan", "-input=false", "-out=tf.plan"]);
+    let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "tf.plan"])).expect("plan JSON");
+    let resources = planned(&plan);
+    let count = |t: &str| resources.iter().filter(|r| r.1 == t).count();
+    for (t, n) in [
+        ("aws_instance", 3),
+        ("aws_route53_record", 4),
+        ("aws_lb", 1),
+        ("aws_lb_target_group_attachment", 3),
+        ("aws_launch_template", 1),
+        ("aws_autoscaling_group", 1),
+        ("aws_subnet", 3),
+        ("selfhosted_cluster_assets", 1),
+        ("selfhosted_bootstrap", 1),
+    ] {
+        assert_eq!(
+            count(t),
+            n,
+            "{t}: {:?}",
+            resources.iter().map(|r| &r.0).collect::<Vec<_>>()
+        );
+    }
+    // The controllers' user data is known at plan: instances do not wait for the load
+    // balancer or for anything else created with them.
+    let validator = std::env::var("SELFHOSTED_IGNITION_VALIDATE")
+        .unwrap_or_else(|_| "/var/cache/selfhosted-lane/tools/ignition-validate-v2.24.0".into());
+    let user_data = plan["planned_values"]["outputs"]["controller_user_data"]["value"]
+        .as_array()
+        .expect("controller user data known at plan")
+        .clone();
+    assert_eq!(user_data.len(), 3);
+    for (i, (address, _, _, unknown)) in resources.iter().filter(|r| r.1 == "aws_instance").enumerate() {
+        assert_ne!(unknown["user_data"], true, "{address}: user data unknown at plan");
+        let user_data = user_data[i].as_str().expect("user data");
+        let outer: serde_json::Value = serde_json::from_str(user_data).expect("user data is Ignition JSON");
+        let inner = data_url(&outer["ignition"]["config"]["merge"][0]["source"]);
+        assert!(inner.contains("etcd-member.service"), "{address}");
+        for (name, config) in [("outer", user_data.to_owned()), ("inner", inner.clone())] {
+            let file = ws.path().join(format!("controller{i}-{name}.ign"));
+            std::fs::write(&file, &config).expect("write");
+            let out = Command::new(&validator).arg(&file).output().expect("ignition-validate");
+            assert!(
+                out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+                "{address} {name}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // Each controller is its own etcd member, under the name the DNS record gives it.
+        let config: serde_json::Value = serde_json::from_str(&inner).expect("JSON");
+        let env = config["storage"]["files"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["path"] == "/etc/etcd/etcd.env"))
+            .map(|f| data_url(&f["contents"]["source"]))
+            .expect("etcd.env");
+        assert!(
+            env.contains(&format!(
+                "ETCD_ADVERTISE_CLIENT_URLS=https://nemo-etcd{i}.aws.example.com:2379"
+            )),
+            "{address}: {env}"
+        );
+        // Credentials come over SSH, never in user data (which any process on the host can read).
+        assert!(!inner.contains("/etc/kubernetes/kubeconfig\""), "{address}");
+    }
+    // The manifests are known too: the plan of a version change can show them.
+    let assets = resources
+        .iter()
+        .find(|r| r.1 == "selfhosted_cluster_assets")
+        .expect("assets");
+    assert!(
+        assets.2["manifests"].as_object().is_some_and(|m| m.len() > 20),
+        "manifests known at plan"
+    );
+    // Autoscaled workers carry the bootstrap kubeconfig: known only once the token exists,
+    // and sensitive.
+    let template = resources
+        .iter()
+        .find(|r| r.1 == "aws_launch_template")
+        .expect("template");
+    assert_eq!(template.3["user_data"], true, "worker user data waits for the token");
+    let text = ws.ok(&["show", "tf.plan"]);
+    assert!(
+        !text.contains("BEGIN OPENSSH PRIVATE KEY"),
+        "the SSH key never appears in a plan"
+    );
+}

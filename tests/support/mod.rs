@@ -83,6 +83,23 @@ pub fn shifted_clock(offset: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Copies the files of `from` into `to`, folders included.
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read example folder").flatten() {
+        // A local `terraform init` leaves `.terraform/` and a lock file: not part of the module.
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy file");
+        }
+    }
+}
+
 /// One Terraform working directory with its own CLI config, torn down on drop.
 pub struct Workspace {
     dir: tempfile::TempDir,
@@ -92,23 +109,46 @@ pub struct Workspace {
 impl Workspace {
     /// A working directory holding `main.tf`, initialised against the mirror.
     pub fn new(main_tf: &str) -> Self {
+        let ws = Self::empty(&[]);
+        ws.write("main.tf", main_tf);
+        ws.ok(&["init", "-input=false"]);
+        ws
+    }
+
+    /// A working directory holding a copy of the folder `tree` (a module with its
+    /// submodules), initialised against this provider's mirror and the other providers'
+    /// filesystem mirrors in `mirrors` (`(path, provider source)`).
+    pub fn from_tree(tree: &Path, mirrors: &[(&Path, &str)]) -> Self {
+        let ws = Self::empty(mirrors);
+        copy_tree(tree, ws.path());
+        ws.ok(&["init", "-input=false"]);
+        ws
+    }
+
+    fn empty(mirrors: &[(&Path, &str)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("tf-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("tempdir");
         let cli_config = dir.path().join("cli.tfrc");
-        std::fs::write(
-            &cli_config,
-            format!(
-                "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/selfhosted/selfhosted\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/selfhosted/selfhosted\"]\n  }}\n}}\n",
-                mirror_root().display()
-            ),
-        )
-        .expect("write cli config");
-        let ws = Workspace { dir, cli_config };
-        ws.write("main.tf", main_tf);
-        ws.ok(&["init", "-input=false"]);
-        ws
+        let ours = "registry.terraform.io/selfhosted/selfhosted";
+        let mut installation = format!(
+            "  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"{ours}\"]\n  }}\n",
+            mirror_root().display()
+        );
+        for (path, source) in mirrors {
+            installation.push_str(&format!(
+                "  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"{source}\"]\n  }}\n",
+                path.display()
+            ));
+        }
+        let excluded: Vec<String> = std::iter::once(ours)
+            .chain(mirrors.iter().map(|(_, s)| *s))
+            .map(|s| format!("\"{s}\""))
+            .collect();
+        installation.push_str(&format!("  direct {{\n    exclude = [{}]\n  }}\n", excluded.join(", ")));
+        std::fs::write(&cli_config, format!("provider_installation {{\n{installation}}}\n")).expect("write cli config");
+        Workspace { dir, cli_config }
     }
 
     /// The working directory.

@@ -1,0 +1,50 @@
+# The cluster itself: assets rendered from known names, then the pivot over SSH onto the
+# controllers once they exist.
+
+resource "selfhosted_cluster_assets" "cluster" {
+  cluster_name       = var.cluster_name
+  kubernetes_version = var.kubernetes_version
+  api_servers        = [local.api_fqdn]
+  etcd_servers       = local.etcd_fqdns
+  host_os            = var.host_os
+}
+
+resource "selfhosted_bootstrap" "cluster" {
+  assets = selfhosted_cluster_assets.cluster.assets
+
+  # A node's name is its kubelet's: on AWS the host name, the first label of the private
+  # DNS name (ip-10-0-1-23).
+  controllers = [
+    for c in aws_instance.controller : {
+      name    = split(".", c.private_dns)[0]
+      address = c.public_ip
+    }
+  ]
+
+  ssh = {
+    user           = "core"
+    private_key_wo = var.ssh_private_key
+  }
+
+  # etcd members find each other by these names; clients reach the apiservers by this one.
+  depends_on = [aws_route53_record.etcd, aws_route53_record.apiserver, aws_lb_listener.apiserver]
+}
+
+module "workers" {
+  source = "./workers"
+
+  name               = "${var.cluster_name}-worker"
+  ami                = var.ami
+  instance_type      = var.worker_type
+  disk_size          = var.disk_size
+  desired_count      = var.worker_count
+  subnet_ids         = aws_subnet.public[*].id
+  security_group_ids = [aws_security_group.worker.id]
+  ignition_version   = local.ignition_version
+  ssh_authorized_key = var.ssh_authorized_key
+  joining_ignition   = selfhosted_cluster_assets.cluster.joining_worker_ignition
+  target_group_arns  = []
+
+  # Workers would wait and retry on their own; this starts them once the API answers.
+  depends_on = [selfhosted_bootstrap.cluster]
+}

@@ -1,0 +1,35 @@
+output "kubeconfig_admin" {
+  description = "Admin kubeconfig."
+  value       = selfhosted_cluster_assets.cluster.admin_kubeconfig
+  sensitive   = true
+}
+
+output "server_url" {
+  description = "The apiserver's URL (through the load balancer)."
+  value       = selfhosted_cluster_assets.cluster.server_url
+}
+
+output "ca_certificate" {
+  description = "The cluster CA (PEM), for the kubernetes and helm providers."
+  value       = selfhosted_cluster_assets.cluster.ca_certificate
+}
+
+output "controller_addresses" {
+  description = "Public addresses of the controllers."
+  value       = aws_instance.controller[*].public_ip
+}
+
+output "worker_security_group_id" {
+  description = "Security group of the workers, for rules of your own (ingress)."
+  value       = aws_security_group.worker.id
+}
+
+output "vpc_id" {
+  description = "The cluster's VPC."
+  value       = aws_vpc.network.id
+}
+
+output "controller_user_data" {
+  description = "The Ignition each controller boots from (no credentials in it), for review."
+  value       = local.controller_user_data
+}

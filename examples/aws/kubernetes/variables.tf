@@ -1,0 +1,94 @@
+variable "cluster_name" {
+  description = "Unique cluster name; prefixes every AWS resource and DNS name."
+  type        = string
+}
+
+variable "dns_zone" {
+  description = "Route 53 zone for the apiserver and etcd names, e.g. `aws.example.com`."
+  type        = string
+}
+
+variable "dns_zone_id" {
+  description = "ID of the Route 53 zone."
+  type        = string
+}
+
+variable "ami" {
+  description = "AMI of the hosts (Fedora CoreOS or Flatcar, matching `host_os`)."
+  type        = string
+}
+
+variable "host_os" {
+  description = "`fedora-coreos` or `flatcar`: how the hosts start the kubelet and etcd."
+  type        = string
+  default     = "fedora-coreos"
+  validation {
+    condition     = contains(["fedora-coreos", "flatcar"], var.host_os)
+    error_message = "host_os must be \"fedora-coreos\" or \"flatcar\"."
+  }
+}
+
+variable "kubernetes_version" {
+  description = "Kubernetes version of the control plane (vMAJOR.MINOR.PATCH); null for the provider's default."
+  type        = string
+  default     = null
+}
+
+variable "availability_zones" {
+  description = "Availability zones, one public subnet each."
+  type        = list(string)
+}
+
+variable "controller_count" {
+  description = "Number of controllers (etcd members): 1, 3 or 5."
+  type        = number
+  default     = 3
+}
+
+variable "controller_type" {
+  description = "Controller instance type."
+  type        = string
+  default     = "t3.medium"
+}
+
+variable "worker_count" {
+  description = "Desired number of workers in the autoscaling group."
+  type        = number
+  default     = 2
+}
+
+variable "worker_type" {
+  description = "Worker instance type."
+  type        = string
+  default     = "t3.medium"
+}
+
+variable "disk_size" {
+  description = "Root volume size in GiB."
+  type        = number
+  default     = 30
+}
+
+variable "host_cidr" {
+  description = "CIDR of the VPC."
+  type        = string
+  default     = "10.0.0.0/16"
+}
+
+variable "ssh_cidrs" {
+  description = "Networks allowed to reach the hosts over SSH (the machine running terraform must be one)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "ssh_authorized_key" {
+  description = "Public key the hosts let in as `core`."
+  type        = string
+}
+
+variable "ssh_private_key" {
+  description = "Private key of `ssh_authorized_key`, for the pivot over SSH. Passed write-only: never stored in state."
+  type        = string
+  sensitive   = true
+  ephemeral   = true
+}

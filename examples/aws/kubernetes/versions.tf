@@ -1,0 +1,12 @@
+terraform {
+  required_version = ">= 1.11"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.100"
+    }
+    selfhosted = {
+      source = "selfhosted/selfhosted"
+    }
+  }
+}

@@ -1,0 +1,71 @@
+# An autoscaling worker group. Workers join without SSH: their user data carries the
+# kubelet's bootstrap kubeconfig, the kubelet asks for a client certificate (TLS
+# bootstrapping), and the controller-manager approves it.
+
+resource "aws_launch_template" "worker" {
+  name_prefix            = "${var.name}-"
+  image_id               = var.ami
+  instance_type          = var.instance_type
+  vpc_security_group_ids = var.security_group_ids
+
+  user_data = base64encode(jsonencode({
+    ignition = {
+      version = var.ignition_version
+      config = {
+        merge = [{ source = "data:;base64,${base64encode(var.joining_ignition)}" }]
+      }
+    }
+    passwd = {
+      users = [{ name = "core", sshAuthorizedKeys = [var.ssh_authorized_key] }]
+    }
+  }))
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_type = "gp3"
+      volume_size = var.disk_size
+      encrypted   = true
+    }
+  }
+
+  metadata_options {
+    http_tokens = "required"
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = { Name = var.name }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_autoscaling_group" "worker" {
+  name                = var.name
+  desired_capacity    = var.desired_count
+  min_size            = var.desired_count
+  max_size            = var.desired_count + 2
+  vpc_zone_identifier = var.subnet_ids
+  target_group_arns   = var.target_group_arns
+
+  launch_template {
+    id      = aws_launch_template.worker.id
+    version = aws_launch_template.worker.latest_version
+  }
+
+  instance_refresh {
+    strategy = "Rolling"
+    preferences {
+      min_healthy_percentage = 50
+    }
+  }
+
+  tag {
+    key                 = "Name"
+    value               = var.name
+    propagate_at_launch = true
+  }
+}

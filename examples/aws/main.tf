@@ -1,0 +1,77 @@
+# A three-controller cluster on AWS with an autoscaling worker group, typhoon-style:
+# Fedora CoreOS (or Flatcar) hosts boot from Ignition this provider renders, etcd runs on
+# the controllers, the apiservers sit behind a network load balancer, and workers join by
+# TLS bootstrapping without SSH. Guide: docs/guides/aws.md.
+
+terraform {
+  required_version = ">= 1.11"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.100"
+    }
+    selfhosted = {
+      source = "selfhosted/selfhosted"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.region
+}
+
+variable "region" {
+  description = "AWS region."
+  type        = string
+  default     = "eu-central-1"
+}
+
+variable "ami" {
+  description = "Fedora CoreOS (or Flatcar) AMI of the region, e.g. from `aws ec2 describe-images` or the OS's release page."
+  type        = string
+}
+
+variable "dns_zone" {
+  description = "Route 53 zone the cluster's names go in, e.g. `aws.example.com`."
+  type        = string
+}
+
+variable "dns_zone_id" {
+  description = "ID of that Route 53 zone."
+  type        = string
+}
+
+variable "ssh_authorized_key" {
+  description = "Public key the hosts let in as `core`."
+  type        = string
+}
+
+variable "ssh_private_key_file" {
+  description = "Its private key, which the provider uses for the pivot (read write-only, never stored)."
+  type        = string
+  default     = "~/.ssh/id_ed25519"
+}
+
+module "nemo" {
+  source = "./kubernetes"
+
+  cluster_name       = "nemo"
+  dns_zone           = var.dns_zone
+  dns_zone_id        = var.dns_zone_id
+  ami                = var.ami
+  ssh_authorized_key = var.ssh_authorized_key
+  ssh_private_key    = file(pathexpand(var.ssh_private_key_file))
+  availability_zones = ["${var.region}a", "${var.region}b", "${var.region}c"]
+  controller_count   = 3
+  worker_count       = 2
+}
+
+output "kubeconfig" {
+  description = "Admin kubeconfig: `terraform output -raw kubeconfig > nemo.kubeconfig`."
+  value       = module.nemo.kubeconfig_admin
+  sensitive   = true
+}
+
+output "server_url" {
+  value = module.nemo.server_url
+}
