@@ -267,4 +267,41 @@ resource "selfhosted_bootstrap" "c" {{
     );
     let text = ws.fails(&["plan", "-input=false", "-no-color"]);
     assert!(text.contains("No controller: controllers"), "{text}");
+
+    // The node contract's paths are defined once: an override that disagrees is refused at
+    // plan, one that repeats the contract is accepted (the attribute is deprecated).
+    let key = ws.path().join("id_ed25519");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let with_paths = |paths: &str| {
+        with_hosts(
+            r#"[{ name = "ctl-0", address = "10.0.0.1" }]"#,
+            &format!("private_key = file({:?})", key.display().to_string()),
+        )
+        .replace("Worker_1", "w-1")
+        .replace("Node-2", "w-2")
+        .replace("  ssh = {", &format!("  paths = {{ {paths} }}\n  ssh = {{"))
+    };
+    ws.write(
+        "main.tf",
+        &with_paths(r#"static_pod_dir = "/opt/manifests", state_dir = "var/lib/x""#),
+    );
+    let text = ws.fails(&["plan", "-input=false", "-no-color"]);
+    for want in [
+        "Path fixed by the node contract: paths.static_pod_dir",
+        "remove paths.static_pod_dir",
+        "Invalid path: paths.state_dir",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    ws.write(
+        "main.tf",
+        &with_paths(r#"static_pod_dir = "/etc/kubernetes/manifests", state_dir = "/var/lib/x""#),
+    );
+    let text = ws.ok(&["plan", "-input=false", "-no-color"]);
+    assert!(text.contains("state_dir      = \"/var/lib/x\""), "{text}");
 }

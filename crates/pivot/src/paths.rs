@@ -1,6 +1,7 @@
-//! Where files go on a host. The defaults are typhoon's conventions, so
-//! typhoon host configs carry over; every one can be overridden because
-//! hosts differ (Fedora CoreOS, Flatcar, Debian).
+//! Where files go on a host: the node contract's paths (`selfhosted_manifests::host::paths`),
+//! the one definition hosts and assets share.
+
+use selfhosted_manifests::host::paths as contract;
 
 /// Remote paths of the host contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +26,13 @@ pub struct RemotePaths {
 impl Default for RemotePaths {
     fn default() -> Self {
         RemotePaths {
-            kubelet_kubeconfig: "/etc/kubernetes/kubeconfig".into(),
-            ca_certificate: "/etc/kubernetes/ca.crt".into(),
-            static_pod_dir: "/etc/kubernetes/manifests".into(),
-            bootstrap_secrets_dir: "/etc/kubernetes/bootstrap-secrets".into(),
-            recovery_secrets_dir: "/etc/kubernetes/recovery-secrets".into(),
-            etcd_tls_dir: "/etc/ssl/etcd".into(),
-            state_dir: "/var/lib/selfhosted".into(),
+            kubelet_kubeconfig: contract::BOOTSTRAP_KUBECONFIG.into(),
+            ca_certificate: contract::CA_FILE.into(),
+            static_pod_dir: contract::STATIC_POD_PATH.into(),
+            bootstrap_secrets_dir: contract::BOOTSTRAP_SECRETS_DIR.into(),
+            recovery_secrets_dir: contract::RECOVERY_SECRETS_DIR.into(),
+            etcd_tls_dir: contract::ETCD_TLS_ROOT.into(),
+            state_dir: contract::STATE_DIR.into(),
         }
     }
 }

@@ -435,30 +435,49 @@ impl Config {
 
         let p = config.get(attr::PATHS).cloned().unwrap_or(Value::Null);
         let d = RemotePaths::default();
-        let mut path_of = |name: &str, default: String| -> String {
+        // The node contract's paths: the hosts' units and the rendered manifests use them, so an
+        // override would make the provider deliver where nothing reads.
+        for (name, fixed, field) in [
+            (
+                "kubelet_kubeconfig",
+                &d.kubelet_kubeconfig,
+                "node.bootstrap_kubeconfig_path",
+            ),
+            ("ca_certificate", &d.ca_certificate, "node.ca_path"),
+            ("static_pod_dir", &d.static_pod_dir, "node.static_pod_path"),
+            (
+                "bootstrap_secrets_dir",
+                &d.bootstrap_secrets_dir,
+                "the bootstrap manifests' hostPath",
+            ),
+            ("etcd_tls_dir", &d.etcd_tls_dir, "node.etcd_env"),
+        ] {
             match string(&mut ctx, &p, name) {
-                Some(s) if s.starts_with('/') => s,
-                Some(s) => {
-                    ctx.err(
-                        AttributePath::root(attr::PATHS).attr(name),
-                        "Invalid path",
-                        format!("{s:?} is not an absolute path"),
-                    );
-                    default
-                }
-                None => default,
+                Some(s) if s.trim_end_matches('/') == fixed.as_str() => {}
+                Some(s) => ctx.err(
+                    AttributePath::root(attr::PATHS).attr(name),
+                    "Path fixed by the node contract",
+                    format!(
+                        "{s:?} differs from {fixed:?}, where the hosts' units and the rendered manifests read it ({field} \
+                         of selfhosted_cluster_assets): remove paths.{name}, and have the hosts follow the contract"
+                    ),
+                ),
+                None => {}
             }
+        }
+        let state_dir = match string(&mut ctx, &p, "state_dir") {
+            Some(s) if s.starts_with('/') && s.len() > 1 => s,
+            Some(s) => {
+                ctx.err(
+                    AttributePath::root(attr::PATHS).attr("state_dir"),
+                    "Invalid path",
+                    format!("{s:?} is not an absolute folder; write e.g. {:?}", d.state_dir),
+                );
+                d.state_dir.clone()
+            }
+            None => d.state_dir.clone(),
         };
-        let paths = RemotePaths {
-            kubelet_kubeconfig: path_of("kubelet_kubeconfig", d.kubelet_kubeconfig),
-            ca_certificate: path_of("ca_certificate", d.ca_certificate),
-            static_pod_dir: path_of("static_pod_dir", d.static_pod_dir),
-            bootstrap_secrets_dir: path_of("bootstrap_secrets_dir", d.bootstrap_secrets_dir),
-            // Fixed: the rendered recovery Pod reads its credentials there.
-            recovery_secrets_dir: d.recovery_secrets_dir,
-            etcd_tls_dir: path_of("etcd_tls_dir", d.etcd_tls_dir),
-            state_dir: path_of("state_dir", d.state_dir),
-        };
+        let paths = RemotePaths { state_dir, ..d };
 
         let assets: BTreeMap<String, String> = match config.get(attr::ASSETS) {
             Some(v) if v.is_known() => v

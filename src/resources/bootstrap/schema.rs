@@ -113,21 +113,28 @@ pub fn schema() -> Schema {
         opt("update", Type::String, "Deadline of an update. Default `20m`."),
         opt("delete", Type::String, "Deadline of a teardown. Default `5m`."),
     ];
+    // Fixed by the node contract: accepted only with the contract's value, for configurations
+    // written before they were fixed.
+    let fixed = |name: &str, path: &str| {
+        opt(
+            name,
+            Type::String,
+            &format!("Deprecated: fixed by the node contract at `{path}`; any other value is an error."),
+        )
+        .deprecated()
+    };
+    use selfhosted_manifests::host::paths as contract;
     let paths = vec![
+        fixed("kubelet_kubeconfig", contract::BOOTSTRAP_KUBECONFIG),
+        fixed("ca_certificate", contract::CA_FILE),
+        fixed("static_pod_dir", contract::STATIC_POD_PATH),
+        fixed("bootstrap_secrets_dir", contract::BOOTSTRAP_SECRETS_DIR),
+        fixed("etcd_tls_dir", contract::ETCD_TLS_ROOT),
         opt(
-            "kubelet_kubeconfig",
+            "state_dir",
             Type::String,
-            "Default `/etc/kubernetes/kubeconfig`.",
+            "The provider's own markers and staging on each host. Default `/var/lib/selfhosted`.",
         ),
-        opt("ca_certificate", Type::String, "Default `/etc/kubernetes/ca.crt`."),
-        opt("static_pod_dir", Type::String, "Default `/etc/kubernetes/manifests`."),
-        opt(
-            "bootstrap_secrets_dir",
-            Type::String,
-            "Default `/etc/kubernetes/bootstrap-secrets`.",
-        ),
-        opt("etcd_tls_dir", Type::String, "Default `/etc/ssl/etcd`."),
-        opt("state_dir", Type::String, "Default `/var/lib/selfhosted`."),
     ];
     let block = Block::new()
         .description(
@@ -170,7 +177,7 @@ pub fn schema() -> Schema {
         .attribute(
             Attribute::nested(attr::PATHS, ObjectNesting::Single, paths)
                 .optional()
-                .description("Remote paths, when hosts differ from typhoon's conventions."),
+                .description("Remote paths. Only `state_dir` may differ from the node contract's paths (`node` of `selfhosted_cluster_assets`)."),
         )
         .attribute(opt(
             attr::ON_DESTROY,

@@ -7,6 +7,7 @@
 //! from the peer certificate which one answered. The bootstrap controller-manager and
 //! scheduler serve no port, so their self-hosted successors can bind 10257/10259.
 
+pub use crate::host::paths::{BOOTSTRAP_SECRETS_DIR, RECOVERY_SECRETS_DIR};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -18,10 +19,6 @@ use crate::object::{
 };
 use crate::params::{Component, ManifestParams};
 
-/// Folder on the first controller holding the bootstrap control plane's credentials.
-pub const BOOTSTRAP_SECRETS_DIR: &str = "/etc/kubernetes/bootstrap-secrets";
-/// Folder on every controller holding the recovery apiserver's credentials.
-pub const RECOVERY_SECRETS_DIR: &str = "/etc/kubernetes/recovery-secrets";
 /// File name of the recovery apiserver's static Pod in the kubelet's static pod folder.
 pub const RECOVERY_MANIFEST: &str = "kube-apiserver-recovery.yaml";
 /// Annotation of the recovery static Pod that `selfhosted-agent hand-back` rewrites to have

@@ -13,14 +13,7 @@ use crate::RenderError;
 /// A suggested admin group: bound to `cluster-admin`, so admin access can be revoked
 /// (unlike `system:masters`).
 pub const ADMIN_GROUP: &str = "selfhosted:cluster-admins";
-/// Host path of the kubelet's bootstrap kubeconfig.
-pub const BOOTSTRAP_KUBECONFIG: &str = "/etc/kubernetes/kubeconfig";
-/// Host path of the cluster CA.
-pub const CA_FILE: &str = "/etc/kubernetes/ca.crt";
-/// Host path of the kubelet's static pod folder.
-pub const STATIC_POD_PATH: &str = "/etc/kubernetes/manifests";
-/// Host path where the contract's KubeletConfiguration goes.
-pub const KUBELET_CONFIG_PATH: &str = "/etc/kubernetes/kubelet.yaml";
+pub use crate::host::paths::{BOOTSTRAP_KUBECONFIG, CA_FILE, KUBELET_CONFIG_PATH, STATIC_POD_PATH};
 /// Where the kubelet keeps the client certificate it obtained (its own kubeconfig).
 pub const KUBELET_KUBECONFIG: &str = "/var/lib/kubelet/kubeconfig";
 /// containerd's CRI socket.

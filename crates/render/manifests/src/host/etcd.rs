@@ -1,14 +1,8 @@
 //! etcd's settings on each controller: members named `etcd0`, `etcd1`, … in the order of
 //! `etcd_servers`, each advertising its own name, TLS from the files the provider delivers.
 
+pub use super::paths::{ETCD_ENV_PATH, ETCD_SERVER_CERT, ETCD_TLS_DIR};
 use crate::params::ManifestParams;
-
-/// Where a controller's etcd settings go.
-pub const ETCD_ENV_PATH: &str = "/etc/etcd/etcd.env";
-/// The folder of etcd's own TLS material (serving and peer), as the provider delivers it.
-pub const ETCD_TLS_DIR: &str = "/etc/ssl/etcd/etcd";
-/// etcd's serving certificate: delivered last, so its arrival starts etcd.
-pub const ETCD_SERVER_CERT: &str = "/etc/ssl/etcd/etcd/server.crt";
 
 /// The member name of the `i`-th of `etcd_servers`.
 pub fn member_name(i: usize) -> String {
