@@ -57,8 +57,9 @@ fn attribute_line(name: &str, a: &Value) -> String {
     format!("- `{name}` ({}) {desc}", flags.join(", "))
 }
 
-fn render_block(block: &Value, out: &mut String) {
-    let attrs = block["attributes"].as_object().cloned().unwrap_or_default();
+/// The attributes of a block or of a nested attribute, grouped as the registry shows them,
+/// then the schema of each nested attribute (`ssh`, `ssh.bastions`, …) under its full path.
+fn render_attributes(attrs: &serde_json::Map<String, Value>, path: &str, out: &mut String) {
     type Pick = fn(&Value) -> bool;
     let groups: [(&str, Pick); 3] = [
         ("Required", |a| a["required"] == true),
@@ -75,6 +76,26 @@ fn render_block(block: &Value, out: &mut String) {
             out.push_str(&format!("\n### {title}\n\n{}\n", lines.join("\n")));
         }
     }
+    for (name, a) in attrs {
+        let Some(nested) = a["nested_type"]["attributes"].as_object() else {
+            continue;
+        };
+        let full = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path}.{name}")
+        };
+        out.push_str(&format!(
+            "\n<a id=\"nestedatt--{}\"></a>\n### Nested Schema for `{full}`\n",
+            full.replace('.', "--")
+        ));
+        render_attributes(nested, &full, out);
+    }
+}
+
+fn render_block(block: &Value, out: &mut String) {
+    let attrs = block["attributes"].as_object().cloned().unwrap_or_default();
+    render_attributes(&attrs, "", out);
     if let Some(blocks) = block["block_types"].as_object() {
         for (name, b) in blocks {
             out.push_str(&format!("\n### Nested block `{name}`\n"));

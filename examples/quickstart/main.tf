@@ -5,7 +5,7 @@
 # addresses): put your machines there, or plan against them to review.
 
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.11"
   required_providers {
     selfhosted = {
       source = "selfhosted/selfhosted"
