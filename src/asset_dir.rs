@@ -2,6 +2,12 @@
 //! folders 0700, each file written to a temporary name in its own folder and
 //! renamed into place, identical files left alone, and only files this
 //! provider owns (the asset paths) ever touched.
+//!
+//! The folder may be shared with other local users, so nothing here follows a link
+//! someone planted: a folder below `asset_dir` that is a symbolic link is refused, an
+//! existing one is made 0700, temporary files are created exclusively (`O_EXCL`,
+//! `O_NOFOLLOW`) under unpredictable names, and a link at a file's place is replaced,
+//! never written through.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,6 +23,12 @@ pub enum AssetDirError {
     /// An asset path would leave the folder (absolute, or with `..`).
     #[error("asset path {0:?} is not a plain relative path")]
     UnsafePath(String),
+    /// A folder below `asset_dir` is a symbolic link (or not a folder): keys would land
+    /// wherever it points.
+    #[error(
+        "{0} is a symbolic link or not a folder; remove it: keys are written only into real folders below asset_dir"
+    )]
+    NotAFolder(PathBuf),
     /// Creating a folder failed.
     #[error("creating folder {path}")]
     CreateDir {
@@ -65,34 +77,77 @@ fn create_dirs(path: &Path) -> Result<(), AssetDirError> {
         })
 }
 
-/// Writes `content` to a temporary name beside `path` (mode 0600), unless
-/// `path` already holds it; returns the temporary file to rename into place.
-fn stage(path: &Path, content: &str) -> Result<Option<PathBuf>, AssetDirError> {
-    if let Ok(meta) = fs::metadata(path) {
-        let same_mode = meta.permissions().mode() & 0o777 == 0o600;
-        if same_mode && fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
-            return Ok(None);
+/// Creates the folders from `dir` (exclusive) down to `folder`, each a real folder (not a
+/// link) made 0700 if it was not.
+fn owned_dirs(dir: &Path, folder: &Path) -> Result<(), AssetDirError> {
+    create_dirs(folder)?;
+    let Ok(rel) = folder.strip_prefix(dir) else {
+        return Ok(());
+    };
+    let mut at = dir.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        let meta = fs::symlink_metadata(&at).map_err(|source| AssetDirError::CreateDir {
+            path: at.clone(),
+            source,
+        })?;
+        if !meta.file_type().is_dir() {
+            return Err(AssetDirError::NotAFolder(at));
+        }
+        if meta.permissions().mode() & 0o777 != 0o700 {
+            fs::set_permissions(&at, fs::Permissions::from_mode(0o700)).map_err(|source| AssetDirError::CreateDir {
+                path: at.clone(),
+                source,
+            })?;
         }
     }
-    let parent = path.parent().unwrap_or(Path::new("."));
-    create_dirs(parent)?;
+    Ok(())
+}
+
+/// A temporary name beside `path`, different at every call (a name planted ahead makes the
+/// exclusive create fail; it is never written through).
+fn temporary_name(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = Sha256::new();
+    h.update(std::process::id().to_le_bytes());
+    h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
+    let tag: String = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    path.with_file_name(format!(".{name}.tmp-{tag}"))
+}
+
+/// Writes `content` to a temporary name beside `path` (mode 0600), unless
+/// `path` already holds it as a regular 0600 file; returns the temporary file to rename
+/// into place.
+fn stage(dir: &Path, path: &Path, content: &str) -> Result<Option<PathBuf>, AssetDirError> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        let same = meta.file_type().is_file() && meta.permissions().mode() & 0o777 == 0o600;
+        if same && fs::read(path).is_ok_and(|old| old == content.as_bytes()) {
+            return Ok(None);
+        }
+    }
+    let parent = path.parent().unwrap_or(Path::new("."));
+    owned_dirs(dir, parent)?;
+    let tmp = temporary_name(path);
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&tmp)?;
         f.write_all(content.as_bytes())?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+        f.set_permissions(fs::Permissions::from_mode(0o600))
     })();
     if let Err(source) = result {
-        let _ = fs::remove_file(&tmp);
+        if source.kind() != std::io::ErrorKind::AlreadyExists {
+            let _ = fs::remove_file(&tmp);
+        }
         return Err(AssetDirError::Write {
             path: path.to_owned(),
             source,
@@ -107,7 +162,7 @@ fn stage(path: &Path, content: &str) -> Result<Option<PathBuf>, AssetDirError> {
 fn write_all(dir: &Path, files: &[(PathBuf, &str)]) -> Result<usize, AssetDirError> {
     let mut staged: Vec<(PathBuf, &Path)> = Vec::new();
     for (path, content) in files {
-        match stage(path, content) {
+        match stage(dir, path, content) {
             Ok(Some(tmp)) => staged.push((tmp, path)),
             Ok(None) => {}
             Err(e) => {
@@ -237,7 +292,7 @@ pub fn digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Strin
 }
 
 /// Digest of the files named by `paths` as they are on disk now (a missing
-/// file or wrong mode counts as different content), comparable with
+/// file, a link in its place or a wrong mode counts as different content), comparable with
 /// [`digest`] of the assets.
 pub fn digest_on_disk<'a>(dir: &Path, paths: impl IntoIterator<Item = &'a str>) -> String {
     let files: Vec<(&str, Vec<u8>)> = paths
@@ -245,7 +300,10 @@ pub fn digest_on_disk<'a>(dir: &Path, paths: impl IntoIterator<Item = &'a str>) 
         .map(|rel| {
             let content = target(dir, rel)
                 .ok()
-                .filter(|p| fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o777 == 0o600))
+                .filter(|p| {
+                    fs::symlink_metadata(p)
+                        .is_ok_and(|m| m.file_type().is_file() && m.permissions().mode() & 0o777 == 0o600)
+                })
                 .and_then(|p| fs::read(p).ok())
                 .unwrap_or_else(|| b"\0missing".to_vec());
             (rel, content)
@@ -308,5 +366,41 @@ mod tests {
             let err = sync(tmp.path(), &assets(&[(bad, "x")]), []).unwrap_err();
             assert!(matches!(err, AssetDirError::UnsafePath(_)), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn planted_links_are_never_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("assets");
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir_all(&elsewhere).unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        // A folder below asset_dir that is a link: refused, nothing lands where it points.
+        std::os::unix::fs::symlink(&elsewhere, dir.join("tls")).unwrap();
+        let a = assets(&[("tls/ca.key", "KEY")]);
+        let err = sync(&dir, &a, []).unwrap_err();
+        assert!(matches!(err, AssetDirError::NotAFolder(_)), "{err}");
+        assert_eq!(
+            fs::read_dir(&elsewhere).unwrap().count(),
+            0,
+            "nothing written through the link"
+        );
+        fs::remove_file(dir.join("tls")).unwrap();
+        // A link at a file's place is replaced by the file, its target left alone.
+        fs::create_dir(dir.join("tls")).unwrap();
+        fs::set_permissions(dir.join("tls"), fs::Permissions::from_mode(0o755)).unwrap();
+        let target = elsewhere.join("captured");
+        fs::write(&target, "untouched").unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("tls/ca.key")).unwrap();
+        assert_eq!(sync(&dir, &a, []).unwrap(), 1);
+        let meta = fs::symlink_metadata(dir.join("tls/ca.key")).unwrap();
+        assert!(meta.file_type().is_file(), "the link was replaced");
+        assert_eq!(fs::read_to_string(dir.join("tls/ca.key")).unwrap(), "KEY");
+        assert_eq!(fs::read_to_string(&target).unwrap(), "untouched");
+        assert_eq!(
+            fs::metadata(dir.join("tls")).unwrap().permissions().mode() & 0o777,
+            0o700,
+            "an existing folder is made private"
+        );
     }
 }

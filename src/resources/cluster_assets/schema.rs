@@ -273,7 +273,7 @@ pub fn schema() -> Schema {
         .attribute(input(
             attr::ASSET_DIR,
             Type::String,
-            "Optional local folder to write every asset to (files 0600, folders 0700, atomically; only files this resource owns are touched, and removed on destroy).",
+            "Optional local folder to write every asset to (files 0600, folders 0700, atomically; only files this resource owns are touched, and removed on destroy). A folder below it that is a symbolic link is refused, and a link in place of a file is replaced, never written through.",
         ))
         .attribute(defaulted(
             attr::KUBERNETES_VERSION,
