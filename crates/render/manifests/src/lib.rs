@@ -136,10 +136,21 @@ fn public_and_extra_secrets(p: &ManifestParams) -> Result<(BTreeMap<String, Stri
         insert(&mut out, "manifests", o, None)?;
     }
     let mut secrets = Vec::new();
+    // The Secrets this provider renders with key material have fixed names: a user Secret
+    // that repeats one (or another user Secret) is found here, at plan, like any object.
+    let mut secret_files = BTreeMap::new();
+    for name in [
+        control_plane::APISERVER_SECRET,
+        control_plane::CONTROLLER_MANAGER_SECRET,
+    ] {
+        let ours = serde_json::json!({ "apiVersion": "v1", "kind": "Secret", "metadata": object::meta(name, Some(object::NAMESPACE), &[]) });
+        insert(&mut secret_files, "manifests", &ours, None)?;
+    }
     for e in &p.extra_manifests {
         let mut obj = e.object.clone();
         object::add_managed_label(&mut obj);
         if obj.get("kind").and_then(Value::as_str) == Some("Secret") {
+            insert(&mut secret_files, "manifests", &obj, Some((e.source, e.document)))?;
             secrets.push((obj, e.source, e.document));
         } else {
             insert(&mut out, "manifests", &obj, Some((e.source, e.document)))?;

@@ -235,4 +235,13 @@ fn extra_manifests() {
         format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n---\n{good}"),
     ];
     one(&raw, "extra_manifests[1]", "document 2 repeats an object");
+    // Secrets too, though ours are rendered only with key material: at plan, not at apply.
+    let secret =
+        |name: &str| format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: kube-system\n");
+    raw.extra_manifests = vec![secret("kube-apiserver")];
+    one(&raw, "extra_manifests[0]", "document 1 repeats an object");
+    raw.extra_manifests = vec![secret("mine"), secret("mine")];
+    one(&raw, "extra_manifests[1]", "document 1 repeats an object");
+    raw.extra_manifests = vec![secret("mine")];
+    assert!(parse_params(&raw).is_ok(), "a Secret of the user's own is fine");
 }
