@@ -9,6 +9,7 @@
 //! Ready pod alone can lie.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use selfhosted_transport::{CancellationToken, LearnedHostKey, Session};
 use tokio::time::Instant;
@@ -100,6 +101,47 @@ pub(crate) enum Procedure {
     Upgrade,
 }
 
+impl Procedure {
+    /// The phases of this procedure, in order.
+    fn phases(self) -> &'static [Phase] {
+        match self {
+            Procedure::Pivot => &[
+                Phase::Preflight,
+                Phase::NodeSecrets,
+                Phase::BootstrapControlPlane,
+                Phase::WaitForApiserver,
+                Phase::ApplyManifests,
+                Phase::LabelControllers,
+                Phase::WaitForSelfHosted,
+                Phase::RemoveBootstrap,
+                Phase::RecoveryApiserver,
+                Phase::Verify,
+            ],
+            Procedure::Upgrade => &[
+                Phase::Preflight,
+                Phase::NodeSecrets,
+                Phase::WaitForApiserver,
+                Phase::ApplyManifests,
+                Phase::LabelControllers,
+                Phase::ApiserverHandOver,
+                Phase::RollOut,
+                Phase::RemoveNodes,
+                Phase::RecoveryApiserver,
+                Phase::Verify,
+            ],
+        }
+    }
+
+    /// The phase under way when the last one completed was `reached`.
+    fn after(self, reached: Option<Phase>) -> Phase {
+        let phases = self.phases();
+        match reached.and_then(|r| phases.iter().position(|p| *p == r)) {
+            None => phases[0],
+            Some(i) => phases.get(i + 1).copied().unwrap_or(phases[phases.len() - 1]),
+        }
+    }
+}
+
 /// Preflight, then `procedure`'s phases on the connected fleet; on failure, what was done
 /// so far with the error.
 pub(crate) async fn run(
@@ -109,9 +151,53 @@ pub(crate) async fn run(
     procedure: Procedure,
 ) -> Result<Outcome, Box<(Outcome, PivotError)>> {
     let mut outcome = Outcome::default();
-    match on_fleet(inventory, params, cancel, procedure, &mut outcome).await {
-        Ok(()) => Ok(outcome),
-        Err(e) => Box::pin(async { Err(Box::new((outcome, e))) }).await,
+    let work = Box::pin(on_fleet(inventory, params, cancel, procedure, &mut outcome));
+    match bound(work, params.deadline, cancel).await {
+        Ok(Ok(())) => Ok(outcome),
+        Ok(Err(e)) => Box::pin(async { Err(Box::new((outcome, e))) }).await,
+        Err(why) => {
+            let phase = procedure.after(outcome.reached);
+            Err(Box::new((outcome, PivotError::new(phase, why))))
+        }
+    }
+}
+
+/// How long past the deadline the work may still gather evidence of what it waited for.
+const EVIDENCE_GRACE: Duration = Duration::from_secs(30);
+/// How long a cancelled operation may take to stop by itself, with its own error.
+const CANCEL_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs `work` until it ends, or stops it (dropping every SSH command and API call in
+/// flight) once it outlives the deadline by [`EVIDENCE_GRACE`], or [`CANCEL_GRACE`] after
+/// Terraform asked the provider to stop. `Err` says which.
+async fn bound<F: std::future::Future + Unpin>(
+    work: F,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<F::Output, String> {
+    bound_within(work, deadline + EVIDENCE_GRACE, cancel, CANCEL_GRACE).await
+}
+
+async fn bound_within<F: std::future::Future + Unpin>(
+    mut work: F,
+    hard: Instant,
+    cancel: &CancellationToken,
+    cancel_grace: Duration,
+) -> Result<F::Output, String> {
+    tokio::select! {
+        biased;
+        out = &mut work => return Ok(out),
+        () = cancel.cancelled() => {}
+        () = tokio::time::sleep_until(hard) => {
+            return Err(format!(
+                "not done {}s after the deadline (`timeouts`); stopped. Rerun apply to continue from here, with a longer timeout if the hosts are slow",
+                EVIDENCE_GRACE.as_secs()
+            ))
+        }
+    }
+    match tokio::time::timeout(cancel_grace, &mut work).await {
+        Ok(out) => Ok(out),
+        Err(_) => Err("stopped: Terraform asked the provider to stop (Ctrl-C). Every step is idempotent: rerun apply to continue from here".into()),
     }
 }
 
@@ -251,5 +337,70 @@ pub(crate) async fn bounded<T, E: std::error::Error>(
             format!("timed out; last observed: {}", api.waiter.progress().last()),
         )),
         () = cancel.cancelled() => Err(PivotError::new(phase, "cancelled")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn work_that_ends_is_never_stopped() {
+        let cancel = CancellationToken::new();
+        let out = bound_within(Box::pin(async { 7 }), Instant::now() + MS, &cancel, MS).await;
+        assert_eq!(out, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn a_hung_command_is_stopped_after_the_deadline() {
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        let out = bound_within(Box::pin(std::future::pending::<()>()), started + MS, &cancel, MS).await;
+        assert!(out.unwrap_err().contains("after the deadline"));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_stops_hung_work_within_the_grace() {
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(MS).await;
+            trigger.cancel();
+        });
+        let started = Instant::now();
+        let far = started + Duration::from_secs(3600);
+        let out = bound_within(Box::pin(std::future::pending::<()>()), far, &cancel, MS).await;
+        assert!(out.unwrap_err().contains("Ctrl-C"));
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn cancelled_work_that_stops_by_itself_keeps_its_own_result() {
+        let cancel = CancellationToken::new();
+        let inner = cancel.clone();
+        cancel.cancel();
+        let work = Box::pin(async move {
+            inner.cancelled().await;
+            "its own error"
+        });
+        let far = Instant::now() + Duration::from_secs(3600);
+        assert_eq!(bound_within(work, far, &cancel, MS).await, Ok("its own error"));
+    }
+
+    #[test]
+    fn the_phase_under_way_follows_the_last_one_reached() {
+        assert_eq!(Procedure::Pivot.after(None), Phase::Preflight);
+        assert_eq!(
+            Procedure::Pivot.after(Some(Phase::NodeSecrets)),
+            Phase::BootstrapControlPlane
+        );
+        assert_eq!(
+            Procedure::Upgrade.after(Some(Phase::LabelControllers)),
+            Phase::ApiserverHandOver
+        );
+        assert_eq!(Procedure::Pivot.after(Some(Phase::Verify)), Phase::Verify);
     }
 }

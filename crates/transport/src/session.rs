@@ -203,6 +203,17 @@ pub enum ExecError {
         #[source]
         source: Box<russh::Error>,
     },
+    /// The command wrote more to stdout than any command of this provider should; it was
+    /// stopped rather than buffered without bound.
+    #[error("{host}: `{command}` wrote more than {limit} bytes to stdout; stopped")]
+    TooMuchOutput {
+        /// Host name.
+        host: String,
+        /// The command (abbreviated).
+        command: String,
+        /// The limit.
+        limit: usize,
+    },
     /// The connection went away before the command reported an exit status.
     #[error("{host}: connection lost while running `{command}`")]
     ConnectionLost {
@@ -234,6 +245,11 @@ pub enum ExecError {
         stderr_tail: String,
     },
 }
+
+/// The most stdout a command may produce (file reads, listings, log tails are far smaller).
+pub const MAX_STDOUT: usize = 64 << 20;
+/// How much of the end of stderr is kept.
+const MAX_STDERR: usize = 1 << 20;
 
 /// What a command produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -478,15 +494,31 @@ impl Session {
             let mut out = Output::default();
             while let Some(msg) = read.wait().await {
                 match msg {
-                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => out.stderr.extend_from_slice(&data),
+                    ChannelMsg::Data { data } => {
+                        if out.stdout.len() + data.len() > MAX_STDOUT {
+                            return Err(ExecError::TooMuchOutput {
+                                host: self.inner.name.clone(),
+                                command: abbreviate(command),
+                                limit: MAX_STDOUT,
+                            });
+                        }
+                        out.stdout.extend_from_slice(&data);
+                    }
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        // Only the end of stderr is ever shown: keep a bounded tail.
+                        out.stderr.extend_from_slice(&data);
+                        if out.stderr.len() > MAX_STDERR {
+                            let excess = out.stderr.len() - MAX_STDERR;
+                            out.stderr.drain(..excess);
+                        }
+                    }
                     ChannelMsg::ExitStatus { exit_status } => out.status = Some(exit_status),
                     ChannelMsg::ExitSignal { signal_name, .. } => out.signal = Some(format!("{signal_name:?}")),
                     ChannelMsg::Close => break,
                     _ => {}
                 }
             }
-            out
+            Ok(out)
         };
         // A command may exit without reading all its input, and a dead connection never opens
         // its window again: the reader decides when this is over; the writer is dropped then.
@@ -494,7 +526,7 @@ impl Session {
         let mut writing = true;
         let out = loop {
             tokio::select! {
-                out = &mut reader => break out,
+                out = &mut reader => break out?,
                 _ = &mut writer, if writing => writing = false,
             }
         };

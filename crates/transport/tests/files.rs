@@ -272,3 +272,31 @@ async fn small_batches_stay_atomic_when_the_connection_dies() {
         "leftovers removed"
     );
 }
+
+#[tokio::test]
+async fn a_command_flooding_stdout_is_stopped_and_stderr_keeps_its_end() {
+    let Some(tb) = hosts("a_command_flooding_stdout_is_stopped", 1) else {
+        return;
+    };
+    let (session, _) = Session::connect(&tb.spec(0).unwrap()).await.unwrap();
+    let limit = selfhosted_transport::session::MAX_STDOUT;
+    let err = session
+        .exec(&format!("head -c {} /dev/zero", limit + 1))
+        .await
+        .expect_err("more than the limit is refused");
+    assert!(matches!(err, ExecError::TooMuchOutput { .. }), "{err}");
+    assert!(err.to_string().contains("h1"), "names the host: {err}");
+    // The same connection still runs commands.
+    let out = session
+        .exec(&format!("head -c {limit} /dev/zero | wc -c"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text().trim(), limit.to_string());
+    // stderr keeps a bounded tail: the last line survives two MiB of noise.
+    let out = session
+        .exec("head -c 2097152 /dev/zero | tr '\\0' x >&2; echo; echo the-end >&2")
+        .await
+        .unwrap();
+    assert!(out.stderr.len() <= 1 << 20, "{}", out.stderr.len());
+    assert!(out.stderr_tail().ends_with("the-end"), "{}", out.stderr_tail());
+}
