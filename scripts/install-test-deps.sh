@@ -7,7 +7,9 @@ apt_pkgs=(openssh-server openssh-client sudo iproute2 etcd-server etcd-client op
   # the real control-plane lane (tests/lane): runtime, and the tools that build Kubernetes v1.20.2
   containerd runc containernetworking-plugins rsync gcc libc6-dev make python3
   # the load balancer in front of the apiservers of the multi-controller lane
-  haproxy)
+  haproxy
+  # release artifacts (scripts/release.sh): zips, and the signature of their checksums
+  zip unzip gnupg)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
