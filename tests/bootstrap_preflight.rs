@@ -152,6 +152,26 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
     let text = ws.fails(&["validate", "-no-color"]);
     assert!(text.contains("host_key") && text.contains("known_hosts"), "{text}");
     assert!(text.contains("connect_timeout") || text.contains("duration"), "{text}");
+
+    // A teardown on destroy cannot use the write-only key: Terraform sends no configuration
+    // then. Said at validate, on on_destroy.
+    let cfg = config(&tb, "core", &hosts(&tb))
+        .replace("private_key     = file(", "private_key_wo  = file(")
+        .replace(
+            "  assets      = selfhosted",
+            "  on_destroy  = \"teardown\"\n  assets      = selfhosted",
+        );
+    ws.write("main.tf", &cfg);
+    let text = ws.fails(&["validate", "-no-color"]);
+    assert!(
+        text.contains("Teardown cannot log in") && text.contains("on_destroy"),
+        "{text}"
+    );
+    ws.write(
+        "main.tf",
+        &cfg.replace("on_destroy  = \"teardown\"", "on_destroy  = \"keep\""),
+    );
+    ws.ok(&["validate", "-no-color"]);
 }
 
 #[test]

@@ -229,6 +229,7 @@ impl Config {
         let key_wo = string(&mut ctx, &ssh, "private_key_wo");
         let passphrase = string(&mut ctx, &ssh, "private_key_passphrase");
         let agent = matches!(field(&ssh, "agent"), Field::Bool(true));
+        let key_only_write_only = key.is_none() && key_wo.is_some();
         let auth = match (key, key_wo) {
             (Some(_), Some(_)) => {
                 ctx.err(
@@ -420,12 +421,21 @@ impl Config {
                 ApiAccess::Tunnel
             }
         };
-        if let Err(other) = OnDestroy::of(config) {
-            ctx.err(
+        match OnDestroy::of(config) {
+            Err(other) => ctx.err(
                 AttributePath::root(attr::ON_DESTROY),
                 "Invalid on_destroy",
                 format!("{other:?}; write \"keep\" or \"teardown\""),
-            );
+            ),
+            // Terraform sends no configuration on destroy, so a write-only key is gone then.
+            Ok(OnDestroy::Teardown) if key_only_write_only && !agent => ctx.err(
+                AttributePath::root(attr::ON_DESTROY),
+                "Teardown cannot log in",
+                "on_destroy = \"teardown\" logs in to the hosts when the resource is destroyed, but Terraform sends no \
+                 configuration then and keeps no write-only value, so ssh.private_key_wo is gone: use ssh.private_key \
+                 (kept in state as a sensitive value) or ssh.agent = true for a teardown, or keep on_destroy = \"keep\".",
+            ),
+            Ok(_) => {}
         }
         let t = config.get(attr::TIMEOUTS).cloned().unwrap_or(Value::Null);
         let tp = AttributePath::root(attr::TIMEOUTS);

@@ -166,6 +166,19 @@ impl Bootstrap {
         }
         let learned = learned_of(&req.prior_state);
         let config = Config::read(&req.config, &learned)?;
+        // Just imported (no hosts in state yet): the ID named the first controller.
+        let imported = req.prior_state.get(attr::CONTROLLERS).is_none_or(Value::is_null) && !req.prior_state.is_null();
+        if let (true, Some(c), Some(id)) = (imported, &config, req.prior_state.get(attr::ID).and_then(Value::as_str)) {
+            let first = c.inventory.bootstrap().name.as_str();
+            if first != id {
+                return Err(Diagnostic::error(
+                    "Imported under another controller's name",
+                    format!("The import ID was {id:?}, but controllers[0].name is {first:?}: import again with {first:?}, or list the controllers in the order the cluster was created."),
+                )
+                .at(AttributePath::root(attr::CONTROLLERS).index(0).attr("name"))
+                .into());
+            }
+        }
         let digest = config.as_ref().map(|c| assets_digest(&c.assets));
         let prior_digest = req
             .prior_state
@@ -350,13 +363,30 @@ impl Resource for Bootstrap {
         }
     }
 
-    async fn import(&self, _req: ImportRequest) -> ImportResponse {
+    /// Adopts a cluster this provider already made self-hosted (its state lost, or made by
+    /// another configuration): the ID is the first controller's node name. The next apply
+    /// then runs as an update on the running cluster (preflight, node files, the manifests
+    /// applied, a hand-over only if the apiserver differs): never the pivot again.
+    async fn import(&self, req: ImportRequest) -> ImportResponse {
+        let name = req.id.trim();
+        if !selfhosted_manifests::names::is_dns_subdomain(name) {
+            return ImportResponse {
+                diagnostics: Diagnostic::error(
+                    "Cannot import selfhosted_bootstrap",
+                    format!(
+                        "{name:?} is not a node name. The import ID is the name of the first controller, as in controllers[0].name, e.g. \"nemo-controller-0\"."
+                    ),
+                )
+                .into(),
+                ..ImportResponse::default()
+            };
+        }
+        let mut state = Value::null_object(&schema::schema().value_type());
+        state.set_attr(attr::ID, Value::from(name));
+        // The pivot is done: what is left for apply is the update that confirms the cluster.
+        state.set_attr(attr::PHASE, Value::from(selfhosted_pivot::Phase::Verify.name()));
         ImportResponse {
-            diagnostics: Diagnostic::error(
-                "selfhosted_bootstrap cannot be imported",
-                "It holds no remote object of its own: declare it and run terraform apply; every phase is idempotent, so on a cluster that is already self-hosted the apply only confirms it.",
-            )
-            .into(),
+            state,
             ..ImportResponse::default()
         }
     }
