@@ -36,6 +36,9 @@ done
 echo "== Ignition's own validator (an independent check of the rendered Ignition; cached)"
 SELFHOSTED_IGNITION_VALIDATE=$(bash tests/tools/go-tool.sh ignition-validate github.com/coreos/ignition/v2/validate@v2.24.0)
 export SELFHOSTED_IGNITION_VALIDATE
+echo "== OpenTofu (the quickstart and the assets lifecycle also run under tofu; cached)"
+SELFHOSTED_TOFU=$(bash tests/tools/tofu.sh v1.12.6)
+export SELFHOSTED_TOFU
 echo "== the node agent image (selfhosted-agent, imported by the lane hosts)"
 bash tests/lane/agent-image.sh
 echo "== cargo nextest"

@@ -51,7 +51,21 @@ fn openssl_verify(dir: &std::path::Path, ca: &str, cert: &str) {
 
 #[test]
 fn lifecycle_apply_refresh_plan_empty_change_destroy() {
-    let ws = Workspace::new(&config(r#"["nemo.example.com", "203.0.113.10"]"#, ""));
+    lifecycle(Workspace::new(&config(r#"["nemo.example.com", "203.0.113.10"]"#, "")));
+}
+
+#[test]
+fn lifecycle_under_opentofu() {
+    let Some(tofu) = support::tofu() else { return };
+    lifecycle(Workspace::new_with_cli(
+        &config(r#"["nemo.example.com", "203.0.113.10"]"#, ""),
+        &tofu,
+    ));
+}
+
+/// Apply, refresh, an empty plan, a change that re-issues only what it must, drift on disk
+/// rewritten, destroy: run by `ws`'s CLI (Terraform or OpenTofu).
+fn lifecycle(ws: Workspace) {
     ws.apply();
 
     let out = ws.outputs();

@@ -14,7 +14,17 @@ fn example(path: &str) -> String {
 
 #[test]
 fn quickstart_applies_and_its_bootstrap_plans_against_placeholder_hosts() {
-    let ws = Workspace::new(&example("examples/quickstart/main.tf"));
+    quickstart(Workspace::new(&example("examples/quickstart/main.tf")));
+}
+
+#[test]
+fn quickstart_under_opentofu() {
+    let Some(tofu) = support::tofu() else { return };
+    quickstart(Workspace::new_with_cli(&example("examples/quickstart/main.tf"), &tofu));
+}
+
+/// The quickstart applied and its bootstrap planned with the write-only key, by `ws`'s CLI.
+fn quickstart(ws: Workspace) {
     ws.apply();
     assert_eq!(ws.outputs()["server_url"]["value"], "https://nemo.example.com:6443");
 

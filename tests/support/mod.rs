@@ -12,6 +12,30 @@ use std::sync::OnceLock;
 /// Provider version the mirror advertises; examples pin nothing narrower.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// OpenTofu's `tofu`, built from the Go module proxy by `tests/tools/tofu.sh` (which
+/// `scripts/test.sh` runs and names in `SELFHOSTED_TOFU`). Under CI it must be there.
+pub fn tofu() -> Option<PathBuf> {
+    let path = PathBuf::from(
+        std::env::var("SELFHOSTED_TOFU").unwrap_or_else(|_| "/var/cache/selfhosted-lane/tools/tofu-v1.12.6".into()),
+    );
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "no OpenTofu at {} (bash tests/tools/tofu.sh)",
+        path.display()
+    );
+    eprintln!(
+        "\n*** SKIPPED: no OpenTofu at {} (bash tests/tools/tofu.sh) ***\n",
+        path.display()
+    );
+    None
+}
+
+/// The hosts the mirror serves the provider under.
+const REGISTRIES: [&str; 2] = ["registry.terraform.io", "registry.opentofu.org"];
+
 /// A mirror shared by every test process run against one build of the
 /// provider. nextest runs each test in its own process, so the mirror is keyed
 /// by the binary's size and mtime rather than the process, and the binary is
@@ -36,13 +60,16 @@ fn mirror_root() -> &'static Path {
             .prefix("tf-mirror-staging-")
             .tempdir_in(tmpdir)
             .expect("mirror staging dir");
-        let dest = staging.path().join(format!(
-            "registry.terraform.io/selfhosted/selfhosted/{VERSION}/linux_amd64"
-        ));
-        std::fs::create_dir_all(&dest).expect("create mirror dir");
-        let bin = dest.join(format!("terraform-provider-selfhosted_v{VERSION}"));
-        if std::fs::hard_link(built, &bin).is_err() {
-            std::fs::copy(built, &bin).expect("copy provider into mirror");
+        // Under both registries' names: OpenTofu's default host is registry.opentofu.org.
+        for registry in REGISTRIES {
+            let dest = staging
+                .path()
+                .join(format!("{registry}/selfhosted/selfhosted/{VERSION}/linux_amd64"));
+            std::fs::create_dir_all(&dest).expect("create mirror dir");
+            let bin = dest.join(format!("terraform-provider-selfhosted_v{VERSION}"));
+            if std::fs::hard_link(built, &bin).is_err() {
+                std::fs::copy(built, &bin).expect("copy provider into mirror");
+            }
         }
         // Another test process may have won the race; its mirror is as good.
         if std::fs::rename(staging.path(), &root).is_ok() {
@@ -104,12 +131,20 @@ fn copy_tree(from: &Path, to: &Path) {
 pub struct Workspace {
     dir: tempfile::TempDir,
     cli_config: PathBuf,
+    /// The CLI that runs: `terraform`, or OpenTofu's `tofu`.
+    cli: PathBuf,
 }
 
 impl Workspace {
     /// A working directory holding `main.tf`, initialised against the mirror.
     pub fn new(main_tf: &str) -> Self {
-        let ws = Self::empty(&[]);
+        Self::new_with_cli(main_tf, Path::new("terraform"))
+    }
+
+    /// As [`Workspace::new`], run by another CLI of the same interface (OpenTofu's `tofu`).
+    pub fn new_with_cli(main_tf: &str, cli: &Path) -> Self {
+        let mut ws = Self::empty(&[]);
+        ws.cli = cli.to_owned();
         ws.write("main.tf", main_tf);
         ws.ok(&["init", "-input=false"]);
         ws
@@ -131,10 +166,15 @@ impl Workspace {
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("tempdir");
         let cli_config = dir.path().join("cli.tfrc");
-        let ours = "registry.terraform.io/selfhosted/selfhosted";
+        let ours: Vec<String> = REGISTRIES
+            .iter()
+            .map(|r| format!("{r}/selfhosted/selfhosted"))
+            .collect();
+        let quoted = |names: &[String]| names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
         let mut installation = format!(
-            "  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"{ours}\"]\n  }}\n",
-            mirror_root().display()
+            "  filesystem_mirror {{\n    path    = \"{}\"\n    include = [{}]\n  }}\n",
+            mirror_root().display(),
+            quoted(&ours)
         );
         for (path, source) in mirrors {
             installation.push_str(&format!(
@@ -142,13 +182,18 @@ impl Workspace {
                 path.display()
             ));
         }
-        let excluded: Vec<String> = std::iter::once(ours)
-            .chain(mirrors.iter().map(|(_, s)| *s))
-            .map(|s| format!("\"{s}\""))
+        let excluded: Vec<String> = ours
+            .iter()
+            .cloned()
+            .chain(mirrors.iter().map(|(_, s)| (*s).to_owned()))
             .collect();
-        installation.push_str(&format!("  direct {{\n    exclude = [{}]\n  }}\n", excluded.join(", ")));
+        installation.push_str(&format!("  direct {{\n    exclude = [{}]\n  }}\n", quoted(&excluded)));
         std::fs::write(&cli_config, format!("provider_installation {{\n{installation}}}\n")).expect("write cli config");
-        Workspace { dir, cli_config }
+        Workspace {
+            dir,
+            cli_config,
+            cli: PathBuf::from("terraform"),
+        }
     }
 
     /// The working directory.
@@ -163,7 +208,7 @@ impl Workspace {
 
     /// A terraform command, configured but not run.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("terraform");
+        let mut cmd = Command::new(&self.cli);
         cmd.args(args)
             .current_dir(self.dir.path())
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
