@@ -39,6 +39,9 @@ export SELFHOSTED_IGNITION_VALIDATE
 echo "== OpenTofu (the quickstart and the assets lifecycle also run under tofu; cached)"
 SELFHOSTED_TOFU=$(bash tests/tools/tofu.sh v1.12.6)
 export SELFHOSTED_TOFU
+echo "== Terraform 1.13 (the quickstart and the assets lifecycle also run under it; cached)"
+SELFHOSTED_TERRAFORM_NEWER=$(bash tests/tools/terraform.sh v1.13.3)
+export SELFHOSTED_TERRAFORM_NEWER
 echo "== the node agent image (selfhosted-agent, imported by the lane hosts)"
 bash tests/lane/agent-image.sh
 echo "== cargo nextest"

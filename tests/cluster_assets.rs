@@ -63,6 +63,17 @@ fn lifecycle_under_opentofu() {
     ));
 }
 
+#[test]
+fn lifecycle_under_a_newer_terraform() {
+    let Some(terraform) = support::newer_terraform() else {
+        return;
+    };
+    lifecycle(Workspace::new_with_cli(
+        &config(r#"["nemo.example.com", "203.0.113.10"]"#, ""),
+        &terraform,
+    ));
+}
+
 /// Apply, refresh, an empty plan, a change that re-issues only what it must, drift on disk
 /// rewritten, destroy: run by `ws`'s CLI (Terraform or OpenTofu).
 fn lifecycle(ws: Workspace) {

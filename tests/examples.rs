@@ -23,6 +23,17 @@ fn quickstart_under_opentofu() {
     quickstart(Workspace::new_with_cli(&example("examples/quickstart/main.tf"), &tofu));
 }
 
+#[test]
+fn quickstart_under_a_newer_terraform() {
+    let Some(terraform) = support::newer_terraform() else {
+        return;
+    };
+    quickstart(Workspace::new_with_cli(
+        &example("examples/quickstart/main.tf"),
+        &terraform,
+    ));
+}
+
 /// The quickstart applied and its bootstrap planned with the write-only key, by `ws`'s CLI.
 fn quickstart(ws: Workspace) {
     ws.apply();

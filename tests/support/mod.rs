@@ -13,23 +13,34 @@ use std::sync::OnceLock;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// OpenTofu's `tofu`, built from the Go module proxy by `tests/tools/tofu.sh` (which
-/// `scripts/test.sh` runs and names in `SELFHOSTED_TOFU`). Under CI it must be there.
+/// `scripts/test.sh` runs and names in `SELFHOSTED_TOFU`).
 pub fn tofu() -> Option<PathBuf> {
-    let path = PathBuf::from(
-        std::env::var("SELFHOSTED_TOFU").unwrap_or_else(|_| "/var/cache/selfhosted-lane/tools/tofu-v1.12.6".into()),
-    );
+    built_cli("SELFHOSTED_TOFU", "tofu-v1.12.6", "tests/tools/tofu.sh")
+}
+
+/// A Terraform newer than the machine's (1.13.3), built from the Go module proxy by
+/// `tests/tools/terraform.sh` (named in `SELFHOSTED_TERRAFORM_NEWER` by `scripts/test.sh`).
+pub fn newer_terraform() -> Option<PathBuf> {
+    built_cli(
+        "SELFHOSTED_TERRAFORM_NEWER",
+        "terraform-v1.13.3",
+        "tests/tools/terraform.sh",
+    )
+}
+
+/// A CLI the tests build and cache: the path in `var`, else the cache's `name`. Under CI it
+/// must be there; elsewhere its absence is a loud skip.
+fn built_cli(var: &str, name: &str, script: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var(var).unwrap_or_else(|_| format!("/var/cache/selfhosted-lane/tools/{name}")));
     if path.is_file() {
         return Some(path);
     }
     assert!(
         std::env::var("CI").map_or(true, |v| v != "true"),
-        "no OpenTofu at {} (bash tests/tools/tofu.sh)",
+        "no {name} at {} (bash {script})",
         path.display()
     );
-    eprintln!(
-        "\n*** SKIPPED: no OpenTofu at {} (bash tests/tools/tofu.sh) ***\n",
-        path.display()
-    );
+    eprintln!("\n*** SKIPPED: no {name} at {} (bash {script}) ***\n", path.display());
     None
 }
 
