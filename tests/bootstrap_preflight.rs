@@ -325,3 +325,76 @@ resource "selfhosted_bootstrap" "c" {{
     let text = ws.ok(&["plan", "-input=false", "-no-color"]);
     assert!(text.contains("state_dir      = \"/var/lib/x\""), "{text}");
 }
+
+#[test]
+fn an_import_block_by_identity_adopts_a_cluster_under_a_newer_terraform() {
+    // Terraform 1.12+ keeps a resource identity beside the state: selfhosted_bootstrap's is
+    // its first controller, and an `import` block may give it instead of an ID.
+    let Some(terraform) = support::newer_terraform() else {
+        return;
+    };
+    let key = tempfile::tempdir().expect("tempdir");
+    let key_file = key.path().join("id_ed25519");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_file)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let config = |identity: &str| {
+        format!(
+            r#"
+terraform {{
+  required_providers {{
+    selfhosted = {{ source = "selfhosted/selfhosted" }}
+  }}
+}}
+
+resource "selfhosted_cluster_assets" "c" {{
+  cluster_name = "c"
+  api_servers  = ["c.example.com"]
+  etcd_servers = ["203.0.113.10"]
+}}
+
+import {{
+  to       = selfhosted_bootstrap.c
+  identity = {{ {identity} }}
+}}
+
+resource "selfhosted_bootstrap" "c" {{
+  assets      = selfhosted_cluster_assets.c.assets
+  controllers = [{{ name = "c-controller-0", address = "203.0.113.10" }}]
+  ssh = {{
+    user        = "core"
+    private_key = file({key:?})
+  }}
+}}
+"#,
+            key = key_file.display().to_string()
+        )
+    };
+    let ws = Workspace::new_with_cli(&config(r#"first_controller = "c-controller-0""#), &terraform);
+    let schema: serde_json::Value =
+        serde_json::from_str(&ws.ok(&["providers", "schema", "-json"])).expect("schema JSON");
+    let identity = &schema["provider_schemas"]["registry.terraform.io/selfhosted/selfhosted"]
+        ["resource_identity_schemas"]["selfhosted_bootstrap"];
+    assert_eq!(
+        identity["attributes"]["first_controller"]["required_for_import"], true,
+        "{identity}"
+    );
+    let plan = ws.ok(&["plan", "-input=false", "-no-color"]);
+    assert!(
+        plan.contains("Preparing import... [identity=first_controller=c-controller-0]"),
+        "{plan}"
+    );
+    assert!(plan.contains("(will be imported first)"), "{plan}");
+    assert!(plan.contains("1 to import"), "{plan}");
+    assert!(
+        !plan.contains("id                     = \"c-controller-0\" ->"),
+        "the ID stays: {plan}"
+    );
+    // An identity that names nothing is refused, saying what is missing.
+    ws.write("main.tf", &config(r#"first_controller = "Not A Node""#));
+    let text = ws.fails(&["plan", "-input=false", "-no-color"]);
+    assert!(text.contains("is not a node name"), "{text}");
+}

@@ -17,6 +17,7 @@
 //! real `terraform` CLI.
 
 pub mod diagnostics;
+pub mod identity;
 pub mod json;
 pub mod logging;
 pub mod msgpack;

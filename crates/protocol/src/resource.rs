@@ -183,6 +183,23 @@ pub trait Resource: Send + Sync + 'static {
     /// Imports an existing object by ID.
     async fn import(&self, req: ImportRequest) -> ImportResponse;
 
+    /// The identity schema, for resources that name a remote object (Terraform 1.12+ stores
+    /// the identity beside the state and lets `import` blocks give it). Default: none.
+    fn identity_schema(&self) -> Option<crate::identity::IdentitySchema> {
+        None
+    }
+
+    /// The identity of the object a (planned) state manages, as an object of
+    /// [`Resource::identity_schema`]'s type; may hold unknowns while planning.
+    fn identity(&self, _state: &Value) -> Value {
+        Value::Null
+    }
+
+    /// The import ID an `import` block's identity stands for.
+    fn import_id(&self, _identity: &Value) -> Option<String> {
+        None
+    }
+
     /// Upgrades state written with an older schema version. The default
     /// accepts the current version unchanged and refuses any other.
     fn upgrade_state(&self, req: UpgradeRequest) -> UpgradeResponse {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::identity::IdentitySchema;
 use crate::pb::tfplugin6 as pb;
 use crate::pb::{health, plugin};
 use crate::plan;
@@ -25,6 +26,24 @@ struct Entry {
     resource: Arc<dyn Resource>,
     schema: Schema,
     ty: Type,
+    identity: Option<(IdentitySchema, Type)>,
+}
+
+impl Entry {
+    /// The identity of `state` to send, when the resource has one and it is wholly known.
+    fn identity_of(&self, state: &Value) -> Result<Option<pb::ResourceIdentityData>, Diagnostics> {
+        let Some((_, ty)) = &self.identity else { return Ok(None) };
+        if state.is_null() {
+            return Ok(None);
+        }
+        let id = self.resource.identity(state);
+        if id.is_null() || !crate::identity::wholly_known(&id) {
+            return Ok(None);
+        }
+        Ok(Some(pb::ResourceIdentityData {
+            identity_data: Some(encode(&id, ty, "identity")?),
+        }))
+    }
 }
 
 /// The tfplugin6 `Provider` service.
@@ -44,12 +63,17 @@ impl ProviderService {
             .map(|r| {
                 let schema = r.schema();
                 let ty = schema.value_type();
+                let identity = r.identity_schema().map(|i| {
+                    let ty = i.value_type();
+                    (i, ty)
+                });
                 (
                     r.type_name().to_owned(),
                     Entry {
                         resource: r,
                         schema,
                         ty,
+                        identity,
                     },
                 )
             })
@@ -177,6 +201,69 @@ impl pb::provider_server::Provider for ProviderService {
             resources,
             ..Default::default()
         }))
+    }
+
+    async fn get_resource_identity_schemas(
+        &self,
+        _req: Request<pb::get_resource_identity_schemas::Request>,
+    ) -> Reply<pb::get_resource_identity_schemas::Response> {
+        tracing::debug!("GetResourceIdentitySchemas");
+        Ok(Response::new(pb::get_resource_identity_schemas::Response {
+            identity_schemas: self
+                .resources
+                .iter()
+                .filter_map(|(k, e)| e.identity.as_ref().map(|(i, _)| (k.clone(), i.to_proto())))
+                .collect(),
+            diagnostics: Vec::new(),
+        }))
+    }
+
+    async fn upgrade_resource_identity(
+        &self,
+        req: Request<pb::upgrade_resource_identity::Request>,
+    ) -> Reply<pb::upgrade_resource_identity::Response> {
+        let req = req.into_inner();
+        tracing::debug!(type_name = %req.type_name, version = req.version, "UpgradeResourceIdentity");
+        let r = async {
+            let e = self.entry(&req.type_name)?;
+            let Some((schema, ty)) = &e.identity else {
+                return Err(Diagnostic::error(
+                    "No identity",
+                    format!("{} keeps no resource identity.", req.type_name),
+                )
+                .into());
+            };
+            if req.version != schema.version {
+                return Err(Diagnostic::error(
+                    "Unsupported identity version",
+                    format!(
+                        "The stored identity of {} has version {}; this provider reads version {}. Use the provider release that wrote it.",
+                        req.type_name, req.version, schema.version
+                    ),
+                )
+                .into());
+            }
+            let json = req.raw_identity.map(|r| r.json).unwrap_or_default();
+            let identity = crate::json::decode(&json, ty, crate::json::Unexpected::Reject).map_err(|err| {
+                Diagnostics::from(Diagnostic::error(
+                    "Cannot read the stored identity",
+                    format!("{}: {err}", req.type_name),
+                ))
+            })?;
+            Ok::<_, Diagnostics>(pb::upgrade_resource_identity::Response {
+                upgraded_identity: Some(pb::ResourceIdentityData {
+                    identity_data: Some(encode(&identity, ty, "identity")?),
+                }),
+                diagnostics: Vec::new(),
+            })
+        }
+        .await;
+        Ok(Response::new(r.unwrap_or_else(|d| {
+            pb::upgrade_resource_identity::Response {
+                diagnostics: d.to_proto(),
+                ..Default::default()
+            }
+        })))
     }
 
     async fn get_provider_schema(
@@ -335,6 +422,10 @@ impl pb::provider_server::Provider for ProviderService {
             let mut state = resp.new_state;
             plan::null_write_only(&e.schema.block, &mut state);
             let mut diags = resp.diagnostics;
+            let new_identity = e.identity_of(&state).unwrap_or_else(|d| {
+                diags.append(d);
+                None
+            });
             let new_state = match encode(&state, &e.ty, "state") {
                 Ok(dv) => Some(dv),
                 Err(d) => {
@@ -347,6 +438,7 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: diags.to_proto(),
                 private: resp.private,
                 deferred: None,
+                new_identity,
             })
         }
         .await;
@@ -372,6 +464,7 @@ impl pb::provider_server::Provider for ProviderService {
                 return Ok(pb::plan_resource_change::Response {
                     planned_state: Some(encode(&Value::Null, &e.ty, "planned state")?),
                     planned_private: req.prior_private,
+                    planned_identity: req.prior_identity,
                     ..Default::default()
                 });
             }
@@ -397,6 +490,15 @@ impl pb::provider_server::Provider for ProviderService {
                 ));
             }
             plan::null_write_only(&e.schema.block, &mut planned);
+            // Unknown until apply (a create): the prior identity, if any, stands.
+            let planned_identity = match e.identity_of(&planned) {
+                Ok(Some(id)) => Some(id),
+                Ok(None) => req.prior_identity,
+                Err(d) => {
+                    diags.append(d);
+                    None
+                }
+            };
             let planned_state = match encode(&planned, &e.ty, "planned state") {
                 Ok(dv) => Some(dv),
                 Err(d) => {
@@ -411,6 +513,7 @@ impl pb::provider_server::Provider for ProviderService {
                 diagnostics: diags.to_proto(),
                 legacy_type_system: false,
                 deferred: None,
+                planned_identity,
             })
         }
         .await;
@@ -472,6 +575,10 @@ impl pb::provider_server::Provider for ProviderService {
                 unknown_to_null(&mut new_state);
             }
             plan::null_write_only(&e.schema.block, &mut new_state);
+            let new_identity = e.identity_of(&new_state).unwrap_or_else(|d| {
+                diags.append(d);
+                None
+            });
             let new_state = match encode(&new_state, &e.ty, "new state") {
                 Ok(dv) => Some(dv),
                 Err(d) => {
@@ -484,6 +591,7 @@ impl pb::provider_server::Provider for ProviderService {
                 private: resp.private,
                 diagnostics: diags.to_proto(),
                 legacy_type_system: false,
+                new_identity,
             })
         }
         .await;
@@ -503,13 +611,23 @@ impl pb::provider_server::Provider for ProviderService {
         tracing::debug!(type_name = %req.type_name, "ImportResourceState");
         let r = async {
             let e = self.entry(&req.type_name)?;
-            let resp = e
-                .resource
-                .import(resource::ImportRequest {
-                    ctx: self.ctx(),
-                    id: req.id,
-                })
-                .await;
+            let id = match (&req.identity, &e.identity) {
+                // An `import` block with `identity = { … }` instead of `id`.
+                (Some(given), Some((_, ty))) if req.id.is_empty() => {
+                    let identity = decode(given.identity_data.as_ref(), ty, "identity")?;
+                    e.resource.import_id(&identity).ok_or_else(|| {
+                        Diagnostics::from(Diagnostic::error(
+                            "Incomplete identity",
+                            format!(
+                                "The identity given for {} names no object it can import.",
+                                req.type_name
+                            ),
+                        ))
+                    })?
+                }
+                _ => req.id,
+            };
+            let resp = e.resource.import(resource::ImportRequest { ctx: self.ctx(), id }).await;
             let mut diags = resp.diagnostics;
             if diags.has_errors() {
                 return Ok(pb::import_resource_state::Response {
@@ -526,12 +644,14 @@ impl pb::provider_server::Provider for ProviderService {
                 unknown_to_null(&mut state);
             }
             plan::null_write_only(&e.schema.block, &mut state);
+            let identity = e.identity_of(&state)?;
             let state = encode(&state, &e.ty, "imported state")?;
             Ok::<_, Diagnostics>(pb::import_resource_state::Response {
                 imported_resources: vec![pb::import_resource_state::ImportedResource {
                     type_name: req.type_name.clone(),
                     state: Some(state),
                     private: resp.private,
+                    identity,
                 }],
                 diagnostics: diags.to_proto(),
                 deferred: None,

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use selfhosted_protocol::diagnostics::{Diagnostic, Diagnostics};
+use selfhosted_protocol::identity::{IdentityAttribute, IdentitySchema};
 use selfhosted_protocol::msgpack;
 use selfhosted_protocol::resource::*;
 use selfhosted_protocol::schema::{Attribute, Block, BlockNesting, NestedBlock, ObjectNesting, Schema};
@@ -99,12 +100,127 @@ impl Resource for Puppet {
             ..ReadResponse::default()
         }
     }
-    async fn import(&self, _req: ImportRequest) -> ImportResponse {
+    async fn import(&self, req: ImportRequest) -> ImportResponse {
+        let mut state = full_value();
+        state.set_attr("id", Value::from(req.id.as_str()));
         ImportResponse {
-            state: full_value(),
+            state,
             ..ImportResponse::default()
         }
     }
+    fn identity_schema(&self) -> Option<IdentitySchema> {
+        Some(IdentitySchema {
+            version: 0,
+            attributes: vec![IdentityAttribute {
+                name: "name_id",
+                ty: Type::String,
+                required_for_import: true,
+                description: "The puppet's id.",
+            }],
+        })
+    }
+    fn identity(&self, state: &Value) -> Value {
+        Value::object([("name_id", state.get("id").cloned().unwrap_or(Value::Null))])
+    }
+    fn import_id(&self, identity: &Value) -> Option<String> {
+        identity.get("name_id").and_then(Value::as_str).map(str::to_owned)
+    }
+}
+
+fn identity_type() -> Type {
+    Type::object([("name_id", Type::String)])
+}
+
+fn identity_data(v: &Value) -> pb::ResourceIdentityData {
+    pb::ResourceIdentityData {
+        identity_data: Some(pb::DynamicValue {
+            msgpack: msgpack::encode(v, &identity_type()).expect("encode"),
+            json: Vec::new(),
+        }),
+    }
+}
+
+fn decode_identity(d: Option<pb::ResourceIdentityData>) -> Value {
+    let dv = d.and_then(|d| d.identity_data).expect("identity data");
+    msgpack::decode(&dv.msgpack, &identity_type()).expect("decode")
+}
+
+#[tokio::test]
+async fn identity_schemas_imports_by_identity_and_upgrades() {
+    let mut h = harness(Value::Null, false).await;
+    let schemas = h
+        .client
+        .get_resource_identity_schemas(pb::get_resource_identity_schemas::Request {})
+        .await
+        .expect("schemas")
+        .into_inner();
+    let puppet = &schemas.identity_schemas["selfhosted_puppet"];
+    assert_eq!(puppet.version, 0);
+    assert_eq!(puppet.identity_attributes[0].name, "name_id");
+    assert!(puppet.identity_attributes[0].required_for_import);
+    assert_eq!(puppet.identity_attributes[0].r#type, b"\"string\"");
+
+    // An import block with `identity` and no ID: the identity names the object.
+    let wanted = Value::object([("name_id", Value::from("by-identity"))]);
+    let r = h
+        .client
+        .import_resource_state(pb::import_resource_state::Request {
+            type_name: "selfhosted_puppet".into(),
+            id: String::new(),
+            client_capabilities: None,
+            identity: Some(identity_data(&wanted)),
+        })
+        .await
+        .expect("import")
+        .into_inner();
+    assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+    assert_eq!(decode_identity(r.imported_resources[0].identity.clone()), wanted);
+
+    // Read reports the identity of the state it returns.
+    let state = r.imported_resources[0].state.clone();
+    let read = h
+        .client
+        .read_resource(pb::read_resource::Request {
+            type_name: "selfhosted_puppet".into(),
+            current_state: state,
+            ..Default::default()
+        })
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(decode_identity(read.new_identity), wanted);
+
+    // Stored identity JSON of the current version comes back as is; another version is refused.
+    let upgrade = |version| pb::upgrade_resource_identity::Request {
+        type_name: "selfhosted_puppet".into(),
+        version,
+        raw_identity: Some(pb::RawState {
+            json: br#"{"name_id":"stored"}"#.to_vec(),
+            ..Default::default()
+        }),
+    };
+    let up = h
+        .client
+        .upgrade_resource_identity(upgrade(0))
+        .await
+        .expect("upgrade")
+        .into_inner();
+    assert_eq!(
+        decode_identity(up.upgraded_identity),
+        Value::object([("name_id", Value::from("stored"))])
+    );
+    let refused = h
+        .client
+        .upgrade_resource_identity(upgrade(7))
+        .await
+        .expect("upgrade")
+        .into_inner();
+    assert!(refused.upgraded_identity.is_none());
+    assert!(
+        refused.diagnostics[0].summary.contains("identity version"),
+        "{:?}",
+        refused.diagnostics
+    );
 }
 
 struct Harness {
@@ -287,6 +403,7 @@ async fn import_and_read_null_write_only_values() {
             type_name: "selfhosted_puppet".into(),
             id: "x".into(),
             client_capabilities: None,
+            identity: None,
         })
         .await
         .expect("import")

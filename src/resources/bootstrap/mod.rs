@@ -194,8 +194,16 @@ impl Bootstrap {
             for name in COMPUTED {
                 planned.set_attr(name, Value::Unknown);
             }
-            if let Some(c) = &config {
-                planned.set_attr(attr::ID, Value::from(c.inventory.bootstrap().name.as_str()));
+            // The first controller's name, known even while the assets are not.
+            let first = req
+                .config
+                .get(attr::CONTROLLERS)
+                .and_then(Value::as_list)
+                .and_then(|l| l.first())
+                .and_then(|c| c.get("name"))
+                .filter(|n| n.is_known());
+            if let Some(name) = first {
+                planned.set_attr(attr::ID, name.clone());
             }
             planned.set_attr(attr::ASSETS_SHA256, digest.map_or(Value::Unknown, Value::from));
         }
@@ -363,6 +371,32 @@ impl Resource for Bootstrap {
         }
     }
 
+    fn identity_schema(&self) -> Option<selfhosted_protocol::identity::IdentitySchema> {
+        Some(selfhosted_protocol::identity::IdentitySchema {
+            version: 0,
+            attributes: vec![selfhosted_protocol::identity::IdentityAttribute {
+                name: IDENTITY_FIRST_CONTROLLER,
+                ty: selfhosted_protocol::value::Type::String,
+                required_for_import: true,
+                description: "Node name of the first controller (`controllers[0].name`), which ran the pivot.",
+            }],
+        })
+    }
+
+    fn identity(&self, state: &Value) -> Value {
+        Value::object([(
+            IDENTITY_FIRST_CONTROLLER,
+            state.get(attr::ID).cloned().unwrap_or(Value::Null),
+        )])
+    }
+
+    fn import_id(&self, identity: &Value) -> Option<String> {
+        identity
+            .get(IDENTITY_FIRST_CONTROLLER)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
     /// Adopts a cluster this provider already made self-hosted (its state lost, or made by
     /// another configuration): the ID is the first controller's node name. The next apply
     /// then runs as an update on the running cluster (preflight, node files, the manifests
@@ -391,6 +425,10 @@ impl Resource for Bootstrap {
         }
     }
 }
+
+/// The identity attribute of a `selfhosted_bootstrap`: a cluster is named by its first
+/// controller, as its `id` is.
+const IDENTITY_FIRST_CONTROLLER: &str = "first_controller";
 
 #[cfg(test)]
 mod tests {
