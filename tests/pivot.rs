@@ -224,6 +224,131 @@ fn a_provider_killed_mid_pivot_and_a_reboot_converge_on_the_next_apply() {
 }
 
 #[test]
+fn ctrl_c_during_the_pivot_stops_it_within_seconds_and_the_next_apply_converges() {
+    let Some(lane) = Lane::up("pivot ctrl-c") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    let apply = ws
+        .command(&["apply", "-auto-approve", "-input=false"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("terraform starts");
+    // Interrupt once the bootstrap control plane is on the controller: the provider is then
+    // waiting on it (or already applying through it).
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut interrupted = None;
+    while Instant::now() < deadline {
+        if lane
+            .ls("/etc/kubernetes/manifests")
+            .contains("bootstrap-kube-apiserver")
+        {
+            let _ = Command::new("kill").args(["-INT", &apply.id().to_string()]).status();
+            interrupted = Some(Instant::now());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let interrupted = interrupted.expect("the pivot reached the bootstrap control plane");
+    let out = apply.wait_with_output().expect("terraform ends");
+    let stopped_after = interrupted.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the interrupted apply fails:\n{text}");
+    // Terraform waits for the provider: the whole apply ends within seconds of Ctrl-C, and
+    // says where it stopped.
+    eprintln!("terraform exited {:.1} s after SIGINT", stopped_after.as_secs_f64());
+    assert!(stopped_after < Duration::from_secs(30), "{stopped_after:?}\n{text}");
+    assert!(
+        [
+            "wait-for-apiserver",
+            "apply-manifests",
+            "label-controllers",
+            "wait-for-self-hosted"
+        ]
+        .iter()
+        .any(|p| text.contains(p)),
+        "the error names the phase:\n{text}"
+    );
+    apply_ok(&ws, &lane, "rerun after Ctrl-C");
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    assert!(!lane.ls("/etc/kubernetes/manifests").contains("bootstrap"));
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+#[test]
+fn a_cluster_whose_state_was_lost_is_imported_and_adopted_without_a_second_pivot() {
+    let Some(lane) = Lane::up("pivot import") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    apply_ok(&ws, &lane, "pivot");
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    let apiservers = || {
+        kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "daemonsets",
+                "-l",
+                "k8s-app=kube-apiserver",
+                "-o",
+                "name",
+            ],
+        )
+    };
+    let before = apiservers();
+    // The temporary control plane's credentials: none after the pivot, and a second pivot
+    // would put them back.
+    let bootstrap_left = || !lane.ls("/etc/kubernetes/bootstrap-secrets").trim().is_empty();
+    assert!(
+        !bootstrap_left(),
+        "the pivot removed its temporary control plane's credentials"
+    );
+
+    // The state is lost; the cluster runs on.
+    ws.ok(&["state", "rm", "selfhosted_bootstrap.lane"]);
+    // A wrong ID is caught at plan, on the attribute it disagrees with.
+    ws.ok(&[
+        "import",
+        "-input=false",
+        "selfhosted_bootstrap.lane",
+        "not-the-first-controller",
+    ]);
+    let text = ws.fails(&["plan", "-input=false"]);
+    assert!(text.contains("Imported under another controller's name"), "{text}");
+    ws.ok(&["state", "rm", "selfhosted_bootstrap.lane"]);
+    let name = lane.host().name.clone();
+    ws.ok(&["import", "-input=false", "selfhosted_bootstrap.lane", &name]);
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    let plan = ws.ok(&["plan", "-input=false"]);
+    assert!(
+        plan.contains("selfhosted_bootstrap.lane will be updated in-place"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("must be replaced") && !plan.contains("will be created"),
+        "{plan}"
+    );
+
+    apply_ok(&ws, &lane, "adopting the imported cluster");
+    // An update, not a pivot: no temporary control plane came back, the apiserver generation
+    // is the one that ran before.
+    assert!(
+        !bootstrap_left(),
+        "no second pivot: {:?}",
+        lane.ls("/etc/kubernetes/bootstrap-secrets")
+    );
+    assert_eq!(apiservers(), before, "the running apiserver was kept");
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+#[test]
 fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
     let Some(lane) = Lane::up("pivot update") else { return };
     let ws = Workspace::new(&config(&lane, ""));

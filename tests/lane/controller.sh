@@ -5,6 +5,8 @@
 # provider (or a test playing it over SSH) only has to deliver files.
 #
 #   controller.sh up     --dir D [--host NAME] [--etcd-initial-cluster NAME=https://ADDR:2380,...] [--role worker]
+#                        [--etcd-env FILE]   (etcd's settings: the node contract's node.etcd_env of this member,
+#                        as the tests pass it; without it, the same settings written here)
 #   controller.sh down   --dir D [--host NAME] [--graceful]   (no --host: every host that has the role;
 #                        --graceful: as an OS reboot, containers get SIGTERM and 30 s before SIGKILL;
 #                        else as a power loss, SIGKILL at once)
@@ -66,12 +68,13 @@ builder() { if [ "$V" = v1.20.2 ]; then echo build.sh; else echo "build-go.sh $V
 
 # ---------- arguments and inventory ----------
 CMD=${1:-}; shift || true
-D=""; NAME=""; ETCD_CLUSTER=""; HOST_GIVEN=""; ROLE=controller; GRACEFUL=""
+D=""; NAME=""; ETCD_CLUSTER=""; ETCD_ENV=""; HOST_GIVEN=""; ROLE=controller; GRACEFUL=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) D=$2; shift 2 ;;
     --host) NAME=$2; HOST_GIVEN=1; shift 2 ;;
     --etcd-initial-cluster) ETCD_CLUSTER=$2; shift 2 ;;
+    --etcd-env) ETCD_ENV=$2; shift 2 ;;
     --graceful) GRACEFUL=1; shift ;;
     --role) ROLE=$2; shift 2; case "$ROLE" in controller|worker) ;; *) die "--role is controller or worker, not $ROLE" ;; esac ;;
     --) shift; break ;;
@@ -270,8 +273,12 @@ imageGCLowThresholdPercent: 98
 CFG
   # cgroup v1 here: kubelet 1.35 and later refuse it unless told (the field exists from 1.31)
   if [ "$MINOR" -ge 31 ]; then echo "failCgroupV1: false" >> "$R/etc/selfhosted-lane/kubelet.yaml"; fi
-  # typhoon's /etc/etcd/etcd.env (fcos/controller.yaml), on the host's address and loopback
-  cat > "$R/etc/etcd/etcd.env" <<ENV
+  if [ -n "$ETCD_ENV" ]; then
+    # the node contract's etcd.env of this member, as the provider renders it (node.etcd_env)
+    install -m 0644 "$ETCD_ENV" "$R/etc/etcd/etcd.env"
+  else
+    # typhoon's /etc/etcd/etcd.env (fcos/controller.yaml), on the host's address and loopback
+    cat > "$R/etc/etcd/etcd.env" <<ENV
 ETCD_NAME=$NAME
 ETCD_DATA_DIR=/var/lib/etcd
 ETCD_ADVERTISE_CLIENT_URLS=https://$ADDR:2379
@@ -290,6 +297,7 @@ ETCD_PEER_CERT_FILE=/etc/ssl/etcd/etcd/peer.crt
 ETCD_PEER_KEY_FILE=/etc/ssl/etcd/etcd/peer.key
 ETCD_PEER_CLIENT_CERT_AUTH=true
 ENV
+  fi
   tar -C "$R" -cf - . | hexec tar -C / --no-same-owner -xf -
   hexec sh -c 'cat > /usr/local/bin/kubelet.new && chmod 0755 /usr/local/bin/kubelet.new && mv -f /usr/local/bin/kubelet.new /usr/local/bin/kubelet' < "$BIN/kubelet"
   hexec mkdir -p /etc/kubernetes/manifests /etc/ssl/etcd/etcd /var/log/selfhosted-lane /var/log/pods

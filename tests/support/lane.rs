@@ -260,20 +260,32 @@ impl Lane {
         );
     }
 
-    /// The role arguments of `controller.sh up` for the host at `index`.
+    /// The role arguments of `controller.sh up` for the host at `index`. A controller runs
+    /// etcd with the node contract's settings for its member (`node.etcd_env`, rendered here
+    /// for `etcd_servers` = the controllers' addresses), as a host booting from the contract's
+    /// Ignition would.
     fn role_args(&self, index: usize) -> Vec<String> {
-        let cluster = self
-            .controllers
-            .iter()
-            .map(|&i| format!("{}=https://{}:2380", self.at(i).name, self.at(i).address))
-            .collect::<Vec<_>>()
-            .join(",");
-        let role = if self.controllers.contains(&index) {
-            "controller"
-        } else {
-            "worker"
+        let Some(member) = self.controllers.iter().position(|&i| i == index) else {
+            return vec!["--role".into(), "worker".into()];
         };
-        vec!["--etcd-initial-cluster".into(), cluster, "--role".into(), role.into()]
+        let addresses: Vec<String> = self.controllers.iter().map(|&i| self.at(i).address.clone()).collect();
+        let params = selfhosted_manifests::parse_params(&selfhosted_manifests::RawParams {
+            cluster_name: "lane".into(),
+            api_servers: vec![addresses[0].clone()],
+            controller_count: addresses.len(),
+            etcd_servers: addresses,
+            ..Default::default()
+        })
+        .expect("the lane's addresses are valid etcd_servers");
+        let env = selfhosted_manifests::host::etcd::env(&params, member).expect("a member's settings");
+        let file = self.tb.dir().join(format!("etcd-{}.env", self.at(index).name));
+        std::fs::write(&file, env).expect("write etcd.env");
+        vec![
+            "--etcd-env".into(),
+            file.display().to_string(),
+            "--role".into(),
+            "controller".into(),
+        ]
     }
 
     /// Powers the hosts at `indexes` off together (every process and container killed at

@@ -247,13 +247,14 @@ impl Bootstrap {
             consecutive_answers: 5,
             removed_nodes: removed_workers(&req.prior_state, &config),
         };
-        // A cluster that once completed the pivot is upgraded in place; one whose
-        // pivot never completed resumes the pivot.
+        // A cluster that once completed the pivot (or was imported as one) is upgraded in
+        // place; one whose pivot never completed resumes the pivot.
         let pivoted = req
             .prior_state
             .get(attr::APPLIED_DIGEST)
             .and_then(Value::as_str)
-            .is_some_and(|d| !d.is_empty());
+            .is_some_and(|d| !d.is_empty())
+            || req.prior_state.get(attr::PHASE).and_then(Value::as_str) == Some(selfhosted_pivot::Phase::Verify.name());
         let result = if update && pivoted {
             upgrade::update(&config.inventory, &params, &req.ctx.cancel).await
         } else {
