@@ -349,6 +349,78 @@ fn a_cluster_whose_state_was_lost_is_imported_and_adopted_without_a_second_pivot
 }
 
 #[test]
+fn a_worker_joins_from_the_joining_ignition_alone_by_tls_bootstrapping() {
+    // An autoscaling group's worker: nobody logs in to it. What its Ignition carries
+    // (`joining_worker_ignition`: the bootstrap kubeconfig and the CA) is all it gets.
+    let Some(lane) = Lane::up_with(
+        "pivot joining worker",
+        Topology {
+            controllers: 1,
+            workers: 1,
+            balancer: false,
+        },
+    ) else {
+        return;
+    };
+    let ws = Workspace::new(&config(&lane, ""));
+    apply_ok(&ws, &lane, "pivot (the worker is not listed)");
+    let worker = lane.at(lane.workers[0]).name.clone();
+    let ignition = ws.resource_values("selfhosted_cluster_assets")["joining_worker_ignition"]
+        .as_str()
+        .expect("joining_worker_ignition in state")
+        .to_owned();
+    let config: serde_json::Value = serde_json::from_str(&ignition).expect("Ignition JSON");
+    // The files as Ignition writes them (the lane keeps its own KubeletConfiguration: it
+    // runs without systemd), the kubeconfig last, as its arrival starts the kubelet.
+    let mut files: Vec<&serde_json::Value> = config["storage"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter(|f| f["path"] != "/etc/kubernetes/kubelet.yaml")
+        .collect();
+    files.sort_by_key(|f| f["path"] == "/etc/kubernetes/kubeconfig");
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in files {
+        let path = f["path"].as_str().expect("path");
+        let b64 = f["contents"]["source"]
+            .as_str()
+            .and_then(|s| s.strip_prefix("data:;base64,"))
+            .expect("a base64 data URL");
+        let mode = format!("{:o}", f["mode"].as_u64().expect("mode"));
+        let script = format!(
+            "mkdir -p \"$(dirname {path})\" && echo {b64} | base64 -d > {path}.tmp && chmod {mode} {path}.tmp && mv {path}.tmp {path}"
+        );
+        let out = lane.tb.host_exec(&worker, &["sh", "-c", &script]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    eventually(Duration::from_secs(180), "the worker to register and be Ready", || {
+        let nodes = kubectl(
+            &kubeconfig,
+            &[
+                "get",
+                "nodes",
+                "-o",
+                r#"jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}"#,
+            ],
+        );
+        if nodes.lines().any(|l| l == format!("{worker}=True")) {
+            Ok(())
+        } else {
+            Err(format!("nodes: {nodes:?}"))
+        }
+    });
+    // It holds a client certificate of its own, issued through its approved CSR.
+    let csrs = kubectl(&kubeconfig, &["get", "csr", "-o", "jsonpath={.items[*].spec.username}"]);
+    assert!(
+        csrs.contains("system:bootstrap:"),
+        "a CSR by the bootstrap token: {csrs}"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+#[test]
 fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
     let Some(lane) = Lane::up("pivot update") else { return };
     let ws = Workspace::new(&config(&lane, ""));
