@@ -164,7 +164,6 @@ teardown_run() { # RUN  (state under $REG/runs/RUN)
     case "$kind" in
       link) ip link del "$val" 2>/dev/null || true ;;
       route) ip route del unreachable "$val" 2>/dev/null || true ;;
-      subnet) rm -rf "$REG/subnets/$val" ;;
     esac
   done < "$st"
   # namespaces are freed asynchronously; wait until the run's interfaces are gone
@@ -173,6 +172,11 @@ teardown_run() { # RUN  (state under $REG/runs/RUN)
     ip -o link show 2>/dev/null | grep -q "sht${run}" || break
     sleep 0.1
   done
+  # The subnet last: another run may take it the moment it is free, and must not meet this
+  # run's bridge address or unreachable route still in place ("RTNETLINK answers: File exists").
+  while read -r kind val; do
+    if [ "$kind" = subnet ]; then rm -rf "$REG/subnets/$val"; fi
+  done < "$st"
   rm -rf "$REG/runs/$run"
 }
 
@@ -213,7 +217,7 @@ up)
   if [ "$BASTION" = 1 ]; then
     IBR=sht${RUN}i; ip link add "$IBR" type bridge; echo "link $IBR" >> "$STATE"; ip link set "$IBR" up
     # the inner subnet is reachable from the bastion only: never route it off this machine
-    ip route add unreachable "10.214.$X.0/24"; echo "route 10.214.$X.0/24" >> "$STATE"
+    ip route replace unreachable "10.214.$X.0/24"; echo "route 10.214.$X.0/24" >> "$STATE"
     BADDR=10.213.$X.2
     add_host bastion "sht-$RUN-bastion" "$BR" "sht${RUN}v0" "$BADDR/24"
     ip link add "sht${RUN}w0" type veth peer name eth1 netns "sht-$RUN-bastion"
