@@ -6,6 +6,8 @@ set -euo pipefail
 apt_pkgs=(openssh-server openssh-client sudo iproute2 etcd-server etcd-client openssl jq curl procps faketime systemd
   # the real control-plane lane (tests/lane): runtime, and the tools that build Kubernetes v1.20.2
   containerd runc containernetworking-plugins rsync gcc libc6-dev make python3
+  # the images of the pod-network lane carry this machine's iptables (tests/lane/addons.sh)
+  iptables
   # the load balancer in front of the apiservers of the multi-controller lane
   haproxy
   # release artifacts (scripts/release.sh): zips, and the signature of their checksums

@@ -352,14 +352,7 @@ fn a_cluster_whose_state_was_lost_is_imported_and_adopted_without_a_second_pivot
 fn a_worker_joins_from_the_joining_ignition_alone_by_tls_bootstrapping() {
     // An autoscaling group's worker: nobody logs in to it. What its Ignition carries
     // (`joining_worker_ignition`: the bootstrap kubeconfig and the CA) is all it gets.
-    let Some(lane) = Lane::up_with(
-        "pivot joining worker",
-        Topology {
-            controllers: 1,
-            workers: 1,
-            balancer: false,
-        },
-    ) else {
+    let Some(lane) = Lane::up_with("pivot joining worker", Topology::ONE_CONTROLLER_ONE_WORKER) else {
         return;
     };
     let ws = Workspace::new(&config(&lane, ""));

@@ -7,6 +7,10 @@
 #   controller.sh up     --dir D [--host NAME] [--etcd-initial-cluster NAME=https://ADDR:2380,...] [--role worker]
 #                        [--etcd-env FILE]   (etcd's settings: the node contract's node.etcd_env of this member,
 #                        as the tests pass it; without it, the same settings written here)
+#                        [--network none|flannel] [--image TARBALL]...   (none: a loopback-only CNI, only
+#                        hostNetwork pods run; flannel: no CNI config until flannel's DaemonSet writes one,
+#                        the standard plugins in /opt/cni/bin; --image: more OCI tarballs to import, e.g.
+#                        the add-on images of addons.sh)
 #   controller.sh down   --dir D [--host NAME] [--graceful]   (no --host: every host that has the role;
 #                        --graceful: as an OS reboot, containers get SIGTERM and 30 s before SIGKILL;
 #                        else as a power loss, SIGKILL at once)
@@ -68,7 +72,7 @@ builder() { if [ "$V" = v1.20.2 ]; then echo build.sh; else echo "build-go.sh $V
 
 # ---------- arguments and inventory ----------
 CMD=${1:-}; shift || true
-D=""; NAME=""; ETCD_CLUSTER=""; ETCD_ENV=""; HOST_GIVEN=""; ROLE=controller; GRACEFUL=""
+D=""; NAME=""; ETCD_CLUSTER=""; ETCD_ENV=""; HOST_GIVEN=""; ROLE=controller; GRACEFUL=""; NETWORK=none; EXTRA_IMAGES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) D=$2; shift 2 ;;
@@ -76,6 +80,8 @@ while [ $# -gt 0 ]; do
     --etcd-initial-cluster) ETCD_CLUSTER=$2; shift 2 ;;
     --etcd-env) ETCD_ENV=$2; shift 2 ;;
     --graceful) GRACEFUL=1; shift ;;
+    --network) NETWORK=$2; shift 2; case "$NETWORK" in none|flannel) ;; *) die "--network is none or flannel, not $NETWORK" ;; esac ;;
+    --image) EXTRA_IMAGES+=("$2"); shift 2 ;;
     --role) ROLE=$2; shift 2; case "$ROLE" in controller|worker) ;; *) die "--role is controller or worker, not $ROLE" ;; esac ;;
     --) shift; break ;;
     *) die "unexpected argument $1" ;;
@@ -209,9 +215,18 @@ RESTART_SEC=$RESTART_SEC
 KUBELET_MINOR=$MINOR
 KUBELET_EXTRA_ARGS="$KUBELET_EXTRA_ARGS"
 ENV
-  cat > "$R/etc/cni/net.d/10-lo-only.conflist" <<'CNI'
+  if [ "$NETWORK" = none ]; then
+    CNI_BIN=/usr/lib/cni
+    cat > "$R/etc/cni/net.d/10-lo-only.conflist" <<'CNI'
 {"cniVersion": "0.4.0", "name": "lo-only", "plugins": [{"type": "loopback"}]}
 CNI
+  else
+    # a real pod network: the host has the standard plugins in /opt/cni/bin (the host contract),
+    # flannel's DaemonSet adds its plugin and config there; the node is NotReady until it has
+    CNI_BIN=/opt/cni/bin
+    mkdir -p "$R/opt/cni/bin"
+    for c in bridge host-local loopback portmap; do install -m 0755 "/usr/lib/cni/$c" "$R/opt/cni/bin/$c"; done
+  fi
   cat > "$R/etc/selfhosted-lane/containerd.toml" <<CFG
 # containerd of the lane controller (inside the host: /var/lib/containerd is a non-overlay mount)
 version = 2
@@ -234,7 +249,7 @@ state = "/run/containerd"
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           SystemdCgroup = false
     [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "/usr/lib/cni"
+      bin_dir = "$CNI_BIN"
       conf_dir = "/etc/cni/net.d"
 CFG
   # The rendered node contract's KubeletConfiguration (cargo run -p selfhosted-manifests --example dump),
@@ -299,6 +314,17 @@ ETCD_PEER_CLIENT_CERT_AUTH=true
 ENV
   fi
   tar -C "$R" -cf - . | hexec tar -C / --no-same-owner -xf -
+  if [ "$NETWORK" = flannel ]; then
+    # a default route, as every real host has: flannel takes the interface it leaves by for its VXLAN
+    # (the machine does not forward: nothing leaves the test bed by it)
+    hexec ip route replace default via "$(inv .gateway)" dev eth0
+    # kube-proxy mounts /lib/modules (a Directory hostPath), which every real host has and this VM's
+    # module-less kernel lacks: the host gets an empty one in a private layer over /usr/lib
+    hexec sh -c '[ -d /lib/modules ] && exit 0
+      mkdir -p /run/selfhosted-lane/usr-lib/upper /run/selfhosted-lane/usr-lib/work
+      mount -t overlay lane-usr-lib -o lowerdir=/usr/lib,upperdir=/run/selfhosted-lane/usr-lib/upper,workdir=/run/selfhosted-lane/usr-lib/work /usr/lib
+      mkdir -p /usr/lib/modules'
+  fi
   hexec sh -c 'cat > /usr/local/bin/kubelet.new && chmod 0755 /usr/local/bin/kubelet.new && mv -f /usr/local/bin/kubelet.new /usr/local/bin/kubelet' < "$BIN/kubelet"
   hexec mkdir -p /etc/kubernetes/manifests /etc/ssl/etcd/etcd /var/log/selfhosted-lane /var/log/pods
 
@@ -348,6 +374,10 @@ ENV
     for t in kube-apiserver kube-controller-manager kube-scheduler; do
       hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$CACHE/$v/images/$t.tar" >/dev/null
     done
+  done
+  # add-on images (tests/lane/addons.sh) for a lane with a pod network
+  for t in "${EXTRA_IMAGES[@]}"; do
+    hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$t" >/dev/null
   done
   # The provider's node agent (the apiserver pods' reuseport gate), built from this checkout.
   AGENT_TAR=$(bash "$HERE/agent-image.sh" | tail -n1)

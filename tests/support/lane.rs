@@ -31,6 +31,9 @@ pub struct Lane {
     /// A release whose control-plane images the hosts also hold, for an upgrade to it
     /// (`SELFHOSTED_LANE_UPGRADE_TO`); the kubelets stay at `version`.
     pub upgrade_to: Option<&'static str>,
+    /// The add-on image tarballs of a lane with a real pod network (flannel, kube-proxy,
+    /// CoreDNS; `tests/lane/addons.sh`); empty: loopback-only CNI, hostNetwork pods only.
+    pub addon_images: Vec<String>,
 }
 
 /// The release of the lane's original build (Debian's source package); current releases are
@@ -56,6 +59,15 @@ pub struct Topology {
     /// A host running HAProxy in front of the controllers (`tests/lane/balancer.sh`), with
     /// HTTPS `/readyz` health checks.
     pub balancer: bool,
+}
+
+impl Topology {
+    /// One controller and one worker, no load balancer.
+    pub const ONE_CONTROLLER_ONE_WORKER: Topology = Topology {
+        controllers: 1,
+        workers: 1,
+        balancer: false,
+    };
 }
 
 pub fn run_script(script: &str, args: &[&str], dir: &Path, env: &[(&str, &str)]) -> std::process::Output {
@@ -109,7 +121,24 @@ impl Lane {
         Self::start(test, one, from, Some(to))
     }
 
+    /// The hosts of `topology` with a real pod network: no CNI until flannel's DaemonSet
+    /// installs its own, and the images of the add-ons the provider deploys by default (plus
+    /// the `netcheck` test pod), named as the manifests of `lane_version()` name them.
+    pub fn up_with_pod_network(test: &str, topology: Topology) -> Option<Lane> {
+        Self::start_with(test, topology, lane_version(), None, true)
+    }
+
     fn start(test: &str, topology: Topology, version: &'static str, upgrade_to: Option<&'static str>) -> Option<Lane> {
+        Self::start_with(test, topology, version, upgrade_to, false)
+    }
+
+    fn start_with(
+        test: &str,
+        topology: Topology,
+        version: &'static str,
+        upgrade_to: Option<&'static str>,
+        pod_network: bool,
+    ) -> Option<Lane> {
         for v in std::iter::once(version).chain(upgrade_to) {
             let mut build = Command::new("bash");
             if v == LANE_V1_20 {
@@ -124,6 +153,7 @@ impl Lane {
                 String::from_utf8_lossy(&build.stderr)
             );
         }
+        let addon_images = if pod_network { addon_images(version) } else { Vec::new() };
         let count = topology.controllers + topology.workers + usize::from(topology.balancer);
         let tb = Testbed::up(
             test,
@@ -143,6 +173,7 @@ impl Lane {
             balancer,
             version,
             upgrade_to,
+            addon_images,
         };
         let roles: Vec<usize> = lane.controllers.iter().chain(&lane.workers).copied().collect();
         lane.each("up", &roles);
@@ -265,8 +296,16 @@ impl Lane {
     /// for `etcd_servers` = the controllers' addresses), as a host booting from the contract's
     /// Ignition would.
     fn role_args(&self, index: usize) -> Vec<String> {
+        let mut args = Vec::new();
+        if !self.addon_images.is_empty() {
+            args.extend(["--network".into(), "flannel".into()]);
+            for t in &self.addon_images {
+                args.extend(["--image".into(), t.clone()]);
+            }
+        }
         let Some(member) = self.controllers.iter().position(|&i| i == index) else {
-            return vec!["--role".into(), "worker".into()];
+            args.extend(["--role".into(), "worker".into()]);
+            return args;
         };
         let addresses: Vec<String> = self.controllers.iter().map(|&i| self.at(i).address.clone()).collect();
         let params = selfhosted_manifests::parse_params(&selfhosted_manifests::RawParams {
@@ -280,12 +319,13 @@ impl Lane {
         let env = selfhosted_manifests::host::etcd::env(&params, member).expect("a member's settings");
         let file = self.tb.dir().join(format!("etcd-{}.env", self.at(index).name));
         std::fs::write(&file, env).expect("write etcd.env");
-        vec![
+        args.extend([
             "--etcd-env".into(),
             file.display().to_string(),
             "--role".into(),
             "controller".into(),
-        ]
+        ]);
+        args
     }
 
     /// Powers the hosts at `indexes` off together (every process and container killed at
@@ -392,6 +432,50 @@ impl Lane {
         }
         out
     }
+}
+
+/// The image the lane's network test pods run (`tests/lane/netcheck`).
+pub const NETCHECK_IMAGE: &str = "selfhosted.test/netcheck:latest";
+
+/// Builds (once, cached) the images of the add-ons the provider deploys by default at
+/// `version`, named as its manifests name them, and the netcheck image; their tarballs.
+fn addon_images(version: &str) -> Vec<String> {
+    use selfhosted_manifests::{images::image, Component};
+    let params = selfhosted_manifests::parse_params(&selfhosted_manifests::RawParams {
+        kubernetes_version: Some(version.to_owned()),
+        cluster_name: "lane".into(),
+        api_servers: vec!["10.0.0.1".into()],
+        etcd_servers: vec!["10.0.0.1".into()],
+        ..Default::default()
+    })
+    .expect("the lane's version renders");
+    let mut refs: Vec<String> = [
+        Component::KubeProxy,
+        Component::Flannel,
+        Component::FlannelCniPlugin,
+        Component::Coredns,
+    ]
+    .into_iter()
+    .map(|c| image(&params, c))
+    .collect();
+    refs.push(NETCHECK_IMAGE.into());
+    let out = Command::new("bash")
+        .arg(repo().join("tests/lane/addons.sh"))
+        .args(&refs)
+        .output()
+        .expect("addons.sh runs");
+    assert!(
+        out.status.success(),
+        "add-on images {refs:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let tars: Vec<String> = listed
+        .lines()
+        .filter_map(|l| l.split_once(' ').map(|(_, tar)| tar.to_owned()))
+        .collect();
+    assert_eq!(tars.len(), refs.len(), "one tarball per image: {listed}");
+    tars
 }
 
 /// A TLS client of the API as the admin, from the assets on disk.
