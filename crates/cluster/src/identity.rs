@@ -77,6 +77,14 @@ pub enum IdentityError {
         #[source]
         source: std::io::Error,
     },
+    /// The answer is longer than any `/readyz` or small API object: a broken or hostile server.
+    #[error("HTTP request on {addr}: answer longer than {limit} bytes, far more than an apiserver sends here; stopped reading")]
+    TooLarge {
+        /// `host:port`.
+        addr: String,
+        /// The most read.
+        limit: u64,
+    },
     /// The answer is not HTTP.
     #[error("HTTP request on {addr}: not an HTTP answer: {head:?}")]
     BadResponse {
@@ -86,6 +94,11 @@ pub enum IdentityError {
         head: String,
     },
 }
+
+/// The most of an answer read: `/readyz` with every check listed is about 2 KiB, an object such
+/// as a namespace a few; past this the server is not an apiserver answering, and reading on
+/// would buffer without bound.
+const MAX_ANSWER: u64 = 64 << 10;
 
 /// SHA-256 of a certificate's DER.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,11 +264,18 @@ impl TlsProbe {
         );
         tls.write_all(request.as_bytes()).await.map_err(http_err)?;
         let mut raw = Vec::new();
-        if let Err(e) = tls.read_to_end(&mut raw).await {
+        // One byte past the limit tells a full answer from a cut one.
+        if let Err(e) = (&mut tls).take(MAX_ANSWER + 1).read_to_end(&mut raw).await {
             // Some servers close without close_notify after a complete answer.
             if raw.is_empty() || e.kind() != std::io::ErrorKind::UnexpectedEof {
                 return Err(http_err(e));
             }
+        }
+        if raw.len() as u64 > MAX_ANSWER {
+            return Err(IdentityError::TooLarge {
+                addr: addr.clone(),
+                limit: MAX_ANSWER,
+            });
         }
         let (status, body) = parse_http(&raw).ok_or_else(|| IdentityError::BadResponse {
             addr: addr.clone(),
@@ -356,6 +376,59 @@ mod tests {
         let chunked = b"HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[-]et\r\n3\r\ncd \r\n0\r\n\r\n";
         assert_eq!(parse_http(chunked), Some((500, "[-]etcd".into())));
         assert_eq!(parse_http(b"garbage"), None);
+    }
+
+    /// A server on 127.0.0.1 that answers every connection with a status line and then
+    /// sends without end, until the client goes away.
+    async fn endless_server(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> u16 {
+        let der = CertificateDer::from(cert.cert.der().to_vec());
+        let key = PrivateKeyDer::from_pem_slice(cert.signing_key.serialize_pem().as_bytes()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut head = [0u8; 1024];
+                    let _ = tls.read(&mut head).await;
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
+                    let chunk = vec![b'x'; 16 << 10];
+                    while tls.write_all(&chunk).await.is_ok() {}
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_limit() {
+        let cert = rcgen::generate_simple_self_signed(vec!["kubernetes".to_owned()]).unwrap();
+        let port = endless_server(&cert).await;
+        let creds = ApiCredentials {
+            ca_pem: cert.cert.pem(),
+            client_cert_pem: cert.cert.pem(),
+            client_key_pem: cert.signing_key.serialize_pem(),
+        };
+        let probe = TlsProbe::new(&creds, "127.0.0.1", port, "kubernetes").unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), probe.ask())
+            .await
+            .expect("the probe stops reading at its limit");
+        let err = answer.unwrap_err();
+        assert!(
+            matches!(err, IdentityError::TooLarge { limit: MAX_ANSWER, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("longer than 65536 bytes"), "{err}");
     }
 
     #[test]
