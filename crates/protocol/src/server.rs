@@ -186,14 +186,22 @@ fn accept_tls(
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let (tcp, peer) = tokio::select! {
                 () = shutdown.cancelled() => return,
                 r = listener.accept() => match r {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        backoff.succeeded();
+                        c
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        continue;
+                        let pause = backoff.failed();
+                        tracing::warn!(error = %e, ?pause, "accepting a connection failed; trying again");
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            () = tokio::time::sleep(pause) => continue,
+                        }
                     }
                 },
             };
@@ -216,6 +224,31 @@ fn accept_tls(
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The pause after a failed `accept`: 5 ms, doubled each failure in a row up to 1 s, back to
+/// the start after a success. What makes `accept` fail (EMFILE, ENFILE, ENOBUFS) leaves the
+/// connection queued, so trying again at once would spin a core for as long as it lasts.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    last: Option<Duration>,
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MAX: Duration = Duration::from_secs(1);
+
+    /// The pause before the next `accept`, after one more failure.
+    fn failed(&mut self) -> Duration {
+        let pause = self.last.map_or(Self::FIRST, |last| (last * 2).min(Self::MAX));
+        self.last = Some(pause);
+        pause
+    }
+
+    /// A connection came: the next failure pauses briefly again.
+    fn succeeded(&mut self) {
+        self.last = None;
+    }
 }
 
 /// A TLS connection from the pinned client, as tonic's server takes it.
@@ -339,5 +372,19 @@ pub fn run(provider: Provider) -> ExitCode {
             eprintln!("{msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_failures_pause_longer_up_to_a_second_until_one_succeeds() {
+        let mut b = AcceptBackoff::default();
+        let ms: Vec<u128> = (0..10).map(|_| b.failed().as_millis()).collect();
+        assert_eq!(ms, [5, 10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        b.succeeded();
+        assert_eq!(b.failed(), Duration::from_millis(5));
     }
 }
