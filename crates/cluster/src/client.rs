@@ -1,11 +1,12 @@
 //! A kube [`Client`] from a server URL, the cluster CA and a client certificate.
 //!
-//! The provider reaches the API either directly or through a local `127.0.0.1:PORT` tunnel end;
-//! over a tunnel the URL host is not a name in the apiserver certificate, so the TLS server name
-//! (SNI and verification) can be overridden with one that is (`kubernetes`, or the first
-//! controller's name).
+//! The provider reaches the API either directly or through connections it opens in-process
+//! ([`crate::dial`]); then the URL host is not a name in the apiserver certificate, so the TLS
+//! server name (SNI and verification) can be overridden with one that is (`kubernetes`, or the
+//! first controller's name).
 
 use base64::Engine;
+use kube::client::ConfigExt;
 use kube::{Client, Config};
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 
@@ -79,7 +80,7 @@ pub fn config(server: &str, creds: &ApiCredentials, tls_server_name: Option<&str
     config.auth_info.client_certificate_data = Some(b64.encode(&creds.client_cert_pem));
     config.auth_info.client_key_data = Some(secrecy::SecretString::from(b64.encode(&creds.client_key_pem)));
     config.tls_server_name = tls_server_name.map(str::to_owned);
-    config.connect_timeout = Some(std::time::Duration::from_secs(10));
+    config.connect_timeout = Some(crate::dial::CONNECT_TIMEOUT);
     Ok(config)
 }
 
@@ -97,6 +98,36 @@ pub fn connect(server: &str, creds: &ApiCredentials, tls_server_name: Option<&st
 /// `tls_server_name` must be a name in the apiserver certificate.
 pub fn connect_local_port(port: u16, creds: &ApiCredentials, tls_server_name: &str) -> Result<Client, ClientError> {
     connect(&format!("https://127.0.0.1:{port}"), creds, Some(tls_server_name))
+}
+
+/// A client for the apiserver `dialer` reaches, with no local port: each connection the
+/// client needs is one `dialer` opens. `server` (`https://host:port`) is only what requests
+/// name; `tls_server_name` must be a name in the apiserver certificate. The layers are
+/// kube's own for a [`Config`], but for the connector.
+pub fn connect_through(
+    server: &str,
+    dialer: crate::Dialer,
+    creds: &ApiCredentials,
+    tls_server_name: &str,
+) -> Result<Client, ClientError> {
+    let config = config(server, creds, Some(tls_server_name))?;
+    let build = |source| ClientError::Build {
+        server: server.to_owned(),
+        source,
+    };
+    let https = config.rustls_https_connector_with_connector(dialer).map_err(build)?;
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https);
+    let retry = config
+        .default_retry
+        .then(|| tower::retry::RetryLayer::new(kube::client::retry::RetryPolicy::server_retry()));
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(retry)
+        .option_layer(config.auth_layer().map_err(build)?)
+        .layer(config.extra_headers_layer().map_err(build)?)
+        .map_err(tower::BoxError::from)
+        .service(http);
+    Ok(Client::new(service, config.default_namespace))
 }
 
 #[cfg(test)]

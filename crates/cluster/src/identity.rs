@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::client::{certs_from_pem, ApiCredentials};
+use crate::dial::{Dialed, Dialer};
 use crate::retry::Backoff;
 use crate::wait::{WaitError, Waiter};
 
@@ -159,9 +160,17 @@ impl Answer {
 #[derive(Clone)]
 pub struct TlsProbe {
     config: Arc<rustls::ClientConfig>,
-    host: String,
-    port: u16,
+    route: Route,
     server_name: ServerName<'static>,
+}
+
+/// How a probe reaches the apiserver.
+#[derive(Clone)]
+enum Route {
+    /// TCP to `host:port`.
+    Tcp { host: String, port: u16 },
+    /// A stream the dialer opens.
+    Dial(Dialer),
 }
 
 impl fmt::Debug for TlsProbe {
@@ -171,10 +180,22 @@ impl fmt::Debug for TlsProbe {
 }
 
 impl TlsProbe {
-    /// A probe of `host:port` (an apiserver, or a tunnel's local end) trusting `creds.ca_pem`,
-    /// verifying the certificate for `server_name` and authenticating with the client
-    /// certificate.
+    /// A probe of `host:port` trusting `creds.ca_pem`, verifying the certificate for
+    /// `server_name` and authenticating with the client certificate.
     pub fn new(creds: &ApiCredentials, host: &str, port: u16, server_name: &str) -> Result<Self, IdentityError> {
+        let route = Route::Tcp {
+            host: host.to_owned(),
+            port,
+        };
+        Self::with_route(creds, route, server_name)
+    }
+
+    /// As [`TlsProbe::new`], over the streams `dialer` opens (an SSH channel each, no local port).
+    pub fn through(creds: &ApiCredentials, dialer: Dialer, server_name: &str) -> Result<Self, IdentityError> {
+        Self::with_route(creds, Route::Dial(dialer), server_name)
+    }
+
+    fn with_route(creds: &ApiCredentials, route: Route, server_name: &str) -> Result<Self, IdentityError> {
         let server_name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| IdentityError::ServerName(server_name.to_owned()))?;
         let mut roots = rustls::RootCertStore::empty();
@@ -211,15 +232,17 @@ impl TlsProbe {
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             config: Arc::new(config),
-            host: host.to_owned(),
-            port,
+            route,
             server_name,
         })
     }
 
-    /// `host:port` probed.
+    /// `host:port` probed, or the dialer's route.
     pub fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        match &self.route {
+            Route::Tcp { host, port } => format!("{host}:{port}"),
+            Route::Dial(dialer) => dialer.what().to_owned(),
+        }
     }
 
     /// Open a new connection, complete the handshake, record the peer certificate and ask
@@ -234,15 +257,19 @@ impl TlsProbe {
         let addr = self.addr();
         let name = self.server_name.clone();
         let server_name = name.to_str().into_owned();
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|source| IdentityError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
+        let stream: Dialed = match &self.route {
+            Route::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+                .await
+                .map(|s| Box::new(s) as Dialed),
+            Route::Dial(dialer) => dialer.dial().await,
+        }
+        .map_err(|source| IdentityError::Connect {
+            addr: addr.clone(),
+            source,
+        })?;
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let mut tls = connector
-            .connect(name, tcp)
+            .connect(name, stream)
             .await
             .map_err(|source| IdentityError::Handshake {
                 addr: addr.clone(),
@@ -378,48 +405,19 @@ mod tests {
         assert_eq!(parse_http(b"garbage"), None);
     }
 
-    /// A server on 127.0.0.1 that answers every connection with a status line and then
-    /// sends without end, until the client goes away.
-    async fn endless_server(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> u16 {
-        let der = CertificateDer::from(cert.cert.der().to_vec());
-        let key = PrivateKeyDer::from_pem_slice(cert.signing_key.serialize_pem().as_bytes()).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![der], key)
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let mut head = [0u8; 1024];
-                    let _ = tls.read(&mut head).await;
-                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\n\r\n").await;
-                    let chunk = vec![b'x'; 16 << 10];
-                    while tls.write_all(&chunk).await.is_ok() {}
-                });
-            }
-        });
-        port
-    }
-
     #[tokio::test]
     async fn an_endless_answer_is_cut_at_the_limit() {
-        let cert = rcgen::generate_simple_self_signed(vec!["kubernetes".to_owned()]).unwrap();
-        let port = endless_server(&cert).await;
-        let creds = ApiCredentials {
-            ca_pem: cert.cert.pem(),
-            client_cert_pem: cert.cert.pem(),
-            client_key_pem: cert.signing_key.serialize_pem(),
-        };
-        let probe = TlsProbe::new(&creds, "127.0.0.1", port, "kubernetes").unwrap();
+        use crate::testing::{Reply, TestServer};
+        let server = Arc::new(TestServer::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serving = server.clone();
+        tokio::spawn(async move {
+            if let Ok((tcp, _)) = listener.accept().await {
+                serving.serve(tcp, Reply::Endless).await;
+            }
+        });
+        let probe = TlsProbe::new(&server.creds, "127.0.0.1", port, "kubernetes").unwrap();
         let answer = tokio::time::timeout(Duration::from_secs(5), probe.ask())
             .await
             .expect("the probe stops reading at its limit");

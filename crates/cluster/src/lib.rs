@@ -1,7 +1,8 @@
 //! Cluster layer: talk to the Kubernetes API.
 //!
-//! - [`client`]: a kube [`Client`] from a server URL (or a local tunnel port), the
-//!   cluster CA and a client certificate, with an optional TLS server-name override.
+//! - [`client`]: a kube [`Client`] from a server URL (or a [`Dialer`]), the cluster CA and a
+//!   client certificate, with an optional TLS server-name override.
+//! - [`dial`]: connections opened in-process (SSH channels), with no local port.
 //! - [`apply`]: server-side apply of rendered `manifests/` in order, with one field manager,
 //!   waiting for CRDs to be Established before their objects.
 //! - [`conditions`]: pure predicates on API objects (Ready, rolled out, Established, lease held).
@@ -14,7 +15,8 @@
 //! - [`drain`]: a node whose host left the configuration: cordon, evict, delete the Node.
 //! - [`retry`]: which API errors are worth retrying, and the back-off between tries.
 //!
-//! Knows nothing of SSH: a tunnel is just a local port handed to [`client::connect_local_port`].
+//! Knows nothing of SSH: a tunnel is a [`Dialer`] handed to [`client::connect_through`] and
+//! [`TlsProbe::through`].
 //!
 //! The pivot's use, in outline (every wait bounded by the caller's one deadline):
 //!
@@ -48,12 +50,15 @@ pub mod apply;
 pub mod client;
 pub mod conditions;
 pub mod diagnose;
+pub mod dial;
 pub mod drain;
 pub mod identity;
 pub mod labels;
 pub mod oneshot;
 pub mod retry;
 pub mod skew;
+#[cfg(test)]
+mod testing;
 pub mod wait;
 pub mod workloads;
 
@@ -61,8 +66,9 @@ pub use apply::{
     apply_manifests, apply_parsed, parse_manifests, AppliedObject, ApplyError, ApplySummary, Manifest, Outcome,
     FIELD_MANAGER,
 };
-pub use client::{connect, connect_local_port, ApiCredentials, ClientError};
+pub use client::{connect, connect_local_port, connect_through, ApiCredentials, ClientError};
 pub use diagnose::{collect_evidence, DiagnoseError, Evidence};
+pub use dial::Dialer;
 
 pub use identity::{Answer, Fingerprint, IdentityError, TlsProbe};
 pub use k8s_openapi::jiff::Timestamp;

@@ -427,6 +427,29 @@ async fn identity_tells_apiservers_on_a_shared_port_apart() {
     );
     let named = Waiter::new(selfhosted_cluster::connect_local_port(server.port, &creds, "kubernetes").unwrap());
     named.until(soon(5), "readyz", named.readyz()).await.unwrap();
+    // The same over connections a dialer opens, as the pivot's SSH channels are.
+    let port = server.port;
+    let dialer =
+        selfhosted_cluster::Dialer::new("a dialer", move || tokio::net::TcpStream::connect(("127.0.0.1", port)));
+    let url = server.url();
+    let through = Waiter::new(selfhosted_cluster::connect_through(&url, dialer.clone(), &creds, "kubernetes").unwrap());
+    through
+        .until(soon(5), "readyz through a dialer", through.readyz())
+        .await
+        .unwrap();
+    assert!(through
+        .client()
+        .apiserver_version()
+        .await
+        .unwrap()
+        .git_version
+        .starts_with('v'));
+    let answer = TlsProbe::through(&creds, dialer, "kubernetes")
+        .unwrap()
+        .ask()
+        .await
+        .unwrap();
+    assert_eq!((answer.fingerprint, answer.is_ready()), (own, true));
 
     let probe = TlsProbe::new(&creds, "127.0.0.1", server.port, "kubernetes").unwrap();
     let answer = probe.ask().await.unwrap();

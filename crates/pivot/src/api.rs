@@ -8,8 +8,8 @@ use std::time::Duration;
 use selfhosted_cluster::conditions::LeaseHeld;
 use selfhosted_cluster::oneshot;
 use selfhosted_cluster::Manifest;
-use selfhosted_cluster::{ApiCredentials, Fingerprint, Timestamp, TlsProbe, Waiter};
-use selfhosted_transport::{CancellationToken, Session, Tunnel};
+use selfhosted_cluster::{ApiCredentials, Dialer, Fingerprint, Timestamp, TlsProbe, Waiter};
+use selfhosted_transport::{CancellationToken, Session};
 use tokio::time::Instant;
 
 use crate::inventory::Inventory;
@@ -19,7 +19,8 @@ use crate::pivot::{host_pod_logs, PivotParams};
 /// How the provider reaches the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiAccess {
-    /// An SSH tunnel to the bootstrap controller's `127.0.0.1:<port>` (works from CI runners behind NAT).
+    /// An SSH tunnel to the bootstrap controller's `127.0.0.1:<port>` (works from CI runners behind
+    /// NAT): each connection an SSH channel opened in-process, with no local port to reach it by.
     Tunnel,
     /// Straight to the server URL's host.
     Direct {
@@ -30,7 +31,7 @@ pub enum ApiAccess {
 
 /// Pause between the probes that confirm which apiserver answers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(200);
-/// Pause between attempts to open the API tunnel.
+/// Pause between attempts to reach the API through the tunnel.
 const TUNNEL_RETRY: Duration = Duration::from_secs(1);
 /// The TLS name the apiserver certificates always carry.
 const TLS_NAME: &str = "kubernetes";
@@ -127,7 +128,6 @@ pub(crate) struct Api {
     probe: TlsProbe,
     pub(crate) endpoint: String,
     cancel: CancellationToken,
-    _tunnel: Option<Tunnel>,
 }
 
 impl Api {
@@ -140,11 +140,11 @@ impl Api {
     ) -> Result<Api, PivotError> {
         let phase = Phase::WaitForApiserver;
         let creds = credentials(&params.assets, phase)?;
-        let (host, port, tunnel, endpoint) = match &params.access {
+        let (client, probe, endpoint) = match &params.access {
             ApiAccess::Tunnel => {
-                // The tunnel's first forward fails until the apiserver listens.
-                let t = match tunnel_until(boot, &["127.0.0.1"], params.api_port, params.deadline, cancel).await {
-                    Ok(t) => t,
+                // The first channel fails until the apiserver listens.
+                let dialer = match dialer_until(boot, &["127.0.0.1"], params.api_port, params.deadline, cancel).await {
+                    Ok(d) => d,
                     Err(e) => {
                         return Err(PivotError::on(
                             phase,
@@ -154,28 +154,25 @@ impl Api {
                         .with_evidence(host_pod_logs(boot, expect.pod_prefix()).await))
                     }
                 };
-                let local = t.local_addr();
-                let endpoint = format!("ssh tunnel {local} → {}:127.0.0.1:{}", boot.host(), params.api_port);
-                ("127.0.0.1".to_owned(), local.port(), Some(t), endpoint)
+                let server = format!("https://127.0.0.1:{}", params.api_port);
+                let client = selfhosted_cluster::connect_through(&server, dialer.clone(), &creds, TLS_NAME);
+                let probe = TlsProbe::through(&creds, dialer.clone(), TLS_NAME);
+                (client, probe, dialer.what().to_owned())
             }
-            ApiAccess::Direct { host } => (
-                host.clone(),
-                params.api_port,
-                None,
-                format!("https://{host}:{}", params.api_port),
-            ),
+            ApiAccess::Direct { host } => {
+                let server = format!("https://{host}:{}", params.api_port);
+                let client = selfhosted_cluster::connect(&server, &creds, Some(TLS_NAME));
+                let probe = TlsProbe::new(&creds, host, params.api_port, TLS_NAME);
+                (client, probe, server)
+            }
         };
-        let server = format!("https://{host}:{port}");
-        let client = selfhosted_cluster::connect(&server, &creds, Some(TLS_NAME))
-            .map_err(|e| PivotError::new(phase, format!("API client: {}", chain(&e))))?;
-        let probe = TlsProbe::new(&creds, &host, port, TLS_NAME)
-            .map_err(|e| PivotError::new(phase, format!("TLS probe: {}", chain(&e))))?;
+        let client = client.map_err(|e| PivotError::new(phase, format!("API client: {}", chain(&e))))?;
+        let probe = probe.map_err(|e| PivotError::new(phase, format!("TLS probe: {}", chain(&e))))?;
         Ok(Api {
             waiter: Waiter::new(client).with_cancel(cancel.clone()),
             probe,
             endpoint,
             cancel: cancel.clone(),
-            _tunnel: tunnel,
         })
     }
 
@@ -241,8 +238,8 @@ impl Api {
         pods: usize,
         phase: Phase,
     ) -> Result<(), PivotError> {
-        let tunnel = match tunnel_until(session, &NEWEST_VIA, params.api_port, params.deadline, &self.cancel).await {
-            Ok(t) => t,
+        let dialer = match dialer_until(session, &NEWEST_VIA, params.api_port, params.deadline, &self.cancel).await {
+            Ok(d) => d,
             Err(e) => {
                 return Err(
                     PivotError::on(phase, session.host(), format!("no apiserver listens on loopback: {e}"))
@@ -251,7 +248,7 @@ impl Api {
             }
         };
         let creds = credentials(&params.assets, phase)?;
-        let probe = TlsProbe::new(&creds, "127.0.0.1", tunnel.local_addr().port(), TLS_NAME)
+        let probe = TlsProbe::through(&creds, dialer, TLS_NAME)
             .map_err(|e| PivotError::new(phase, format!("TLS probe: {}", chain(&e))))?;
         self.steadily(&probe, cert, params, selector, pods, phase, session.host())
             .await
@@ -451,20 +448,21 @@ pub(crate) fn controller_sessions<'a>(inventory: &Inventory, sessions: &'a [Sess
 /// the gate chooses them: `::1` where the host has it, else IPv4 loopback.
 const NEWEST_VIA: [&str; 2] = ["::1", "127.0.0.1"];
 
-/// A tunnel from `session` to the first of `targets` that accepts a connection on `port`,
-/// retried until the deadline or cancellation; else the last error.
-async fn tunnel_until(
+/// A dialer through `session` to the first of `targets` that accepts a connection on `port`
+/// (a first channel opened and closed tells), retried until the deadline or cancellation;
+/// else the last error.
+async fn dialer_until(
     session: &Session,
     targets: &[&str],
     port: u16,
     deadline: Instant,
     cancel: &CancellationToken,
-) -> Result<Tunnel, String> {
+) -> Result<Dialer, String> {
     loop {
         let mut last = String::new();
         for host in targets {
-            match session.tunnel(host, port).await {
-                Ok(t) => return Ok(t),
+            match session.open_stream(host, port).await {
+                Ok(_) => return Ok(ssh_dialer(session, host, port)),
                 Err(e) => last = chain(&e),
             }
         }
@@ -477,6 +475,16 @@ async fn tunnel_until(
             () = cancel.cancelled() => {}
         }
     }
+}
+
+/// Connections to `host:port` as `session`'s host sees it, each a new SSH channel.
+fn ssh_dialer(session: &Session, host: &str, port: u16) -> Dialer {
+    let what = format!("ssh tunnel {} → {host}:{port}", session.host());
+    let (session, host) = (session.clone(), host.to_owned());
+    Dialer::new(what, move || {
+        let (session, host) = (session.clone(), host.clone());
+        async move { session.open_stream(&host, port).await.map_err(std::io::Error::other) }
+    })
 }
 
 /// The self-hosted apiserver's serving certificate, as the probe sees it.

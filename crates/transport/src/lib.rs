@@ -7,7 +7,7 @@
 //! - [`files`]: atomic, idempotent batch uploads with owner and mode; removal.
 //! - [`sftp`]: small upload batches through a root sftp-server, one process per batch.
 //! - [`tar`]: the archive format one upload batch travels in.
-//! - [`tunnel`]: a local `127.0.0.1` listener forwarded to a port on the host.
+//! - [`tunnel`]: streams to a port on the host, opened in-process (no local listener).
 //! - [`fleet`]: many hosts with bounded concurrency and one cancellation token.
 //! - `testbed` (feature `testbed`): the multi-host OpenSSH test bed, for tests.
 //!
@@ -32,4 +32,4 @@ pub use fleet::{Fleet, FleetError};
 pub use host_keys::{HostKeyError, HostKeyPolicy, LearnedHostKey, PinnedKey};
 pub use session::{ConnectError, ExecError, HopSpec, HostSpec, Output, Session};
 pub use tokio_util::sync::CancellationToken;
-pub use tunnel::{Tunnel, TunnelError};
+pub use tunnel::TunnelError;

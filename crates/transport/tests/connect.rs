@@ -1,5 +1,5 @@
 //! Reaching hosts: through a bastion to hosts only it reaches, clear errors for unreachable
-//! hosts within the configured timeout, tunnels to a port on the host, fleets in parallel.
+//! hosts within the configured timeout, streams to a port on the host, fleets in parallel.
 
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,7 @@ async fn unreachable_host_fails_clearly_within_the_timeout() {
 }
 
 #[tokio::test]
-async fn tunnel_reaches_a_port_on_the_host() {
+async fn streams_reach_a_port_on_the_host_with_nothing_listening_here() {
     let Some(tb) = Testbed::up("tunnel_reaches_a_port", &params(1, true)).unwrap() else {
         return;
     };
@@ -144,20 +144,24 @@ async fn tunnel_reaches_a_port_on_the_host() {
     )
     .await
     .unwrap();
-    let mut tunnel = None;
+    let mut first = None;
     for _ in 0..50 {
-        match s.tunnel("127.0.0.1", 6443).await {
-            Ok(t) => {
-                tunnel = Some(t);
+        match s.open_stream("127.0.0.1", 6443).await {
+            Ok(stream) => {
+                first = Some(stream);
                 break;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let tunnel = tunnel.expect("tunnel up");
-    assert!(tunnel.local_addr().ip().is_loopback());
-    for _ in 0..3 {
-        let mut c = tokio::net::TcpStream::connect(tunnel.local_addr()).await.unwrap();
+    let first = first.expect("the server listens");
+    let mut streams = vec![first];
+    for _ in 0..2 {
+        streams.push(s.open_stream("127.0.0.1", 6443).await.unwrap());
+    }
+    // while the streams are open, this process listens nowhere another local user could connect
+    assert_eq!(own_listening_sockets(), Vec::<u64>::new());
+    for mut c in streams {
         c.write_all(b"GET /index.txt HTTP/1.0\r\nHost: x\r\n\r\n")
             .await
             .unwrap();
@@ -168,14 +172,38 @@ async fn tunnel_reaches_a_port_on_the_host() {
             "{body}"
         );
     }
-    // a closed port fails when the tunnel is made, naming host and target
-    let err = s.tunnel("127.0.0.1", 6444).await.unwrap_err().to_string();
+    // a closed port fails when the stream is opened, naming host and target
+    let Err(err) = s.open_stream("127.0.0.1", 6444).await else {
+        panic!("a stream to a closed port");
+    };
+    let err = err.to_string();
     assert!(err.contains("h1") && err.contains("127.0.0.1:6444"), "{err}");
-    // dropping the tunnel closes the listener
-    let addr = tunnel.local_addr();
-    drop(tunnel);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+/// The inodes of the TCP sockets in LISTEN state (`0A`) that this process holds.
+fn own_listening_sockets() -> Vec<u64> {
+    let listening: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    (fields.get(3) == Some(&"0A")).then(|| fields.get(9)?.parse().ok())?
+                })
+                .collect::<Vec<u64>>()
+        })
+        .collect();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let inode = target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            inode.parse().ok()
+        })
+        .filter(|inode| listening.contains(inode))
+        .collect()
 }
 
 #[tokio::test]
