@@ -45,4 +45,17 @@ export SELFHOSTED_TERRAFORM_NEWER
 echo "== the node agent image (selfhosted-agent, imported by the lane hosts)"
 bash tests/lane/agent-image.sh
 echo "== cargo nextest"
-cargo nextest run --workspace --no-fail-fast "$@"
+# A test that cannot run here (not root, say) fails under CI; elsewhere it returns early, which
+# nextest counts as a pass: such tests list themselves here, and the count closes the output.
+SELFHOSTED_SKIP_LOG=$(mktemp)
+export SELFHOSTED_SKIP_LOG
+trap 'rm -f "$SELFHOSTED_SKIP_LOG"' EXIT
+status=0
+cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+if [ -s "$SELFHOSTED_SKIP_LOG" ]; then
+  echo "== $(sort -u "$SELFHOSTED_SKIP_LOG" | wc -l) tests SKIPPED (counted as passed above; under CI=true each fails instead):"
+  sort -u "$SELFHOSTED_SKIP_LOG" | sed 's/^/   /'
+else
+  echo "== no test skipped"
+fi
+exit "$status"

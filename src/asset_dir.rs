@@ -113,7 +113,7 @@ fn temporary_name(path: &Path) -> PathBuf {
     h.update(std::process::id().to_le_bytes());
     h.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
     h.update(format!("{:?}", std::time::SystemTime::now()).as_bytes());
-    let tag: String = h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let tag = hex::encode(&h.finalize()[..8]);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -288,7 +288,7 @@ pub fn digest<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Strin
         h.update((content.len() as u64).to_le_bytes());
         h.update(content);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// Digest of the files named by `paths` as they are on disk now (a missing

@@ -293,11 +293,7 @@ pub fn digest(manifests: &[Manifest]) -> String {
         h.update(json.as_bytes());
         h.update([0]);
     }
-    format!("sha256:{}", hex(&h.finalize()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("sha256:{}", hex::encode(h.finalize()))
 }
 
 /// The CRD a kind is defined by, when the CRD is in the same set: `(group, kind)` → CRD name.

@@ -126,7 +126,7 @@ impl Fingerprint {
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sha256:{}", crate::apply::hex(&self.0))
+        write!(f, "sha256:{}", hex::encode(self.0))
     }
 }
 

@@ -37,7 +37,7 @@ pub fn api_message(err: &kube::Error) -> String {
 
 /// An error and its causes, joined with `: ` (kube's top-level messages such as
 /// "client error (Connect)" hide the reason, e.g. the TLS certificate error, in the chain).
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {

@@ -27,4 +27,4 @@ pub mod upgrade;
 
 pub use inventory::{Host, Inventory, Role};
 pub use paths::RemotePaths;
-pub use phase::{Phase, PivotError};
+pub use phase::{chain, Phase, PivotError};

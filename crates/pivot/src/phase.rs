@@ -137,19 +137,7 @@ impl PivotError {
 }
 
 /// The full chain of an error, one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
-}
+pub use selfhosted_cluster::retry::error_chain as chain;
 
 /// Runs one phase, logging its start and its end with the duration.
 pub async fn run<T, F>(phase: Phase, work: F) -> Result<T, PivotError>

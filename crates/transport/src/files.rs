@@ -141,7 +141,7 @@ pub struct UploadReport {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(data))
 }
 
 /// Prints `<sha256> <owner>:<group>:<octal mode>` or `-` for each path, in order.

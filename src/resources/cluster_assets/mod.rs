@@ -100,16 +100,7 @@ fn error(summary: &str, detail: impl std::fmt::Display) -> Diagnostics {
 }
 
 /// The full error chain of a failure, for the detail of a diagnostic.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
-}
+use selfhosted_pivot::chain;
 
 /// Plans every computed attribute of `planned` from inputs that are known (or stood in for).
 fn plan_known(

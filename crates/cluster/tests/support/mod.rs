@@ -40,9 +40,7 @@ pub fn apiserver_binary() -> Option<PathBuf> {
             p.display(),
             lane_version()
         );
-        // Under CI every test runs or fails (the same rule as the SSH test bed's).
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
-        eprintln!("\n*** SKIPPED: {why} ***\n");
+        selfhosted_transport::testbed::skip_or_fail("a real-API test", &why);
         None
     }
 }

@@ -407,7 +407,7 @@ pub fn apiserver_generation(p: &ManifestParams) -> String {
         hasher.update(p.credentials_revision.as_bytes());
     }
     let digest = hasher.finalize();
-    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&digest[..4]);
     format!("v1-{}-{}-{hex}", p.kubernetes_version.minor, p.kubernetes_version.patch)
 }
 

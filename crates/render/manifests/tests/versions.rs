@@ -261,11 +261,10 @@ fn coredns_and_etcd_tags_match_kubeadm_of_the_releases_the_lane_builds() {
     }
     if checked.len() < 3 {
         let why = format!("kubeadm constants of fewer than 3 releases under {}", modules.display());
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "{why} (run tests/lane/build-go.sh)"
+        selfhosted_transport::testbed::skip_or_fail(
+            "image tags against kubeadm (partly)",
+            &format!("{why} (run tests/lane/build-go.sh)"),
         );
-        eprintln!("\n*** PARTLY SKIPPED: {why} ***\n");
     }
     eprintln!("CoreDNS tags confirmed against kubeadm: {checked:?}");
 }
