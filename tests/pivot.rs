@@ -224,38 +224,151 @@ fn a_provider_killed_mid_pivot_and_a_reboot_converge_on_the_next_apply() {
 }
 
 #[test]
-fn ctrl_c_during_the_pivot_stops_it_within_seconds_and_the_next_apply_converges() {
-    let Some(lane) = Lane::up("pivot ctrl-c") else { return };
+fn a_provider_killed_mid_upgrade_leaves_the_old_apiserver_serving_and_the_next_apply_converges() {
+    let Some(lane) = Lane::up("upgrade killed") else { return };
     let ws = Workspace::new(&config(&lane, ""));
+    apply_ok(&ws, &lane, "pivot");
+    let assets = ws.path().join("assets");
+    let kubeconfig = assets.join("auth/admin.kubeconfig");
+    let before = apiserver_generations(&kubeconfig);
+
+    // A changed apiserver flag: a new apiserver generation beside the old one, then the hand-over.
+    ws.write(
+        "main.tf",
+        &config(&lane, "  extra_flags = { \"kube_apiserver\" = [\"--v=2\"] }"),
+    );
+    let prober = Prober::start(&assets, &lane.host().address, Some(API_REQUEST));
+    let mut apply = ws
+        .command(&["apply", "-auto-approve", "-input=false"])
+        .spawn()
+        .expect("terraform starts");
+    // Kill the provider (SIGKILL: no chance to clean up) once both generations exist.
+    let generations_now = || apiserver_generations_now(&kubeconfig);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut killed_during = None;
+    while Instant::now() < deadline {
+        let now = generations_now();
+        if now.split_whitespace().count() == 2 {
+            if let Some(pid) = provider_child(apply.id()) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                killed_during = Some(now);
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = apply.wait().expect("terraform ends");
+    let killed_during = killed_during.expect("the provider was killed with two apiserver generations");
+    assert!(!status.success(), "the killed apply fails");
+    // Nobody reruns at once: the API keeps being served meanwhile.
+    std::thread::sleep(Duration::from_secs(10));
+    let left = generations_now();
+
+    apply_ok(&ws, &lane, "rerun after the kill mid-upgrade");
+    let samples = prober.finish();
+    let after = apiserver_generations_now(&kubeconfig);
+    let failures: Vec<&String> = samples.iter().filter_map(|(_, fp)| fp.as_ref().err()).collect();
+    eprintln!(
+        "provider killed mid-upgrade: generations {before} → killed during [{killed_during}], 10 s later [{left}] → after the rerun {after}; {} requests from before the kill to the end of the rerun, {} failed",
+        samples.len(),
+        failures.len()
+    );
+    assert!(samples.len() > 100, "the probe ran throughout: {}", samples.len());
+    assert_eq!(
+        failures.len(),
+        0,
+        "no failed request through the kill, the wait and the rerun: {failures:?}"
+    );
+    assert_one_new_generation(&kubeconfig, &before, "--v=2");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+/// Runs `terraform apply` (output captured) and, once the bootstrap control plane's static
+/// Pods are on the first controller, `act` (given terraform's PID); returns how terraform
+/// ended, its output, and the time from `act` to its end.
+fn apply_until_the_bootstrap_control_plane(
+    ws: &Workspace,
+    lane: &Lane,
+    act: impl FnOnce(u32),
+) -> (std::process::Output, String, Duration) {
     let apply = ws
         .command(&["apply", "-auto-approve", "-input=false"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("terraform starts");
-    // Interrupt once the bootstrap control plane is on the controller: the provider is then
-    // waiting on it (or already applying through it).
     let deadline = Instant::now() + Duration::from_secs(240);
-    let mut interrupted = None;
+    let mut acted = None;
     while Instant::now() < deadline {
         if lane
             .ls("/etc/kubernetes/manifests")
             .contains("bootstrap-kube-apiserver")
         {
-            let _ = Command::new("kill").args(["-INT", &apply.id().to_string()]).status();
-            interrupted = Some(Instant::now());
+            act(apply.id());
+            acted = Some(Instant::now());
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let interrupted = interrupted.expect("the pivot reached the bootstrap control plane");
+    let acted = acted.expect("the pivot reached the bootstrap control plane");
     let out = apply.wait_with_output().expect("terraform ends");
-    let stopped_after = interrupted.elapsed();
+    let ended_after = acted.elapsed();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    (out, text, ended_after)
+}
+
+#[test]
+fn an_ssh_connection_cut_mid_pivot_ends_the_apply_at_once_naming_the_host_and_the_next_apply_converges() {
+    let Some(lane) = Lane::up("pivot ssh cut") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    // sshd's listener stays; the provider's connection (its session processes) goes, as when
+    // sshd restarts or a NAT forgets the flow. The provider then waits for the API through it.
+    let host = lane.host().name.clone();
+    let (out, text, ended_after) = apply_until_the_bootstrap_control_plane(&ws, &lane, |_| {
+        let out = lane.tb.host_exec(&host, &["pkill", "-f", "sshd: core"]);
+        assert!(
+            out.status.success(),
+            "the provider's SSH session processes were there to kill"
+        );
+    });
+    let error: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Error") || l.contains(&host))
+        .collect();
+    eprintln!(
+        "SSH cut mid-pivot: terraform ended {ended_after:?} after the cut; its error:\n{}",
+        error.join("\n")
+    );
+    assert!(!out.status.success(), "the apply fails:\n{text}");
+    assert!(
+        ended_after < Duration::from_secs(60),
+        "the apply ended soon after the cut, not at the deadline: {ended_after:?}\n{text}"
+    );
+    assert!(
+        text.contains("Bootstrap failed in phase") && text.contains(&format!(" on {host}")),
+        "the error names the phase and the host:\n{text}"
+    );
+
+    apply_ok(&ws, &lane, "rerun after the SSH cut");
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    assert!(!lane.ls("/etc/kubernetes/manifests").contains("bootstrap"));
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+}
+
+#[test]
+fn ctrl_c_during_the_pivot_stops_it_within_seconds_and_the_next_apply_converges() {
+    let Some(lane) = Lane::up("pivot ctrl-c") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    // The provider is then waiting on the bootstrap control plane (or already applying through it).
+    let (out, text, stopped_after) = apply_until_the_bootstrap_control_plane(&ws, &lane, |terraform| {
+        let _ = Command::new("kill").args(["-INT", &terraform.to_string()]).status();
+    });
     assert!(!out.status.success(), "the interrupted apply fails:\n{text}");
     // Terraform waits for the provider: the whole apply ends within seconds of Ctrl-C, and
     // says where it stopped.
@@ -285,21 +398,7 @@ fn a_cluster_whose_state_was_lost_is_imported_and_adopted_without_a_second_pivot
     let ws = Workspace::new(&config(&lane, ""));
     apply_ok(&ws, &lane, "pivot");
     let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
-    let apiservers = || {
-        kubectl(
-            &kubeconfig,
-            &[
-                "-n",
-                "kube-system",
-                "get",
-                "daemonsets",
-                "-l",
-                "k8s-app=kube-apiserver",
-                "-o",
-                "name",
-            ],
-        )
-    };
+    let apiservers = || apiserver_generations(&kubeconfig);
     let before = apiservers();
     // The temporary control plane's credentials: none after the pivot, and a second pivot
     // would put them back.
@@ -456,24 +555,7 @@ fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
         0,
         "no failed request during the hand-over: {failures:?}"
     );
-    assert!(
-        !after.contains(' ') && !after.is_empty() && after != before,
-        "one new apiserver generation replaced the old: {before} → {after}"
-    );
-    let args = kubectl(
-        &kubeconfig,
-        &[
-            "-n",
-            "kube-system",
-            "get",
-            "pods",
-            "-l",
-            "k8s-app=kube-apiserver",
-            "-o",
-            "jsonpath={.items[*].spec.containers[0].args}",
-        ],
-    );
-    assert!(args.contains("--v=2"), "the running apiserver has the new flag: {args}");
+    assert_one_new_generation(&kubeconfig, &before, "--v=2");
     let value = kubectl(
         &kubeconfig,
         &[

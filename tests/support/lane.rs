@@ -622,19 +622,57 @@ pub fn apply_while_probing(
 
 /// The names of the apiserver DaemonSets (one per generation), space-separated.
 pub fn apiserver_generations(kubeconfig: &Path) -> String {
-    kubectl(
+    kubectl(kubeconfig, &GENERATIONS)
+}
+
+/// `kubectl` arguments listing the apiserver generation DaemonSets' names.
+const GENERATIONS: [&str; 8] = [
+    "-n",
+    "kube-system",
+    "get",
+    "daemonsets",
+    "-l",
+    "k8s-app=kube-apiserver",
+    "-o",
+    "jsonpath={.items[*].metadata.name}",
+];
+
+/// As [`apiserver_generations`], but empty instead of a panic when the API does not answer
+/// within 2 s (for polling while an apply changes things).
+pub fn apiserver_generations_now(kubeconfig: &Path) -> String {
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--request-timeout=2s")
+        .args(GENERATIONS)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Asserts that one apiserver generation, other than `before`, runs now, with `flag` among
+/// its arguments; returns its name.
+pub fn assert_one_new_generation(kubeconfig: &Path, before: &str, flag: &str) -> String {
+    let after = apiserver_generations(kubeconfig);
+    assert!(
+        !after.contains(' ') && !after.is_empty() && after != before,
+        "one new apiserver generation replaced the old: {before} → {after}"
+    );
+    let args = kubectl(
         kubeconfig,
         &[
             "-n",
             "kube-system",
             "get",
-            "daemonsets",
+            "pods",
             "-l",
             "k8s-app=kube-apiserver",
             "-o",
-            "jsonpath={.items[*].metadata.name}",
+            "jsonpath={.items[*].spec.containers[0].args}",
         ],
-    )
+    );
+    assert!(args.contains(flag), "the running apiserver has {flag}: {args}");
+    after
 }
 
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {

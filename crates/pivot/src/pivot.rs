@@ -212,12 +212,51 @@ async fn on_fleet(
     outcome.learned = ready.learned.clone();
     outcome.reached = Some(Phase::Preflight);
     // Boxed: the phases' state machines are large; kept off the worker's stack.
-    let result = match procedure {
-        Procedure::Pivot => Box::pin(pivot_phases(inventory, params, cancel, outcome, &ready)).await,
-        Procedure::Upgrade => Box::pin(upgrade::upgrade_phases(inventory, params, cancel, outcome, &ready)).await,
+    let phases = async {
+        match procedure {
+            Procedure::Pivot => Box::pin(pivot_phases(inventory, params, cancel, &mut *outcome, &ready)).await,
+            Procedure::Upgrade => {
+                Box::pin(upgrade::upgrade_phases(
+                    inventory,
+                    params,
+                    cancel,
+                    &mut *outcome,
+                    &ready,
+                ))
+                .await
+            }
+        }
     };
+    // A dropped SSH connection fails every later step on that host, and the waits that go
+    // through it (the API, over the tunnel) would retry until the deadline: end at once.
+    let ended = tokio::select! {
+        result = phases => Ok(result),
+        host = connection_lost(ready.fleet.sessions()) => Err(host),
+    };
+    let result = ended.unwrap_or_else(|host| {
+        Err(PivotError::on(
+            procedure.after(outcome.reached),
+            &host,
+            format!(
+                "the SSH connection to {host} closed (sshd restarted, the host rebooted, or a NAT or firewall dropped it); nothing done is lost and every step is idempotent: rerun apply to continue from here"
+            ),
+        ))
+    });
     ready.fleet.close().await;
     result
+}
+
+/// How often the fleet's SSH connections are checked while a procedure runs.
+const CONNECTION_CHECK: Duration = Duration::from_millis(500);
+
+/// The name of the first host whose SSH connection closed (never, while all stay open).
+async fn connection_lost(sessions: &[Session]) -> String {
+    loop {
+        if let Some(s) = sessions.iter().find(|s| s.is_closed()) {
+            return s.host().to_owned();
+        }
+        tokio::time::sleep(CONNECTION_CHECK).await;
+    }
 }
 
 async fn pivot_phases(
