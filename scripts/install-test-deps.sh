@@ -30,5 +30,6 @@ fi
 python3 -c 'import kubernetes_validate' 2>/dev/null || pip install -q kubernetes-validate==1.37.0
 
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 command -v terraform >/dev/null || { echo "terraform is required on the PATH" >&2; exit 1; }
 command -v kubectl >/dev/null || { echo "kubectl is required on the PATH" >&2; exit 1; }

@@ -42,6 +42,8 @@ export SELFHOSTED_TOFU
 echo "== Terraform 1.13 (the quickstart and the assets lifecycle also run under it; cached)"
 SELFHOSTED_TERRAFORM_NEWER=$(bash tests/tools/terraform.sh v1.13.3)
 export SELFHOSTED_TERRAFORM_NEWER
+echo "== fuzz: what Terraform sends the provider, 20 s per target (cargo-fuzz, nightly; ASan build cached)"
+bash scripts/fuzz.sh 20
 echo "== the node agent image (selfhosted-agent, imported by the lane hosts)"
 bash tests/lane/agent-image.sh
 echo "== cargo nextest"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Fuzzes what Terraform sends the provider (fuzz/: msgpack values of each resource's type,
+# decoded, re-encoded and validated) with cargo-fuzz, SECONDS per target (default 20), from the
+# committed seed corpus (real Terraform traffic). New inputs go to a scratch folder; a crash
+# fails the run and leaves its input under fuzz/artifacts/. Needs the nightly toolchain (rustup)
+# and cargo-fuzz (scripts/install-test-deps.sh installs it). The ASan build is cached under
+# ${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}/fuzz-target (cold: 6-11 min on 2 cores).
+# Usage: scripts/fuzz.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+SECONDS_EACH=${1:-20}
+CACHE=${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}
+export CARGO_TARGET_DIR=$CACHE/fuzz-target
+rustup run nightly rustc --version >/dev/null 2>&1 || {
+  echo "fuzz.sh: no nightly toolchain (cargo-fuzz needs one): rustup toolchain install nightly" >&2; exit 1; }
+command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: no cargo-fuzz (cargo install --locked cargo-fuzz)" >&2; exit 1; }
+nice cargo +nightly fuzz build 2>&1 | grep -E '^(error|warning: unused)|Finished' || true
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for target in $(cargo +nightly fuzz list); do
+  mkdir -p "$scratch/$target"
+  out=$(cargo +nightly fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
+    -max_total_time="$SECONDS_EACH" -print_final_stats=1 2>&1) || {
+    echo "$out" | tail -40 >&2
+    echo "fuzz.sh: $target crashed; the input is under fuzz/artifacts/$target/" >&2
+    exit 1
+  }
+  runs=$(echo "$out" | sed -n 's/^stat::number_of_executed_units: *//p')
+  echo "fuzz $target: ${runs:-?} inputs in ${SECONDS_EACH}s, $(ls "corpus/$target" | wc -l) seeds, no crash"
+done
