@@ -86,6 +86,12 @@ pub enum IdentityError {
         /// The most read.
         limit: u64,
     },
+    /// No full answer within [`ANSWER_TIMEOUT`]: a server that accepts and stays silent.
+    #[error("{addr}: no answer within {}s (connection, TLS handshake and HTTP answer)", ANSWER_TIMEOUT.as_secs())]
+    TimedOut {
+        /// `host:port`.
+        addr: String,
+    },
     /// The answer is not HTTP.
     #[error("HTTP request on {addr}: not an HTTP answer: {head:?}")]
     BadResponse {
@@ -100,6 +106,11 @@ pub enum IdentityError {
 /// as a namespace a few; past this the server is not an apiserver answering, and reading on
 /// would buffer without bound.
 const MAX_ANSWER: u64 = 64 << 10;
+
+/// How long one probe may take, from connecting to the end of the answer: an apiserver
+/// answers in milliseconds; one that accepts and stays silent counts as one failed answer
+/// instead of stalling the caller until its own deadline.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SHA-256 of a certificate's DER.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -254,6 +265,12 @@ impl TlsProbe {
     /// As [`TlsProbe::ask`], with `GET path`: a real API request shows what a client sees,
     /// where `/readyz` also fails while an apiserver starts or drains yet serves.
     pub async fn get(&self, path: &str) -> Result<Answer, IdentityError> {
+        tokio::time::timeout(ANSWER_TIMEOUT, self.get_unbounded(path))
+            .await
+            .unwrap_or_else(|_| Err(IdentityError::TimedOut { addr: self.addr() }))
+    }
+
+    async fn get_unbounded(&self, path: &str) -> Result<Answer, IdentityError> {
         let addr = self.addr();
         let name = self.server_name.clone();
         let server_name = name.to_str().into_owned();
@@ -427,6 +444,22 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("longer than 65536 bytes"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_accepts_and_stays_silent_is_one_failed_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let held = listener.accept().await;
+            std::future::pending::<()>().await;
+            drop(held);
+        });
+        let server = crate::testing::TestServer::new();
+        let probe = TlsProbe::new(&server.creds, "127.0.0.1", port, "kubernetes").unwrap();
+        let err = probe.ask().await.unwrap_err();
+        assert!(matches!(err, IdentityError::TimedOut { .. }), "{err}");
+        assert!(err.to_string().contains("no answer within 10s"), "{err}");
     }
 
     #[test]
