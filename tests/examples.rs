@@ -74,7 +74,7 @@ fn aws_mirror() -> Option<std::path::PathBuf> {
     if path.join("registry.terraform.io/hashicorp/aws").is_dir() {
         return Some(path);
     }
-    selfhosted_transport::testbed::skip_or_fail(
+    selfhosted_test_support::skip_or_fail(
         "the AWS example's plan",
         &format!("no hashicorp/aws mirror at {}", path.display()),
     );

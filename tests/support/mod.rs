@@ -35,7 +35,7 @@ fn built_cli(var: &str, name: &str, script: &str) -> Option<PathBuf> {
     if path.is_file() {
         return Some(path);
     }
-    selfhosted_transport::testbed::skip_or_fail(name, &format!("no {name} at {} (bash {script})", path.display()));
+    selfhosted_test_support::skip_or_fail(name, &format!("no {name} at {} (bash {script})", path.display()));
     None
 }
 

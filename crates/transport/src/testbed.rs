@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::{Auth, AuthError};
 use crate::host_keys::{HostKeyError, HostKeyPolicy};
 use crate::session::{HopSpec, HostSpec};
+pub use selfhosted_test_support::skip_or_fail;
 
 /// Why the test bed could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -122,36 +123,6 @@ pub fn is_root_or_skip(test: &str) -> bool {
         skip_or_fail(test, "the SSH test bed needs root (network namespaces, mounts)");
     }
     root
-}
-
-/// A test that cannot run here: under CI (`CI=true`) it fails, since in CI every test runs or
-/// fails; elsewhere it says loudly that it skipped, records it in the file that
-/// `SELFHOSTED_SKIP_LOG` names (`scripts/test.sh` counts and lists them after the run, where
-/// nextest's summary would show them as passed), and the caller returns.
-///
-/// # Panics
-/// Under CI.
-pub fn skip_or_fail(test: &str, why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test} cannot run: {why}; under CI every test runs or fails");
-    }
-    eprintln!("\n*** SKIPPED {test}: {why}. ***\n");
-    if let Some(log) = std::env::var_os("SELFHOSTED_SKIP_LOG") {
-        if let Err(e) = record_skip(Path::new(&log), test, why) {
-            eprintln!("*** cannot record the skip in {}: {e} ***", Path::new(&log).display());
-        }
-    }
-}
-
-/// Appends one `test: why` line to `log` (one write, so parallel tests do not interleave).
-fn record_skip(log: &Path, test: &str, why: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let line = format!("{test}: {why}\n");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)?
-        .write_all(line.as_bytes())
 }
 
 impl Testbed {
@@ -331,22 +302,5 @@ impl Testbed {
 impl Drop for Testbed {
     fn drop(&mut self) {
         self.down();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn skips_are_recorded_one_line_each() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("skipped");
-        record_skip(&log, "a::one", "needs root").unwrap();
-        record_skip(&log, "b::two", "no etcd").unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
-            "a::one: needs root\nb::two: no etcd\n"
-        );
     }
 }

@@ -40,7 +40,7 @@ pub fn apiserver_binary() -> Option<PathBuf> {
             p.display(),
             lane_version()
         );
-        selfhosted_transport::testbed::skip_or_fail("a real-API test", &why);
+        selfhosted_test_support::skip_or_fail("a real-API test", &why);
         None
     }
 }

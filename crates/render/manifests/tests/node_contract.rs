@@ -41,7 +41,7 @@ fn ignition_validator() -> Option<std::path::PathBuf> {
     if path.is_file() {
         return Some(path);
     }
-    selfhosted_transport::testbed::skip_or_fail(
+    selfhosted_test_support::skip_or_fail(
         "Ignition validation",
         &format!(
             "no Ignition validator at {} (bash tests/tools/go-tool.sh ignition-validate github.com/coreos/ignition/v2/validate@v2.24.0)",

@@ -261,7 +261,7 @@ fn coredns_and_etcd_tags_match_kubeadm_of_the_releases_the_lane_builds() {
     }
     if checked.len() < 3 {
         let why = format!("kubeadm constants of fewer than 3 releases under {}", modules.display());
-        selfhosted_transport::testbed::skip_or_fail(
+        selfhosted_test_support::skip_or_fail(
             "image tags against kubeadm (partly)",
             &format!("{why} (run tests/lane/build-go.sh)"),
         );
