@@ -15,6 +15,8 @@ use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::{Api, Client};
 use sha2::{Digest, Sha256};
 
+use selfhosted_manifests::object::sorted;
+
 use crate::retry::{self, Backoff};
 use crate::wait::{WaitError, Waiter};
 
@@ -251,43 +253,11 @@ pub fn parse_manifests(files: &BTreeMap<String, String>) -> Result<Vec<Manifest>
     Ok(out)
 }
 
-/// Write `v` as JSON with object keys sorted, whatever serde_json's map order is.
-fn canonical_json(v: &serde_json::Value, out: &mut String) {
-    match v {
-        serde_json::Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical_json(&m[k], out);
-            }
-            out.push('}');
-        }
-        serde_json::Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical_json(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
-
 /// `sha256:<hex>` over the manifests' paths and canonical JSON, in apply order.
 pub fn digest(manifests: &[Manifest]) -> String {
     let mut h = Sha256::new();
     for m in manifests {
-        let mut json = String::new();
-        canonical_json(&serde_json::to_value(&m.object).unwrap_or_default(), &mut json);
+        let json = sorted(&serde_json::to_value(&m.object).unwrap_or_default()).to_string();
         h.update(m.file.as_bytes());
         h.update([0]);
         h.update(json.as_bytes());

@@ -125,38 +125,23 @@ pub fn file_name(dir: &str, obj: &Value) -> String {
 }
 
 /// Emit one object as a YAML document, keys sorted at every level.
-///
-/// Sorting here (not relying on `serde_json::Map` being a BTreeMap) keeps the bytes the
-/// same in a binary where another crate turns on serde_json's `preserve_order`.
 pub fn to_yaml(obj: &Value) -> Result<String, RenderError> {
-    serde_yaml_ng::to_string(&canonical(obj)).map_err(RenderError::Yaml)
+    serde_yaml_ng::to_string(&sorted(obj)).map_err(RenderError::Yaml)
 }
 
-fn canonical(v: &Value) -> serde_yaml_ng::Value {
-    use serde_yaml_ng::Value as Y;
+/// `v` with the keys of every object in sorted order: the one canonical form of the rendered
+/// YAML and of the digest of what was applied. Sorting here (not relying on `serde_json::Map`
+/// being a BTreeMap) keeps the bytes the same in a binary where another crate turns on
+/// serde_json's `preserve_order`.
+pub fn sorted(v: &Value) -> Value {
     match v {
-        Value::Null => Y::Null,
-        Value::Bool(b) => Y::Bool(*b),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Y::Number(i.into())
-            } else if let Some(u) = n.as_u64() {
-                Y::Number(u.into())
-            } else {
-                Y::Number(n.as_f64().unwrap_or_default().into())
-            }
-        }
-        Value::String(s) => Y::String(s.clone()),
-        Value::Array(a) => Y::Sequence(a.iter().map(canonical).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            let mut out = serde_yaml_ng::Mapping::new();
-            for k in keys {
-                out.insert(Y::String(k.clone()), canonical(&m[k]));
-            }
-            Y::Mapping(out)
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
         }
+        other => other.clone(),
     }
 }
 
@@ -243,4 +228,22 @@ pub fn spread(labels: &Value) -> Value {
             }]
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_and_json_have_keys_sorted_at_every_level() {
+        let v = json!({"kind": "X", "a": [{"z": 1, "y": 2.5}], "m": {"b": true, "a": null}});
+        assert_eq!(
+            to_yaml(&v).unwrap(),
+            "a:\n- y: 2.5\n  z: 1\nkind: X\nm:\n  a: null\n  b: true\n"
+        );
+        assert_eq!(
+            sorted(&v).to_string(),
+            r#"{"a":[{"y":2.5,"z":1}],"kind":"X","m":{"a":null,"b":true}}"#
+        );
+    }
 }
