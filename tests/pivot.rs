@@ -15,7 +15,7 @@ use support::lane::*;
 use support::Workspace;
 
 fn config(lane: &Lane, extra: &str) -> String {
-    one_controller_config(lane, lane.version, extra)
+    LaneConfig::new(lane).assets(extra).hcl()
 }
 
 #[test]
@@ -128,8 +128,10 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
 #[test]
 fn a_bootstrap_apiserver_that_cannot_start_fails_with_its_own_error_line() {
     let Some(lane) = Lane::up("pivot bad flag") else { return };
-    let cfg = config(&lane, "  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }")
-        .replace("timeouts = { create = \"8m\" }", "timeouts = { create = \"75s\" }");
+    let cfg = LaneConfig::new(&lane)
+        .assets("  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }")
+        .timeouts("create = \"75s\"")
+        .hcl();
     let ws = Workspace::new(&cfg);
     let started = Instant::now();
     let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
@@ -584,9 +586,12 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
         return;
     };
     // This test reaches the API directly at the controller's address, not through a tunnel.
-    let direct =
-        |extra: &str| config(&lane, extra).replace("  timeouts = {", "  api_access = \"direct\"\n  timeouts = {");
-    let ws = Workspace::new(&direct(""));
+    let direct = |extra: &'static str| {
+        LaneConfig::new(&lane)
+            .assets(extra)
+            .bootstrap("  api_access = \"direct\"")
+    };
+    let ws = Workspace::new(&direct("").hcl());
     apply_ok(&ws, &lane, "apply");
     let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
     let generations = || apiserver_generations(&kubeconfig);
@@ -594,10 +599,9 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
 
     // bootkube's fault: an in-place apiserver update on one controller is an outage.
     // Here the bad generation runs beside the good one, which keeps serving.
-    let bad = direct("  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }").replace(
-        "timeouts = { create = \"8m\" }",
-        "timeouts = { create = \"8m\", update = \"60s\" }",
-    );
+    let bad = direct("  extra_flags = { \"kube_apiserver\" = [\"--no-such-flag=1\"] }")
+        .timeouts("create = \"8m\", update = \"60s\"")
+        .hcl();
     ws.write("main.tf", &bad);
     let started = Instant::now();
     let text = ws.fails(&["apply", "-auto-approve", "-input=false"]);
@@ -621,7 +625,7 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
     );
 
     // Back to the good configuration: the failed generation is removed and the plan settles.
-    ws.write("main.tf", &direct(""));
+    ws.write("main.tf", &direct("").hcl());
     apply_ok(&ws, &lane, "apply");
     assert_eq!(generations(), good, "only the good generation is left");
     let state = ws.resource_values("selfhosted_bootstrap");
@@ -639,10 +643,10 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
 fn a_certificate_renewal_reaches_the_running_control_plane() {
     let Some(lane) = Lane::up("pivot renewal") else { return };
     let ws = Workspace::new(
-        &config(&lane, "  validity_hours      = 48\n  early_renewal_hours = 24").replace(
-            "timeouts = { create = \"8m\" }",
-            "timeouts = { create = \"8m\", update = \"4m\" }",
-        ),
+        &LaneConfig::new(&lane)
+            .assets("  validity_hours      = 48\n  early_renewal_hours = 24")
+            .timeouts("create = \"8m\", update = \"4m\"")
+            .hcl(),
     );
     // The cluster is set up with certificates issued 30 hours ago (the provider's clock
     // only): now they are 30 hours into their 48, inside the 24-hour renewal window.

@@ -13,52 +13,11 @@ use support::lane::*;
 use support::Workspace;
 
 fn config(lane: &Lane) -> String {
-    let host = |i: usize| {
-        let h = lane.at(i);
-        format!(
-            "{{ name = \"{}\", address = \"{}\", host_key = \"{}\" }}",
-            h.name,
-            h.address,
-            h.host_key.trim()
-        )
-    };
-    format!(
-        r#"
-terraform {{
-  required_providers {{
-    selfhosted = {{ source = "selfhosted/selfhosted" }}
-  }}
-}}
-
-# networking, kube_proxy and coredns are left at their defaults: flannel, on, on.
-resource "selfhosted_cluster_assets" "lane" {{
-  cluster_name       = "lane"
-  api_servers        = ["{addr}"]
-  etcd_servers       = ["{addr}"]
-  kubernetes_version = "{version}"
-  asset_dir          = "${{path.module}}/assets"
-  # The test bed's hosts are network namespaces (as kind's nodes are): nf_conntrack_max is the
-  # machine's, and kube-proxy may not set it from one. A host of its own leaves this out.
-  extra_flags = {{ kube_proxy = ["--conntrack-max-per-core=0"] }}
-}}
-
-resource "selfhosted_bootstrap" "lane" {{
-  assets      = selfhosted_cluster_assets.lane.assets
-  controllers = [{controller}]
-  workers     = [{worker}]
-  ssh = {{
-    user        = "core"
-    private_key = file("{key_file}")
-  }}
-  timeouts = {{ create = "20m" }}
-}}
-"#,
-        addr = lane.host().address,
-        version = lane.version,
-        controller = host(lane.controllers[0]),
-        worker = host(lane.workers[0]),
-        key_file = lane.tb.inventory().key.display(),
-    )
+    LaneConfig::new(lane)
+        .workers(&lane.workers)
+        .pod_network()
+        .timeouts("create = \"20m\"")
+        .hcl()
 }
 
 fn get(kubeconfig: &std::path::Path, args: &[&str]) -> Value {

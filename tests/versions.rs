@@ -17,10 +17,10 @@ const TO: &str = "v1.35.4";
 const NEWEST: &str = "v1.37.2";
 
 fn config(lane: &Lane, version: &str) -> String {
-    one_controller_config(lane, version, "").replace(
-        "timeouts = { create = \"8m\" }",
-        "timeouts = { create = \"10m\", update = \"10m\" }",
-    )
+    LaneConfig::new(lane)
+        .version(version)
+        .timeouts("create = \"10m\", update = \"10m\"")
+        .hcl()
 }
 
 /// `gitVersion` of the apiserver that answers.
@@ -160,10 +160,11 @@ fn an_update_refuses_a_control_plane_older_than_a_kubelet() {
     let before = apiserver_generations(&kubeconfig);
     ws.write(
         "main.tf",
-        &one_controller_config(&lane, FROM, "  extra_flags = { \"kube_apiserver\" = [\"--v=2\"] }").replace(
-            "timeouts = { create = \"8m\" }",
-            "timeouts = { create = \"10m\", update = \"5m\" }",
-        ),
+        &LaneConfig::new(&lane)
+            .version(FROM)
+            .assets("  extra_flags = { \"kube_apiserver\" = [\"--v=2\"] }")
+            .timeouts("create = \"10m\", update = \"5m\"")
+            .hcl(),
     );
     let text = ws.fails(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     // Terraform wraps long diagnostic lines.

@@ -5,7 +5,8 @@
 #   kubelet.path/.service   the kubelet, once /etc/kubernetes/kubeconfig exists (ExecStartPre as typhoon:
 #                           /etc/kubernetes/ca.crt := certificate-authority-data of that kubeconfig)
 #   etcd-member.service     etcd with /etc/etcd/etcd.env, once /etc/ssl/etcd/etcd/server.crt exists
-# A unit that exits is restarted after $RESTART_SEC s (Restart=always, RestartSec). On SIGTERM it stops,
+# A unit that exits is restarted after $RESTART_SEC s (Restart=always, RestartSec). While
+# /run/selfhosted-lane/etcd.stopped exists, etcd is stopped and stays so (`systemctl stop etcd-member`). On SIGTERM it stops,
 # in order: kubelet, every container (SIGTERM first when /run/selfhosted-lane/graceful exists, as an
 # OS reboot; then tasks killed and deleted, so no shim outlives containerd),
 # containerd, etcd; then it unmounts what the kubelet and containerd mounted and exits.
@@ -95,7 +96,10 @@ while [ -z "$STOP" ]; do
   if [ -n "$ETCD" ] && ! alive "$ETCD"; then
     log "etcd exited (status $(status_of "$ETCD"))"; ETCD=; ETCD_NEXT=$(( now + RESTART_SEC ))
   fi
-  if [ -z "$ETCD" ] && [ -f /etc/ssl/etcd/etcd/server.crt ] && [ "$now" -ge "$ETCD_NEXT" ]; then start_etcd; fi
+  if [ -e /run/selfhosted-lane/etcd.stopped ]; then
+    # `systemctl stop etcd-member`: stopped, and not restarted until the file goes
+    [ -n "$ETCD" ] && { stop etcd "$ETCD" 15; ETCD=; }
+  elif [ -z "$ETCD" ] && [ -f /etc/ssl/etcd/etcd/server.crt ] && [ "$now" -ge "$ETCD_NEXT" ]; then start_etcd; fi
   sleep 0.5 & wait $! 2>/dev/null
 done
 

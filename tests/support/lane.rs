@@ -342,6 +342,69 @@ impl Lane {
         self.each("up", indexes);
     }
 
+    /// Stops the etcd member of the controller at `index` and keeps it stopped (the agent's
+    /// `systemctl stop etcd-member`); returns once no etcd process runs there.
+    pub fn stop_etcd(&self, index: usize) {
+        let name = &self.at(index).name;
+        self.tb.host_exec(name, &["touch", "/run/selfhosted-lane/etcd.stopped"]);
+        eventually(
+            Duration::from_secs(30),
+            &format!("etcd stopped on {name}"),
+            || match self.etcd_pids(index) {
+                p if p.is_empty() => Ok(()),
+                p => Err(format!("etcd still runs: {p}")),
+            },
+        );
+    }
+
+    /// Starts the etcd member stopped by [`Lane::stop_etcd`]; returns once it reports healthy
+    /// (`etcdctl endpoint health` on its own endpoint, with the host's client certificate).
+    pub fn start_etcd(&self, index: usize) {
+        let host = self.at(index);
+        self.tb
+            .host_exec(&host.name, &["rm", "-f", "/run/selfhosted-lane/etcd.stopped"]);
+        let endpoint = format!("https://{}:2379", host.address);
+        eventually(
+            Duration::from_secs(60),
+            &format!("etcd healthy on {}", host.name),
+            || {
+                let out = self.tb.host_exec(
+                    &host.name,
+                    &[
+                        "env",
+                        "ETCDCTL_API=3",
+                        "etcdctl",
+                        "--endpoints",
+                        &endpoint,
+                        "--cacert",
+                        "/etc/ssl/etcd/etcd-client-ca.crt",
+                        "--cert",
+                        "/etc/ssl/etcd/etcd-client.crt",
+                        "--key",
+                        "/etc/ssl/etcd/etcd-client.key",
+                        "endpoint",
+                        "health",
+                    ],
+                );
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ))
+                }
+            },
+        );
+    }
+
+    /// The etcd processes running on the host at `index` (empty: none).
+    pub fn etcd_pids(&self, index: usize) -> String {
+        let out = self.tb.host_exec(&self.at(index).name, &["pgrep", "-x", "etcd"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// `controller.sh COMMAND` for the hosts at `indexes`, in parallel.
     fn each(&self, command: &str, indexes: &[usize]) {
         std::thread::scope(|s| {
@@ -736,12 +799,97 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> Resul
     }
 }
 
-/// The configuration of the one-controller lane tests: the cluster at Kubernetes `version`,
-/// networking off (the lane's hosts have loopback-only CNI), `extra` lines in the assets.
-pub fn one_controller_config(lane: &Lane, version: &str, extra: &str) -> String {
-    let h = lane.host();
-    format!(
-        r#"
+/// The Terraform configuration of a lane test: the lane's controllers (all of them etcd
+/// members, the first or the load balancer as `api_servers`), the chosen workers, networking
+/// off (loopback-only CNI) unless [`LaneConfig::pod_network`], and extra lines in the assets.
+pub struct LaneConfig<'a> {
+    lane: &'a Lane,
+    version: &'a str,
+    workers: &'a [usize],
+    pod_network: bool,
+    assets: &'a str,
+    bootstrap: &'a str,
+    timeouts: &'a str,
+}
+
+impl<'a> LaneConfig<'a> {
+    pub fn new(lane: &'a Lane) -> Self {
+        LaneConfig {
+            lane,
+            version: lane.version,
+            workers: &[],
+            pod_network: false,
+            assets: "",
+            bootstrap: "",
+            timeouts: "create = \"8m\"",
+        }
+    }
+
+    /// The cluster's `kubernetes_version` (default: the lane's).
+    pub fn version(mut self, version: &'a str) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The hosts (lane indexes) that join as workers.
+    pub fn workers(mut self, workers: &'a [usize]) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// networking, kube_proxy and coredns at their defaults (flannel, on, on), for a lane
+    /// built with [`Lane::up_with_pod_network`].
+    pub fn pod_network(mut self) -> Self {
+        self.pod_network = true;
+        self
+    }
+
+    /// Lines added to `selfhosted_cluster_assets`.
+    pub fn assets(mut self, lines: &'a str) -> Self {
+        self.assets = lines;
+        self
+    }
+
+    /// Lines added to `selfhosted_bootstrap`.
+    pub fn bootstrap(mut self, lines: &'a str) -> Self {
+        self.bootstrap = lines;
+        self
+    }
+
+    /// The body of the bootstrap's `timeouts` (default `create = "8m"`).
+    pub fn timeouts(mut self, timeouts: &'a str) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    pub fn hcl(&self) -> String {
+        let lane = self.lane;
+        let host = |i: &usize| {
+            let h = lane.at(*i);
+            format!(
+                "{{ name = \"{}\", address = \"{}\", host_key = \"{}\" }}",
+                h.name,
+                h.address,
+                h.host_key.trim()
+            )
+        };
+        let list = |hosts: &[usize]| hosts.iter().map(host).collect::<Vec<_>>().join(",\n    ");
+        let etcd = lane
+            .controllers
+            .iter()
+            .map(|i| format!("\"{}\"", lane.at(*i).address))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let networking = if self.pod_network {
+            // The test bed's hosts are network namespaces (as kind's nodes are): nf_conntrack_max
+            // is the machine's, and kube-proxy may not set it from one. A host of its own
+            // leaves this out.
+            "  # networking, kube_proxy and coredns at their defaults: flannel, on, on\n  extra_flags = { kube_proxy = [\"--conntrack-max-per-core=0\"] }"
+        } else {
+            "  networking         = \"none\"\n  kube_proxy         = false\n  coredns            = false"
+        };
+        format!(
+            r#"
 terraform {{
   required_providers {{
     selfhosted = {{ source = "selfhosted/selfhosted" }}
@@ -750,29 +898,38 @@ terraform {{
 
 resource "selfhosted_cluster_assets" "lane" {{
   cluster_name       = "lane"
-  api_servers        = ["{addr}"]
-  etcd_servers       = ["{addr}"]
+  api_servers        = ["{api}"]
+  etcd_servers       = [{etcd}]
   kubernetes_version = "{version}"
-  networking         = "none"
-  kube_proxy         = false
-  coredns            = false
+{networking}
   asset_dir          = "${{path.module}}/assets"
 {extra}
 }}
 
 resource "selfhosted_bootstrap" "lane" {{
   assets      = selfhosted_cluster_assets.lane.assets
-  controllers = [{{ name = "{name}", address = "{addr}", host_key = "{key}" }}]
+  controllers = [
+    {controllers}
+  ]
+  workers = [
+    {workers}
+  ]
   ssh = {{
     user        = "core"
     private_key = file("{key_file}")
   }}
-  timeouts = {{ create = "8m" }}
+{bootstrap}
+  timeouts = {{ {timeouts} }}
 }}
 "#,
-        addr = h.address,
-        name = h.name,
-        key = h.host_key.trim(),
-        key_file = lane.tb.inventory().key.display(),
-    )
+            api = lane.api_address(),
+            version = self.version,
+            controllers = list(&lane.controllers),
+            workers = list(self.workers),
+            extra = self.assets,
+            bootstrap = self.bootstrap,
+            timeouts = self.timeouts,
+            key_file = lane.tb.inventory().key.display(),
+        )
+    }
 }
