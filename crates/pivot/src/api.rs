@@ -14,20 +14,7 @@ use tokio::time::Instant;
 
 use crate::inventory::Inventory;
 use crate::phase::{chain, Phase, PivotError};
-use crate::pivot::{host_pod_logs, PivotParams};
-
-/// How the provider reaches the API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiAccess {
-    /// An SSH tunnel to the bootstrap controller's `127.0.0.1:<port>` (works from CI runners behind
-    /// NAT): each connection an SSH channel opened in-process, with no local port to reach it by.
-    Tunnel,
-    /// Straight to the server URL's host.
-    Direct {
-        /// Host name or address to dial.
-        host: String,
-    },
-}
+use crate::procedure::{host_pod_logs, ApiAccess, PivotParams};
 
 /// Pause between the probes that confirm which apiserver answers.
 const PROBE_INTERVAL: Duration = Duration::from_millis(200);

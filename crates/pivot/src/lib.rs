@@ -8,6 +8,8 @@
 //! - [`phase`]: the phases, their log lines and the error that names phase, host and evidence.
 //! - [`preflight`]: every host reachable, sudo works, a kubelet is installed — before anything changes.
 //! - [`distribute`]: node secrets to every host; the bootstrap control plane to the first controller.
+//! - [`procedure`]: what the pivot and the upgrade share: inputs, phases, outcome, step helpers.
+//! - [`run`]: runs either one: preflight, the fleet, the deadline, Ctrl-C, a dropped connection.
 //! - [`pivot`]: the whole procedure, phase by phase, with evidence on failure.
 //! - [`upgrade`]: a change to a self-hosted cluster: apiserver blue/green, then each rollout in order.
 //! - [`teardown`]: removal of this provider's files (`on_destroy = "teardown"`).
@@ -22,6 +24,8 @@ pub mod paths;
 pub mod phase;
 pub mod pivot;
 pub mod preflight;
+pub mod procedure;
+pub mod run;
 pub mod teardown;
 pub mod upgrade;
 

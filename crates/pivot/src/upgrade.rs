@@ -12,6 +12,8 @@
 //! restart count, the old generation is deleted and its pods awaited gone.
 //!
 //! Every step is idempotent, so a failed update, rerun, converges.
+//!
+//! Entered through [`crate::run::update`], after preflight.
 
 use std::time::Duration;
 
@@ -24,24 +26,13 @@ use crate::api::{self, Api, Expect, APISERVER_PODS};
 use crate::distribute;
 use crate::inventory::Inventory;
 use crate::phase::{self, chain, Phase, PivotError};
-use crate::pivot::{self, bounded, host_pod_logs, Outcome, PivotParams, Procedure};
 use crate::preflight::Ready;
+use crate::procedure::{bounded, host_pod_logs, Outcome, PivotParams};
 
 /// Pause between looks at a controller's listening sockets.
 const LISTEN_POLL: Duration = Duration::from_millis(500);
 
-/// Runs the upgrade. On failure returns what was done so far with the error.
-///
-/// # Errors
-/// The failed phase, host and evidence, with the [`Outcome`] reached.
-pub async fn update(
-    inventory: &Inventory,
-    params: &PivotParams,
-    cancel: &CancellationToken,
-) -> Result<Outcome, Box<(Outcome, PivotError)>> {
-    pivot::run(inventory, params, cancel, Procedure::Upgrade).await
-}
-
+/// The upgrade's phases after preflight, on the connected fleet.
 pub(crate) async fn upgrade_phases(
     inventory: &Inventory,
     params: &PivotParams,
@@ -76,7 +67,7 @@ pub(crate) async fn upgrade_phases(
     phase::run(
         Phase::ApplyManifests,
         bounded(
-            &api,
+            &api.waiter,
             Phase::ApplyManifests,
             deadline,
             cancel,
@@ -122,7 +113,7 @@ pub(crate) async fn upgrade_phases(
     phase::run(Phase::RemoveNodes, async {
         for node in &params.removed_nodes {
             let removed = bounded(
-                &api,
+                &api.waiter,
                 Phase::RemoveNodes,
                 deadline,
                 cancel,
@@ -169,7 +160,7 @@ async fn kubelet_skew(
         return Ok(());
     };
     let out_of_skew = bounded(
-        api,
+        &api.waiter,
         Phase::Preflight,
         deadline,
         cancel,
@@ -199,7 +190,7 @@ async fn roll_out(
 ) -> Result<(), PivotError> {
     let what = format!("{} to roll out", m.describe());
     bounded(
-        api,
+        &api.waiter,
         Phase::RollOut,
         deadline,
         cancel,
@@ -245,7 +236,7 @@ async fn hand_over(
         .map_err(|e| PivotError::new(phase, chain(&e)))?;
 
     bounded(
-        api,
+        &api.waiter,
         phase,
         deadline,
         cancel,

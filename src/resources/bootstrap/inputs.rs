@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use selfhosted_pivot::pivot::ApiAccess;
+use selfhosted_pivot::procedure::ApiAccess;
 use selfhosted_pivot::{Host, Inventory, RemotePaths, Role};
 use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use selfhosted_protocol::value::Value;

@@ -9,8 +9,8 @@ pub mod schema;
 
 use std::collections::BTreeMap;
 
-use selfhosted_pivot::pivot::{self, Outcome, PivotParams};
-use selfhosted_pivot::upgrade;
+use selfhosted_pivot::procedure::{Outcome, PivotParams};
+use selfhosted_pivot::run;
 use selfhosted_pivot::{Phase, PivotError};
 use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use selfhosted_protocol::resource::{
@@ -256,9 +256,9 @@ impl Bootstrap {
             .is_some_and(|d| !d.is_empty())
             || req.prior_state.get(attr::PHASE).and_then(Value::as_str) == Some(selfhosted_pivot::Phase::Verify.name());
         let result = if update && pivoted {
-            upgrade::update(&config.inventory, &params, &req.ctx.cancel).await
+            run::update(&config.inventory, &params, &req.ctx.cancel).await
         } else {
-            pivot::create(&config.inventory, &params, &req.ctx.cancel).await
+            run::create(&config.inventory, &params, &req.ctx.cancel).await
         };
         match result {
             Ok(outcome) => ApplyResponse {

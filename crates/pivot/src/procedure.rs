@@ -1,0 +1,170 @@
+//! What the pivot and the upgrade have in common, kept apart from both so
+//! that neither depends on the other: their inputs, their phases, what they
+//! report, and the helpers their steps share (a deadline around an apply,
+//! a host's pod logs as evidence). [`crate::run`] runs either one.
+
+use std::collections::BTreeMap;
+
+use selfhosted_cluster::Waiter;
+use selfhosted_transport::{CancellationToken, LearnedHostKey, Session};
+use tokio::time::Instant;
+
+use crate::paths::RemotePaths;
+use crate::phase::{chain, Phase, PivotError};
+
+/// How the provider reaches the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiAccess {
+    /// An SSH tunnel to the bootstrap controller's `127.0.0.1:<port>` (works from CI runners behind
+    /// NAT): each connection an SSH channel opened in-process, with no local port to reach it by.
+    Tunnel,
+    /// Straight to the server URL's host.
+    Direct {
+        /// Host name or address to dial.
+        host: String,
+    },
+}
+
+/// Inputs of the pivot and of the upgrade.
+#[derive(Debug, Clone)]
+pub struct PivotParams {
+    /// `selfhosted_cluster_assets.assets`.
+    pub assets: BTreeMap<String, String>,
+    /// Remote paths.
+    pub paths: RemotePaths,
+    /// How to reach the API.
+    pub access: ApiAccess,
+    /// The apiserver port.
+    pub api_port: u16,
+    /// When the whole operation must be done (from the `timeouts` block).
+    pub deadline: Instant,
+    /// Good answers in a row the self-hosted apiserver must give by itself before teardown.
+    pub consecutive_answers: u32,
+    /// Nodes whose hosts left the configuration since the last apply (an update drains and
+    /// deletes them; the hosts themselves are not contacted).
+    pub removed_nodes: Vec<String>,
+}
+
+/// What the pivot or the upgrade did, also when it failed part-way.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The last phase that completed.
+    pub reached: Option<Phase>,
+    /// Host keys accepted on first use.
+    pub learned: Vec<LearnedHostKey>,
+    /// The API endpoint used (`https://…`, or the tunnel's description).
+    pub api_endpoint: String,
+    /// Digest of the applied manifests.
+    pub applied_digest: String,
+    /// Observed control-plane versions, by component.
+    pub versions: BTreeMap<String, String>,
+}
+
+/// The procedures that share preflight and the fleet of sessions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Procedure {
+    /// The first, one-time pivot ([`crate::run::create`]).
+    Pivot,
+    /// A later change to the self-hosted cluster ([`crate::run::update`]).
+    Upgrade,
+}
+
+impl Procedure {
+    /// The phases of this procedure, in order.
+    fn phases(self) -> &'static [Phase] {
+        match self {
+            Procedure::Pivot => &[
+                Phase::Preflight,
+                Phase::NodeSecrets,
+                Phase::BootstrapControlPlane,
+                Phase::WaitForApiserver,
+                Phase::ApplyManifests,
+                Phase::LabelControllers,
+                Phase::WaitForSelfHosted,
+                Phase::RemoveBootstrap,
+                Phase::RecoveryApiserver,
+                Phase::Verify,
+            ],
+            Procedure::Upgrade => &[
+                Phase::Preflight,
+                Phase::NodeSecrets,
+                Phase::WaitForApiserver,
+                Phase::ApplyManifests,
+                Phase::LabelControllers,
+                Phase::ApiserverHandOver,
+                Phase::RollOut,
+                Phase::RemoveNodes,
+                Phase::RecoveryApiserver,
+                Phase::Verify,
+            ],
+        }
+    }
+
+    /// The phase under way when the last one completed was `reached`.
+    pub(crate) fn after(self, reached: Option<Phase>) -> Phase {
+        let phases = self.phases();
+        match reached.and_then(|r| phases.iter().position(|p| *p == r)) {
+            None => phases[0],
+            Some(i) => phases.get(i + 1).copied().unwrap_or(phases[phases.len() - 1]),
+        }
+    }
+}
+
+/// Runs an apply under the deadline and the cancel token, naming what it last saw when either ends it.
+pub(crate) async fn bounded<T, E: std::error::Error>(
+    waiter: &Waiter,
+    phase: Phase,
+    deadline: Instant,
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, PivotError> {
+    tokio::select! {
+        r = work => r.map_err(|e| PivotError::new(phase, chain(&e))),
+        () = tokio::time::sleep_until(deadline) => Err(PivotError::new(
+            phase,
+            format!("timed out; last observed: {}", waiter.progress().last()),
+        )),
+        () = cancel.cancelled() => Err(PivotError::new(phase, "cancelled")),
+    }
+}
+
+/// The tail of a static or self-hosted pod's container logs on a host, read
+/// over SSH (the API may be down): the apiserver's own error lines.
+pub async fn host_pod_logs(session: &Session, pod_prefix: &str) -> String {
+    let script = format!(
+        "for f in /var/log/pods/kube-system_{pod_prefix}*/*/*.log; do [ -f \"$f\" ] || continue; echo \"== $f\"; tail -n 25 \"$f\"; done 2>/dev/null | tail -n 120"
+    );
+    match session.sudo(&script).await {
+        Ok(out) if !out.stdout_text().trim().is_empty() => {
+            format!(
+                "container logs on {} ({pod_prefix}…):\n{}",
+                session.host(),
+                out.stdout_text().trim_end()
+            )
+        }
+        Ok(_) => format!(
+            "no container logs of {pod_prefix}… on {} yet (the kubelet has not started it)",
+            session.host()
+        ),
+        Err(e) => format!("could not read logs on {}: {}", session.host(), chain(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_phase_under_way_follows_the_last_one_reached() {
+        assert_eq!(Procedure::Pivot.after(None), Phase::Preflight);
+        assert_eq!(
+            Procedure::Pivot.after(Some(Phase::NodeSecrets)),
+            Phase::BootstrapControlPlane
+        );
+        assert_eq!(
+            Procedure::Upgrade.after(Some(Phase::LabelControllers)),
+            Phase::ApiserverHandOver
+        );
+        assert_eq!(Procedure::Pivot.after(Some(Phase::Verify)), Phase::Verify);
+    }
+}
