@@ -61,7 +61,7 @@ pub struct Outcome {
 }
 
 /// The procedures that share preflight and the fleet of sessions.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Procedure {
     /// The first, one-time pivot ([`crate::run::create`]).
     Pivot,
@@ -70,43 +70,34 @@ pub(crate) enum Procedure {
 }
 
 impl Procedure {
-    /// The phases of this procedure, in order.
-    fn phases(self) -> &'static [Phase] {
-        match self {
-            Procedure::Pivot => &[
-                Phase::Preflight,
-                Phase::NodeSecrets,
-                Phase::BootstrapControlPlane,
-                Phase::WaitForApiserver,
-                Phase::ApplyManifests,
-                Phase::LabelControllers,
-                Phase::WaitForSelfHosted,
-                Phase::RemoveBootstrap,
-                Phase::RecoveryApiserver,
-                Phase::Verify,
-            ],
-            Procedure::Upgrade => &[
-                Phase::Preflight,
-                Phase::NodeSecrets,
-                Phase::WaitForApiserver,
-                Phase::ApplyManifests,
-                Phase::LabelControllers,
-                Phase::ApiserverHandOver,
-                Phase::RollOut,
-                Phase::RemoveNodes,
-                Phase::RecoveryApiserver,
-                Phase::Verify,
-            ],
+    /// Whether this procedure runs `phase`; it runs its phases in [`Phase::ALL`]'s order.
+    fn runs(self, phase: Phase) -> bool {
+        match phase {
+            Phase::BootstrapControlPlane | Phase::WaitForSelfHosted | Phase::RemoveBootstrap => {
+                self == Procedure::Pivot
+            }
+            Phase::ApiserverHandOver | Phase::RollOut | Phase::RemoveNodes => self == Procedure::Upgrade,
+            Phase::Preflight
+            | Phase::NodeSecrets
+            | Phase::WaitForApiserver
+            | Phase::ApplyManifests
+            | Phase::LabelControllers
+            | Phase::RecoveryApiserver
+            | Phase::Verify => true,
         }
     }
 
     /// The phase under way when the last one completed was `reached`.
     pub(crate) fn after(self, reached: Option<Phase>) -> Phase {
-        let phases = self.phases();
-        match reached.and_then(|r| phases.iter().position(|p| *p == r)) {
-            None => phases[0],
-            Some(i) => phases.get(i + 1).copied().unwrap_or(phases[phases.len() - 1]),
-        }
+        let mut phases = Phase::ALL.into_iter().filter(|p| self.runs(*p));
+        let Some(reached) = reached.filter(|r| self.runs(*r)) else {
+            return Phase::Preflight;
+        };
+        phases
+            .by_ref()
+            .find(|p| *p == reached)
+            .and_then(|_| phases.next())
+            .unwrap_or(Phase::Verify)
     }
 }
 
@@ -166,5 +157,50 @@ mod tests {
             Phase::ApiserverHandOver
         );
         assert_eq!(Procedure::Pivot.after(Some(Phase::Verify)), Phase::Verify);
+        assert_eq!(Procedure::Upgrade.after(Some(Phase::RemoveBootstrap)), Phase::Preflight);
+    }
+
+    /// Each procedure's phases, walked from the start as a resumed apply would.
+    fn walk(p: Procedure) -> Vec<Phase> {
+        let mut out = vec![p.after(None)];
+        while *out.last().unwrap() != Phase::Verify {
+            out.push(p.after(out.last().copied()));
+        }
+        out
+    }
+
+    #[test]
+    fn each_procedure_runs_its_phases_in_order() {
+        use Phase::*;
+        assert_eq!(
+            walk(Procedure::Pivot),
+            [
+                Preflight,
+                NodeSecrets,
+                BootstrapControlPlane,
+                WaitForApiserver,
+                ApplyManifests,
+                LabelControllers,
+                WaitForSelfHosted,
+                RemoveBootstrap,
+                RecoveryApiserver,
+                Verify
+            ]
+        );
+        assert_eq!(
+            walk(Procedure::Upgrade),
+            [
+                Preflight,
+                NodeSecrets,
+                WaitForApiserver,
+                ApplyManifests,
+                LabelControllers,
+                ApiserverHandOver,
+                RollOut,
+                RemoveNodes,
+                RecoveryApiserver,
+                Verify
+            ]
+        );
     }
 }
