@@ -10,6 +10,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic};
 use selfhosted_protocol::value::Value;
 
+/// The string entries of a map (others skipped); `None` when `value` is not a map.
+pub fn string_entries(value: &Value) -> Option<BTreeMap<String, String>> {
+    value.as_map().map(|entries| {
+        entries
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+            .collect()
+    })
+}
+
 /// Where an unknown value sits: attribute name and, for list elements, index.
 pub type UnknownAt = (String, Option<usize>);
 
@@ -126,12 +136,7 @@ impl<'a> Reader<'a> {
             self.unknown.insert((name.to_owned(), None));
             return None;
         }
-        Some(
-            entries
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect(),
-        )
+        string_entries(v)
     }
 
     /// A map of lists of strings; `None` when null or unknown (an unknown

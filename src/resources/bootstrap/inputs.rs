@@ -11,6 +11,7 @@ use selfhosted_protocol::value::Value;
 use selfhosted_transport::{Auth, HopSpec, HostKeyPolicy, HostSpec};
 
 use super::schema::attr;
+use crate::resources::config::string_entries;
 
 /// What destroying the resource does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,8 @@ struct Ctx<'a> {
     diags: Diagnostics,
     unknown: bool,
     config: &'a Value,
+    /// Host keys kept in state from earlier applies.
+    learned: &'a BTreeMap<String, String>,
 }
 
 impl Ctx<'_> {
@@ -217,299 +220,19 @@ impl Config {
             diags: Diagnostics::new(),
             unknown: false,
             config,
+            learned,
         };
-        let ssh = config.get(attr::SSH).cloned().unwrap_or(Value::Null);
-        let ssh_path = AttributePath::root(attr::SSH);
-        let user = string(&mut ctx, &ssh, "user").unwrap_or_else(|| "core".to_owned());
-        let ssh_port = port(&mut ctx, &ssh, 22, ssh_path.clone());
-        let tofu = !matches!(field(&ssh, "trust_on_first_use"), Field::Bool(false));
-        let connect_timeout = ctx.duration(&ssh, "connect_timeout", Duration::from_secs(300), ssh_path.clone());
-
-        let key = string(&mut ctx, &ssh, "private_key");
-        let key_wo = string(&mut ctx, &ssh, "private_key_wo");
-        let passphrase = string(&mut ctx, &ssh, "private_key_passphrase");
-        let agent = matches!(field(&ssh, "agent"), Field::Bool(true));
-        let key_only_write_only = key.is_none() && key_wo.is_some();
-        let auth = match (key, key_wo) {
-            (Some(_), Some(_)) => {
-                ctx.err(
-                    ssh_path.clone().attr("private_key_wo"),
-                    "Two private keys",
-                    "Set private_key or private_key_wo, not both.",
-                );
-                None
-            }
-            (Some(k), None) | (None, Some(k)) => {
-                let which = if matches!(field(&ssh, "private_key"), Field::Str(_)) {
-                    "private_key"
-                } else {
-                    "private_key_wo"
-                };
-                match Auth::try_private_key(&k, passphrase.as_deref()) {
-                    Ok(a) => Some(a),
-                    Err(e) => {
-                        ctx.err(
-                            ssh_path.clone().attr(which),
-                            "Unreadable SSH private key",
-                            format!("{e}; give an OpenSSH, PKCS#8 or PKCS#1 PEM key (and private_key_passphrase if it is encrypted)"),
-                        );
-                        None
-                    }
-                }
-            }
-            (None, None) if agent => Some(Auth::Agent(None)),
-            (None, None) => {
-                if !ctx.unknown {
-                    ctx.err(
-                        ssh_path.clone(),
-                        "No way to log in",
-                        "Set ssh.private_key (or ssh.private_key_wo), or ssh.agent = true to use the SSH agent.",
-                    );
-                }
-                None
-            }
-        };
-
-        let pins: BTreeMap<String, String> = match ssh.get("host_keys").and_then(Value::as_map) {
-            Some(m) => m
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect(),
-            None => BTreeMap::new(),
-        };
-
-        let mut bastions = Vec::new();
-        if let Some(list) = ssh.get("bastions").and_then(Value::as_list) {
-            for (i, b) in list.iter().enumerate() {
-                let path = ssh_path.clone().attr("bastions").index(i as i64);
-                let Some(address) =
-                    string(&mut ctx, b, "address").filter(|a| address_given(&mut ctx, a, path.clone().attr("address")))
-                else {
-                    continue;
-                };
-                let name = format!("bastion-{i}");
-                let policy = match string(&mut ctx, b, "host_key").or_else(|| learned.get(&name).cloned()) {
-                    Some(k) => pin(&mut ctx, &k, path.clone().attr("host_key")),
-                    None if tofu => Some(HostKeyPolicy::TrustOnFirstUse),
-                    None => {
-                        ctx.err(
-                            path.clone().attr("host_key"),
-                            "No host key",
-                            "Pin this bastion's host key, or set ssh.trust_on_first_use = true.",
-                        );
-                        None
-                    }
-                };
-                let hop_user = string(&mut ctx, b, "user").unwrap_or_else(|| user.clone());
-                let hop_port = port(&mut ctx, b, 22, path);
-                if let (Some(auth), Some(policy)) = (auth.clone(), policy) {
-                    bastions.push(HopSpec {
-                        name,
-                        address,
-                        port: hop_port,
-                        user: hop_user,
-                        auth,
-                        host_key: policy,
-                    });
-                }
-            }
-        }
-
-        // Names already taken, for duplicates across both lists.
-        let mut seen: BTreeMap<String, AttributePath> = BTreeMap::new();
-        let hosts_of = |ctx: &mut Ctx,
-                        seen: &mut BTreeMap<String, AttributePath>,
-                        name: &str,
-                        role: Role|
-         -> Vec<Host> {
-            let mut out = Vec::new();
-            let Some(list) = ctx.config.get(name).and_then(Value::as_list).map(<[Value]>::to_vec) else {
-                if ctx.config.get(name).is_some_and(Value::is_unknown) {
-                    ctx.unknown = true;
-                }
-                return out;
-            };
-            for (i, h) in list.iter().enumerate() {
-                let path = AttributePath::root(name).index(i as i64);
-                if !h.is_known() {
-                    ctx.unknown = true;
-                }
-                let host_name = string(ctx, h, "name").filter(|n| node_name(ctx, n, path.clone().attr("name")));
-                if let Some(n) = &host_name {
-                    if let Some(first) = seen.get(n) {
-                        ctx.err(
-                            path.clone().attr("name"),
-                            "Duplicate host name",
-                            format!("{n:?} is also the name at {first}; every host is one Kubernetes node with a name of its own"),
-                        );
-                    } else {
-                        seen.insert(n.clone(), path.clone().attr("name"));
-                    }
-                }
-                let address = string(ctx, h, "address").filter(|a| address_given(ctx, a, path.clone().attr("address")));
-                let (Some(host_name), Some(address)) = (host_name, address) else {
-                    continue;
-                };
-                let policy = match string(ctx, h, "host_key") {
-                    Some(k) => pin(ctx, &k, path.clone().attr("host_key")),
-                    None => match (pins.get(&host_name), learned.get(&host_name)) {
-                        (Some(k), _) => pin(ctx, k, ssh_path.clone().attr("host_keys").key(&host_name)),
-                        (None, Some(k)) => pin(ctx, k, path.clone().attr("host_key")),
-                        (None, None) if tofu => Some(HostKeyPolicy::TrustOnFirstUse),
-                        (None, None) => {
-                            ctx.err(
-                                path.clone().attr("host_key"),
-                                "No host key",
-                                format!("Pin {host_name}'s host key here or in ssh.host_keys, or set ssh.trust_on_first_use = true."),
-                            );
-                            None
-                        }
-                    },
-                };
-                let host_user = string(ctx, h, "user").unwrap_or_else(|| user.clone());
-                let host_port = port(ctx, h, ssh_port, path);
-                if let (Some(auth), Some(policy)) = (auth.clone(), policy) {
-                    out.push(Host {
-                        name: host_name.clone(),
-                        role,
-                        ssh: HostSpec {
-                            host: HopSpec {
-                                name: host_name,
-                                address,
-                                port: host_port,
-                                user: host_user,
-                                auth,
-                                host_key: policy,
-                            },
-                            bastions: bastions.clone(),
-                            connect_timeout,
-                        },
-                    });
-                }
-            }
-            out
-        };
-        let controllers = hosts_of(&mut ctx, &mut seen, attr::CONTROLLERS, Role::Controller);
-        let workers = hosts_of(&mut ctx, &mut seen, attr::WORKERS, Role::Worker);
-        if ctx
-            .config
-            .get(attr::CONTROLLERS)
-            .and_then(Value::as_list)
-            .is_some_and(<[Value]>::is_empty)
-        {
-            ctx.err(
-                AttributePath::root(attr::CONTROLLERS),
-                "No controller",
-                "List at least one controller: the first one runs the bootstrap control plane.",
-            );
-        }
-
-        let access = match string(&mut ctx, config, attr::API_ACCESS).as_deref() {
-            None | Some("tunnel") => ApiAccess::Tunnel,
-            Some("direct") => ApiAccess::Direct {
-                host: controllers
-                    .first()
-                    .map(|h| h.ssh.host.address.clone())
-                    .unwrap_or_default(),
-            },
-            Some(other) => {
-                ctx.err(
-                    AttributePath::root(attr::API_ACCESS),
-                    "Invalid api_access",
-                    format!("{other:?}; write \"tunnel\" or \"direct\""),
-                );
-                ApiAccess::Tunnel
-            }
-        };
-        match OnDestroy::of(config) {
-            Err(other) => ctx.err(
-                AttributePath::root(attr::ON_DESTROY),
-                "Invalid on_destroy",
-                format!("{other:?}; write \"keep\" or \"teardown\""),
-            ),
-            // Terraform sends no configuration on destroy, so a write-only key is gone then.
-            Ok(OnDestroy::Teardown) if key_only_write_only && !agent => ctx.err(
-                AttributePath::root(attr::ON_DESTROY),
-                "Teardown cannot log in",
-                "on_destroy = \"teardown\" logs in to the hosts when the resource is destroyed, but Terraform sends no \
-                 configuration then and keeps no write-only value, so ssh.private_key_wo is gone: use ssh.private_key \
-                 (kept in state as a sensitive value) or ssh.agent = true for a teardown, or keep on_destroy = \"keep\".",
-            ),
-            Ok(_) => {}
-        }
-        let t = config.get(attr::TIMEOUTS).cloned().unwrap_or(Value::Null);
-        let tp = AttributePath::root(attr::TIMEOUTS);
-        let create_timeout = ctx.duration(&t, "create", Duration::from_secs(20 * 60), tp.clone());
-        let update_timeout = ctx.duration(&t, "update", Duration::from_secs(20 * 60), tp.clone());
-        let delete_timeout = ctx.duration(&t, "delete", Duration::from_secs(5 * 60), tp);
-
-        let p = config.get(attr::PATHS).cloned().unwrap_or(Value::Null);
-        let d = RemotePaths::default();
-        // The node contract's paths: the hosts' units and the rendered manifests use them, so an
-        // override would make the provider deliver where nothing reads.
-        for (name, fixed, field) in [
-            (
-                "kubelet_kubeconfig",
-                &d.kubelet_kubeconfig,
-                "node.bootstrap_kubeconfig_path",
-            ),
-            ("ca_certificate", &d.ca_certificate, "node.ca_path"),
-            ("static_pod_dir", &d.static_pod_dir, "node.static_pod_path"),
-            (
-                "bootstrap_secrets_dir",
-                &d.bootstrap_secrets_dir,
-                "the bootstrap manifests' hostPath",
-            ),
-            ("etcd_tls_dir", &d.etcd_tls_dir, "node.etcd_env"),
-        ] {
-            match string(&mut ctx, &p, name) {
-                Some(s) if s.trim_end_matches('/') == fixed.as_str() => {}
-                Some(s) => ctx.err(
-                    AttributePath::root(attr::PATHS).attr(name),
-                    "Path fixed by the node contract",
-                    format!(
-                        "{s:?} differs from {fixed:?}, where the hosts' units and the rendered manifests read it ({field} \
-                         of selfhosted_cluster_assets): remove paths.{name}, and have the hosts follow the contract"
-                    ),
-                ),
-                None => {}
-            }
-        }
-        let state_dir = match string(&mut ctx, &p, "state_dir") {
-            Some(s) if s.starts_with('/') && s.len() > 1 => s,
-            Some(s) => {
-                ctx.err(
-                    AttributePath::root(attr::PATHS).attr("state_dir"),
-                    "Invalid path",
-                    format!("{s:?} is not an absolute folder; write e.g. {:?}", d.state_dir),
-                );
-                d.state_dir.clone()
-            }
-            None => d.state_dir.clone(),
-        };
-        let paths = RemotePaths { state_dir, ..d };
-
-        let assets: BTreeMap<String, String> = match config.get(attr::ASSETS) {
-            Some(v) if v.is_known() => v
-                .as_map()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            _ => {
-                ctx.unknown = true;
-                BTreeMap::new()
-            }
-        };
-        if !ctx.unknown && !assets.contains_key("tls/ca.crt") {
-            ctx.err(
-                AttributePath::root(attr::ASSETS),
-                "Not cluster assets",
-                "Pass selfhosted_cluster_assets.<name>.assets unchanged.",
-            );
-        }
+        // Order matters: it is the diagnostics' order, and some checks skip when anything read
+        // before them was unknown.
+        let ssh = block(config, attr::SSH);
+        let login = ssh_login(&mut ctx, &ssh);
+        let bastions = bastions(&mut ctx, &ssh, &login);
+        let (controllers, workers) = hosts(&mut ctx, &login, &bastions);
+        let access = api_access(&mut ctx, &controllers);
+        check_on_destroy(&mut ctx, &login);
+        let (create_timeout, update_timeout, delete_timeout) = timeouts(&mut ctx);
+        let paths = paths(&mut ctx);
+        let assets = assets(&mut ctx);
 
         if ctx.diags.has_errors() {
             return Err(ctx.diags);
@@ -536,7 +259,428 @@ impl Config {
     }
 }
 
+/// A nested block, null when absent.
+fn block(config: &Value, name: &str) -> Value {
+    config.get(name).cloned().unwrap_or(Value::Null)
+}
+
+/// What the `ssh` block gives every host and bastion.
+struct Login {
+    user: String,
+    port: u16,
+    tofu: bool,
+    connect_timeout: Duration,
+    /// `None` after an error, or while a key is unknown.
+    auth: Option<Auth>,
+    /// Only `private_key_wo` logs in: Terraform keeps no write-only value for a destroy.
+    gone_on_destroy: bool,
+    /// `ssh.host_keys`.
+    pins: BTreeMap<String, String>,
+}
+
+fn ssh_login(ctx: &mut Ctx, ssh: &Value) -> Login {
+    let path = AttributePath::root(attr::SSH);
+    let user = string(ctx, ssh, "user").unwrap_or_else(|| "core".to_owned());
+    let ssh_port = port(ctx, ssh, 22, path.clone());
+    let tofu = !matches!(field(ssh, "trust_on_first_use"), Field::Bool(false));
+    let connect_timeout = ctx.duration(ssh, "connect_timeout", Duration::from_secs(300), path.clone());
+    let (auth, gone_on_destroy) = ssh_auth(ctx, ssh, path);
+    Login {
+        user,
+        port: ssh_port,
+        tofu,
+        connect_timeout,
+        auth,
+        gone_on_destroy,
+        pins: ssh.get("host_keys").and_then(string_entries).unwrap_or_default(),
+    }
+}
+
+/// The one login every hop uses, and whether it is gone on destroy.
+fn ssh_auth(ctx: &mut Ctx, ssh: &Value, ssh_path: AttributePath) -> (Option<Auth>, bool) {
+    let key = string(ctx, ssh, "private_key");
+    let key_wo = string(ctx, ssh, "private_key_wo");
+    let passphrase = string(ctx, ssh, "private_key_passphrase");
+    let agent = matches!(field(ssh, "agent"), Field::Bool(true));
+    let gone_on_destroy = key.is_none() && key_wo.is_some() && !agent;
+    let auth = match (key, key_wo) {
+        (Some(_), Some(_)) => {
+            ctx.err(
+                ssh_path.attr("private_key_wo"),
+                "Two private keys",
+                "Set private_key or private_key_wo, not both.",
+            );
+            None
+        }
+        (Some(k), None) | (None, Some(k)) => {
+            let which = if matches!(field(ssh, "private_key"), Field::Str(_)) {
+                "private_key"
+            } else {
+                "private_key_wo"
+            };
+            match Auth::try_private_key(&k, passphrase.as_deref()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    ctx.err(
+                        ssh_path.attr(which),
+                        "Unreadable SSH private key",
+                        format!("{e}; give an OpenSSH, PKCS#8 or PKCS#1 PEM key (and private_key_passphrase if it is encrypted)"),
+                    );
+                    None
+                }
+            }
+        }
+        (None, None) if agent => Some(Auth::Agent(None)),
+        (None, None) => {
+            if !ctx.unknown {
+                ctx.err(
+                    ssh_path,
+                    "No way to log in",
+                    "Set ssh.private_key (or ssh.private_key_wo), or ssh.agent = true to use the SSH agent.",
+                );
+            }
+            None
+        }
+    };
+    (auth, gone_on_destroy)
+}
+
+/// Bastions and hosts take their defaults from different places.
+#[derive(Clone, Copy)]
+enum Hop {
+    Bastion,
+    Host,
+}
+
+/// `ssh.bastions`, in the order every host is reached through them.
+fn bastions(ctx: &mut Ctx, ssh: &Value, login: &Login) -> Vec<HopSpec> {
+    let list = ssh.get("bastions").and_then(Value::as_list).unwrap_or_default();
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let path = AttributePath::root(attr::SSH).attr("bastions").index(i as i64);
+            let address = string(ctx, b, "address").filter(|a| address_given(ctx, a, path.clone().attr("address")))?;
+            hop(ctx, b, Hop::Bastion, format!("bastion-{i}"), address, path, login)
+        })
+        .collect()
+}
+
+/// `controllers` and `workers`: one node name may appear once across both.
+fn hosts(ctx: &mut Ctx, login: &Login, bastions: &[HopSpec]) -> (Vec<Host>, Vec<Host>) {
+    let mut seen = BTreeMap::new();
+    let controllers = host_list(ctx, &mut seen, attr::CONTROLLERS, Role::Controller, login, bastions);
+    let workers = host_list(ctx, &mut seen, attr::WORKERS, Role::Worker, login, bastions);
+    if ctx
+        .config
+        .get(attr::CONTROLLERS)
+        .and_then(Value::as_list)
+        .is_some_and(<[Value]>::is_empty)
+    {
+        ctx.err(
+            AttributePath::root(attr::CONTROLLERS),
+            "No controller",
+            "List at least one controller: the first one runs the bootstrap control plane.",
+        );
+    }
+    (controllers, workers)
+}
+
+/// One host list; `seen`: the names taken so far, with where.
+fn host_list(
+    ctx: &mut Ctx,
+    seen: &mut BTreeMap<String, AttributePath>,
+    name: &str,
+    role: Role,
+    login: &Login,
+    bastions: &[HopSpec],
+) -> Vec<Host> {
+    let config = ctx.config;
+    let Some(list) = config.get(name).and_then(Value::as_list) else {
+        if config.get(name).is_some_and(Value::is_unknown) {
+            ctx.unknown = true;
+        }
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, h) in list.iter().enumerate() {
+        if let Some(host) = host(ctx, seen, h, AttributePath::root(name).index(i as i64), login) {
+            out.push(Host {
+                name: host.name.clone(),
+                role,
+                ssh: HostSpec {
+                    host,
+                    bastions: bastions.to_vec(),
+                    connect_timeout: login.connect_timeout,
+                },
+            });
+        }
+    }
+    out
+}
+
+/// One host's own hop; its name is a node name, unique across both lists.
+fn host(
+    ctx: &mut Ctx,
+    seen: &mut BTreeMap<String, AttributePath>,
+    h: &Value,
+    path: AttributePath,
+    login: &Login,
+) -> Option<HopSpec> {
+    if !h.is_known() {
+        ctx.unknown = true;
+    }
+    let host_name = string(ctx, h, "name").filter(|n| node_name(ctx, n, path.clone().attr("name")));
+    if let Some(n) = &host_name {
+        if let Some(first) = seen.get(n) {
+            ctx.err(
+                path.clone().attr("name"),
+                "Duplicate host name",
+                format!("{n:?} is also the name at {first}; every host is one Kubernetes node with a name of its own"),
+            );
+        } else {
+            seen.insert(n.clone(), path.clone().attr("name"));
+        }
+    }
+    let address = string(ctx, h, "address").filter(|a| address_given(ctx, a, path.clone().attr("address")));
+    hop(ctx, h, Hop::Host, host_name?, address?, path, login)
+}
+
+/// A bastion or host once its name and address are read: host key, user and port.
+fn hop(
+    ctx: &mut Ctx,
+    obj: &Value,
+    kind: Hop,
+    name: String,
+    address: String,
+    path: AttributePath,
+    login: &Login,
+) -> Option<HopSpec> {
+    let host_key = host_key(ctx, obj, kind, &name, &path, login);
+    let user = string(ctx, obj, "user").unwrap_or_else(|| login.user.clone());
+    let default_port = match kind {
+        Hop::Bastion => 22,
+        Hop::Host => login.port,
+    };
+    let port = port(ctx, obj, default_port, path);
+    Some(HopSpec {
+        name,
+        address,
+        port,
+        user,
+        auth: login.auth.clone()?,
+        host_key: host_key?,
+    })
+}
+
+/// The first given of: the hop's own `host_key`, its `ssh.host_keys` entry (hosts only),
+/// the key learned on an earlier apply; else trust on first use where allowed.
+fn host_key(
+    ctx: &mut Ctx,
+    obj: &Value,
+    kind: Hop,
+    name: &str,
+    path: &AttributePath,
+    login: &Login,
+) -> Option<HostKeyPolicy> {
+    let learned = ctx.learned;
+    let own = path.clone().attr("host_key");
+    if let Some(k) = string(ctx, obj, "host_key") {
+        return pin(ctx, &k, own);
+    }
+    let pinned = match kind {
+        Hop::Bastion => None,
+        Hop::Host => login.pins.get(name),
+    };
+    if let Some(k) = pinned {
+        return pin(ctx, k, AttributePath::root(attr::SSH).attr("host_keys").key(name));
+    }
+    if let Some(k) = learned.get(name) {
+        return pin(ctx, k, own);
+    }
+    if login.tofu {
+        return Some(HostKeyPolicy::TrustOnFirstUse);
+    }
+    let detail = match kind {
+        Hop::Bastion => "Pin this bastion's host key, or set ssh.trust_on_first_use = true.".to_owned(),
+        Hop::Host => {
+            format!("Pin {name}'s host key here or in ssh.host_keys, or set ssh.trust_on_first_use = true.")
+        }
+    };
+    ctx.err(own, "No host key", detail);
+    None
+}
+
+/// `direct` dials the first controller's SSH address.
+fn api_access(ctx: &mut Ctx, controllers: &[Host]) -> ApiAccess {
+    let config = ctx.config;
+    match string(ctx, config, attr::API_ACCESS).as_deref() {
+        None | Some("tunnel") => ApiAccess::Tunnel,
+        Some("direct") => ApiAccess::Direct {
+            host: controllers
+                .first()
+                .map(|h| h.ssh.host.address.clone())
+                .unwrap_or_default(),
+        },
+        Some(other) => {
+            ctx.err(
+                AttributePath::root(attr::API_ACCESS),
+                "Invalid api_access",
+                format!("{other:?}; write \"tunnel\" or \"direct\""),
+            );
+            ApiAccess::Tunnel
+        }
+    }
+}
+
+fn check_on_destroy(ctx: &mut Ctx, login: &Login) {
+    match OnDestroy::of(ctx.config) {
+        Err(other) => ctx.err(
+            AttributePath::root(attr::ON_DESTROY),
+            "Invalid on_destroy",
+            format!("{other:?}; write \"keep\" or \"teardown\""),
+        ),
+        // Terraform sends no configuration on destroy, so a write-only key is gone then.
+        Ok(OnDestroy::Teardown) if login.gone_on_destroy => ctx.err(
+            AttributePath::root(attr::ON_DESTROY),
+            "Teardown cannot log in",
+            "on_destroy = \"teardown\" logs in to the hosts when the resource is destroyed, but Terraform sends no \
+             configuration then and keeps no write-only value, so ssh.private_key_wo is gone: use ssh.private_key \
+             (kept in state as a sensitive value) or ssh.agent = true for a teardown, or keep on_destroy = \"keep\".",
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// Create, update and delete deadlines.
+fn timeouts(ctx: &mut Ctx) -> (Duration, Duration, Duration) {
+    let t = block(ctx.config, attr::TIMEOUTS);
+    let tp = AttributePath::root(attr::TIMEOUTS);
+    let create = ctx.duration(&t, "create", Duration::from_secs(20 * 60), tp.clone());
+    let update = ctx.duration(&t, "update", Duration::from_secs(20 * 60), tp.clone());
+    let delete = ctx.duration(&t, "delete", Duration::from_secs(5 * 60), tp);
+    (create, update, delete)
+}
+
+/// Only `state_dir` may move; the other paths are the node contract's.
+fn paths(ctx: &mut Ctx) -> RemotePaths {
+    let p = block(ctx.config, attr::PATHS);
+    let d = RemotePaths::default();
+    check_contract_paths(ctx, &p, &d);
+    let state_dir = match string(ctx, &p, "state_dir") {
+        Some(s) if s.starts_with('/') && s.len() > 1 => s,
+        Some(s) => {
+            ctx.err(
+                AttributePath::root(attr::PATHS).attr("state_dir"),
+                "Invalid path",
+                format!("{s:?} is not an absolute folder; write e.g. {:?}", d.state_dir),
+            );
+            d.state_dir.clone()
+        }
+        None => d.state_dir.clone(),
+    };
+    RemotePaths { state_dir, ..d }
+}
+
+/// The hosts' units and the rendered manifests use the contract's paths, so an override
+/// would make the provider deliver where nothing reads.
+fn check_contract_paths(ctx: &mut Ctx, p: &Value, d: &RemotePaths) {
+    for (name, fixed, field) in [
+        (
+            "kubelet_kubeconfig",
+            &d.kubelet_kubeconfig,
+            "node.bootstrap_kubeconfig_path",
+        ),
+        ("ca_certificate", &d.ca_certificate, "node.ca_path"),
+        ("static_pod_dir", &d.static_pod_dir, "node.static_pod_path"),
+        (
+            "bootstrap_secrets_dir",
+            &d.bootstrap_secrets_dir,
+            "the bootstrap manifests' hostPath",
+        ),
+        ("etcd_tls_dir", &d.etcd_tls_dir, "node.etcd_env"),
+    ] {
+        match string(ctx, p, name) {
+            Some(s) if s.trim_end_matches('/') == fixed.as_str() => {}
+            Some(s) => ctx.err(
+                AttributePath::root(attr::PATHS).attr(name),
+                "Path fixed by the node contract",
+                format!(
+                    "{s:?} differs from {fixed:?}, where the hosts' units and the rendered manifests read it ({field} \
+                     of selfhosted_cluster_assets): remove paths.{name}, and have the hosts follow the contract"
+                ),
+            ),
+            None => {}
+        }
+    }
+}
+
+/// Read last: it is checked only when nothing at all was unknown.
+fn assets(ctx: &mut Ctx) -> BTreeMap<String, String> {
+    let assets = match ctx.config.get(attr::ASSETS) {
+        Some(v) if v.is_known() => string_entries(v).unwrap_or_default(),
+        _ => {
+            ctx.unknown = true;
+            BTreeMap::new()
+        }
+    };
+    if !ctx.unknown && !assets.contains_key("tls/ca.crt") {
+        ctx.err(
+            AttributePath::root(attr::ASSETS),
+            "Not cluster assets",
+            "Pass selfhosted_cluster_assets.<name>.assets unchanged.",
+        );
+    }
+    assets
+}
+
 /// A digest of the assets (what the hosts and the cluster should hold).
 pub fn assets_digest(assets: &BTreeMap<String, String>) -> String {
     crate::asset_dir::digest(assets.iter().map(|(k, v)| (k.as_str(), v.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_key_comes_from_the_first_source_given() {
+        let learned = BTreeMap::from([("n".to_owned(), "SHA256:learned".to_owned())]);
+        let config = Value::Null;
+        let mut ctx = Ctx {
+            diags: Diagnostics::new(),
+            unknown: false,
+            config: &config,
+            learned: &learned,
+        };
+        let mut login = Login {
+            user: "core".to_owned(),
+            port: 22,
+            tofu: false,
+            connect_timeout: Duration::ZERO,
+            auth: None,
+            gone_on_destroy: false,
+            pins: BTreeMap::from([("n".to_owned(), "SHA256:pinned".to_owned())]),
+        };
+        let path = AttributePath::root(attr::CONTROLLERS).index(0);
+        let own = Value::object([("host_key", Value::from("SHA256:own"))]);
+        let key = |ctx: &mut Ctx, obj: &Value, kind, name, login: &Login| {
+            format!("{:?}", host_key(ctx, obj, kind, name, &path, login))
+        };
+        assert!(key(&mut ctx, &own, Hop::Host, "n", &login).contains("SHA256:own"));
+        assert!(key(&mut ctx, &Value::Null, Hop::Host, "n", &login).contains("SHA256:pinned"));
+        // ssh.host_keys names hosts only.
+        assert!(key(&mut ctx, &Value::Null, Hop::Bastion, "n", &login).contains("SHA256:learned"));
+        assert!(!ctx.diags.has_errors());
+        assert_eq!(key(&mut ctx, &Value::Null, Hop::Host, "m", &login), "None");
+        let text = format!("{:?}", ctx.diags);
+        assert!(
+            text.contains("No host key: controllers[0].host_key") && text.contains("Pin m's host key"),
+            "{text}"
+        );
+        login.tofu = true;
+        assert_eq!(
+            key(&mut ctx, &Value::Null, Hop::Bastion, "m", &login),
+            "Some(TrustOnFirstUse)"
+        );
+    }
 }

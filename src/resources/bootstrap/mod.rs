@@ -22,6 +22,7 @@ use selfhosted_protocol::value::Value;
 
 use self::inputs::{assets_digest, Config, OnDestroy};
 use self::schema::attr;
+use crate::resources::config::string_entries;
 
 /// The `selfhosted_bootstrap` resource.
 #[derive(Debug, Default)]
@@ -31,12 +32,7 @@ pub struct Bootstrap;
 fn learned_of(state: &Value) -> BTreeMap<String, String> {
     state
         .get(attr::LEARNED_HOST_KEYS)
-        .and_then(Value::as_map)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-                .collect()
-        })
+        .and_then(string_entries)
         .unwrap_or_default()
 }
 

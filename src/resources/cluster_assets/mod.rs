@@ -28,6 +28,7 @@ use self::outputs::PlannedAssets;
 use self::schema::attr;
 use crate::asset_dir;
 use crate::clock::Clock;
+use crate::resources::config::string_entries;
 
 /// The `selfhosted_cluster_assets` resource.
 pub struct ClusterAssets {
@@ -43,12 +44,7 @@ impl ClusterAssets {
 
 /// The assets kept in a state, if it has any.
 fn assets_of(state: &Value) -> Option<Assets> {
-    let map = state.get(attr::ASSETS)?.as_map()?;
-    Some(
-        map.iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
-            .collect(),
-    )
+    state.get(attr::ASSETS).and_then(string_entries)
 }
 
 fn string_attr<'a>(state: &'a Value, name: &str) -> Option<&'a str> {

@@ -501,245 +501,32 @@ fn is_dns_label_text(s: &str) -> bool {
 /// All the problems found, each naming the attribute (and index/key) and what to write instead.
 pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> {
     let mut errors = Vec::new();
-
-    let version = match raw.kubernetes_version.as_deref() {
-        None => Some(DEFAULT_VERSION),
-        Some(v) => match parse_version(v) {
-            Ok(v) => Some(v),
-            Err(m) => {
-                errors.push(InputError::attr("kubernetes_version", m));
-                None
-            }
-        },
-    };
-
-    if raw.cluster_name.trim().is_empty() {
-        errors.push(InputError::attr(
-            "cluster_name",
-            "must not be empty; write a short name such as \"nemo\"",
-        ));
-    }
-
-    if raw.api_servers.is_empty() {
-        errors.push(InputError::attr(
-            "api_servers",
-            "needs at least one DNS name or address clients use for the apiserver",
-        ));
-    }
-    for (i, s) in raw.api_servers.iter().enumerate() {
-        if !is_dns_label_text(s) {
-            errors.push(InputError::index(
-                "api_servers",
-                i,
-                format!("{s:?} is not a DNS name or IP address"),
-            ));
-        }
-    }
-    if raw.etcd_servers.is_empty() {
-        errors.push(InputError::attr(
-            "etcd_servers",
-            "needs at least one etcd member name or address",
-        ));
-    }
-    for (i, s) in raw.etcd_servers.iter().enumerate() {
-        if !is_dns_label_text(s) {
-            errors.push(InputError::index(
-                "etcd_servers",
-                i,
-                format!("{s:?} is not a DNS name or IP address"),
-            ));
-        }
-    }
-
-    let port = match raw.api_server_port {
-        None => Some(DEFAULT_API_SERVER_PORT),
-        Some(p) => match u16::try_from(p) {
-            Ok(p) if p > 0 => Some(p),
-            _ => {
-                errors.push(InputError::attr(
-                    "api_server_port",
-                    format!("{p} is not a TCP port; write 1–65535, e.g. 6443"),
-                ));
-                None
-            }
-        },
-    };
-
-    let pod = parse_cidr("pod_cidr", raw.pod_cidr.as_deref(), DEFAULT_POD_CIDR, &mut errors);
-    let svc = parse_cidr(
-        "service_cidr",
-        raw.service_cidr.as_deref(),
-        DEFAULT_SERVICE_CIDR,
+    // Read in attribute order, which is the order of the errors.
+    let version = kubernetes_version(raw.kubernetes_version.as_deref(), &mut errors);
+    check_cluster_name(&raw.cluster_name, &mut errors);
+    check_servers(
+        "api_servers",
+        &raw.api_servers,
+        "needs at least one DNS name or address clients use for the apiserver",
         &mut errors,
     );
-    if let (Some(p), Some(s)) = (pod, svc) {
-        if p.contains(&s.network()) || s.contains(&p.network()) {
-            errors.push(InputError::attr(
-                "service_cidr",
-                format!("{s} overlaps pod_cidr {p}; choose disjoint networks, e.g. pod_cidr \"{DEFAULT_POD_CIDR}\" and service_cidr \"{DEFAULT_SERVICE_CIDR}\""),
-            ));
-        }
-    }
-
-    let domain = raw
-        .cluster_domain_suffix
-        .clone()
-        .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN_SUFFIX.to_string());
-    if !crate::names::is_dns_subdomain(&domain) {
-        errors.push(InputError::attr(
-            "cluster_domain_suffix",
-            format!(
-                "{domain:?} is not a DNS domain of lowercase labels; write e.g. \"{DEFAULT_CLUSTER_DOMAIN_SUFFIX}\""
-            ),
-        ));
-    }
-
-    let networking = match raw.networking.as_deref().map(str::trim) {
-        None => Some(Networking::Flannel),
-        Some(n) => {
-            match Networking::ALL.into_iter().find(|x| x.name() == n) {
-                Some(x) => Some(x),
-                None => {
-                    errors.push(InputError::attr(
-                    "networking",
-                    format!("{n:?} is not a networking choice; write one of \"flannel\", \"calico\", \"cilium\", \"none\""),
-                ));
-                    None
-                }
-            }
-        }
-    };
-
-    let host_os = match raw.host_os.as_deref().map(str::trim) {
-        None => Some(HostOs::Generic),
-        Some(h) => HostOs::from_name(h).or_else(|| {
-            let choices = HostOs::ALL.map(|x| format!("{:?}", x.name())).join(", ");
-            errors.push(InputError::attr(
-                "host_os",
-                format!("{h:?} is not a host OS this provider writes units for; write one of {choices}"),
-            ));
-            None
-        }),
-    };
-
-    let image_names: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
-    let mut images = BTreeMap::new();
-    for (key, image) in &raw.container_images {
-        match Component::from_name(key) {
-            Some(c) => {
-                if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
-                    errors.push(InputError::key(
-                        "container_images",
-                        key,
-                        format!("{image:?} is not an image reference; write e.g. \"registry.example.com/kube-apiserver:v1.34.3\""),
-                    ));
-                } else {
-                    images.insert(c, image.clone());
-                }
-            }
-            None => errors.push(InputError::key(
-                "container_images",
-                key,
-                format!("unknown component {key:?}; write one of {}", image_names.join(", ")),
-            )),
-        }
-    }
-
-    let registry = match raw
-        .container_registry
-        .as_deref()
-        .map(|r| r.trim().trim_end_matches('/'))
-    {
-        None => None,
-        Some(r) if r.is_empty() || r.chars().any(char::is_whitespace) || r.contains('@') => {
-            errors.push(InputError::attr(
-                "container_registry",
-                format!("{r:?} is not a registry prefix; write e.g. \"registry.example.com/mirror\""),
-            ));
-            None
-        }
-        Some(r) => Some(r.to_string()),
-    };
-
-    let flag_names: Vec<&str> = Component::ALL
-        .iter()
-        .filter(|c| c.flag_owner().is_some())
-        .map(|c| c.name())
-        .collect();
-    let mut flags = BTreeMap::new();
-    for (key, list) in &raw.extra_flags {
-        let Some(c) = Component::from_name(key).filter(|c| c.flag_owner().is_some()) else {
-            errors.push(InputError::key(
-                "extra_flags",
-                key,
-                format!(
-                    "unknown component {key:?} for flags; write one of {}",
-                    flag_names.join(", ")
-                ),
-            ));
-            continue;
-        };
-        let mut seen = BTreeSet::new();
-        for (i, flag) in list.iter().enumerate() {
-            let name = flag_name(flag);
-            if !flag.starts_with("--") || name.len() <= 2 || flag.contains('\n') {
-                errors.push(InputError::key_index(
-                    "extra_flags",
-                    key,
-                    i,
-                    format!("{flag:?} is not a flag; write it as \"--name=value\""),
-                ));
-                continue;
-            }
-            if !seen.insert(name.to_string()) {
-                errors.push(InputError::key_index(
-                    "extra_flags",
-                    key,
-                    i,
-                    format!("{name} is given twice; keep one"),
-                ));
-            }
-            if let (Some(v), Some(owner)) = (version, c.flag_owner()) {
-                if v.row().is_some_and(|r| r.flag_gone(owner, name)) {
-                    errors.push(InputError::key_index(
-                        "extra_flags",
-                        key,
-                        i,
-                        format!("{name} no longer exists in Kubernetes {v}; remove it (the component would refuse to start)"),
-                    ));
-                }
-            }
-        }
-        flags.insert(c, list.clone());
-    }
-
-    let replicas = match raw.controller_replicas {
-        None => None,
-        Some(n) if (1..=100).contains(&n) => u32::try_from(n).ok(),
-        Some(n) => {
-            errors.push(InputError::attr(
-                "controller_replicas",
-                format!("{n} replicas cannot run; write a number from 1 to 100 (at most one per controller runs: they use host ports), or leave it unset for one per controller"),
-            ));
-            None
-        }
-    };
-
-    let admin_group = raw.admin_group.clone().unwrap_or_else(|| MASTERS_GROUP.to_string());
-    if admin_group.trim().is_empty() || admin_group.chars().any(char::is_whitespace) {
-        errors.push(InputError::attr(
-            "admin_group",
-            format!("{admin_group:?} is not a group name; write e.g. \"selfhosted:cluster-admins\" (the admin certificate's organization)"),
-        ));
-    }
-
-    let mut extras = Vec::new();
-    for (i, text) in raw.extra_manifests.iter().enumerate() {
-        match extra::parse_stream(text) {
-            Ok(objs) => extras.extend(objs.into_iter().map(|o| o.with_source(i))),
-            Err(m) => errors.push(InputError::index("extra_manifests", i, m)),
-        }
-    }
+    check_servers(
+        "etcd_servers",
+        &raw.etcd_servers,
+        "needs at least one etcd member name or address",
+        &mut errors,
+    );
+    let port = api_server_port(raw.api_server_port, &mut errors);
+    let (pod, svc) = cidrs(raw, &mut errors);
+    let domain = cluster_domain_suffix(raw.cluster_domain_suffix.as_deref(), &mut errors);
+    let networking = networking(raw.networking.as_deref(), &mut errors);
+    let host_os = host_os(raw.host_os.as_deref(), &mut errors);
+    let images = container_images(&raw.container_images, &mut errors);
+    let registry = container_registry(raw.container_registry.as_deref(), &mut errors);
+    let flags = extra_flags(&raw.extra_flags, version, &mut errors);
+    let replicas = controller_replicas(raw.controller_replicas, &mut errors);
+    let admin_group = admin_group(raw.admin_group.as_deref(), &mut errors);
+    let extras = extra_manifests(&raw.extra_manifests, &mut errors);
 
     if !errors.is_empty() {
         return Err(errors);
@@ -776,7 +563,273 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
         },
         _ => return Err(vec![InputError::attr("kubernetes_version", "inputs incomplete")]),
     };
-    // An extra document that repeats one of our objects is an input error, found at plan.
+    check_no_repeated_objects(params)
+}
+
+fn kubernetes_version(raw: Option<&str>, errors: &mut Vec<InputError>) -> Option<Version> {
+    match raw {
+        None => Some(DEFAULT_VERSION),
+        Some(v) => match parse_version(v) {
+            Ok(v) => Some(v),
+            Err(m) => {
+                errors.push(InputError::attr("kubernetes_version", m));
+                None
+            }
+        },
+    }
+}
+
+fn check_cluster_name(raw: &str, errors: &mut Vec<InputError>) {
+    if raw.trim().is_empty() {
+        errors.push(InputError::attr(
+            "cluster_name",
+            "must not be empty; write a short name such as \"nemo\"",
+        ));
+    }
+}
+
+/// `api_servers` or `etcd_servers`: not empty, each a DNS name or address.
+fn check_servers(name: &str, servers: &[String], when_empty: &str, errors: &mut Vec<InputError>) {
+    if servers.is_empty() {
+        errors.push(InputError::attr(name, when_empty));
+    }
+    for (i, s) in servers.iter().enumerate() {
+        if !is_dns_label_text(s) {
+            errors.push(InputError::index(
+                name,
+                i,
+                format!("{s:?} is not a DNS name or IP address"),
+            ));
+        }
+    }
+}
+
+fn api_server_port(raw: Option<i64>, errors: &mut Vec<InputError>) -> Option<u16> {
+    match raw {
+        None => Some(DEFAULT_API_SERVER_PORT),
+        Some(p) => match u16::try_from(p) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                errors.push(InputError::attr(
+                    "api_server_port",
+                    format!("{p} is not a TCP port; write 1–65535, e.g. 6443"),
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// `pod_cidr` and `service_cidr`, which must not overlap.
+fn cidrs(raw: &RawParams, errors: &mut Vec<InputError>) -> (Option<IpNet>, Option<IpNet>) {
+    let pod = parse_cidr("pod_cidr", raw.pod_cidr.as_deref(), DEFAULT_POD_CIDR, errors);
+    let svc = parse_cidr(
+        "service_cidr",
+        raw.service_cidr.as_deref(),
+        DEFAULT_SERVICE_CIDR,
+        errors,
+    );
+    if let (Some(p), Some(s)) = (pod, svc) {
+        if p.contains(&s.network()) || s.contains(&p.network()) {
+            errors.push(InputError::attr(
+                "service_cidr",
+                format!("{s} overlaps pod_cidr {p}; choose disjoint networks, e.g. pod_cidr \"{DEFAULT_POD_CIDR}\" and service_cidr \"{DEFAULT_SERVICE_CIDR}\""),
+            ));
+        }
+    }
+    (pod, svc)
+}
+
+fn cluster_domain_suffix(raw: Option<&str>, errors: &mut Vec<InputError>) -> String {
+    let domain = raw.unwrap_or(DEFAULT_CLUSTER_DOMAIN_SUFFIX).to_string();
+    if !crate::names::is_dns_subdomain(&domain) {
+        errors.push(InputError::attr(
+            "cluster_domain_suffix",
+            format!(
+                "{domain:?} is not a DNS domain of lowercase labels; write e.g. \"{DEFAULT_CLUSTER_DOMAIN_SUFFIX}\""
+            ),
+        ));
+    }
+    domain
+}
+
+fn networking(raw: Option<&str>, errors: &mut Vec<InputError>) -> Option<Networking> {
+    let Some(n) = raw.map(str::trim) else {
+        return Some(Networking::Flannel);
+    };
+    let found = Networking::ALL.into_iter().find(|x| x.name() == n);
+    if found.is_none() {
+        errors.push(InputError::attr(
+            "networking",
+            format!("{n:?} is not a networking choice; write one of \"flannel\", \"calico\", \"cilium\", \"none\""),
+        ));
+    }
+    found
+}
+
+fn host_os(raw: Option<&str>, errors: &mut Vec<InputError>) -> Option<HostOs> {
+    match raw.map(str::trim) {
+        None => Some(HostOs::Generic),
+        Some(h) => HostOs::from_name(h).or_else(|| {
+            let choices = HostOs::ALL.map(|x| format!("{:?}", x.name())).join(", ");
+            errors.push(InputError::attr(
+                "host_os",
+                format!("{h:?} is not a host OS this provider writes units for; write one of {choices}"),
+            ));
+            None
+        }),
+    }
+}
+
+/// The images that are references of known components; the rest are errors.
+fn container_images(raw: &BTreeMap<String, String>, errors: &mut Vec<InputError>) -> BTreeMap<Component, String> {
+    let image_names: Vec<&str> = Component::ALL.iter().map(|c| c.name()).collect();
+    let mut images = BTreeMap::new();
+    for (key, image) in raw {
+        match Component::from_name(key) {
+            Some(c) => {
+                if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+                    errors.push(InputError::key(
+                        "container_images",
+                        key,
+                        format!("{image:?} is not an image reference; write e.g. \"registry.example.com/kube-apiserver:v1.34.3\""),
+                    ));
+                } else {
+                    images.insert(c, image.clone());
+                }
+            }
+            None => errors.push(InputError::key(
+                "container_images",
+                key,
+                format!("unknown component {key:?}; write one of {}", image_names.join(", ")),
+            )),
+        }
+    }
+    images
+}
+
+/// Without trailing slashes.
+fn container_registry(raw: Option<&str>, errors: &mut Vec<InputError>) -> Option<String> {
+    match raw.map(|r| r.trim().trim_end_matches('/')) {
+        None => None,
+        Some(r) if r.is_empty() || r.chars().any(char::is_whitespace) || r.contains('@') => {
+            errors.push(InputError::attr(
+                "container_registry",
+                format!("{r:?} is not a registry prefix; write e.g. \"registry.example.com/mirror\""),
+            ));
+            None
+        }
+        Some(r) => Some(r.to_string()),
+    }
+}
+
+/// The flags of components that take flags; `version` (when valid) tells which flags are gone.
+fn extra_flags(
+    raw: &BTreeMap<String, Vec<String>>,
+    version: Option<Version>,
+    errors: &mut Vec<InputError>,
+) -> BTreeMap<Component, Vec<String>> {
+    let flag_names: Vec<&str> = Component::ALL
+        .iter()
+        .filter(|c| c.flag_owner().is_some())
+        .map(|c| c.name())
+        .collect();
+    let mut flags = BTreeMap::new();
+    for (key, list) in raw {
+        let Some(c) = Component::from_name(key).filter(|c| c.flag_owner().is_some()) else {
+            errors.push(InputError::key(
+                "extra_flags",
+                key,
+                format!(
+                    "unknown component {key:?} for flags; write one of {}",
+                    flag_names.join(", ")
+                ),
+            ));
+            continue;
+        };
+        check_flags(key, c, list, version, errors);
+        flags.insert(c, list.clone());
+    }
+    flags
+}
+
+/// One component's flags: each `--name=value`, once, and still in Kubernetes `version`.
+fn check_flags(key: &str, c: Component, list: &[String], version: Option<Version>, errors: &mut Vec<InputError>) {
+    let mut seen = BTreeSet::new();
+    for (i, flag) in list.iter().enumerate() {
+        let name = flag_name(flag);
+        if !flag.starts_with("--") || name.len() <= 2 || flag.contains('\n') {
+            errors.push(InputError::key_index(
+                "extra_flags",
+                key,
+                i,
+                format!("{flag:?} is not a flag; write it as \"--name=value\""),
+            ));
+            continue;
+        }
+        if !seen.insert(name.to_string()) {
+            errors.push(InputError::key_index(
+                "extra_flags",
+                key,
+                i,
+                format!("{name} is given twice; keep one"),
+            ));
+        }
+        if let (Some(v), Some(owner)) = (version, c.flag_owner()) {
+            if v.row().is_some_and(|r| r.flag_gone(owner, name)) {
+                errors.push(InputError::key_index(
+                    "extra_flags",
+                    key,
+                    i,
+                    format!(
+                        "{name} no longer exists in Kubernetes {v}; remove it (the component would refuse to start)"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn controller_replicas(raw: Option<i64>, errors: &mut Vec<InputError>) -> Option<u32> {
+    match raw {
+        None => None,
+        Some(n) if (1..=100).contains(&n) => u32::try_from(n).ok(),
+        Some(n) => {
+            errors.push(InputError::attr(
+                "controller_replicas",
+                format!("{n} replicas cannot run; write a number from 1 to 100 (at most one per controller runs: they use host ports), or leave it unset for one per controller"),
+            ));
+            None
+        }
+    }
+}
+
+fn admin_group(raw: Option<&str>, errors: &mut Vec<InputError>) -> String {
+    let admin_group = raw.unwrap_or(MASTERS_GROUP).to_string();
+    if admin_group.trim().is_empty() || admin_group.chars().any(char::is_whitespace) {
+        errors.push(InputError::attr(
+            "admin_group",
+            format!("{admin_group:?} is not a group name; write e.g. \"selfhosted:cluster-admins\" (the admin certificate's organization)"),
+        ));
+    }
+    admin_group
+}
+
+/// Every object of every stream, each remembering its stream's index.
+fn extra_manifests(raw: &[String], errors: &mut Vec<InputError>) -> Vec<ExtraObject> {
+    let mut extras = Vec::new();
+    for (i, text) in raw.iter().enumerate() {
+        match extra::parse_stream(text) {
+            Ok(objs) => extras.extend(objs.into_iter().map(|o| o.with_source(i))),
+            Err(m) => errors.push(InputError::index("extra_manifests", i, m)),
+        }
+    }
+    extras
+}
+
+/// An extra document that repeats one of our objects is an input error, found at plan:
+/// only a render shows it.
+fn check_no_repeated_objects(params: ManifestParams) -> Result<ManifestParams, Vec<InputError>> {
     match crate::render_public(&params) {
         Err(crate::RenderError::Duplicate { file, source_index, document }) if source_index != usize::MAX => {
             Err(vec![InputError::index(
