@@ -257,7 +257,7 @@ resource "selfhosted_bootstrap" "c" {{
         )
     };
     let ws = Workspace::new(&with_hosts(
-        r#"[{ name = "ctl-0", address = "10.0.0.1" }, { name = "ctl-0", address = "" }]"#,
+        r#"[{ name = "ctl-0", address = "10.0.0.1", port = 22.5 }, { name = "ctl-0", address = "" }]"#,
         r#"private_key = "not a key"
     bastions    = [{ address = " " }]
     host_keys   = { "ctl-0" = "nonsense" }"#,
@@ -270,6 +270,7 @@ resource "selfhosted_bootstrap" "c" {{
         "Invalid node name: workers[1].name",
         "write \"node-2\"",
         "Invalid address: ssh.bastions[0].address",
+        "Invalid port: controllers[0].port",
         "Unreadable SSH private key: ssh.private_key",
         "Invalid host key: ssh.host_keys[\"ctl-0\"]",
     ] {

@@ -135,7 +135,16 @@ fn port(ctx: &mut Ctx, obj: &Value, default: u16, path: AttributePath) -> u16 {
             ctx.unknown = true;
             default
         }
-        _ => default,
+        Field::Absent => default,
+        // the schema's type is a number: a fraction, or one beyond i64
+        Field::Str(_) | Field::Bool(_) | Field::Other => {
+            ctx.err(
+                path.attr("port"),
+                "Invalid port",
+                "not a whole number; write a TCP port, 1 to 65535",
+            );
+            default
+        }
     }
 }
 
