@@ -6,23 +6,40 @@
 //! real Terraform traffic: the values Terraform 1.11 sent the provider while planning and
 //! applying the examples, with every private key blanked.
 
+use std::sync::{Arc, OnceLock};
+
 use selfhosted_protocol::msgpack;
-use selfhosted_protocol::resource::{Ctx, ValidateRequest};
+use selfhosted_protocol::resource::{Ctx, Resource, ValidateRequest};
+use selfhosted_protocol::value::Type;
 use tokio_util::sync::CancellationToken;
+
+/// The provider's resources with their value types, built once: building them per input
+/// would cost most of each run.
+fn resources() -> &'static [(Arc<dyn Resource>, Type)] {
+    static ALL: OnceLock<Vec<(Arc<dyn Resource>, Type)>> = OnceLock::new();
+    ALL.get_or_init(|| {
+        terraform_provider_selfhosted::resources::all()
+            .into_iter()
+            .map(|r| {
+                let ty = r.schema().value_type();
+                (r, ty)
+            })
+            .collect()
+    })
+}
 
 /// Runs the checks on `data` as a value of the resource named `type_name`.
 pub fn check(type_name: &str, data: &[u8]) {
-    let resource = terraform_provider_selfhosted::resources::all()
-        .into_iter()
-        .find(|r| r.type_name() == type_name)
+    let (resource, ty) = resources()
+        .iter()
+        .find(|(r, _)| r.type_name() == type_name)
         .expect("a resource of this provider");
-    let ty = resource.schema().value_type();
-    let Ok(value) = msgpack::decode(data, &ty) else {
+    let Ok(value) = msgpack::decode(data, ty) else {
         return;
     };
-    let once = msgpack::encode(&value, &ty).expect("a value that decoded encodes");
-    let again = msgpack::decode(&once, &ty).expect("an encoding decodes");
-    let twice = msgpack::encode(&again, &ty).expect("a value that decoded encodes");
+    let once = msgpack::encode(&value, ty).expect("a value that decoded encodes");
+    let again = msgpack::decode(&once, ty).expect("an encoding decodes");
+    let twice = msgpack::encode(&again, ty).expect("a value that decoded encodes");
     assert_eq!(once, twice, "encoding is a fixed point");
     let request = ValidateRequest {
         ctx: Ctx {
