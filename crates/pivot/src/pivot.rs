@@ -15,7 +15,7 @@ use selfhosted_transport::CancellationToken;
 use crate::api::{self, Api, Expect, APISERVER_PODS};
 use crate::distribute;
 use crate::inventory::{Inventory, Role};
-use crate::phase::{self, Phase, PivotError};
+use crate::phase::{self, chain, Phase, PivotError};
 use crate::preflight::Ready;
 use crate::procedure::{bounded, Outcome, PivotParams};
 
@@ -49,19 +49,22 @@ pub(crate) async fn pivot_phases(
     phase::run(Phase::WaitForApiserver, api.ready(&boot, Expect::Bootstrap, deadline)).await?;
     outcome.reached = Some(Phase::WaitForApiserver);
 
-    let manifests = api::manifests(assets);
-    let summary = phase::run(
+    // Parsed once: the apply and the bootstrap's removal (which finds the apiserver's gate in
+    // them) read the same objects.
+    let manifests = selfhosted_cluster::parse_manifests(&api::manifests(assets))
+        .map_err(|e| PivotError::new(Phase::ApplyManifests, chain(&e)))?;
+    phase::run(
         Phase::ApplyManifests,
         bounded(
             &api.waiter,
             Phase::ApplyManifests,
             deadline,
             cancel,
-            selfhosted_cluster::apply_manifests(&api.waiter, &manifests),
+            selfhosted_cluster::apply_parsed(&api.waiter, &manifests),
         ),
     )
     .await?;
-    outcome.applied_digest = summary.digest.clone();
+    outcome.applied_digest = selfhosted_cluster::apply::digest(&manifests);
     outcome.reached = Some(Phase::ApplyManifests);
 
     phase::run(Phase::LabelControllers, api.label_controllers(inventory, deadline)).await?;
@@ -93,8 +96,7 @@ pub(crate) async fn pivot_phases(
     outcome.reached = Some(Phase::WaitForSelfHosted);
 
     let renewed_after = phase::run(Phase::RemoveBootstrap, async {
-        let parsed = selfhosted_cluster::parse_manifests(&manifests).unwrap_or_default();
-        let gate = api::apiserver_workload(&parsed).and_then(api::cut_over_container);
+        let gate = api::apiserver_workload(&manifests).and_then(api::cut_over_container);
         api.cut_over(gate.as_ref(), &[boot.host().to_owned()], deadline).await;
         distribute::remove_bootstrap(&boot, assets, &params.paths).await?;
         distribute::bootstrap_processes_gone(&boot, &params.paths, deadline, cancel).await?;

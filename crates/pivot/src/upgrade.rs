@@ -270,7 +270,12 @@ async fn hand_over(
     // reuseport gate). Where an old pod serves, the new one must listen beside it and
     // answer by itself where the gate sends its loopback client. (An old generation that
     // never became Ready, such as a failed upgrade's, serves nothing.)
-    for (node, _) in old.iter().filter(|(_, serving)| **serving) {
+    let serving: Vec<String> = old
+        .iter()
+        .filter(|(_, serving)| **serving)
+        .map(|(node, _)| node.clone())
+        .collect();
+    for node in &serving {
         let Some(session) = sessions.iter().find(|s| s.host() == node) else {
             continue;
         };
@@ -281,11 +286,6 @@ async fn hand_over(
         api.newest_answered_steadily(session, self_hosted, params, &new_pods, controllers, phase)
             .await?;
     }
-    let serving: Vec<String> = old
-        .iter()
-        .filter(|(_, serving)| **serving)
-        .map(|(node, _)| node.clone())
-        .collect();
     api.cut_over(api::cut_over_container(m).as_ref(), &serving, deadline)
         .await;
 
