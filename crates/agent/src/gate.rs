@@ -131,16 +131,13 @@ pub enum GateError {
 pub fn attach(params: &GateParams) -> Result<Attached, GateError> {
     let migrate_req = enable_migrate_req();
     let (fd, joined) = join_group(params)?;
-    let newest_via = match joined.ip() {
-        IpAddr::V4(_) => Loopback::Ipv4,
-        IpAddr::V6(_) => ipv6_loopback(),
-    };
+    let via = newest_via(Some(joined.ip()));
     let listeners_before = listeners(params.port).saturating_sub(1);
-    attach_program(&fd, &mut program(newest_via))?;
+    attach_program(&fd, &mut program(via))?;
     drop(fd);
     Ok(Attached {
         joined,
-        newest_via,
+        newest_via: via,
         listeners_before,
         migrate_req,
     })
