@@ -400,7 +400,7 @@ ENV
     --arg cgroup "$CG" --arg bin "$BIN" --arg version "$V" --arg pause "$PAUSE_IMAGE" \
     '{name: $name, address: $address, node_name: $name, logs: $logs, pod_logs: $pods, cgroup_root: $cgroup,
       bin: $bin, apiserver: ("https://" + $address + ":6443"), etcd: ("https://" + $address + ":2379"),
-      version: $version, images: [("registry.k8s.io/kube-apiserver:" + $version),
+      version: $version, pause_image: $pause, images: [("registry.k8s.io/kube-apiserver:" + $version),
       ("registry.k8s.io/kube-controller-manager:" + $version), ("registry.k8s.io/kube-scheduler:" + $version), $pause]}' \
     > "$S/role.json"
   touch "$S/up"

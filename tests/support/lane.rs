@@ -200,12 +200,14 @@ impl Lane {
     }
 
     /// The sandbox image the hosts hold (`controller.sh`'s `PAUSE_IMAGE`), for test pods.
-    pub fn pause_image(&self) -> &'static str {
-        if self.version == LANE_V1_20 {
-            "registry.k8s.io/pause:3.2"
-        } else {
-            "registry.k8s.io/pause:3.10.1"
-        }
+    pub fn pause_image(&self) -> String {
+        let role = self.tb.dir().join(format!("lane/{}/role.json", self.host().name));
+        let text = std::fs::read_to_string(&role).unwrap_or_else(|e| panic!("{}: {e}", role.display()));
+        let v: serde_json::Value = serde_json::from_str(&text).expect("role.json is JSON");
+        v["pause_image"]
+            .as_str()
+            .expect("role.json names the pause image")
+            .to_owned()
     }
 
     /// What the lane scripts read of this lane from their environment.
