@@ -286,12 +286,13 @@ fn a_provider_killed_mid_upgrade_leaves_the_old_apiserver_serving_and_the_next_a
     assert!(!changes, "{text}");
 }
 
-/// Runs `terraform apply` (output captured) and, once the bootstrap control plane's static
-/// Pods are on the first controller, `act` (given terraform's PID); returns how terraform
-/// ended, its output, and the time from `act` to its end.
-fn apply_until_the_bootstrap_control_plane(
+/// Runs `terraform apply` (output captured) and, once `reached` holds (`what`), `act` (given
+/// terraform's PID); returns how terraform ended, its output, and the time from `act` to its
+/// end.
+fn apply_until(
     ws: &Workspace,
-    lane: &Lane,
+    what: &str,
+    mut reached: impl FnMut() -> bool,
     act: impl FnOnce(u32),
 ) -> (std::process::Output, String, Duration) {
     let apply = ws
@@ -303,17 +304,14 @@ fn apply_until_the_bootstrap_control_plane(
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut acted = None;
     while Instant::now() < deadline {
-        if lane
-            .ls("/etc/kubernetes/manifests")
-            .contains("bootstrap-kube-apiserver")
-        {
+        if reached() {
             act(apply.id());
             acted = Some(Instant::now());
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let acted = acted.expect("the pivot reached the bootstrap control plane");
+    let acted = acted.unwrap_or_else(|| panic!("the apply reached {what}"));
     let out = apply.wait_with_output().expect("terraform ends");
     let ended_after = acted.elapsed();
     let text = format!(
@@ -324,14 +322,30 @@ fn apply_until_the_bootstrap_control_plane(
     (out, text, ended_after)
 }
 
-#[test]
-fn an_ssh_connection_cut_mid_pivot_ends_the_apply_at_once_naming_the_host_and_the_next_apply_converges() {
-    let Some(lane) = Lane::up("pivot ssh cut") else { return };
-    let ws = Workspace::new(&config(&lane, ""));
-    // sshd's listener stays; the provider's connection (its session processes) goes, as when
-    // sshd restarts or a NAT forgets the flow. The provider then waits for the API through it.
+/// [`apply_until`] the bootstrap control plane's static Pods are on the first controller.
+fn apply_until_the_bootstrap_control_plane(
+    ws: &Workspace,
+    lane: &Lane,
+    act: impl FnOnce(u32),
+) -> (std::process::Output, String, Duration) {
+    apply_until(
+        ws,
+        "the bootstrap control plane",
+        || {
+            lane.ls("/etc/kubernetes/manifests")
+                .contains("bootstrap-kube-apiserver")
+        },
+        act,
+    )
+}
+
+/// Cuts the provider's SSH connection to the first controller once `reached` holds: sshd's
+/// listener stays, the provider's session processes go (as when sshd restarts or a NAT
+/// forgets the flow). Asserts the apply then ends at once, naming the host and one of
+/// `phases`.
+fn cut_ssh_when(ws: &Workspace, lane: &Lane, what: &str, reached: impl FnMut() -> bool, phases: &[&str]) {
     let host = lane.host().name.clone();
-    let (out, text, ended_after) = apply_until_the_bootstrap_control_plane(&ws, &lane, |_| {
+    let (out, text, ended_after) = apply_until(ws, what, reached, |_| {
         let out = lane.tb.host_exec(&host, &["pkill", "-f", "sshd: core"]);
         assert!(
             out.status.success(),
@@ -343,7 +357,7 @@ fn an_ssh_connection_cut_mid_pivot_ends_the_apply_at_once_naming_the_host_and_th
         .filter(|l| l.contains("Error") || l.contains(&host))
         .collect();
     eprintln!(
-        "SSH cut mid-pivot: terraform ended {ended_after:?} after the cut; its error:\n{}",
+        "SSH cut at {what}: terraform ended {ended_after:?} after the cut; its error:\n{}",
         error.join("\n")
     );
     assert!(!out.status.success(), "the apply fails:\n{text}");
@@ -355,8 +369,63 @@ fn an_ssh_connection_cut_mid_pivot_ends_the_apply_at_once_naming_the_host_and_th
         text.contains("Bootstrap failed in phase") && text.contains(&format!(" on {host}")),
         "the error names the phase and the host:\n{text}"
     );
+    assert!(
+        phases.iter().any(|p| text.contains(&format!("phase {p}"))),
+        "the error names one of the phases {phases:?}:\n{text}"
+    );
+}
 
-    apply_ok(&ws, &lane, "rerun after the SSH cut");
+/// The SSH connection cut three times, each on the rerun of the last: while the provider
+/// waits for the bootstrap apiserver, once it applied the self-hosted manifests, and once it
+/// labelled the controllers (waiting for the self-hosted control plane); the fourth apply
+/// converges.
+#[test]
+fn an_ssh_connection_cut_mid_pivot_ends_the_apply_at_once_naming_the_host_and_the_next_apply_converges() {
+    let Some(lane) = Lane::up("pivot ssh cut") else { return };
+    let ws = Workspace::new(&config(&lane, ""));
+    cut_ssh_when(
+        &ws,
+        &lane,
+        "the bootstrap control plane",
+        || {
+            lane.ls("/etc/kubernetes/manifests")
+                .contains("bootstrap-kube-apiserver")
+        },
+        &["bootstrap-control-plane", "wait-for-apiserver", "apply-manifests"],
+    );
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    cut_ssh_when(
+        &ws,
+        &lane,
+        "the self-hosted apiserver's DaemonSet",
+        || !apiserver_generations_now(&kubeconfig).trim().is_empty(),
+        &["apply-manifests", "label-controllers", "wait-for-self-hosted"],
+    );
+    let labelled = || {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "--request-timeout=2s",
+                "get",
+                "nodes",
+                "-l",
+                "node-role.kubernetes.io/control-plane",
+                "-o",
+                "name",
+            ])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty())
+    };
+    cut_ssh_when(
+        &ws,
+        &lane,
+        "the controllers labelled",
+        labelled,
+        &["label-controllers", "wait-for-self-hosted", "remove-bootstrap"],
+    );
+
+    apply_ok(&ws, &lane, "rerun after the SSH cuts");
     assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
     assert!(!lane.ls("/etc/kubernetes/manifests").contains("bootstrap"));
     let (changes, text) = ws.plan_has_changes();
