@@ -124,7 +124,8 @@ fn lifecycle(ws: Workspace) {
                 || k.starts_with("tls/bootstrap-apiserver.")
                 // Kubeconfigs that embed the public server URL.
                 || k.as_str() == "auth/admin.kubeconfig"
-                || k.as_str() == "auth/kubelet-bootstrap.kubeconfig",
+                || k.as_str() == "auth/kubelet-bootstrap.kubeconfig"
+                || k.as_str() == "auth/controller-bootstrap.kubeconfig",
             "{k} changed but only apiserver material may: {changed:?}"
         );
     }

@@ -2,7 +2,8 @@
 //! default add-ons — flannel (VXLAN), kube-proxy (iptables) and CoreDNS — on a controller and a
 //! worker whose hosts have no pod network until flannel's DaemonSet installs its CNI plugin and
 //! config. A pod on the worker then resolves `kubernetes.default` through CoreDNS and reaches
-//! the apiserver through the `kubernetes` Service's IP, as any workload does.
+//! the apiserver through the `kubernetes` Service's IP, as any workload does. Then an attacker
+//! holding the worker's disk tries every way to the CA key, and is refused at each step.
 
 mod support;
 
@@ -202,6 +203,16 @@ fn a_pod_on_a_worker_resolves_the_api_through_coredns_and_reaches_it_through_its
         );
     }
     eprintln!("pod network: apply {applied:?}, nodes Ready at {nodes_ready:?}, add-ons ready at {addons_ready:?}");
+
+    // The worker joined through the provider's approver (the workers' token); now play the
+    // attacker who holds that worker's disk.
+    support::attacker::a_workers_disk_opens_nothing(
+        &lane,
+        &worker,
+        &controller,
+        &ws.path().join("assets"),
+        &ws.path().join("attacker"),
+    );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the plan after the create is empty:\n{text}");
 }

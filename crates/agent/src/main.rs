@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use selfhosted_agent::approver::{self, ApproverParams};
 use selfhosted_agent::gate::{self, GateParams};
 use selfhosted_agent::recovery::{self, HandBackParams, Prober};
 
@@ -13,6 +14,7 @@ const USAGE: &str = "usage: selfhosted-agent gate --port PORT [--address BIND_AD
        selfhosted-agent cut-over --port PORT [--address BIND_ADDRESS]
        selfhosted-agent standby --port PORT
        selfhosted-agent hand-back --port PORT --pin CERT_PEM --manifest STATIC_POD_FILE --via IP [--via IP ...]
+       selfhosted-agent approve-csrs --workers-group GROUP --controller-label LABEL --controller-names NAMESPACE/CONFIGMAP
 
 gate       attach the reuseport gate to the apiservers' shared port: until the oldest apiserver
            leaves, it takes every connection except those to the loopback address, which reach the
@@ -22,7 +24,11 @@ cut-over   send every new connection on the shared port to the newest apiserver 
 standby    wait until no apiserver listens on PORT (the recovery apiserver's first init container).
 hand-back  wait until the apiserver serving CERT_PEM answers /readyz with 200 five times in a row
            on one of the --via addresses, then give the recovery static pod in STATIC_POD_FILE a
-           new round so the kubelet replaces it with one that stands by.";
+           new round so the kubelet replaces it with one that stands by.
+approve-csrs
+           with the pod's service account, approve the kubelet client certificate requests made
+           by GROUP (the workers' bootstrap token) for nodes that are not controllers, and deny
+           those that name a controller (a node with LABEL, or a name in the ConfigMap's `names`).";
 
 /// Pause between looks of `standby` and rounds of `hand-back`.
 const POLL: Duration = Duration::from_secs(1);
@@ -40,6 +46,7 @@ enum Command {
         pin: PathBuf,
         manifest: PathBuf,
     },
+    Approve(ApproverParams),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +75,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Command::HandBack { params, pin, manifest }) => hand_back(&params, &pin, &manifest),
+        Ok(Command::Approve(params)) => approve(&params),
         Err(message) => {
             eprintln!("selfhosted-agent: {message}\n\n{USAGE}");
             ExitCode::from(2)
@@ -111,6 +119,34 @@ fn hand_back(params: &HandBackParams, pin: &std::path::Path, manifest: &std::pat
     }
 }
 
+/// Runs until the pod stops; exits 1 when the API cannot be reached at all (the kubelet
+/// restarts the container, with back-off).
+fn approve(params: &ApproverParams) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("selfhosted-agent: no runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let config = kube::Config::incluster().map_err(|e| format!("in-cluster configuration: {e}"))?;
+        let client = kube::Client::try_from(config).map_err(|e| format!("API client: {e}"))?;
+        println!(
+            "selfhosted-agent: approving kubelet client certificates requested by {} for nodes that are not controllers",
+            params.workers_group
+        );
+        approver::run(client, params).await.map_err(|e| e.to_string())
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("selfhosted-agent: approver stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn parse(args: &[String]) -> Result<Command, String> {
     let (command, rest) = args.split_first().ok_or("no command given")?;
     let mut port = None;
@@ -118,6 +154,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let mut pin = None;
     let mut manifest = None;
     let mut via = Vec::new();
+    let (mut workers_group, mut controller_label, mut controller_names) = (None, None, None);
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -131,8 +168,24 @@ fn parse(args: &[String]) -> Result<Command, String> {
             ("hand-back", "--pin") => pin = Some(PathBuf::from(value)),
             ("hand-back", "--manifest") => manifest = Some(PathBuf::from(value)),
             ("hand-back", "--via") => via.push(ip()?),
+            ("approve-csrs", "--workers-group") => workers_group = Some(value.clone()),
+            ("approve-csrs", "--controller-label") => controller_label = Some(value.clone()),
+            ("approve-csrs", "--controller-names") => {
+                let (ns, name) = value
+                    .split_once('/')
+                    .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                    .ok_or_else(|| format!("--controller-names {value:?}: write NAMESPACE/NAME"))?;
+                controller_names = Some((ns.to_owned(), name.to_owned()));
+            }
             _ => return Err(format!("unknown flag {flag:?} for {command:?}")),
         }
+    }
+    if command == "approve-csrs" {
+        return Ok(Command::Approve(ApproverParams {
+            workers_group: workers_group.ok_or("--workers-group is required")?,
+            controller_label: controller_label.ok_or("--controller-label is required")?,
+            controller_names: controller_names.ok_or("--controller-names is required")?,
+        }));
     }
     let port = port.ok_or("--port is required")?;
     match command.as_str() {

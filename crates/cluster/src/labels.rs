@@ -1,15 +1,16 @@
 //! Labels on nodes: the control-plane role label, which a kubelet may not set on itself
 //! (it refuses to start with a `node-role.kubernetes.io/*` label), so the provider adds it
-//! once the node has registered.
+//! once the node has registered; and the list of controllers' names that the CSR approver
+//! refuses to a worker's token, written before any of them registers.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{ConfigMap, Node};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 
-/// The label that marks a control-plane node (value `""`).
-pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
+pub use selfhosted_manifests::csr_approver::{CONTROLLERS_CONFIGMAP, CONTROLLERS_KEY};
+pub use selfhosted_manifests::object::CONTROL_PLANE_LABEL;
 
 /// Why labelling failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,15 @@ pub enum LabelError {
     Patch {
         /// The node.
         node: String,
+        /// The API's message.
+        message: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The API refused the list of controllers.
+    #[error("recording the controllers' names in ConfigMap kube-system/{CONTROLLERS_CONFIGMAP}: {message}")]
+    Record {
         /// The API's message.
         message: String,
         /// The client error.
@@ -49,4 +59,29 @@ pub async fn label_control_plane(client: &Client, name: &str) -> Result<Node, La
         &BTreeMap::from([(CONTROL_PLANE_LABEL.to_owned(), String::new())]),
     )
     .await
+}
+
+/// Record `names` as the controllers (the ConfigMap [`CONTROLLERS_CONFIGMAP`] in kube-system),
+/// so the CSR approver never grants a worker's token one of these names, even before the
+/// controller registers. Server-side apply: idempotent, and the list is replaced whole.
+pub async fn record_controllers(client: &Client, names: &[&str]) -> Result<ConfigMap, LabelError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), selfhosted_manifests::object::NAMESPACE);
+    let mut list = names.join("\n");
+    list.push('\n');
+    let map = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": CONTROLLERS_CONFIGMAP,
+            "labels": { selfhosted_manifests::object::MANAGED_BY_KEY: selfhosted_manifests::object::MANAGED_BY }
+        },
+        "data": { CONTROLLERS_KEY: list }
+    });
+    let params = PatchParams::apply(crate::FIELD_MANAGER).force();
+    api.patch(CONTROLLERS_CONFIGMAP, &params, &Patch::Apply(&map))
+        .await
+        .map_err(|source| LabelError::Record {
+            message: crate::retry::api_message(&source),
+            source,
+        })
 }

@@ -282,8 +282,13 @@ impl Api {
         }
     }
 
-    /// Labels every controller `node-role.kubernetes.io/control-plane` once its node registers.
+    /// Records the controllers' names for the CSR approver, then labels every controller
+    /// `node-role.kubernetes.io/control-plane` once its node registers.
     pub(crate) async fn label_controllers(&self, inventory: &Inventory, deadline: Instant) -> Result<(), PivotError> {
+        let names: Vec<&str> = inventory.controllers().map(|h| h.name.as_str()).collect();
+        selfhosted_cluster::labels::record_controllers(self.waiter.client(), &names)
+            .await
+            .map_err(|e| PivotError::new(Phase::LabelControllers, chain(&e)))?;
         for host in inventory.controllers() {
             let what = format!("node {} to register", host.name);
             self.waiter

@@ -63,10 +63,13 @@ pub fn node_secrets(
         ]);
         out.triggers.push(etcd("etcd/server.crt", "tls/etcd/server.crt")?);
     }
-    out.triggers.push(FileSpec::secret(
-        &paths.kubelet_kubeconfig,
-        get(assets, "auth/kubelet-bootstrap.kubeconfig")?,
-    ));
+    // Each role its own token: only the controllers' may obtain a controller's identity.
+    let kubeconfig = match role {
+        Role::Controller => "auth/controller-bootstrap.kubeconfig",
+        Role::Worker => "auth/kubelet-bootstrap.kubeconfig",
+    };
+    out.triggers
+        .push(FileSpec::secret(&paths.kubelet_kubeconfig, get(assets, kubeconfig)?));
     Ok(out)
 }
 
@@ -151,6 +154,7 @@ mod tests {
             "tls/etcd/peer.crt",
             "tls/etcd/peer.key",
             "auth/kubelet-bootstrap.kubeconfig",
+            "auth/controller-bootstrap.kubeconfig",
             "bootstrap-secrets/apiserver.key",
             "bootstrap-manifests/bootstrap-kube-apiserver.yaml",
             "recovery-secrets/recovery-apiserver.key",
@@ -169,6 +173,7 @@ mod tests {
         assert_eq!(f.triggers.len(), 1);
         assert_eq!(f.triggers[0].path, "/etc/kubernetes/kubeconfig");
         assert_eq!(f.triggers[0].mode, 0o600);
+        assert_eq!(f.triggers[0].content, b"content of auth/kubelet-bootstrap.kubeconfig");
     }
 
     #[test]
@@ -183,6 +188,11 @@ mod tests {
         assert_eq!(
             triggers,
             ["/etc/ssl/etcd/etcd/server.crt", "/etc/kubernetes/kubeconfig"]
+        );
+        // The controllers' token, never the workers'.
+        assert_eq!(
+            f.triggers[1].content,
+            b"content of auth/controller-bootstrap.kubeconfig"
         );
         assert!(f.files.iter().any(|s| s.path == "/etc/ssl/etcd/etcd/peer-ca.crt"));
     }

@@ -21,6 +21,7 @@ fn assets() -> BTreeMap<String, String> {
         "tls/etcd/peer.crt",
         "tls/etcd/peer.key",
         "auth/kubelet-bootstrap.kubeconfig",
+        "auth/controller-bootstrap.kubeconfig",
         "bootstrap-secrets/apiserver.key",
         "bootstrap-manifests/bootstrap-kube-apiserver.yaml",
     ]

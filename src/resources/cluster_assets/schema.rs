@@ -412,7 +412,7 @@ pub fn schema() -> Schema {
             output(
                 attr::KUBELET_BOOTSTRAP_KUBECONFIG,
                 Type::String,
-                "Kubeconfig with the kubelet bootstrap token, for TLS bootstrapping (`/etc/kubernetes/kubeconfig` on every host).",
+                "Kubeconfig with the workers' kubelet bootstrap token, for TLS bootstrapping of workers (`/etc/kubernetes/kubeconfig`). Its certificate requests are approved for any node name except a controller's; controllers get their own token from `selfhosted_bootstrap`.",
             )
             .sensitive(),
         )

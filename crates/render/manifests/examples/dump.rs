@@ -39,6 +39,10 @@ fn main() {
         m.insert(k.to_string(), "X".to_string());
     }
     m.insert("auth/bootstrap-token".into(), "abcdef.0123456789abcdef".into());
+    m.insert(
+        "auth/controller-bootstrap-token".into(),
+        "ctrlab.0123456789abcdef".into(),
+    );
     let r = render(&p, &m).unwrap_or_else(|e| panic!("{e}"));
     for map in [
         &r.manifests,

@@ -14,13 +14,21 @@ use crate::RenderError;
 /// (unlike `system:masters`).
 pub const ADMIN_GROUP: &str = "selfhosted:cluster-admins";
 pub use crate::host::paths::{BOOTSTRAP_KUBECONFIG, CA_FILE, KUBELET_CONFIG_PATH, STATIC_POD_PATH};
+/// The group the workers' bootstrap token adds: its certificate requests are decided by the
+/// provider's approver (`selfhosted-agent approve-csrs`), which never grants a controller's name.
+pub const WORKERS_BOOTSTRAP_GROUP: &str = "system:bootstrappers:selfhosted:workers";
+/// The group the controllers' bootstrap token adds: Kubernetes' own approver grants its
+/// requests. The token is delivered to controllers only, whose disks hold CA keys anyway.
+pub const CONTROLLERS_BOOTSTRAP_GROUP: &str = "system:bootstrappers:selfhosted:controllers";
 /// Where the kubelet keeps the client certificate it obtained (its own kubeconfig).
 pub const KUBELET_KUBECONFIG: &str = "/var/lib/kubelet/kubeconfig";
 /// containerd's CRI socket.
 pub const RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
 
 /// RBAC for kubelet TLS bootstrapping and admin access (applied first: the kubelet backs
-/// off up to 32 s between tries).
+/// off up to 32 s between tries). Every token may request a certificate; only the
+/// controllers' has Kubernetes' approver grant it (for any name, as that approver does), so
+/// a worker's disk cannot yield a controller's identity.
 pub fn rbac(p: &ManifestParams) -> Vec<Value> {
     let mut out = vec![
         cluster_role_binding(
@@ -31,7 +39,7 @@ pub fn rbac(p: &ManifestParams) -> Vec<Value> {
         cluster_role_binding(
             "selfhosted:kubelet-bootstrap-node-approver",
             "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-            group_subject("system:bootstrappers"),
+            group_subject(CONTROLLERS_BOOTSTRAP_GROUP),
         ),
         cluster_role_binding(
             "selfhosted:kubelet-csr-renewal",

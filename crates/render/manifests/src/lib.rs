@@ -20,13 +20,14 @@
 //! Modules: [`params`] (inputs and their diagnostics), [`versions`] (the per-minor table),
 //! [`control_plane`] (apiservers, controller-manager, scheduler), [`addons`] (kube-proxy,
 //! CoreDNS), [`cni`] (flannel, Calico, Cilium), [`kubelet`] (TLS bootstrapping RBAC and
-//! the node contract), [`secrets`] (everything with keys), [`extra`] (user documents),
+//! the node contract), [`csr_approver`] (the workers' kubelet certificate approver), [`secrets`] (everything with keys), [`extra`] (user documents),
 //! [`object`] (labels, file order, YAML), [`images`] (image references).
 #![recursion_limit = "512"]
 
 pub mod addons;
 pub mod cni;
 pub mod control_plane;
+pub mod csr_approver;
 pub mod extra;
 pub mod host;
 pub mod images;
@@ -122,6 +123,7 @@ type ExtraSecrets = Vec<(Value, usize, usize)>;
 fn public_and_extra_secrets(p: &ManifestParams) -> Result<(BTreeMap<String, String>, ExtraSecrets), RenderError> {
     let mut objs = Vec::new();
     objs.extend(kubelet::rbac(p));
+    objs.extend(csr_approver::objects(p));
     objs.extend(control_plane::self_hosted(p));
     if p.kube_proxy {
         objs.push(addons::in_cluster_kubeconfig(p));

@@ -11,7 +11,13 @@ pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_KEY`].
 pub const MANAGED_BY: &str = "terraform-provider-selfhosted";
 /// Label controllers set on themselves (a kubelet may not set `node-role.kubernetes.io/*`).
+/// Any kubelet may set it, so nothing is scheduled by it: see [`CONTROL_PLANE_LABEL`].
 pub const CONTROLLER_LABEL: &str = "node.kubernetes.io/controller";
+/// The label that marks a control-plane node (value `""`): set by the provider through the
+/// API once the controller registers, and refused by NodeRestriction to any kubelet, so a
+/// node identity cannot draw control-plane pods (and, through the Node authorizer, their
+/// Secrets) onto itself.
+pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 /// Taint key of controllers (allowed at kubelet registration).
 pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
 /// Namespace of every component we render.
@@ -46,9 +52,9 @@ pub fn add_managed_label(obj: &mut Value) {
     }
 }
 
-/// Node selector of control-plane pods.
+/// Node selector of control-plane pods: the label only the provider sets.
 pub fn controller_selector() -> Value {
-    json!({ CONTROLLER_LABEL: "true" })
+    json!({ CONTROL_PLANE_LABEL: "" })
 }
 
 /// Tolerations of control-plane pods.

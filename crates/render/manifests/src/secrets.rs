@@ -1,5 +1,5 @@
 //! Everything carrying key material: the Secrets of the self-hosted apiserver and
-//! controller-manager, the kubelet bootstrap-token Secret, and the files of the bootstrap
+//! controller-manager, the kubelet bootstrap-token Secrets, and the files of the bootstrap
 //! control plane's hostPath folder. Kept apart from the public manifests so those stay
 //! known at plan time.
 
@@ -9,6 +9,7 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use crate::control_plane::{APISERVER_SECRET, CONTROLLER_MANAGER_SECRET};
+use crate::kubelet::{CONTROLLERS_BOOTSTRAP_GROUP, WORKERS_BOOTSTRAP_GROUP};
 use crate::object::{meta, NAMESPACE};
 use crate::RenderError;
 
@@ -78,8 +79,25 @@ const RECOVERY_FILES: &[(&str, &str)] = &[
     ("etcd-client.key", "tls/etcd-client.key"),
 ];
 
-/// Key of the bootstrap token in the material map (`<id>.<secret>`).
+/// Key of the workers' bootstrap token in the material map (`<id>.<secret>`).
 pub const BOOTSTRAP_TOKEN_KEY: &str = "auth/bootstrap-token";
+/// Key of the controllers' bootstrap token in the material map.
+pub const CONTROLLER_BOOTSTRAP_TOKEN_KEY: &str = "auth/controller-bootstrap-token";
+
+/// Each bootstrap token with the group it adds to `system:bootstrappers`: the groups are
+/// what tells the two apart when a kubelet asks for its certificate.
+const TOKENS: [(&str, &str, &str); 2] = [
+    (
+        BOOTSTRAP_TOKEN_KEY,
+        WORKERS_BOOTSTRAP_GROUP,
+        "kubelet TLS bootstrapping of workers (terraform-provider-selfhosted)",
+    ),
+    (
+        CONTROLLER_BOOTSTRAP_TOKEN_KEY,
+        CONTROLLERS_BOOTSTRAP_GROUP,
+        "kubelet TLS bootstrapping of controllers (terraform-provider-selfhosted)",
+    ),
+];
 
 fn get<'a>(material: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, RenderError> {
     material
@@ -116,31 +134,36 @@ pub fn split_token(token: &str) -> Result<(&str, &str), RenderError> {
     }
 }
 
-/// The Secrets applied into the cluster.
-pub fn cluster_secrets(material: &BTreeMap<String, String>) -> Result<Vec<Value>, RenderError> {
-    let (id, token) = split_token(get(material, BOOTSTRAP_TOKEN_KEY)?)?;
+/// A `bootstrap.kubernetes.io/token` Secret for `token`, adding `group` to its holder.
+fn token_secret(token: &str, group: &str, description: &str) -> Result<Value, RenderError> {
+    let (id, secret) = split_token(token)?;
     let b64 = |s: &str| Value::String(base64::engine::general_purpose::STANDARD.encode(s));
     let mut data = Map::new();
-    data.insert(
-        "description".into(),
-        b64("kubelet TLS bootstrapping (terraform-provider-selfhosted)"),
-    );
+    data.insert("description".into(), b64(description));
     data.insert("token-id".into(), b64(id));
-    data.insert("token-secret".into(), b64(token));
+    data.insert("token-secret".into(), b64(secret));
     data.insert("usage-bootstrap-authentication".into(), b64("true"));
     data.insert("usage-bootstrap-signing".into(), b64("true"));
-    let token_secret = json!({
+    data.insert("auth-extra-groups".into(), b64(group));
+    Ok(json!({
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": meta(&format!("bootstrap-token-{id}"), Some(NAMESPACE), &[]),
         "type": "bootstrap.kubernetes.io/token",
         "data": data
-    });
-    Ok(vec![
+    }))
+}
+
+/// The Secrets applied into the cluster.
+pub fn cluster_secrets(material: &BTreeMap<String, String>) -> Result<Vec<Value>, RenderError> {
+    let mut out = vec![
         secret(APISERVER_SECRET, APISERVER_FILES, material)?,
         secret(CONTROLLER_MANAGER_SECRET, CONTROLLER_MANAGER_FILES, material)?,
-        token_secret,
-    ])
+    ];
+    for (key, group, description) in TOKENS {
+        out.push(token_secret(get(material, key)?, group, description)?);
+    }
+    Ok(out)
 }
 
 /// Files for `/etc/kubernetes/bootstrap-secrets/`, keyed `bootstrap-secrets/<file>`.

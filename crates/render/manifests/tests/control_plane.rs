@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use selfhosted_manifests::{render, render_public, Networking, Rendered};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn yaml(s: &str) -> Value {
     serde_yaml_ng::from_str(s).expect("yaml")
@@ -88,7 +88,12 @@ fn both_apiservers_share_the_port_as_the_same_user_with_distinct_certs() {
         assert!(ds_spec["containers"][0]["securityContext"]["runAsUser"].is_null());
         assert_eq!(boot_spec["hostNetwork"], true);
         assert_eq!(ds_spec["hostNetwork"], true);
-        assert_eq!(ds_spec["nodeSelector"]["node.kubernetes.io/controller"], "true");
+        // The label only the provider sets (NodeRestriction refuses it to kubelets), never
+        // the one a kubelet sets on itself.
+        assert_eq!(
+            ds_spec["nodeSelector"],
+            json!({ "node-role.kubernetes.io/control-plane": "" })
+        );
         let tolerates = ds_spec["tolerations"]
             .as_array()
             .expect("tolerations")
@@ -213,6 +218,16 @@ fn tls_bootstrapping_objects_are_present() {
     let r = default_render();
     let token = find(&r.secret_manifests, "secret-kube-system-bootstrap-token-abcdef");
     assert_eq!(token["type"], "bootstrap.kubernetes.io/token");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert_eq!(
+        token["data"]["auth-extra-groups"],
+        b64("system:bootstrappers:selfhosted:workers")
+    );
+    let controllers_token = find(&r.secret_manifests, "secret-kube-system-bootstrap-token-ctrlab");
+    assert_eq!(
+        controllers_token["data"]["auth-extra-groups"],
+        b64("system:bootstrappers:selfhosted:controllers")
+    );
     let crbs: Vec<Value> = r
         .manifests
         .iter()
@@ -228,10 +243,45 @@ fn tls_bootstrapping_objects_are_present() {
         })
     };
     assert!(bound("system:node-bootstrapper", "system:bootstrappers"));
+    // Kubernetes' approver grants a bootstrapper any node name: the controllers' token
+    // only. The workers' requests are left to the provider's approver.
     assert!(bound(
         "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
-        "system:bootstrappers"
+        "system:bootstrappers:selfhosted:controllers"
     ));
+    for group in ["system:bootstrappers", "system:bootstrappers:selfhosted:workers"] {
+        assert!(!bound(
+            "system:certificates.k8s.io:certificatesigningrequests:nodeclient",
+            group
+        ));
+    }
+    let approver = find(&r.manifests, "deployment-kube-system-selfhosted-csr-approver");
+    let spec = &approver["spec"]["template"]["spec"];
+    assert_eq!(
+        spec["nodeSelector"],
+        json!({ "node-role.kubernetes.io/control-plane": "" })
+    );
+    assert_eq!(spec["hostNetwork"], true);
+    let command: Vec<&str> = spec["containers"][0]["command"]
+        .as_array()
+        .expect("command")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        command,
+        [
+            "selfhosted-agent",
+            "approve-csrs",
+            "--workers-group",
+            "system:bootstrappers:selfhosted:workers",
+            "--controller-label",
+            "node-role.kubernetes.io/control-plane",
+            "--controller-names",
+            "kube-system/selfhosted-controllers"
+        ]
+    );
+    assert!(bound_sa(&crbs, "selfhosted-csr-approver", "selfhosted-csr-approver"));
     assert!(bound(
         "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
         "system:nodes"
@@ -420,6 +470,10 @@ fn public_manifests_hold_no_key_material_and_ignore_it() {
         *v = v.replace("fake", "other");
     }
     other.insert("auth/bootstrap-token".into(), "zyxwvu.zyxwvutsrqponmlk".into());
+    other.insert(
+        "auth/controller-bootstrap-token".into(),
+        "zyxwvc.zyxwvutsrqponmlk".into(),
+    );
     let r2 = render(&common::parse(&common::raw()), &other).expect("render");
     assert_eq!(r.manifests, r2.manifests);
     assert_eq!(r.bootstrap_manifests, r2.bootstrap_manifests);
@@ -566,7 +620,7 @@ fn version_bump_changes_only_kubernetes_workloads() {
 #[test]
 fn apiserver_generation_is_stable_across_builds() {
     let p = common::parse(&common::raw());
-    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-f807799b");
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-e3726d06");
 }
 
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
@@ -712,4 +766,13 @@ fn the_agent_rearms_the_rendered_recovery_pod() {
     );
     before["metadata"]["annotations"][RECOVERY_ROUND_ANNOTATION] = "1790000000".into();
     assert_eq!(before, after);
+}
+
+fn bound_sa(crbs: &[Value], role: &str, sa: &str) -> bool {
+    crbs.iter().any(|c| {
+        c["roleRef"]["name"] == role
+            && c["subjects"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["kind"] == "ServiceAccount" && s["name"] == sa))
+    })
 }

@@ -5,8 +5,7 @@ use time::OffsetDateTime;
 
 use crate::certs::{self, ca_spec, leaf_specs, CaId};
 use crate::plan::{
-    kubeconfig_specs, leaf_not_after, plan, render_kubeconfig, Action, BOOTSTRAP_TOKEN, SERVICE_ACCOUNT_KEY,
-    SERVICE_ACCOUNT_PUB,
+    kubeconfig_specs, leaf_not_after, plan, render_kubeconfig, Action, SERVICE_ACCOUNT_KEY, SERVICE_ACCOUNT_PUB, TOKENS,
 };
 use crate::{keys, token, Assets, PkiError, PkiParams};
 
@@ -46,7 +45,7 @@ pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) ->
         .filter(|i| match (&i.action, i.name.as_str()) {
             (Action::Keep, _) | (Action::Issue { new_key: false, .. }, _) => false,
             (_, "ca") => params.byo_ca.is_none(),
-            (_, "bootstrap-token") => false,
+            (_, name) if name.ends_with("bootstrap-token") => false,
             (_, name) => !name.ends_with("-kubeconfig"),
         })
         .count();
@@ -119,10 +118,12 @@ pub fn issue(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) ->
         out.insert(SERVICE_ACCOUNT_PUB.into(), key.public_key_pem());
     }
 
-    if matches!(action("bootstrap-token"), Some(Action::Keep)) {
-        copy(&mut out, prior_assets, BOOTSTRAP_TOKEN)?;
-    } else {
-        out.insert(BOOTSTRAP_TOKEN.into(), token::generate());
+    for (name, path) in TOKENS {
+        if matches!(action(name), Some(Action::Keep)) {
+            copy(&mut out, prior_assets, path)?;
+        } else {
+            out.insert(path.into(), token::generate());
+        }
     }
 
     for kc in kubeconfig_specs(params)? {

@@ -25,9 +25,10 @@
 //! | `tls/etcd-ca.*`, `tls/etcd-client.*` | etcd CA, apiserver → etcd client |
 //! | `tls/etcd/server.*`, `tls/etcd/peer.*` | etcd serving and peer (serverAuth + clientAuth) |
 //! | `auth/admin.kubeconfig` | admin, public server URL |
-//! | `auth/kubelet-bootstrap.kubeconfig` | kubelet TLS bootstrapping (token) |
+//! | `auth/kubelet-bootstrap.kubeconfig` | kubelet TLS bootstrapping of workers (the workers' token) |
+//! | `auth/controller-bootstrap.kubeconfig` | kubelet TLS bootstrapping of controllers (the controllers' token) |
 //! | `auth/controller-manager.kubeconfig`, `auth/scheduler.kubeconfig` | bootstrap control plane, `https://127.0.0.1:<port>` |
-//! | `auth/bootstrap-token` | `<id>.<secret>` |
+//! | `auth/bootstrap-token`, `auth/controller-bootstrap-token` | `<id>.<secret>`: the workers', the controllers' |
 
 pub mod certs;
 mod issue;
@@ -74,7 +75,7 @@ pub enum PkiError {
 /// Whether the asset at `path` is secret (private keys, the bootstrap token,
 /// kubeconfigs holding a key or token); certificates and public keys are not.
 pub fn is_secret(path: &str) -> bool {
-    path.ends_with(".key") || path.ends_with(".kubeconfig") || path == plan::BOOTSTRAP_TOKEN
+    path.ends_with(".key") || path.ends_with(".kubeconfig") || plan::TOKENS.iter().any(|(_, p)| *p == path)
 }
 
 /// Names and paths of every certificate, CAs first.

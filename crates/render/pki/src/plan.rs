@@ -45,10 +45,21 @@ pub const SERVICE_ACCOUNT_KEY: &str = "tls/service-account.key";
 pub const SERVICE_ACCOUNT_PUB: &str = "tls/service-account.pub";
 /// Path of the kubelet bootstrap token (`<id>.<secret>`).
 pub const BOOTSTRAP_TOKEN: &str = "auth/bootstrap-token";
+/// Path of the controllers' kubelet bootstrap token: kept apart from the workers' one
+/// ([`BOOTSTRAP_TOKEN`]), which reaches autoscaled workers' user data, so that only the
+/// controllers' token may obtain a controller's node identity.
+pub const CONTROLLER_BOOTSTRAP_TOKEN: &str = "auth/controller-bootstrap-token";
+/// The bootstrap tokens: (plan item name, asset path).
+pub const TOKENS: [(&str, &str); 2] = [
+    ("bootstrap-token", BOOTSTRAP_TOKEN),
+    ("controller-bootstrap-token", CONTROLLER_BOOTSTRAP_TOKEN),
+];
 /// Path of the admin kubeconfig.
 pub const ADMIN_KUBECONFIG: &str = "auth/admin.kubeconfig";
 /// Path of the kubelet bootstrap kubeconfig.
 pub const KUBELET_BOOTSTRAP_KUBECONFIG: &str = "auth/kubelet-bootstrap.kubeconfig";
+/// Path of the controllers' kubelet bootstrap kubeconfig (the controllers' token).
+pub const CONTROLLER_BOOTSTRAP_KUBECONFIG: &str = "auth/controller-bootstrap.kubeconfig";
 /// Path of the bootstrap controller-manager kubeconfig.
 pub const CONTROLLER_MANAGER_KUBECONFIG: &str = "auth/controller-manager.kubeconfig";
 /// Path of the bootstrap scheduler kubeconfig.
@@ -453,20 +464,19 @@ pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> 
         action: sa_action,
     });
 
-    // Bootstrap token.
-    let token_action = match prior.get(BOOTSTRAP_TOKEN) {
-        Some(t) if token::is_valid(t) => Action::Keep,
-        Some(_) => issue(
-            Reason::Unreadable(format!("{BOOTSTRAP_TOKEN} is not <6>.<16> of [a-z0-9]")),
-            true,
-        ),
-        None => issue(Reason::Missing, true),
-    };
-    items.push(PlannedItem {
-        name: "bootstrap-token".into(),
-        paths: vec![BOOTSTRAP_TOKEN.into()],
-        action: token_action,
-    });
+    // Bootstrap tokens.
+    for (name, path) in TOKENS {
+        let action = match prior.get(path) {
+            Some(t) if token::is_valid(t) => Action::Keep,
+            Some(_) => issue(Reason::Unreadable(format!("{path} is not <6>.<16> of [a-z0-9]")), true),
+            None => issue(Reason::Missing, true),
+        };
+        items.push(PlannedItem {
+            name: name.into(),
+            paths: vec![path.into()],
+            action,
+        });
+    }
 
     // Kubeconfigs: re-rendered when an embedded item changes, or when a render from the
     // kept inputs differs from the prior file (server URL, names).
@@ -515,7 +525,7 @@ pub(crate) struct KubeconfigSpec {
     pub context: String,
 }
 
-/// The four kubeconfigs for these params.
+/// The five kubeconfigs for these params.
 pub(crate) fn kubeconfig_specs(p: &PkiParams) -> Result<Vec<KubeconfigSpec>, PkiError> {
     let public = server_url(p)?;
     let local = format!("https://127.0.0.1:{}", p.api_server_port);
@@ -549,6 +559,15 @@ pub(crate) fn kubeconfig_specs(p: &PkiParams) -> Result<Vec<KubeconfigSpec>, Pki
             "kubelet-bootstrap",
         ),
         spec(
+            "controller-bootstrap-kubeconfig",
+            CONTROLLER_BOOTSTRAP_KUBECONFIG,
+            &["controller-bootstrap-token"],
+            &public,
+            "local",
+            "kubelet-bootstrap",
+            "kubelet-bootstrap",
+        ),
+        spec(
             "controller-manager-kubeconfig",
             CONTROLLER_MANAGER_KUBECONFIG,
             &["controller-manager"],
@@ -573,7 +592,10 @@ pub(crate) fn kubeconfig_specs(p: &PkiParams) -> Result<Vec<KubeconfigSpec>, Pki
 pub(crate) fn render_kubeconfig(p: &PkiParams, kc: &KubeconfigSpec, assets: &Assets) -> Option<String> {
     let ca_pem = assets.get("tls/ca.crt")?;
     let credential = match kc.inputs.first().copied() {
-        Some("bootstrap-token") => Credential::Token(assets.get(BOOTSTRAP_TOKEN)?),
+        Some(item) if item.ends_with("bootstrap-token") => {
+            let (_, path) = TOKENS.into_iter().find(|(name, _)| *name == item)?;
+            Credential::Token(assets.get(path)?)
+        }
         Some(cert) => {
             let spec = leaf_specs(p).into_iter().find(|s| s.name == cert)?;
             Credential::ClientCert {

@@ -111,6 +111,7 @@ fn switching_to_a_byo_ca_reissues_only_what_it_signs() {
         "front-proxy-client",
         "service-account",
         "bootstrap-token",
+        "controller-bootstrap-token",
     ] {
         assert_eq!(pl.get(kept).unwrap().action, Action::Keep, "{kept}");
     }
@@ -126,6 +127,7 @@ fn switching_to_a_byo_ca_reissues_only_what_it_signs() {
             "scheduler",
             "admin-kubeconfig",
             "kubelet-bootstrap-kubeconfig",
+            "controller-bootstrap-kubeconfig",
             "controller-manager-kubeconfig",
             "scheduler-kubeconfig"
         ]
@@ -164,6 +166,7 @@ fn a_renewed_byo_ca_with_the_same_key_keeps_every_leaf() {
             "ca",
             "admin-kubeconfig",
             "kubelet-bootstrap-kubeconfig",
+            "controller-bootstrap-kubeconfig",
             "controller-manager-kubeconfig",
             "scheduler-kubeconfig"
         ]

@@ -23,7 +23,7 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 fn second_issue_with_same_params_is_byte_identical() {
     let p = default_params();
     let first = issue(&p, None, now()).unwrap();
-    assert_eq!(first.len(), 33, "{:?}", first.keys().collect::<Vec<_>>());
+    assert_eq!(first.len(), 35, "{:?}", first.keys().collect::<Vec<_>>());
     let plan2 = plan(&p, Some(&first), now()).unwrap();
     assert!(plan2.is_noop(), "{plan2:#?}");
     let second = issue(&p, Some(&first), now() + time::Duration::days(30)).unwrap();
@@ -81,7 +81,11 @@ fn changing_the_first_api_server_also_rerenders_public_kubeconfigs() {
     let p2 = params(&["api.other.example"], &["127.0.0.11", "127.0.0.12", "127.0.0.13"]);
     let a2 = issue(&p2, Some(&a1), now()).unwrap();
     let mut want = set(&APISERVER);
-    want.extend(set(&["auth/admin.kubeconfig", "auth/kubelet-bootstrap.kubeconfig"]));
+    want.extend(set(&[
+        "auth/admin.kubeconfig",
+        "auth/kubelet-bootstrap.kubeconfig",
+        "auth/controller-bootstrap.kubeconfig",
+    ]));
     assert_eq!(changed(&a1, &a2), want);
     assert!(a2["auth/admin.kubeconfig"].contains("server: \"https://api.other.example:6443\""));
     assert_eq!(plan(&p2, Some(&a1), now()).unwrap().changed_paths(), want);
@@ -98,6 +102,7 @@ fn changing_the_port_rerenders_only_kubeconfigs() {
         changed(&a1, &a2),
         set(&[
             "auth/admin.kubeconfig",
+            "auth/controller-bootstrap.kubeconfig",
             "auth/controller-manager.kubeconfig",
             "auth/kubelet-bootstrap.kubeconfig",
             "auth/scheduler.kubeconfig"
@@ -273,11 +278,16 @@ fn plan_display_and_secret_classification() {
         let has_private = a1[path].contains("PRIVATE KEY")
             || a1[path].contains("client-key-data")
             || a1[path].contains("token:")
-            || path == "auth/bootstrap-token";
+            || path.ends_with("bootstrap-token");
         assert_eq!(secret, has_private, "{path}");
     }
     let (id, secret) = selfhosted_pki::token::split(&a1["auth/bootstrap-token"]).unwrap();
     assert_eq!((id.len(), secret.len()), (6, 16));
+    // The controllers' token is another token, in its own kubeconfig.
+    let (cid, _) = selfhosted_pki::token::split(&a1["auth/controller-bootstrap-token"]).unwrap();
+    assert_ne!(cid, id);
+    assert!(a1["auth/controller-bootstrap.kubeconfig"].contains(&a1["auth/controller-bootstrap-token"]));
+    assert!(!a1["auth/kubelet-bootstrap.kubeconfig"].contains(&a1["auth/controller-bootstrap-token"]));
 }
 
 #[test]
@@ -289,4 +299,25 @@ fn reordering_etcd_servers_changes_nothing() {
         &["127.0.0.13", "127.0.0.11", "127.0.0.12"],
     );
     assert!(plan(&p2, Some(&a1), now()).unwrap().is_noop());
+}
+
+#[test]
+fn a_state_of_the_previous_release_gains_the_controllers_token_and_keeps_the_rest() {
+    let p = default_params();
+    let mut a1 = issue(&p, None, now()).unwrap();
+    a1.remove("auth/controller-bootstrap-token");
+    a1.remove("auth/controller-bootstrap.kubeconfig");
+    let pl = plan(&p, Some(&a1), now()).unwrap();
+    assert_eq!(
+        pl.issued(),
+        vec!["controller-bootstrap-token", "controller-bootstrap-kubeconfig"]
+    );
+    let a2 = issue(&p, Some(&a1), now()).unwrap();
+    assert_eq!(
+        changed(&a1, &a2),
+        set(&[
+            "auth/controller-bootstrap-token",
+            "auth/controller-bootstrap.kubeconfig"
+        ])
+    );
 }

@@ -76,5 +76,9 @@ pub fn material() -> BTreeMap<String, String> {
         );
     }
     m.insert("auth/bootstrap-token".into(), TOKEN.into());
+    m.insert(
+        "auth/controller-bootstrap-token".into(),
+        "ctrlab.0123456789abcdef".into(),
+    );
     m
 }
