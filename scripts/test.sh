@@ -2,9 +2,56 @@
 # Runs every test: lint, formatting, unit, property, integration and
 # end-to-end tests through the real terraform CLI. The one command a new
 # machine needs (after the toolchain): `bash scripts/test.sh`.
+# Ends with the seconds of the lane tests (and of any test over 30 s) and of each phase below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The time of each `== ` phase, printed in a table when the script ends, however it ends.
+phase_names=()
+phase_us=()
+phase_name=""
+phase_t0=0
+run_t0=${EPOCHREALTIME//[.,]/}
+phase_close() {
+  [ -n "$phase_name" ] || return 0
+  phase_names+=("$phase_name")
+  phase_us+=($(( ${EPOCHREALTIME//[.,]/} - phase_t0 )))
+  phase_name=""
+}
+phase() {
+  phase_close
+  echo "== $*"
+  phase_name=$*
+  phase_t0=${EPOCHREALTIME//[.,]/}
+}
+# shellcheck disable=SC2317 # called by the EXIT trap
+seconds() { printf '%d.%d' $(( $1 / 1000000 )) $(( $1 / 100000 % 10 )); }
+
+# nextest's JUnit report once the tests ran (for the lane tests' times), and the skip log.
+junit=""
+SELFHOSTED_SKIP_LOG=$(mktemp)
+export SELFHOSTED_SKIP_LOG
+
+# shellcheck disable=SC2317 # the EXIT trap
+on_exit() {
+  local rc=$?
+  phase_close
+  if [ -n "$junit" ]; then
+    echo "== seconds of each lane test and of any test over 30 s (nextest's $junit)"
+    python3 scripts/nextest-times.py "$junit" 30 || true
+  fi
+  echo "== seconds of each phase (exit status $rc)"
+  local i
+  for i in "${!phase_names[@]}"; do
+    printf '   %8s  %s\n' "$(seconds "${phase_us[$i]}")" "${phase_names[$i]}"
+  done
+  printf '   %8s  %s\n' "$(seconds $(( ${EPOCHREALTIME//[.,]/} - run_t0 )))" "in all"
+  rm -f "$SELFHOSTED_SKIP_LOG"
+  return "$rc"
+}
+trap on_exit EXIT
+
+phase "test tools (scripts/install-test-deps.sh)"
 bash scripts/install-test-deps.sh
 
 # Incremental caches only help a developer's next build; in CI they are
@@ -12,48 +59,54 @@ bash scripts/install-test-deps.sh
 if [ "${CI:-}" = "true" ]; then
   export CARGO_INCREMENTAL=0
 fi
-echo "== disk free where the build goes"
+phase "disk free where the build goes"
 df -h . | tail -1
+target_dir=$(bash scripts/target-dir.sh)
+echo "cargo target dir: $target_dir"
 
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== single crypto backend (ring only)"
+phase "single crypto backend (ring only)"
 if cargo tree --workspace -e normal -i aws-lc-rs >/dev/null 2>&1; then
   echo "aws-lc-rs is in the dependency graph: one TLS crypto backend (ring) only" >&2
   exit 1
 fi
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== terraform fmt -check examples"
+phase "terraform fmt -check examples"
 terraform fmt -check -recursive examples
 # The default version (every lane test), the next minor (the minor-version upgrade) and the
 # newest minor claimed (its pivot), built from the Go module proxy. (v1.20.2, the lane's first
 # release, builds with tests/lane/build.sh and runs with SELFHOSTED_LANE_VERSION=v1.20.2.)
 for v in v1.34.3 v1.35.4 v1.37.2; do
-  echo "== real control-plane lane: Kubernetes $v binaries (cached after the first build)"
+  phase "real control-plane lane: Kubernetes $v binaries (cached after the first build)"
   bash tests/lane/build-go.sh "$v"
 done
-echo "== Ignition's own validator (an independent check of the rendered Ignition; cached)"
+phase "Ignition's own validator (an independent check of the rendered Ignition; cached)"
 SELFHOSTED_IGNITION_VALIDATE=$(bash tests/tools/go-tool.sh ignition-validate github.com/coreos/ignition/v2/validate@v2.24.0)
 export SELFHOSTED_IGNITION_VALIDATE
-echo "== OpenTofu (the quickstart and the assets lifecycle also run under tofu; cached)"
+phase "OpenTofu (the quickstart and the assets lifecycle also run under tofu; cached)"
 SELFHOSTED_TOFU=$(bash tests/tools/tofu.sh v1.12.6)
 export SELFHOSTED_TOFU
-echo "== Terraform 1.13 (the quickstart and the assets lifecycle also run under it; cached)"
+phase "Terraform 1.13 (the quickstart and the assets lifecycle also run under it; cached)"
 SELFHOSTED_TERRAFORM_NEWER=$(bash tests/tools/terraform.sh v1.13.3)
 export SELFHOSTED_TERRAFORM_NEWER
-echo "== fuzz: what Terraform sends the provider, 20 s per target (cargo-fuzz, nightly; ASan build cached)"
+phase "fuzz: what Terraform sends the provider, 20 s per target (cargo-fuzz, nightly; ASan build cached)"
 bash scripts/fuzz.sh 20
-echo "== the node agent image (selfhosted-agent, imported by the lane hosts)"
+phase "the node agent image (selfhosted-agent, imported by the lane hosts)"
 bash tests/lane/agent-image.sh
-echo "== cargo nextest"
+
+phase "cargo nextest"
 # A test that cannot run here (not root, say) fails under CI; elsewhere it returns early, which
-# nextest counts as a pass: such tests list themselves here, and the count closes the output.
-SELFHOSTED_SKIP_LOG=$(mktemp)
-export SELFHOSTED_SKIP_LOG
-trap 'rm -f "$SELFHOSTED_SKIP_LOG"' EXIT
+# nextest counts as a pass: such tests list themselves here, after nextest's summary.
+# nextest writes its JUnit report (.config/nextest.toml) into its store, target/nextest/PROFILE
+# under the workspace root, also when CARGO_TARGET_DIR is elsewhere.
+rm -f target/nextest/*/junit.xml
 status=0
 cargo nextest run --workspace --no-fail-fast "$@" || status=$?
+for f in target/nextest/*/junit.xml; do
+  if [ -f "$f" ]; then junit=$f; fi
+done
 if [ -s "$SELFHOSTED_SKIP_LOG" ]; then
   echo "== $(sort -u "$SELFHOSTED_SKIP_LOG" | wc -l) tests SKIPPED (counted as passed above; under CI=true each fails instead):"
   sort -u "$SELFHOSTED_SKIP_LOG" | sed 's/^/   /'
