@@ -14,7 +14,16 @@ export CARGO_TARGET_DIR=$CACHE/fuzz-target
 rustup run nightly rustc --version >/dev/null 2>&1 || {
   echo "fuzz.sh: no nightly toolchain (cargo-fuzz needs one): rustup toolchain install nightly" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: no cargo-fuzz (cargo install --locked cargo-fuzz)" >&2; exit 1; }
-nice cargo +nightly fuzz build 2>&1 | grep -E '^(error|warning: unused)|Finished' || true
+# The cache serves every checkout: this one's crates are rebuilt if another built there last.
+bash ../scripts/claim-target.sh "$CARGO_TARGET_DIR" Cargo.toml --release \
+  --target "$(rustc -vV | awk '/^host:/{print $2}')"
+build_log=$(mktemp)
+if ! nice cargo +nightly fuzz build >"$build_log" 2>&1; then
+  tail -60 "$build_log" >&2; rm -f "$build_log"
+  echo "fuzz.sh: the ASan build failed" >&2; exit 1
+fi
+grep -E '^ *(error|warning: unused|Finished)' "$build_log" || true
+rm -f "$build_log"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for target in $(cargo +nightly fuzz list); do

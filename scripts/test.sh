@@ -5,6 +5,33 @@
 # Ends with the seconds of the lane tests (and of any test over 30 s) and of each phase below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CACHE=${SELFHOSTED_LANE_CACHE:-/var/cache/selfhosted-lane}
+
+# Under CI=true each run is a fresh clone in a new folder, which would compile every crates.io
+# dependency again (clippy's, the tests', the agent's release build): the build goes to a target
+# dir shared by the clones instead, under the lane cache, where the crates.io dependencies stay
+# built and this clone's own crates are always built anew (scripts/claim-target.sh). One run at a
+# time uses it: this script runs again under flock (-o: a process that a test left running cannot
+# keep the lock), and a run that finds it taken builds in its own ./target as before.
+if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ] && [ -z "${SELFHOSTED_TEST_LOCKED:-}" ]; then
+  shared=$CACHE/cargo-target
+  if mkdir -p "$shared" 2>/dev/null && [ -w "$shared" ] && command -v flock >/dev/null; then
+    mark=$(mktemp)
+    rc=0
+    SELFHOSTED_TEST_LOCKED=$mark CARGO_TARGET_DIR=$shared \
+      flock -n -o -E 75 "$shared.lock" bash "$PWD/scripts/test.sh" "$@" || rc=$?
+    if [ "$rc" != 75 ] || [ -s "$mark" ]; then rm -f "$mark"; exit "$rc"; fi
+    rm -f "$mark"
+    echo "test.sh: another run holds $shared.lock: this one builds in ./target" >&2
+  fi
+fi
+shared_target=""
+if [ -n "${SELFHOSTED_TEST_LOCKED:-}" ]; then
+  echo started >"$SELFHOSTED_TEST_LOCKED"
+  unset SELFHOSTED_TEST_LOCKED
+  shared_target=$CARGO_TARGET_DIR
+  export CARGO_TARGET_DIR
+fi
 
 # The time of each `== ` phase, printed in a table when the script ends, however it ends.
 phase_names=()
@@ -52,7 +79,8 @@ on_exit() {
 trap on_exit EXIT
 
 phase "test tools (scripts/install-test-deps.sh)"
-bash scripts/install-test-deps.sh
+# cargo install builds in a temporary folder of its own, not in the target dir.
+env -u CARGO_TARGET_DIR bash scripts/install-test-deps.sh
 
 # Incremental caches only help a developer's next build; in CI they are
 # gigabytes of disk for nothing.
@@ -62,7 +90,28 @@ fi
 phase "disk free where the build goes"
 df -h . | tail -1
 target_dir=$(bash scripts/target-dir.sh)
-echo "cargo target dir: $target_dir"
+if [ -n "$shared_target" ]; then
+  # The whole dir once it outgrows its bound (crates of older lock files pile up), and the
+  # scratch of the last run (CARGO_TARGET_TMPDIR: provider mirrors that hard-link old binaries;
+  # emptied, not removed: cargo makes it only when it compiles an integration test).
+  max_mb=${SELFHOSTED_TARGET_CACHE_MAX_MB:-30000}
+  used_mb=$(du -sm "$shared_target" | cut -f1)
+  if [ "$used_mb" -gt "$max_mb" ]; then
+    echo "the shared target dir held ${used_mb} MB, over ${max_mb}: emptied, this run builds every crate"
+    find "$shared_target" -mindepth 1 -maxdepth 1 -exec rm -rf --one-file-system {} +
+    used_mb=0
+  fi
+  rm -rf --one-file-system "$shared_target/tmp"
+  mkdir -p "$shared_target/tmp"
+  # This clone's own crates are built anew (their artifacts from another clone removed), whatever
+  # the mtimes; the agent image's build (tests/lane/agent-image.sh) and the fuzz build
+  # (scripts/fuzz.sh) do the same in theirs.
+  bash scripts/claim-target.sh "$shared_target" Cargo.toml
+  echo "cargo target dir: $shared_target (shared by CI's fresh clones, ${used_mb} MB at the start)"
+  df -h "$shared_target" | tail -1
+else
+  echo "cargo target dir: $target_dir"
+fi
 
 phase "cargo fmt --check"
 cargo fmt --all -- --check

@@ -18,6 +18,8 @@ REF=ghcr.io/selfhosted-dev/selfhosted-agent:v$VERSION
 mkdir -p "$TARGET_DIR"
 exec 9>"$TARGET_DIR/.lock"
 flock 9
+# Another checkout may have built there last (a shared CARGO_TARGET_DIR): its agent is not reused.
+bash "$REPO/scripts/claim-target.sh" "$TARGET_DIR" "$REPO/Cargo.toml" --release --target "$TRIPLE" >&2
 # Static: the image holds nothing but the binary.
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --quiet --release --locked \
   --manifest-path "$REPO/Cargo.toml" -p selfhosted-agent --target "$TRIPLE" --target-dir "$TARGET_DIR" >&2
