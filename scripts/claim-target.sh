@@ -14,11 +14,12 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STAMP=$DIR/.selfhosted-checkout
 mkdir -p "$DIR"
 [ "$(cat "$STAMP" 2>/dev/null)" != "$REPO" ] || exit 0
+names=$(cargo metadata --format-version 1 --manifest-path "$MANIFEST" |
+  jq -r '.packages[] | select(.source == null) | .name')
 specs=()
-for name in $(cargo metadata --format-version 1 --manifest-path "$MANIFEST" |
-  jq -r '.packages[] | select(.source == null) | .name'); do
-  specs+=(-p "$name")
-done
+for name in $names; do specs+=(-p "$name"); done
+# Without a -p, cargo clean would empty the whole dir.
+[ "${#specs[@]}" -gt 0 ] || { echo "claim-target.sh: no path crates found in $MANIFEST" >&2; exit 1; }
 echo "claim-target.sh: $DIR was built from $(cat "$STAMP" 2>/dev/null || echo 'an unknown checkout'):" \
   "cleaning this repository's ${#specs[@]} crates there${*:+ ($*)}" >&2
 cargo clean --quiet --manifest-path "$MANIFEST" --target-dir "$DIR" "$@" "${specs[@]}"
