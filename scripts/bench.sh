@@ -22,7 +22,6 @@
 # the release and bench builds before it take longer when the code changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 runs=${BENCH_RUNS:-5}
 phase() { echo "== [${SECONDS}s] $*" >&2; }
 
@@ -31,7 +30,7 @@ trap 'rm -rf "$work"' EXIT
 
 phase "building the release provider"
 cargo build --release --quiet --bin terraform-provider-selfhosted
-provider="$root/target/release/terraform-provider-selfhosted"
+provider="$(bash scripts/target-dir.sh)/release/terraform-provider-selfhosted"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 os_arch="linux_amd64"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every tool the tests need that a fresh Debian 12 machine lacks.
 # Idempotent: packages already present are skipped quickly.
+# SELFHOSTED_DEFER_CARGO_FUZZ=1 leaves cargo-fuzz out (scripts/test.sh installs it in the background,
+# with the fuzz build, while the tests run).
 set -euo pipefail
 
 apt_pkgs=(openssh-server openssh-client sudo iproute2 etcd-server etcd-client openssl jq curl procps faketime systemd
@@ -30,6 +32,6 @@ fi
 python3 -c 'import kubernetes_validate' 2>/dev/null || pip install -q kubernetes-validate==1.37.0
 
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+[ "${SELFHOSTED_DEFER_CARGO_FUZZ:-}" = 1 ] || command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 command -v terraform >/dev/null || { echo "terraform is required on the PATH" >&2; exit 1; }
 command -v kubectl >/dev/null || { echo "kubectl is required on the PATH" >&2; exit 1; }

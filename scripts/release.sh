@@ -38,7 +38,7 @@ OUT=${OUT:-dist/$VERSION}
 NAME=terraform-provider-selfhosted
 if [ -z "$BINARY" ]; then
   cargo build --release --locked --quiet --bin "$NAME" >&2
-  BINARY=target/release/$NAME
+  BINARY=$(bash scripts/target-dir.sh)/release/$NAME
 fi
 [ -x "$BINARY" ] || { echo "release.sh: $BINARY is not an executable" >&2; exit 1; }
 EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}

@@ -6,8 +6,9 @@
 #
 #   tests/lane/smoke.sh            (needs root; KEEP=1 leaves everything up for inspection)
 #
-# Env: SELFHOSTED_LANE_CACHE (build cache), SELFHOSTED_PROVIDER_BIN (default target/debug/terraform-provider-
-# selfhosted, built with cargo if missing), SELFHOSTED_LANE_WORK (scratch parent, default target/tmp),
+# Env: SELFHOSTED_LANE_CACHE (build cache), SELFHOSTED_PROVIDER_BIN (default TARGET/debug/terraform-provider-
+# selfhosted, built with cargo if missing), SELFHOSTED_LANE_WORK (scratch parent, default TARGET/tmp),
+# where TARGET is cargo's target dir (target/, or $CARGO_TARGET_DIR; scripts/target-dir.sh),
 # SELFHOSTED_LANE_SMOKE_TIMEOUT (seconds per wait, default 240).
 set -Eeuo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -20,7 +21,8 @@ el() { awk -v t0="$T0" -v t1="$(date +%s.%N)" 'BEGIN{printf "%.1f", t1-t0}'; }
 say() { echo "[smoke $(el)s] $*"; }
 die() { echo "[smoke $(el)s] FAILED: $*" >&2; exit 1; }
 
-WORK=${SELFHOSTED_LANE_WORK:-$REPO/target/tmp}
+TARGET=$(cd "$REPO" && bash scripts/target-dir.sh)
+WORK=${SELFHOSTED_LANE_WORK:-$TARGET/tmp}
 mkdir -p "$WORK"
 D=$(mktemp -d "$WORK/lane-smoke-XXXXXX")
 teardown() {
@@ -57,7 +59,7 @@ V=${SELFHOSTED_LANE_VERSION:-v1.34.3}
 if [ "$V" = v1.20.2 ]; then "$HERE/build.sh" >/dev/null; else "$HERE/build-go.sh" "$V" >/dev/null; fi
 export SELFHOSTED_LANE_VERSION=$V
 say "binaries ready"
-PROVIDER=${SELFHOSTED_PROVIDER_BIN:-$REPO/target/debug/terraform-provider-selfhosted}
+PROVIDER=${SELFHOSTED_PROVIDER_BIN:-$TARGET/debug/terraform-provider-selfhosted}
 if [ ! -x "$PROVIDER" ]; then (cd "$REPO" && cargo build -q -p terraform-provider-selfhosted); fi
 [ -x "$PROVIDER" ] || die "no provider binary at $PROVIDER"
 
