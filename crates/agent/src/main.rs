@@ -13,7 +13,7 @@ use selfhosted_agent::recovery::{self, HandBackParams, Prober};
 const USAGE: &str = "usage: selfhosted-agent gate --port PORT [--address BIND_ADDRESS]
        selfhosted-agent cut-over --port PORT [--address BIND_ADDRESS]
        selfhosted-agent standby --port PORT
-       selfhosted-agent hand-back --port PORT --pin CERT_PEM --manifest STATIC_POD_FILE --via IP [--via IP ...]
+       selfhosted-agent hand-back --port PORT --ca CA_PEM --name COMMON_NAME --manifest STATIC_POD_FILE --via IP [--via IP ...]
        selfhosted-agent approve-csrs --workers-group GROUP --controller-label LABEL --controller-names NAMESPACE/CONFIGMAP
 
 gate       attach the reuseport gate to the apiservers' shared port: until the oldest apiserver
@@ -22,8 +22,9 @@ gate       attach the reuseport gate to the apiservers' shared port: until the o
 cut-over   send every new connection on the shared port to the newest apiserver (once it is
            confirmed serving, before the oldest is stopped). Exits 1 when it cannot.
 standby    wait until no apiserver listens on PORT (the recovery apiserver's first init container).
-hand-back  wait until the apiserver serving CERT_PEM answers /readyz with 200 five times in a row
-           on one of the --via addresses, then give the recovery static pod in STATIC_POD_FILE a
+hand-back  wait until the self-hosted apiserver (a certificate that CA_PEM issued to COMMON_NAME,
+           both read anew each round) answers /readyz with 200 five times in a row on one of
+           the --via addresses, then give the recovery static pod in STATIC_POD_FILE a
            new round so the kubelet replaces it with one that stands by.
 approve-csrs
            with the pod's service account, approve the kubelet client certificate requests made
@@ -43,7 +44,8 @@ enum Command {
     },
     HandBack {
         params: HandBackParams,
-        pin: PathBuf,
+        ca: PathBuf,
+        name: String,
         manifest: PathBuf,
     },
     Approve(ApproverParams),
@@ -74,7 +76,12 @@ fn main() -> ExitCode {
             recovery::standby(port, 3, POLL);
             ExitCode::SUCCESS
         }
-        Ok(Command::HandBack { params, pin, manifest }) => hand_back(&params, &pin, &manifest),
+        Ok(Command::HandBack {
+            params,
+            ca,
+            name,
+            manifest,
+        }) => hand_back(&params, &ca, &name, &manifest),
         Ok(Command::Approve(params)) => approve(&params),
         Err(message) => {
             eprintln!("selfhosted-agent: {message}\n\n{USAGE}");
@@ -85,15 +92,8 @@ fn main() -> ExitCode {
 
 /// Runs until the kubelet stops the pod: a failed step is said and tried again, since the
 /// recovery apiserver keeps serving meanwhile.
-fn hand_back(params: &HandBackParams, pin: &std::path::Path, manifest: &std::path::Path) -> ExitCode {
-    let prober = loop {
-        match Prober::from_pem_file(pin) {
-            Ok(p) => break p,
-            Err(e) => println!("selfhosted-agent: {e}"),
-        }
-        std::thread::sleep(RETRY);
-    };
-    let via = recovery::await_self_hosted(&prober, params);
+fn hand_back(params: &HandBackParams, ca: &std::path::Path, name: &str, manifest: &std::path::Path) -> ExitCode {
+    let via = recovery::await_self_hosted(|| Prober::from_ca_file(ca, name), params);
     println!("selfhosted-agent: the self-hosted apiserver serves by itself (through {via}); handing back");
     // Reached through the route to the newest listener: it joined after this recovery
     // apiserver, which still takes every client. Move them before this pod stops.
@@ -151,7 +151,8 @@ fn parse(args: &[String]) -> Result<Command, String> {
     let (command, rest) = args.split_first().ok_or("no command given")?;
     let mut port = None;
     let mut address = None;
-    let mut pin = None;
+    let mut ca = None;
+    let mut name = None;
     let mut manifest = None;
     let mut via = Vec::new();
     let (mut workers_group, mut controller_label, mut controller_names) = (None, None, None);
@@ -165,7 +166,8 @@ fn parse(args: &[String]) -> Result<Command, String> {
                 // The apiserver's default wildcard is a dual-stack listener; so is the gate's.
                 address = Some(ip()?).filter(|ip| !ip.is_unspecified());
             }
-            ("hand-back", "--pin") => pin = Some(PathBuf::from(value)),
+            ("hand-back", "--ca") => ca = Some(PathBuf::from(value)),
+            ("hand-back", "--name") => name = Some(value.clone()),
             ("hand-back", "--manifest") => manifest = Some(PathBuf::from(value)),
             ("hand-back", "--via") => via.push(ip()?),
             ("approve-csrs", "--workers-group") => workers_group = Some(value.clone()),
@@ -203,7 +205,8 @@ fn parse(args: &[String]) -> Result<Command, String> {
                     answers: 5,
                     poll: POLL,
                 },
-                pin: pin.ok_or("--pin is required")?,
+                ca: ca.ok_or("--ca is required")?,
+                name: name.ok_or("--name is required")?,
                 manifest: manifest.ok_or("--manifest is required")?,
             })
         }

@@ -21,10 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::verify_server_cert_signed_by_trust_anchor;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::server::ParsedCertificate;
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
 
 use crate::gate;
 
@@ -61,8 +63,8 @@ pub fn standby(port: u16, quiet: u32, poll: Duration) {
 /// What one probe of an address found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// The pinned apiserver answered `/readyz` with this HTTP status.
-    Pinned(u16),
+    /// The self-hosted apiserver answered `/readyz` with this HTTP status.
+    SelfHosted(u16),
     /// Another certificate answered (the recovery apiserver itself, or a stranger).
     OtherCertificate,
     /// No TLS answer: refused, timed out, reset.
@@ -72,7 +74,7 @@ pub enum Answer {
 impl fmt::Display for Answer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Answer::Pinned(status) => write!(f, "the self-hosted apiserver answered /readyz with {status}"),
+            Answer::SelfHosted(status) => write!(f, "the self-hosted apiserver answered /readyz with {status}"),
             Answer::OtherCertificate => f.write_str("another certificate answered (not yet the self-hosted apiserver)"),
             Answer::Unreachable(why) => write!(f, "no answer: {why}"),
         }
@@ -82,14 +84,13 @@ impl fmt::Display for Answer {
 /// Why hand-back cannot run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
-    /// The pinned certificate file is unreadable or holds no certificate.
-    #[error("reading the self-hosted apiserver's certificate {path}: {source}")]
-    Pin {
+    /// The CA file is unreadable or holds no usable certificate.
+    #[error("reading the cluster CA {path}: {why}")]
+    Trust {
         /// The file.
         path: String,
         /// Why.
-        #[source]
-        source: rustls::pki_types::pem::Error,
+        why: String,
     },
     /// The static pod manifest could not be rewritten.
     #[error("rewriting {path}: {source}")]
@@ -105,34 +106,50 @@ pub enum RecoveryError {
     NotRecoveryManifest(String),
 }
 
-/// A TLS client that accepts the pinned certificate alone, with its signature checked.
+/// A TLS client that accepts the self-hosted apiserver alone: a certificate issued by the
+/// cluster CA to the self-hosted apiserver's name, never the one the recovery (or bootstrap)
+/// apiserver serves, which has its own name. Renewed certificates are accepted as they come,
+/// without the recovery pod being told of them.
 #[derive(Debug)]
 pub struct Prober {
     config: Arc<ClientConfig>,
 }
 
 #[derive(Debug)]
-struct Pinned {
-    der: CertificateDer<'static>,
+struct SelfHosted {
+    roots: RootCertStore,
+    common_name: String,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for Pinned {
+impl SelfHosted {
+    fn is_named(&self, cert: &CertificateDer<'_>) -> bool {
+        x509_parser::parse_x509_certificate(cert.as_ref()).is_ok_and(|(_, c)| {
+            let mut names = c.subject().iter_common_name().map(|n| n.as_str());
+            matches!((names.next(), names.next()), (Some(Ok(cn)), None) if cn == self.common_name)
+        })
+    }
+}
+
+impl ServerCertVerifier for SelfHosted {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.der.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
+        if !self.is_named(end_entity) {
+            return Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
-            ))
+            ));
         }
+        // Any address: the probe dials loopback and the pod IP, which the certificate need
+        // not name; what counts is who issued it and to whom.
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(&parsed, &self.roots, intermediates, now, self.algorithms.all)?;
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -159,23 +176,35 @@ impl ServerCertVerifier for Pinned {
 }
 
 impl Prober {
-    /// A prober for the certificate in the PEM file `pin`.
+    /// A prober for the apiserver named `common_name` with a certificate issued by the CA in
+    /// the PEM file `ca`. Read anew for each round of [`await_self_hosted`], so a CA file the
+    /// provider rewrites is taken as it is.
     ///
     /// # Errors
-    /// [`RecoveryError::Pin`] when the file holds no certificate.
-    pub fn from_pem_file(pin: &Path) -> Result<Self, RecoveryError> {
-        let der = CertificateDer::from_pem_file(pin).map_err(|source| RecoveryError::Pin {
-            path: pin.display().to_string(),
-            source,
-        })?;
-        Ok(Self::pinned(der))
+    /// [`RecoveryError::Trust`] when the file holds no usable CA certificate.
+    pub fn from_ca_file(ca: &Path, common_name: &str) -> Result<Self, RecoveryError> {
+        let trust = |why: String| RecoveryError::Trust {
+            path: ca.display().to_string(),
+            why,
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| trust(e.to_string()))? {
+            roots
+                .add(cert.map_err(|e| trust(e.to_string()))?)
+                .map_err(|e| trust(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(trust("no certificate in it".into()));
+        }
+        Ok(Self::issued_by(roots, common_name))
     }
 
-    /// A prober for the DER certificate `der`.
-    pub fn pinned(der: CertificateDer<'static>) -> Self {
+    /// A prober for the apiserver named `common_name` with a certificate issued by `roots`.
+    pub fn issued_by(roots: RootCertStore, common_name: &str) -> Self {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Pinned {
-            der,
+        let verifier = SelfHosted {
+            roots,
+            common_name: common_name.to_owned(),
             algorithms: provider.signature_verification_algorithms,
         };
         let config = ClientConfig::builder_with_provider(Arc::clone(&provider) as Arc<CryptoProvider>)
@@ -189,10 +218,10 @@ impl Prober {
         }
     }
 
-    /// `GET /readyz` at `ip:port`, accepted only from the pinned certificate.
+    /// `GET /readyz` at `ip:port`, accepted only from the self-hosted apiserver.
     pub fn probe(&self, ip: IpAddr, port: u16) -> Answer {
         match self.try_probe(ip, port) {
-            Ok(status) => Answer::Pinned(status),
+            Ok(status) => Answer::SelfHosted(status),
             Err(e) if is_other_certificate(&e) => Answer::OtherCertificate,
             Err(e) => Answer::Unreachable(e.to_string()),
         }
@@ -247,18 +276,23 @@ pub struct HandBackParams {
     pub poll: Duration,
 }
 
-/// Waits until the pinned apiserver answers `/readyz` with 200 in `answers` rounds in a row
-/// (on any of `via`), printing what it sees when that changes. Returns the address that
-/// answered last.
-pub fn await_self_hosted(prober: &Prober, params: &HandBackParams) -> IpAddr {
+/// Waits until the self-hosted apiserver answers `/readyz` with 200 in `answers` rounds in a
+/// row (on any of `via`), printing what it sees when that changes. `prober` is asked for the
+/// prober of each round, so the trust it reads from disk follows the provider's rewrites.
+/// Returns the address that answered last.
+pub fn await_self_hosted(prober: impl Fn() -> Result<Prober, RecoveryError>, params: &HandBackParams) -> IpAddr {
     let mut good = 0;
     let mut last_seen = String::new();
     loop {
         let mut answered = None;
         let mut seen = Vec::new();
+        let round = prober();
         for ip in &params.via {
-            let answer = prober.probe(*ip, params.port);
-            if answer == Answer::Pinned(200) {
+            let answer = match &round {
+                Ok(p) => p.probe(*ip, params.port),
+                Err(e) => Answer::Unreachable(e.to_string()),
+            };
+            if answer == Answer::SelfHosted(200) {
                 answered = Some(*ip);
             }
             seen.push(format!("{ip}: {answer}"));

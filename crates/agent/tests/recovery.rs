@@ -1,5 +1,6 @@
-//! The recovery helpers against real sockets on loopback: `hand-back` accepts only the pinned
-//! certificate answering `/readyz` with 200, and `standby` waits exactly while a listener holds
+//! The recovery helpers against real sockets on loopback: `hand-back` accepts only the
+//! self-hosted apiserver (a certificate the cluster CA issued to its name, renewed or not)
+//! answering `/readyz` with 200, and `standby` waits exactly while a listener holds
 //! the port.
 
 use std::io::{Read, Write};
@@ -13,13 +14,39 @@ use selfhosted_agent::recovery::{self, Answer, HandBackParams, Prober};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-fn certificate() -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+/// A cluster CA: its certificate (DER, for the prober's trust) and its issuer.
+struct Ca {
+    der: CertificateDer<'static>,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+fn ca() -> Ca {
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".into()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    (cert.der().clone(), PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, "cluster-ca");
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        der: cert.der().clone(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+impl Ca {
+    /// A serving certificate for `common_name` (naming only 127.0.0.1).
+    fn issue(&self, common_name: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert.der().clone(), PrivatePkcs8KeyDer::from(key.serialize_der()).into())
+    }
+
+    fn prober(&self) -> Prober {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.der.clone()).unwrap();
+        Prober::issued_by(roots, "kube-apiserver")
+    }
 }
 
 /// An HTTPS server on loopback answering every request with `status`; its port.
@@ -59,33 +86,38 @@ fn serve(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>, status: u16
 }
 
 #[test]
-fn only_the_pinned_certificate_answering_ready_counts() {
-    let (cert, key) = certificate();
-    let port = serve(cert.clone(), key, 200);
-    let (other, _) = certificate();
+fn only_the_self_hosted_apiserver_answering_ready_counts() {
+    let cluster = ca();
+    let (cert, key) = cluster.issue("kube-apiserver");
+    let port = serve(cert, key, 200);
+    assert_eq!(cluster.prober().probe(LOOPBACK, port), Answer::SelfHosted(200));
+    // Renewed: another certificate and key for the same name, from the same CA.
+    let (renewed, renewed_key) = cluster.issue("kube-apiserver");
+    let renewed_port = serve(renewed, renewed_key, 200);
+    assert_eq!(cluster.prober().probe(LOOPBACK, renewed_port), Answer::SelfHosted(200));
+    // The recovery (bootstrap) apiserver's own certificate: same CA, its own name.
+    let (own, own_key) = cluster.issue("kube-apiserver-bootstrap");
+    let own_port = serve(own, own_key, 200);
+    assert_eq!(cluster.prober().probe(LOOPBACK, own_port), Answer::OtherCertificate);
+    // The right name from another CA.
+    assert_eq!(ca().prober().probe(LOOPBACK, port), Answer::OtherCertificate);
 
-    assert_eq!(Prober::pinned(cert.clone()).probe(LOOPBACK, port), Answer::Pinned(200));
-    assert_eq!(Prober::pinned(other).probe(LOOPBACK, port), Answer::OtherCertificate);
-
-    let (unready_cert, unready_key) = certificate();
-    let unready = serve(unready_cert.clone(), unready_key, 500);
-    assert_eq!(
-        Prober::pinned(unready_cert).probe(LOOPBACK, unready),
-        Answer::Pinned(500)
-    );
+    let (unready_cert, unready_key) = cluster.issue("kube-apiserver");
+    let unready = serve(unready_cert, unready_key, 500);
+    assert_eq!(cluster.prober().probe(LOOPBACK, unready), Answer::SelfHosted(500));
 
     let closed = TcpListener::bind((LOOPBACK, 0)).unwrap().local_addr().unwrap().port();
     assert!(matches!(
-        Prober::pinned(cert).probe(LOOPBACK, closed),
+        cluster.prober().probe(LOOPBACK, closed),
         Answer::Unreachable(_)
     ));
 }
 
 #[test]
 fn hand_back_waits_for_steady_answers_on_any_address() {
-    let (cert, key) = certificate();
-    let port = serve(cert.clone(), key, 200);
-    let prober = Prober::pinned(cert);
+    let cluster = ca();
+    let (cert, key) = cluster.issue("kube-apiserver");
+    let port = serve(cert, key, 200);
     let params = HandBackParams {
         port,
         // The first address answers nothing (nothing listens on 127.0.0.2 at this port).
@@ -94,11 +126,28 @@ fn hand_back_waits_for_steady_answers_on_any_address() {
         poll: Duration::from_millis(50),
     };
     let started = Instant::now();
-    assert_eq!(recovery::await_self_hosted(&prober, &params), LOOPBACK);
+    assert_eq!(recovery::await_self_hosted(|| Ok(cluster.prober()), &params), LOOPBACK);
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "three rounds, two pauses"
     );
+}
+
+#[test]
+fn the_ca_is_read_from_its_file_each_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ca.crt");
+    assert!(Prober::from_ca_file(&file, "kube-apiserver").is_err(), "no file yet");
+    std::fs::write(&file, "not a certificate").unwrap();
+    let err = Prober::from_ca_file(&file, "kube-apiserver").unwrap_err().to_string();
+    assert!(err.contains("ca.crt"), "{err}");
+    let cluster = ca();
+    let pem = pem::encode(&pem::Pem::new("CERTIFICATE", cluster.der.to_vec()));
+    std::fs::write(&file, pem).unwrap();
+    let (cert, key) = cluster.issue("kube-apiserver");
+    let port = serve(cert, key, 200);
+    let prober = Prober::from_ca_file(&file, "kube-apiserver").unwrap();
+    assert_eq!(prober.probe(LOOPBACK, port), Answer::SelfHosted(200));
 }
 
 #[test]

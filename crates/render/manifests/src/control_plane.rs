@@ -21,6 +21,10 @@ use crate::params::{Component, ManifestParams};
 
 /// File name of the recovery apiserver's static Pod in the kubelet's static pod folder.
 pub const RECOVERY_MANIFEST: &str = "kube-apiserver-recovery.yaml";
+/// The common name of the self-hosted apiserver's serving certificate (`tls/apiserver.crt`;
+/// the bootstrap and recovery apiservers serve another name): the recovery pod's hand-back
+/// accepts any certificate the cluster CA issued to it, so renewals need no new manifest.
+pub const SELF_HOSTED_APISERVER_NAME: &str = "kube-apiserver";
 /// Annotation of the recovery static Pod that `selfhosted-agent hand-back` rewrites to have
 /// the kubelet replace the pod (the agent's `recovery::ROUND_ANNOTATION`).
 pub const RECOVERY_ROUND_ANNOTATION: &str = "selfhosted.dev/recovery-round";
@@ -307,8 +311,8 @@ pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
 ///   kubelet starts again beside it takes no client before it serves.
 /// - `kube-apiserver`: the current flags and version, credentials from
 ///   [`RECOVERY_SECRETS_DIR`], serving the bootstrap apiserver's certificate.
-/// - `hand-back` waits until the self-hosted apiserver answers `/readyz` with its own
-///   certificate (through loopback, which the gate sends to the newest apiserver, and through
+/// - `hand-back` waits until the self-hosted apiserver answers `/readyz` with a certificate the
+///   cluster CA issued to [`SELF_HOSTED_APISERVER_NAME`] (through loopback, which the gate sends to the newest apiserver, and through
 ///   the host address, which reaches the oldest), then rewrites this pod's
 ///   [`RECOVERY_ROUND_ANNOTATION`]: the kubelet replaces the pod, and the new one stands by.
 pub fn recovery_pod(p: &ManifestParams) -> (String, Value) {
@@ -331,8 +335,10 @@ pub fn recovery_pod(p: &ManifestParams) -> (String, Value) {
             "hand-back",
             "--port",
             &port,
-            "--pin",
-            &format!("{RECOVERY_SECRETS_DIR}/self-hosted-apiserver.crt"),
+            "--ca",
+            &format!("{RECOVERY_SECRETS_DIR}/ca.crt"),
+            "--name",
+            SELF_HOSTED_APISERVER_NAME,
             "--manifest",
             &format!("{STATIC_POD_PATH}/{RECOVERY_MANIFEST}"),
             "--via",

@@ -60,13 +60,13 @@ const BOOTSTRAP_FILES: &[(&str, &str)] = &[
 
 /// Files of `/etc/kubernetes/recovery-secrets/` on every controller: what the recovery
 /// apiserver serves with (the bootstrap apiserver's certificate, so it is never taken for the
-/// self-hosted one), and the self-hosted apiserver's certificate it hands back to. No CA key
+/// self-hosted one), and the CA that issued the self-hosted apiserver's certificate it hands
+/// back to. No CA key
 /// and no kubeconfig: it runs no controller-manager or scheduler.
 const RECOVERY_FILES: &[(&str, &str)] = &[
     ("ca.crt", "tls/ca.crt"),
     ("recovery-apiserver.crt", "tls/bootstrap-apiserver.crt"),
     ("recovery-apiserver.key", "tls/bootstrap-apiserver.key"),
-    ("self-hosted-apiserver.crt", "tls/apiserver.crt"),
     ("apiserver-kubelet-client.crt", "tls/apiserver-kubelet-client.crt"),
     ("apiserver-kubelet-client.key", "tls/apiserver-kubelet-client.key"),
     ("front-proxy-ca.crt", "tls/front-proxy-ca.crt"),

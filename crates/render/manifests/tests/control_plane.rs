@@ -697,8 +697,8 @@ fn the_recovery_apiserver_is_the_current_apiserver_standing_by() {
             r.bootstrap_secrets["bootstrap-secrets/bootstrap-apiserver.crt"]
         );
         assert_eq!(
-            r.recovery_secrets["recovery-secrets/self-hosted-apiserver.crt"],
-            common::material()["tls/apiserver.crt"]
+            r.recovery_secrets["recovery-secrets/ca.crt"],
+            common::material()["tls/ca.crt"]
         );
 
         let names = |list: &Value| -> Vec<String> {
@@ -722,8 +722,10 @@ fn the_recovery_apiserver_is_the_current_apiserver_standing_by() {
                 "hand-back",
                 "--port",
                 "6443",
-                "--pin",
-                "/etc/kubernetes/recovery-secrets/self-hosted-apiserver.crt",
+                "--ca",
+                "/etc/kubernetes/recovery-secrets/ca.crt",
+                "--name",
+                "kube-apiserver",
                 "--manifest",
                 "/etc/kubernetes/manifests/kube-apiserver-recovery.yaml",
                 "--via",
