@@ -708,6 +708,7 @@ fn an_upgrade_to_an_apiserver_that_cannot_start_keeps_the_old_one_serving() {
     assert!(!changes, "{text}");
 }
 
+/// A renewal cut after the hand-over, then a reboot before the rerun: recovery follows renewals.
 #[test]
 fn a_certificate_renewal_reaches_the_running_control_plane() {
     let Some(lane) = Lane::up("pivot renewal") else { return };
@@ -728,14 +729,46 @@ fn a_certificate_renewal_reaches_the_running_control_plane() {
     let old_cert = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
     let old_generation = apiserver_generations(&kubeconfig);
 
-    // A plain apply at the real time renews, and the upgrade brings the new
-    // certificates to the running control plane.
-    let (took, samples) = apply_while_probing(&ws, &lane, "renewal", Some(API_REQUEST), Duration::from_secs(3));
+    // A plain apply at the real time renews, and the upgrade brings the new certificates to the
+    // running control plane. This one is cut — the provider SIGKILLed — once the renewed
+    // generation alone serves (after the hand-over, before the recovery-apiserver phase writes
+    // the renewed recovery files), and the controller then reboots: its recovery apiserver,
+    // with the previous files, must hand back to the renewed self-hosted apiserver by itself,
+    // and the rerun converge with no failed request.
+    let host_file = |path: &str| {
+        let out = lane.tb.host_exec(&lane.host().name, &["cat", path]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let recovery_cert = "/etc/kubernetes/recovery-secrets/recovery-apiserver.crt";
+    let recovery_before = host_file(recovery_cert);
+    let prober = Prober::start(&assets, &lane.host().address, Some(API_REQUEST));
+    let started = Instant::now();
+    let (out, text, _) = apply_until(
+        &ws,
+        "the renewed apiserver generation alone",
+        || {
+            let now = apiserver_generations_now(&kubeconfig);
+            !now.trim().is_empty() && !now.trim().contains(' ') && now.trim() != old_generation.trim()
+        },
+        |terraform| {
+            if let Some(pid) = provider_child(terraform) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        },
+    );
+    let cut_after = started.elapsed();
+    let samples = prober.finish();
+    assert!(!out.status.success(), "the killed apply fails:\n{text}");
+    assert_eq!(
+        host_file(recovery_cert),
+        recovery_before,
+        "the provider was killed before the recovery-apiserver phase wrote the renewed files"
+    );
     let new_cert = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
     let failures: Vec<&String> = samples.iter().filter_map(|(_, fp)| fp.as_ref().err()).collect();
     let new_generation = apiserver_generations(&kubeconfig);
     eprintln!(
-        "renewal: apply took {took:?}; {} requests, {} failed; apiserver generation {old_generation} → {new_generation}",
+        "renewal cut after the hand-over at {cut_after:?}: {} requests, {} failed; apiserver generation {old_generation} → {new_generation}",
         samples.len(),
         failures.len()
     );
@@ -750,6 +783,59 @@ fn a_certificate_renewal_reaches_the_running_control_plane() {
         !new_generation.contains(' ') && new_generation != old_generation,
         "a renewal is a new apiserver generation: {old_generation} → {new_generation}"
     );
+
+    // The reboot, with the previous recovery files on disk: the renewed apiserver comes back.
+    let rebooted = lane.reboot(&assets, &new_cert, Duration::from_secs(300));
+    eprintln!(
+        "reboot after the cut renewal: an apiserver answered {:?} after the boot, the renewed self-hosted one {:?}",
+        rebooted.any, rebooted.self_hosted
+    );
+    assert_eq!(running_apiserver_generations(&kubeconfig).trim(), new_generation.trim());
+
+    // The rerun converges, losing no request, and the recovery pod stands by again.
+    let (took, samples) = apply_while_probing(
+        &ws,
+        &lane,
+        "rerun of the cut renewal",
+        Some(API_REQUEST),
+        Duration::from_secs(3),
+    );
+    let failures: Vec<&String> = samples.iter().filter_map(|(_, fp)| fp.as_ref().err()).collect();
+    eprintln!(
+        "rerun after the cut renewal and the reboot: {took:?}; {} requests, {} failed",
+        samples.len(),
+        failures.len()
+    );
+    assert_eq!(failures.len(), 0, "no failed request during the rerun: {failures:?}");
+    assert_ne!(
+        host_file(recovery_cert),
+        recovery_before,
+        "the rerun wrote the renewed recovery files"
+    );
+    eventually(Duration::from_secs(90), "the recovery pod stands by", || {
+        let listeners = lane
+            .tb
+            .host_exec(&lane.host().name, &["sh", "-c", "ss -Hltn 'sport = :6443' | wc -l"]);
+        let n = String::from_utf8_lossy(&listeners.stdout).trim().to_owned();
+        let standby = kubectl(
+            &kubeconfig,
+            &[
+                "-n",
+                "kube-system",
+                "get",
+                "pods",
+                "-l",
+                "k8s-app=kube-apiserver-recovery",
+                "-o",
+                "jsonpath={.items[*].status.initContainerStatuses[0].state.running.startedAt}",
+            ],
+        );
+        if n == "1" && !standby.trim().is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{n} listening on 6443; standby {standby:?}"))
+        }
+    });
     let revision = ws.resource_values("selfhosted_cluster_assets")["credentials_revision"]
         .as_str()
         .unwrap()
@@ -772,14 +858,6 @@ fn a_certificate_renewal_reaches_the_running_control_plane() {
     assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
-
-    // A reboot after the renewal brings back the renewed certificate, never the old one.
-    let rebooted = lane.reboot(&assets, &new_cert, Duration::from_secs(300));
-    eprintln!(
-        "reboot after the renewal: an apiserver answered {:?} after the boot, the renewed self-hosted one {:?}",
-        rebooted.any, rebooted.self_hosted
-    );
-    assert_eq!(running_apiserver_generations(&kubeconfig).trim(), new_generation.trim());
 }
 
 /// Apiserver hand-overs in a row on one cluster, each to a new generation (a flag that changes
