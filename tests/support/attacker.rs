@@ -258,20 +258,33 @@ pub fn a_workers_disk_opens_nothing(lane: &Lane, worker: &str, controller: &str,
         "a node may register itself with the label kubelets set: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Give the DaemonSet controller and the scheduler time to act on the new node.
-    std::thread::sleep(Duration::from_secs(10));
-    let bound = kubectl(
-        &admin,
-        &[
-            "get",
-            "pods",
-            "-A",
-            "--field-selector",
-            "spec.nodeName=intruder",
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {end}",
-        ],
-    );
+    // The DaemonSet controller acts on the new node: kube-proxy, which tolerates every taint,
+    // lands there (the apiserver's DaemonSet would have, in the same pass, by the old selector).
+    let bound_to_intruder = || {
+        kubectl(
+            &admin,
+            &[
+                "get",
+                "pods",
+                "-A",
+                "--field-selector",
+                "spec.nodeName=intruder",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name} {end}",
+            ],
+        )
+    };
+    super::lane::eventually(Duration::from_secs(60), "a DaemonSet pod bound to the intruder", || {
+        let bound = bound_to_intruder();
+        if bound.contains("kube-proxy") {
+            Ok(())
+        } else {
+            Err(bound)
+        }
+    });
+    // And the scheduler a moment to place what it would.
+    std::thread::sleep(Duration::from_secs(5));
+    let bound = bound_to_intruder();
     assert!(
         !bound.contains("kube-apiserver") && !bound.contains("kube-controller-manager"),
         "ATTACK SUCCEEDED: control-plane pods were bound to the intruder: {bound}"
