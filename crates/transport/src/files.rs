@@ -296,6 +296,28 @@ fn write_script(files: &[&FileSpec], token: &str) -> String {
     s
 }
 
+/// Removes each of `paths` that exists (printing it), then, if any did, syncs the existing
+/// folders of `paths` in one `sync` process.
+fn remove_script(paths: &[&str]) -> String {
+    let args: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+    let mut dirs: Vec<&str> = paths
+        .iter()
+        .map(|p| match p.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &p[..i],
+        })
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let dirs: Vec<String> = dirs.iter().map(|d| shell_quote(d)).collect();
+    format!(
+        "set -e; n=0; for p in {}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then rm -f -- \"$p\"; echo \"$p\"; n=1; fi; done\n\
+         if [ $n = 1 ]; then set --; for d in {}; do if [ -d \"$d\" ]; then set -- \"$@\" \"$d\"; fi; done; sync -- \"$@\"; fi",
+        args.join(" "),
+        dirs.join(" ")
+    )
+}
+
 impl Session {
     /// Places `files` on the host as root in one stream; the host compares sha256, owner and
     /// mode and skips identical files (batches over 1 MiB are compared before sending). Each
@@ -434,7 +456,9 @@ impl Session {
         Ok(send)
     }
 
-    /// Removes `paths` as root; returns those that existed.
+    /// Removes `paths` as root; returns those that existed. When any did, their folders are
+    /// synced before this returns, so a removal (the bootstrap control plane's static Pods)
+    /// is not undone by a power loss.
     ///
     /// # Errors
     /// [`FilesError::InvalidSpec`] for a relative path; [`FilesError::Remove`] quoting stderr.
@@ -450,12 +474,10 @@ impl Session {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let args: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
-        let script = format!(
-            "set -e; for p in {}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then rm -f -- \"$p\"; echo \"$p\"; fi; done",
-            args.join(" ")
-        );
-        let out = self.sudo(&script).await.map_err(|e| FilesError::Remove(Box::new(e)))?;
+        let out = self
+            .sudo(&remove_script(paths))
+            .await
+            .map_err(|e| FilesError::Remove(Box::new(e)))?;
         Ok(out.stdout_text().lines().map(str::to_owned).collect())
     }
 }
@@ -535,5 +557,22 @@ mod tests {
         let c = FileSpec::secret("/var/lib/z", "");
         assert_eq!(sync_dirs(&[&a]), vec!["/"]);
         assert_eq!(sync_dirs(&[&b, &c]), vec!["/", "/var", "/var/lib", "/var/lib/x"]);
+    }
+
+    #[test]
+    fn removal_syncs_the_folders_once_if_anything_went() {
+        let s = remove_script(&[
+            "/etc/kubernetes/manifests/a.yaml",
+            "/etc/kubernetes/manifests/b.yaml",
+            "/x",
+        ]);
+        assert!(
+            s.ends_with(
+                "if [ $n = 1 ]; then set --; for d in '/' '/etc/kubernetes/manifests'; do \
+                 if [ -d \"$d\" ]; then set -- \"$@\" \"$d\"; fi; done; sync -- \"$@\"; fi"
+            ),
+            "{s}"
+        );
+        assert_eq!(s.matches("sync --").count(), 1, "{s}");
     }
 }

@@ -2,7 +2,7 @@
 //! mode applied, per-host isolation, atomic when the connection dies mid-upload; durable
 //! (temporaries synced before the first rename, folders after the last, on both paths); a
 //! batch cut between two renames leaves each file wholly old or new and a rerun converges;
-//! removal; command failures and refused sudo reported clearly.
+//! removal, its folders synced; command failures and refused sudo reported clearly.
 
 use std::time::Duration;
 
@@ -468,6 +468,17 @@ async fn shell_uploads_sync_temporaries_before_renames_and_folders_after() {
     // unchanged: no sync
     session.upload(&files).await.unwrap();
     assert_eq!(log_lines(&tb, "h1", "/var/log/sync.log").len(), 2);
+
+    // a removal syncs the folders it changed, once; removing nothing syncs nothing
+    let removed = session
+        .remove(&["/var/lib/selfhosted/b.bin", "/var/lib/selfhosted/gone/c.bin"])
+        .await
+        .unwrap();
+    assert_eq!(removed, vec!["/var/lib/selfhosted/b.bin".to_owned()]);
+    let syncs = log_lines(&tb, "h1", "/var/log/sync.log");
+    assert_eq!(syncs[2..], ["-- /var/lib/selfhosted"], "{syncs:?}");
+    session.remove(&["/var/lib/selfhosted/b.bin"]).await.unwrap();
+    assert_eq!(log_lines(&tb, "h1", "/var/log/sync.log").len(), 3);
 }
 
 /// Uploads `new` over `old` with the second target made a mount point (rename fails with
