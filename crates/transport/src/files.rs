@@ -1,8 +1,41 @@
-//! Files on a host: atomic, idempotent batch uploads and removal. The host compares sha256,
-//! owner and mode before writing and leaves identical files untouched; a changed file is
-//! written to a temporary name in its own folder, checked, given owner and mode, then renamed
-//! into place. One round trip per batch (node secrets); for large batches a comparison first,
-//! so unchanged content is not sent.
+//! Files on a host: atomic, durable, idempotent batch uploads and removal. The host compares
+//! sha256, owner and mode before writing and leaves identical files untouched; a changed file
+//! is written to a temporary name in its own folder, checked, given owner and mode, then
+//! renamed into place. One round trip per batch (node secrets); for large batches a
+//! comparison first, so unchanged content is not sent.
+//!
+//! # What a power loss leaves
+//!
+//! A batch is written in three steps: (1) every changed file's temporary (content, owner,
+//! mode) is synced to disk; (2) only then are the temporaries renamed over their targets,
+//! one by one in the order given, back to back in one host process; (3) then the folders
+//! whose entries changed are synced, and only then does [`Session::upload`] return `Ok`.
+//! Hence, at any instant, a crash of the host (power loss included) or of the connection
+//! leaves:
+//!
+//! - each target either wholly old or wholly new (content, owner and mode), never empty or
+//!   short — the zero-length files XFS (Fedora CoreOS) shows after a crash that caught a
+//!   rename of unsynced data cannot happen;
+//! - once `upload` has returned `Ok`, the whole batch new: a later batch (the triggers the
+//!   callers send after the material they start on) never survives a power loss without the
+//!   batches before it;
+//! - within a batch that was cut, some targets new and the others old: POSIX promises no
+//!   order for renames that were never synced; on the journaling filesystems of the supported
+//!   hosts (ext4, XFS, btrfs) metadata reaches the disk in order, so the new ones are a prefix
+//!   of the batch's order;
+//! - completed temporaries (`.NAME.selfhosted-TOKEN` beside the target) of the files not yet
+//!   renamed; the next upload of those files removes them.
+//!
+//! Pairs (a certificate and its key) are therefore **not** switched together: a batch cut
+//! between their two renames leaves the new certificate with the old key (or the reverse)
+//! until the batch is uploaded again. We keep it so rather than swap a symlinked folder,
+//! which would change every path the host contract names: the window is the few
+//! milliseconds between two renames of one process; the consumers refuse a pair that
+//! disagrees instead of using it (Go's `tls.X509KeyPair`: "private key does not match public
+//! key" — etcd and the apiservers fail to start, and are restarted, rather than serve with
+//! it); and the rerun of the failed apply converges: it compares again, rewrites whatever
+//! differs and removes the leftover temporaries, idempotently. A batch that fails reports
+//! it, so the apply that cut it fails and says to rerun.
 
 use sha2::{Digest, Sha256};
 
@@ -173,12 +206,37 @@ fn temp_path(f: &FileSpec, token: &str) -> String {
     format!("{dir}/.{base}.selfhosted-{token}")
 }
 
+/// The folders of `files` and every folder above them (those a `tar -x` into `/` may have
+/// created or changed), in order.
+fn sync_dirs(files: &[&FileSpec]) -> Vec<String> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in files {
+        let mut dir = f.split().0;
+        dirs.insert(dir);
+        while dir != "/" {
+            dir = match dir.rfind('/') {
+                Some(0) | None => "/",
+                Some(i) => &dir[..i],
+            };
+            dirs.insert(dir);
+        }
+    }
+    dirs.into_iter().map(str::to_owned).collect()
+}
+
 /// The upload script, straight-line POSIX sh with few processes (on a small host the process
 /// count, not the bytes, is what costs). stdin is a tar archive holding every file under its
 /// temporary name (a dotfile beside the target) with owner and mode; one `tar -x` writes them
-/// all and creates missing folders. All digests are checked at once; then for each file, in
-/// the order given, the temporary is dropped if the target already had that content, owner
-/// and mode (prints `= path`), else renamed over the target (prints `+ path`).
+/// all and creates missing folders. All digests are checked at once; the temporaries of
+/// files whose target already has that content, owner and mode are dropped, the others
+/// synced to disk (`sync -- FILE…`, one process); then for each file, in the order given,
+/// `= path` is printed for the unchanged, or the temporary is renamed over the target and
+/// `+ path` printed; last, if anything was renamed, the targets' folders and those above them
+/// are synced (`sync -- DIR…`), so the renames survive a power loss.
+///
+/// `sync` with operands is coreutils 8.24+ (Debian 12 has 9.1, Fedora CoreOS and Flatcar 9.x;
+/// BusyBox's takes them too); an older `sync` ignores them and syncs every filesystem, which is
+/// as durable, only slower.
 fn write_script(files: &[&FileSpec], token: &str) -> String {
     let q = |s: &str| shell_quote(s);
     let paths: Vec<String> = files.iter().map(|f| q(&f.path)).collect();
@@ -217,7 +275,12 @@ fn write_script(files: &[&FileSpec], token: &str) -> String {
             t = temps[i],
         ));
     }
-    s.push_str("if [ $# -gt 0 ]; then rm -f -- \"$@\"; fi\n");
+    s.push_str("if [ $# -gt 0 ]; then rm -f -- \"$@\"; fi\nset --\n");
+    for (i, t) in temps.iter().enumerate() {
+        s.push_str(&format!("if [ $u{i} = 0 ]; then set -- \"$@\" {t}; fi\n"));
+    }
+    // every new file's content, owner and mode on disk before the first rename
+    s.push_str("if [ $# -gt 0 ]; then sync -- \"$@\"; fi\n");
     for (i, f) in files.iter().enumerate() {
         s.push_str(&format!(
             "if [ $u{i} = 1 ]; then echo {eq}; else mv -f -- {t} {p}; echo {plus}; fi\n",
@@ -227,7 +290,32 @@ fn write_script(files: &[&FileSpec], token: &str) -> String {
             p = paths[i],
         ));
     }
+    // then the renames: the targets' folders, and their parents (`tar` may have created them)
+    let dirs: Vec<String> = sync_dirs(files).iter().map(|d| q(d)).collect();
+    s.push_str(&format!("if [ $# -gt 0 ]; then sync -- {}; fi\n", dirs.join(" ")));
     s
+}
+
+/// Removes each of `paths` that exists (printing it), then, if any did, syncs the existing
+/// folders of `paths` in one `sync` process.
+fn remove_script(paths: &[&str]) -> String {
+    let args: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
+    let mut dirs: Vec<&str> = paths
+        .iter()
+        .map(|p| match p.rfind('/') {
+            Some(0) | None => "/",
+            Some(i) => &p[..i],
+        })
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let dirs: Vec<String> = dirs.iter().map(|d| shell_quote(d)).collect();
+    format!(
+        "set -e; n=0; for p in {}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then rm -f -- \"$p\"; echo \"$p\"; n=1; fi; done\n\
+         if [ $n = 1 ]; then set --; for d in {}; do if [ -d \"$d\" ]; then set -- \"$@\" \"$d\"; fi; done; sync -- \"$@\"; fi",
+        args.join(" "),
+        dirs.join(" ")
+    )
 }
 
 impl Session {
@@ -236,6 +324,8 @@ impl Session {
     /// changed file lands under a temporary name in its own
     /// folder (created if missing), is checked against its digest, gets owner and mode, and is
     /// renamed over the target — a reader sees the old file or the new one, never a part.
+    /// Every temporary is synced to disk before the first rename, and the folders after the
+    /// last, before this returns `Ok` (what a crash leaves: the [module docs](self)).
     ///
     /// # Errors
     /// [`FilesError::InvalidSpec`] before touching the host; [`FilesError::Compare`] or
@@ -366,7 +456,9 @@ impl Session {
         Ok(send)
     }
 
-    /// Removes `paths` as root; returns those that existed.
+    /// Removes `paths` as root; returns those that existed. When any did, their folders are
+    /// synced before this returns, so a removal (the bootstrap control plane's static Pods)
+    /// is not undone by a power loss.
     ///
     /// # Errors
     /// [`FilesError::InvalidSpec`] for a relative path; [`FilesError::Remove`] quoting stderr.
@@ -382,12 +474,10 @@ impl Session {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
-        let args: Vec<String> = paths.iter().map(|p| shell_quote(p)).collect();
-        let script = format!(
-            "set -e; for p in {}; do if [ -e \"$p\" ] || [ -L \"$p\" ]; then rm -f -- \"$p\"; echo \"$p\"; fi; done",
-            args.join(" ")
-        );
-        let out = self.sudo(&script).await.map_err(|e| FilesError::Remove(Box::new(e)))?;
+        let out = self
+            .sudo(&remove_script(paths))
+            .await
+            .map_err(|e| FilesError::Remove(Box::new(e)))?;
         Ok(out.stdout_text().lines().map(str::to_owned).collect())
     }
 }
@@ -425,5 +515,64 @@ mod tests {
         assert!(s.contains("'/etc/k8s/ca.crt'"), "{s}");
         assert!(s.contains(&sha256_hex(b"abc")));
         assert!(compare_script(&[f]).contains("'/etc/k8s/ca.crt'"));
+    }
+
+    #[test]
+    fn the_script_syncs_temporaries_before_renames_and_folders_after() {
+        let cert = FileSpec::secret("/etc/ssl/etcd/etcd/peer.crt", "CRT");
+        let key = FileSpec::secret("/etc/ssl/etcd/etcd/peer.key", "KEY");
+        let conf = FileSpec::secret("/etc/kubernetes/kubeconfig", "K");
+        let s = write_script(&[&cert, &key, &conf], "tok");
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle:?} missing from\n{s}"));
+        // the temporaries still to rename are collected, then synced in one process
+        let sync_files = at("if [ $# -gt 0 ]; then sync -- \"$@\"; fi\n");
+        let temps = [
+            "/etc/ssl/etcd/etcd/.peer.crt.selfhosted-tok",
+            "/etc/ssl/etcd/etcd/.peer.key.selfhosted-tok",
+            "/etc/kubernetes/.kubeconfig.selfhosted-tok",
+        ];
+        for (i, t) in temps.iter().enumerate() {
+            assert!(at(&format!("if [ $u{i} = 0 ]; then set -- \"$@\" '{t}'; fi\n")) < sync_files);
+        }
+        // the renames after, in the order given
+        let renames: Vec<usize> = temps.iter().map(|t| at(&format!("mv -f -- '{t}' "))).collect();
+        assert!(
+            sync_files < renames[0] && renames[0] < renames[1] && renames[1] < renames[2],
+            "{s}"
+        );
+        // then the folders, each once, with those above them, in one process
+        let dirs = at("if [ $# -gt 0 ]; then sync -- '/' '/etc' '/etc/kubernetes' '/etc/ssl' '/etc/ssl/etcd' '/etc/ssl/etcd/etcd'; fi\n");
+        assert!(renames[2] < dirs, "{s}");
+        assert!(
+            s.ends_with("'/etc/ssl/etcd/etcd'; fi\n"),
+            "nothing after the folder sync:\n{s}"
+        );
+        assert_eq!(s.matches("sync --").count(), 2, "two sync processes per batch:\n{s}");
+    }
+
+    #[test]
+    fn sync_dirs_climb_to_the_root_once() {
+        let a = FileSpec::secret("/a", "");
+        let b = FileSpec::secret("/var/lib/x/y", "");
+        let c = FileSpec::secret("/var/lib/z", "");
+        assert_eq!(sync_dirs(&[&a]), vec!["/"]);
+        assert_eq!(sync_dirs(&[&b, &c]), vec!["/", "/var", "/var/lib", "/var/lib/x"]);
+    }
+
+    #[test]
+    fn removal_syncs_the_folders_once_if_anything_went() {
+        let s = remove_script(&[
+            "/etc/kubernetes/manifests/a.yaml",
+            "/etc/kubernetes/manifests/b.yaml",
+            "/x",
+        ]);
+        assert!(
+            s.ends_with(
+                "if [ $n = 1 ]; then set --; for d in '/' '/etc/kubernetes/manifests'; do \
+                 if [ -d \"$d\" ]; then set -- \"$@\" \"$d\"; fi; done; sync -- \"$@\"; fi"
+            ),
+            "{s}"
+        );
+        assert_eq!(s.matches("sync --").count(), 1, "{s}");
     }
 }

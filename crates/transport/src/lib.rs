@@ -4,7 +4,7 @@
 //! - [`bastion`]: opening hops, bastion chains shared by a fleet ([`Jump`]), retries.
 //! - [`auth`]: in-memory private keys (OpenSSH, PKCS#8, PKCS#1, with passphrase) or the agent.
 //! - [`host_keys`]: pinned keys or trust on first use; mismatches refused with both fingerprints.
-//! - [`files`]: atomic, idempotent batch uploads with owner and mode; removal.
+//! - [`files`]: atomic, durable, idempotent batch uploads with owner and mode; removal.
 //! - [`sftp`]: small upload batches through a root sftp-server, one process per batch.
 //! - [`tar`]: the archive format one upload batch travels in.
 //! - [`tunnel`]: streams to a port on the host, opened in-process (no local listener).

@@ -1,9 +1,18 @@
 //! Small upload batches through a root `sftp-server` (started with `sudo -n` on an exec
-//! channel): every step — compare, write, owner, mode, folders, atomic rename
+//! channel): every step — compare, write, owner, mode, folders, `fsync`, atomic rename
 //! (`posix-rename@openssh.com`) — happens in that one process, so a batch costs the host three
 //! process starts (shell, sudo, sftp-server) instead of one per step.
+//!
+//! Durability (see [`crate::files`] for the guarantee): each temporary file is synced on its
+//! open handle (`fsync@openssh.com`, OpenSSH 6.5+) after its owner and mode are set, before the
+//! first rename of the batch; after the renames, each folder that gained or changed an entry
+//! (the targets' folders, and the parent of every folder this upload created) is opened (a
+//! read-only handle on a directory, opened while the temporaries are written) and synced the
+//! same way. A server that does not offer `fsync@openssh.com`, or refuses it, makes the
+//! upload fall back to the shell path (which runs `sync`) before any rename: the caller logs
+//! why at debug level.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::future::try_join_all;
 use russh_sftp::client::error::Error as SftpError;
@@ -58,8 +67,16 @@ const SFTP_SERVER: &str = "for p in /usr/lib/openssh/sftp-server /usr/libexec/op
 
 const CHUNK: usize = 32 * 1024;
 
+/// The OpenSSH extension that syncs an open handle.
+const FSYNC: &str = "fsync@openssh.com";
+
 fn is_status(e: &SftpError, code: StatusCode) -> bool {
     matches!(e, SftpError::Status(s) if s.status_code == code)
+}
+
+/// A refusal that means "this server cannot fsync", not an I/O error.
+fn is_unsupported(e: &SftpError) -> bool {
+    is_status(e, StatusCode::OpUnsupported) || is_status(e, StatusCode::PermissionDenied)
 }
 
 fn ssh_string(out: &mut Vec<u8>, s: &str) {
@@ -118,8 +135,8 @@ impl Ctx<'_> {
         Ok(data == f.content)
     }
 
-    /// Creates `dir` and its missing parents (mode 0755).
-    async fn mkdirs(&self, dir: &str) -> Result<(), SftpUploadError> {
+    /// Creates `dir` and its missing parents (mode 0755); returns the folders it created.
+    async fn mkdirs(&self, dir: &str) -> Result<Vec<String>, SftpUploadError> {
         let mut missing = Vec::new();
         let mut cur = dir.to_owned();
         loop {
@@ -135,19 +152,45 @@ impl Ctx<'_> {
                 Err(e) => return Err(self.err("stat", &cur)(e)),
             }
         }
+        let mut created = Vec::new();
         for d in missing.iter().rev() {
             let attrs = FileAttributes {
                 permissions: Some(0o755),
                 ..FileAttributes::default()
             };
-            if let Err(e) = self.sftp.mkdir(d.as_str(), attrs).await {
-                // another file of the batch may have made it meanwhile
-                if self.sftp.stat(d.as_str()).await.is_err() {
-                    return Err(self.err("mkdir", d)(e));
+            match self.sftp.mkdir(d.as_str(), attrs).await {
+                Ok(_) => created.push(d.clone()),
+                // another file of the batch may have made it meanwhile (and records it)
+                Err(e) => {
+                    if self.sftp.stat(d.as_str()).await.is_err() {
+                        return Err(self.err("mkdir", d)(e));
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(created)
+    }
+
+    /// A read-only handle on folder `dir`, to sync it once the renames are done.
+    async fn open_dir(&self, dir: &str) -> Result<String, SftpUploadError> {
+        Ok(self
+            .sftp
+            .open(dir, OpenFlags::READ, FileAttributes::default())
+            .await
+            .map_err(self.err("open folder", dir))?
+            .handle)
+    }
+
+    /// Syncs `handle` (of `path`) to disk; a server that refuses is [`SftpUploadError::Unavailable`].
+    async fn fsync(&self, handle: &str, path: &str) -> Result<(), SftpUploadError> {
+        match self.sftp.fsync(handle).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_unsupported(&e) => Err(SftpUploadError::Unavailable {
+                host: self.host.to_owned(),
+                reason: format!("the sftp-server refused fsync@openssh.com on {path}: {e}"),
+            }),
+            Err(e) => Err(self.err("sync", path)(e)),
+        }
     }
 
     /// Removes temporaries that interrupted uploads left in `dir` for `bases`.
@@ -172,7 +215,7 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Writes `f` to `temp` with owner and mode.
+    /// Writes `f` to `temp` with owner and mode, and syncs it to disk.
     async fn write_temp(&self, f: &FileSpec, temp: &str, uid: u32, gid: u32) -> Result<(), SftpUploadError> {
         let attrs = FileAttributes {
             permissions: Some(0o600),
@@ -204,6 +247,7 @@ impl Ctx<'_> {
             .fsetstat(handle.as_str(), meta)
             .await
             .map_err(self.err("set owner and mode of", temp))?;
+        self.fsync(handle.as_str(), temp).await?;
         self.sftp
             .close(handle.as_str())
             .await
@@ -301,8 +345,8 @@ pub(crate) async fn upload(
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let sftp = RawSftpSession::new(channel.into_stream());
-    sftp.init().await.map_err(|e| unavailable(e.to_string()))?;
-    let ctx = Ctx { host, sftp: &sftp };
+    let version = sftp.init().await.map_err(|e| unavailable(e.to_string()))?;
+    let ctx = &Ctx { host, sftp: &sftp };
 
     let current = try_join_all(
         files
@@ -318,12 +362,25 @@ pub(crate) async fn upload(
             by_dir.entry(dir).or_default().push(base);
         }
     }
-    try_join_all(by_dir.iter().map(|(dir, bases)| async {
-        ctx.mkdirs(dir).await?;
-        ctx.remove_leftovers(dir, bases).await
+    if by_dir.is_empty() {
+        let _ = sftp.close_session();
+        return Ok(current.iter().map(|same| !same).collect());
+    }
+    if !version.extensions.contains_key(FSYNC) {
+        // before anything is written: the shell path syncs with `sync`
+        let _ = sftp.close_session();
+        return Err(unavailable(format!("the sftp-server does not offer {FSYNC}")));
+    }
+    let created = try_join_all(by_dir.iter().map(|(dir, bases)| async {
+        let created = ctx.mkdirs(dir).await?;
+        ctx.remove_leftovers(dir, bases).await?;
+        Ok::<_, SftpUploadError>(created)
     }))
     .await?;
-    try_join_all(
+    // the folders whose entries change: the targets' and the parents of new folders
+    let mut dirs: BTreeSet<String> = by_dir.keys().map(|d| (*d).to_owned()).collect();
+    dirs.extend(created.iter().flatten().map(|d| parent(d).to_owned()));
+    let writes = try_join_all(
         files
             .iter()
             .zip(temps)
@@ -331,14 +388,43 @@ pub(crate) async fn upload(
             .zip(&current)
             .filter(|(_, same)| !**same)
             .map(|(((f, t), (uid, gid)), _)| ctx.write_temp(f, t, *uid, *gid)),
-    )
-    .await?;
+    );
+    let opens = try_join_all(dirs.iter().map(|d| async move { Ok((d, ctx.open_dir(d).await?)) }));
+    // every temporary is on disk (content, owner, mode) before the first rename
+    let (_, dir_handles) = futures::try_join!(writes, opens)?;
     // renames one by one, in the order given: files that trigger host units go last
     for ((f, t), same) in files.iter().zip(temps).zip(&current) {
         if !same {
             ctx.rename(t, &f.path).await?;
         }
     }
+    // the renames themselves on disk before the upload reports success
+    let sftp = &sftp;
+    try_join_all(dir_handles.iter().map(|(d, h)| async move {
+        // past the renames a refusal is an error, not a reason to fall back
+        let (synced, _) = futures::join!(sftp.fsync(h.as_str()), sftp.close(h.as_str()));
+        synced.map(drop).map_err(ctx.err("sync folder", d))
+    }))
+    .await?;
     let _ = sftp.close_session();
     Ok(current.iter().map(|same| !same).collect())
+}
+
+/// The folder holding `path` (`/` for a top-level name).
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parent;
+
+    #[test]
+    fn parents() {
+        assert_eq!(parent("/etc/ssl/etcd"), "/etc/ssl");
+        assert_eq!(parent("/etc"), "/");
+    }
 }
