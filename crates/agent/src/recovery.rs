@@ -29,6 +29,7 @@ use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
 
 use crate::gate;
+use crate::stop::Stop;
 
 /// Annotation of the recovery static pod that [`rearm`] rewrites; a new value is a new pod.
 pub const ROUND_ANNOTATION: &str = "selfhosted.dev/recovery-round";
@@ -38,9 +39,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The most of a `/readyz` answer that is read.
 const MAX_ANSWER: u64 = 16 * 1024;
 
-/// Waits until nothing has listened on `port` for `quiet` looks in a row, `poll` apart.
-/// Returns at once at boot; while a self-hosted apiserver runs, it never returns.
-pub fn standby(port: u16, quiet: u32, poll: Duration) {
+/// Waits until nothing has listened on `port` for `quiet` looks in a row, `poll` apart, and
+/// returns `true`: the recovery apiserver may start. Returns at once at boot; while a
+/// self-hosted apiserver runs, it returns only when `stop` is triggered (then `false`).
+pub fn standby(port: u16, quiet: u32, poll: Duration, stop: &Stop) -> bool {
     let mut announced = false;
     let mut silent = 0;
     while silent < quiet {
@@ -53,11 +55,14 @@ pub fn standby(port: u16, quiet: u32, poll: Duration) {
                 announced = true;
             }
         }
-        std::thread::sleep(poll);
+        if !stop.sleep(poll) {
+            return false;
+        }
     }
     println!(
         "selfhosted-agent: no apiserver has listened on port {port} for {quiet} looks; starting the recovery apiserver"
     );
+    true
 }
 
 /// What one probe of an address found.
@@ -279,11 +284,18 @@ pub struct HandBackParams {
 /// Waits until the self-hosted apiserver answers `/readyz` with 200 in `answers` rounds in a
 /// row (on any of `via`), printing what it sees when that changes. `prober` is asked for the
 /// prober of each round, so the trust it reads from disk follows the provider's rewrites.
-/// Returns the address that answered last.
-pub fn await_self_hosted(prober: impl Fn() -> Result<Prober, RecoveryError>, params: &HandBackParams) -> IpAddr {
+/// Returns the address that answered last, or `None` once `stop` is triggered.
+pub fn await_self_hosted(
+    prober: impl Fn() -> Result<Prober, RecoveryError>,
+    params: &HandBackParams,
+    stop: &Stop,
+) -> Option<IpAddr> {
     let mut good = 0;
     let mut last_seen = String::new();
     loop {
+        if stop.is_stopped() {
+            return None;
+        }
         let mut answered = None;
         let mut seen = Vec::new();
         let round = prober();
@@ -306,12 +318,14 @@ pub fn await_self_hosted(prober: impl Fn() -> Result<Prober, RecoveryError>, par
             Some(ip) => {
                 good += 1;
                 if good >= params.answers {
-                    return ip;
+                    return Some(ip);
                 }
             }
             None => good = 0,
         }
-        std::thread::sleep(params.poll);
+        if !stop.sleep(params.poll) {
+            return None;
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use selfhosted_agent::recovery::{self, Answer, HandBackParams, Prober};
+use selfhosted_agent::stop::Stop;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -126,7 +127,10 @@ fn hand_back_waits_for_steady_answers_on_any_address() {
         poll: Duration::from_millis(50),
     };
     let started = Instant::now();
-    assert_eq!(recovery::await_self_hosted(|| Ok(cluster.prober()), &params), LOOPBACK);
+    assert_eq!(
+        recovery::await_self_hosted(|| Ok(cluster.prober()), &params, &Stop::new()),
+        Some(LOOPBACK)
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "three rounds, two pauses"
@@ -156,7 +160,7 @@ fn standby_waits_while_the_port_has_a_listener() {
     let port = listener.local_addr().unwrap().port();
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
-        recovery::standby(port, 3, Duration::from_millis(50));
+        assert!(recovery::standby(port, 3, Duration::from_millis(50), &Stop::new()));
         done.send(Instant::now()).unwrap();
     });
     assert!(
