@@ -28,9 +28,11 @@ standby    wait until no apiserver listens on PORT (the recovery apiserver's fir
            SIGTERM or SIGINT ends standby, hand-back and approve-csrs at once (standby with 143 or
            130, so the pod never goes on to start the recovery apiserver).
 hand-back  wait until the self-hosted apiserver (a certificate that CA_PEM issued to COMMON_NAME,
-           both read anew each round) answers /readyz with 200 five times in a row on one of
-           the --via addresses, then give the recovery static pod in STATIC_POD_FILE a
-           new round so the kubelet replaces it with one that stands by.
+           both read anew each round) answers /readyz with 200 on one of the --via addresses
+           in every round for 15 s (at least five answers) while the sockets listening on PORT
+           stay the same (a restart anew: the count starts again), then give the recovery
+           static pod in STATIC_POD_FILE a new round so the kubelet replaces it with one that
+           stands by.
 approve-csrs
            with the pod's service account, approve the kubelet client certificate requests made
            by GROUP (the workers' bootstrap token) for nodes that are not controllers, and deny
@@ -38,6 +40,8 @@ approve-csrs
 
 /// Pause between looks of `standby` and rounds of `hand-back`.
 const POLL: Duration = Duration::from_secs(1);
+/// How long the hand-back's good answers must span, with no listener on the port restarting.
+const STEADY: Duration = Duration::from_secs(15);
 /// Pause before a failed hand-back step is tried again.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -248,6 +252,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
                     port,
                     via,
                     answers: 5,
+                    steady: STEADY,
                     poll: POLL,
                 },
                 ca: ca.ok_or("--ca is required")?,

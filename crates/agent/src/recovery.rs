@@ -8,17 +8,19 @@
 //! apiserver listens on the port, so it starts only at boot (or when the self-hosted one is
 //! gone); once it serves, the kubelet registers and runs its DaemonSet pods again. The
 //! self-hosted apiserver joins the port beside it (the reuseport gate keeps clients on the
-//! older one), and [`hand_back`] confirms it as the pivot does — a steady `/readyz` answered
-//! with the self-hosted apiserver's own certificate — then [`rearm`]s the static pod: the
+//! older one), and [`await_self_hosted`] confirms it as the pivot does — a steady `/readyz`
+//! answered with the self-hosted apiserver's own certificate, for a while and with no
+//! restart on the port meanwhile — then [`rearm`]s the static pod: the
 //! kubelet replaces it with a fresh one, which stands by again.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::verify_server_cert_signed_by_trust_anchor;
@@ -277,20 +279,35 @@ pub struct HandBackParams {
     pub via: Vec<IpAddr>,
     /// Good answers in a row required before handing back.
     pub answers: u32,
+    /// How long the good answers must span, from the first to the last, with the same
+    /// listeners on the port throughout.
+    pub steady: Duration,
     /// Pause between rounds.
     pub poll: Duration,
 }
 
 /// Waits until the self-hosted apiserver answers `/readyz` with 200 in `answers` rounds in a
-/// row (on any of `via`), printing what it sees when that changes. `prober` is asked for the
-/// prober of each round, so the trust it reads from disk follows the provider's rewrites.
+/// row (on any of `via`) that span at least `steady`, while the sockets listening on the port
+/// stay the same ones; prints what it sees when that changes. `prober` is asked for the prober
+/// of each round, so the trust it reads from disk follows the provider's rewrites.
+///
+/// Answers alone can come from a process about to exit: a self-hosted apiserver that
+/// crash-loops answers for a while after each start, and a hand-back in such a while would
+/// stop the recovery apiserver only for it to start again once the port is quiet (a flap).
+/// The agent sees only the host's network, where a restart shows as it happens: the restarted
+/// process closes its listening socket and binds a new one, with a new inode
+/// ([`gate::listening_sockets`]). So a window of good answers starts again whenever a listener
+/// on the port comes or goes — the self-hosted apiserver restarting, or any apiserver joining or
+/// leaving — which the kubelet's restart count, out of the agent's reach, would also show.
+///
 /// Returns the address that answered last, or `None` once `stop` is triggered.
 pub fn await_self_hosted(
     prober: impl Fn() -> Result<Prober, RecoveryError>,
     params: &HandBackParams,
     stop: &Stop,
 ) -> Option<IpAddr> {
-    let mut good = 0;
+    // The first good answer of the window, the listeners then, and the good answers since.
+    let mut window: Option<(Instant, BTreeSet<u64>, u32)> = None;
     let mut last_seen = String::new();
     loop {
         if stop.is_stopped() {
@@ -314,14 +331,26 @@ pub fn await_self_hosted(
             println!("selfhosted-agent: {seen}");
             last_seen = seen;
         }
-        match answered {
-            Some(ip) => {
-                good += 1;
-                if good >= params.answers {
-                    return Some(ip);
+        match (answered, &mut window) {
+            (None, _) => window = None,
+            (Some(ip), Some((first, listeners, good))) => {
+                let now = gate::listening_sockets(params.port);
+                if now == *listeners {
+                    *good += 1;
+                    if *good >= params.answers && first.elapsed() >= params.steady {
+                        return Some(ip);
+                    }
+                } else {
+                    println!(
+                        "selfhosted-agent: the listeners on port {} changed ({} before, {} now): an apiserver started or stopped; confirming again",
+                        params.port,
+                        listeners.len(),
+                        now.len()
+                    );
+                    window = Some((Instant::now(), now, 1));
                 }
             }
-            None => good = 0,
+            (Some(_), None) => window = Some((Instant::now(), gate::listening_sockets(params.port), 1)),
         }
         if !stop.sleep(params.poll) {
             return None;

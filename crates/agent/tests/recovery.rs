@@ -124,6 +124,7 @@ fn hand_back_waits_for_steady_answers_on_any_address() {
         // The first address answers nothing (nothing listens on 127.0.0.2 at this port).
         via: vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), LOOPBACK],
         answers: 3,
+        steady: Duration::ZERO,
         poll: Duration::from_millis(50),
     };
     let started = Instant::now();
@@ -134,6 +135,58 @@ fn hand_back_waits_for_steady_answers_on_any_address() {
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "three rounds, two pauses"
+    );
+    // Three answers are not enough when they must span a while.
+    let started = Instant::now();
+    let steady = HandBackParams {
+        steady: Duration::from_millis(600),
+        ..params
+    };
+    assert_eq!(
+        recovery::await_self_hosted(|| Ok(cluster.prober()), &steady, &Stop::new()),
+        Some(LOOPBACK)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_listener_that_comes_or_goes_on_the_port_starts_the_confirmation_again() {
+    let cluster = ca();
+    let (cert, key) = cluster.issue("kube-apiserver");
+    let port = serve(cert, key, 200);
+    let params = HandBackParams {
+        port,
+        via: vec![LOOPBACK],
+        answers: 2,
+        steady: Duration::from_millis(600),
+        poll: Duration::from_millis(50),
+    };
+    let started = Instant::now();
+    let (left, gone) = mpsc::channel();
+    // Another process on the port, as a restarting apiserver: it binds (a new socket) and
+    // closes again, after the good answers began.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let other = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), port)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        drop(other);
+        left.send(Instant::now()).unwrap();
+    });
+    assert_eq!(
+        recovery::await_self_hosted(|| Ok(cluster.prober()), &params, &Stop::new()),
+        Some(LOOPBACK)
+    );
+    let returned = Instant::now();
+    let left = gone.recv().unwrap();
+    assert!(
+        returned >= left + Duration::from_millis(550),
+        "handed back {:?} after the listener left, {:?} after the start",
+        returned.saturating_duration_since(left),
+        returned - started
     );
 }
 

@@ -45,6 +45,7 @@ fn standby_and_hand_back_leave_when_stopped() {
             port,
             via: vec![Ipv4Addr::LOCALHOST.into()],
             answers: 5,
+            steady: Duration::ZERO,
             poll: Duration::from_secs(1),
         };
         // Nothing here serves TLS: the hand-back would wait for ever.
