@@ -10,7 +10,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use selfhosted_agent::approver::{self, ApproverParams};
 use selfhosted_agent::gate::{self, GateParams};
-use selfhosted_agent::recovery::{self, HandBackParams, Prober};
+use selfhosted_agent::recovery::{self, HandBackParams, Prober, Rearm};
 use selfhosted_agent::stop::Stop;
 
 const USAGE: &str = "usage: selfhosted-agent gate --port PORT [--address BIND_ADDRESS]
@@ -144,8 +144,12 @@ fn hand_back(params: &HandBackParams, ca: &std::path::Path, name: &str, manifest
     while !stop.is_stopped() {
         let round = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match recovery::rearm(manifest, round) {
-            Ok(()) => println!(
+            Ok(Rearm::Rearmed) => println!(
                 "selfhosted-agent: {} rearmed (round {round}); the kubelet replaces this pod",
+                manifest.display()
+            ),
+            Ok(Rearm::Superseded) => println!(
+                "selfhosted-agent: {} changed while it was rearmed (the provider wrote a new one); left as it is, the kubelet replaces this pod with it",
                 manifest.display()
             ),
             Err(e) => println!("selfhosted-agent: {e}"),

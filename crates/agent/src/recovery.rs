@@ -18,7 +18,8 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -358,51 +359,133 @@ pub fn await_self_hosted(
     }
 }
 
-/// Gives the recovery static pod a new round, so the kubelet replaces it: its apiserver stops,
-/// and the new pod stands by. Written next to the manifest as a dotfile (the kubelet ignores
-/// those) and renamed over it, keeping its mode.
+/// What [`Seen::rearm`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rearm {
+    /// The manifest has the new round: the kubelet replaces the pod.
+    Rearmed,
+    /// The manifest changed after it was read (the provider wrote a new one): left as it is.
+    /// The kubelet replaces the pod with the new one anyway.
+    Superseded,
+}
+
+/// The recovery pod's manifest as read: its text and which file it was (device, inode,
+/// modification time, size), to tell whether it is still the one on disk.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    path: PathBuf,
+    text: String,
+    identity: (u64, u64, i64, i64, u64),
+    mode: fs::Permissions,
+}
+
+fn identity(meta: &fs::Metadata) -> (u64, u64, i64, i64, u64) {
+    (meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size())
+}
+
+impl Seen {
+    /// Reads the manifest at `path`.
+    ///
+    /// # Errors
+    /// [`RecoveryError::Manifest`] when it cannot be read.
+    pub fn read(path: &Path) -> Result<Self, RecoveryError> {
+        let io_err = |source| RecoveryError::Manifest {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = fs::File::open(path).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io_err)?;
+        Ok(Seen {
+            path: path.to_owned(),
+            text,
+            identity: identity(&meta),
+            mode: meta.permissions(),
+        })
+    }
+
+    /// Whether the file at the path is still the one read, with the same text.
+    fn is_current(&self) -> io::Result<bool> {
+        let mut file = match fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if identity(&file.metadata()?) != self.identity {
+            return Ok(false);
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        Ok(text == self.text)
+    }
+
+    /// Gives the recovery static pod a new round, so the kubelet replaces it: its apiserver
+    /// stops, and the new pod stands by. Written next to the manifest as a dotfile (the kubelet
+    /// ignores those), synced, and renamed over it, keeping its mode — only when the manifest
+    /// is still the one read. The provider uploads a new manifest (temp file and rename) in
+    /// every update's `recovery-apiserver` phase; a read-modify-rename that did not compare
+    /// would put the old flags, version and round back over it. Compared right before the
+    /// rename, a manifest the provider wrote meanwhile stays ([`Rearm::Superseded`]); what is
+    /// left is the instant between the comparison and the rename.
+    ///
+    /// # Errors
+    /// [`RecoveryError`] when the manifest is not the recovery pod's, or unwritable.
+    pub fn rearm(&self, round: u64) -> Result<Rearm, RecoveryError> {
+        let manifest = self.path.as_path();
+        let io_err = |source| RecoveryError::Manifest {
+            path: manifest.display().to_string(),
+            source,
+        };
+        let key = format!("{ROUND_ANNOTATION}:");
+        let mut found = false;
+        let mut out = String::with_capacity(self.text.len());
+        for line in self.text.split_inclusive('\n') {
+            let body = line.trim_start();
+            if !found && body.starts_with(&key) {
+                let indent = &line[..line.len() - body.len()];
+                out.push_str(&format!("{indent}{key} '{round}'\n"));
+                found = true;
+            } else {
+                out.push_str(line);
+            }
+        }
+        if !found {
+            return Err(RecoveryError::NotRecoveryManifest(manifest.display().to_string()));
+        }
+        let name = manifest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = manifest.with_file_name(format!(".{name}.rearm"));
+        let write = || -> io::Result<Rearm> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(out.as_bytes())?;
+            f.set_permissions(self.mode.clone())?;
+            f.sync_all()?;
+            if !self.is_current()? {
+                fs::remove_file(&tmp)?;
+                return Ok(Rearm::Superseded);
+            }
+            fs::rename(&tmp, manifest)?;
+            if let Some(dir) = manifest.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(Rearm::Rearmed)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(e)
+        })
+    }
+}
+
+/// [`Seen::read`], then [`Seen::rearm`].
 ///
 /// # Errors
 /// [`RecoveryError`] when the manifest is unreadable, not the recovery pod's, or unwritable.
-pub fn rearm(manifest: &Path, round: u64) -> Result<(), RecoveryError> {
-    let io_err = |source| RecoveryError::Manifest {
-        path: manifest.display().to_string(),
-        source,
-    };
-    let text = fs::read_to_string(manifest).map_err(io_err)?;
-    let key = format!("{ROUND_ANNOTATION}:");
-    let mut found = false;
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_start();
-        if !found && body.starts_with(&key) {
-            let indent = &line[..line.len() - body.len()];
-            out.push_str(&format!("{indent}{key} '{round}'\n"));
-            found = true;
-        } else {
-            out.push_str(line);
-        }
-    }
-    if !found {
-        return Err(RecoveryError::NotRecoveryManifest(manifest.display().to_string()));
-    }
-    let name = manifest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = manifest.with_file_name(format!(".{name}.rearm"));
-    let mode = fs::metadata(manifest).map_err(io_err)?.permissions();
-    let write = || -> io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(out.as_bytes())?;
-        f.set_permissions(mode)?;
-        f.sync_all()?;
-        fs::rename(&tmp, manifest)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err(e)
-    })
+pub fn rearm(manifest: &Path, round: u64) -> Result<Rearm, RecoveryError> {
+    Seen::read(manifest)?.rearm(round)
 }
 
 #[cfg(test)]
@@ -426,7 +509,7 @@ mod tests {
         let before = "metadata:\n  annotations:\n    selfhosted.dev/recovery-round: '0'\n  name: x\nspec: {}\n";
         fs::write(&manifest, before).unwrap();
         fs::set_permissions(&manifest, fs::Permissions::from_mode(0o640)).unwrap();
-        rearm(&manifest, 1234).unwrap();
+        assert_eq!(rearm(&manifest, 1234).unwrap(), Rearm::Rearmed);
         let after = fs::read_to_string(&manifest).unwrap();
         assert_eq!(after, before.replace("'0'", "'1234'"));
         assert_eq!(fs::metadata(&manifest).unwrap().permissions().mode() & 0o777, 0o640);

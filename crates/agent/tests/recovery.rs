@@ -1,7 +1,8 @@
 //! The recovery helpers against real sockets on loopback: `hand-back` accepts only the
 //! self-hosted apiserver (a certificate the cluster CA issued to its name, renewed or not)
-//! answering `/readyz` with 200, and `standby` waits exactly while a listener holds
-//! the port.
+//! answering `/readyz` with 200, steadily and with the same listeners on the port throughout;
+//! `standby` waits exactly while a listener holds the port; `rearm` never writes over a
+//! manifest that changed after it read it.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use selfhosted_agent::recovery::{self, Answer, HandBackParams, Prober};
+use selfhosted_agent::recovery::{self, Answer, HandBackParams, Prober, Rearm, Seen};
 use selfhosted_agent::stop::Stop;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -228,5 +229,79 @@ fn standby_waits_while_the_port_has_a_listener() {
     assert!(
         returned - closed >= Duration::from_millis(100),
         "three quiet looks first"
+    );
+}
+
+const MANIFEST: &str =
+    "metadata:\n  annotations:\n    selfhosted.dev/recovery-round: '0'\n  name: kube-apiserver-recovery\nspec: {}\n";
+
+#[test]
+fn rearm_gives_the_manifest_it_read_a_new_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("kube-apiserver-recovery.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    assert_eq!(recovery::rearm(&manifest, 42).unwrap(), Rearm::Rearmed);
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap(),
+        MANIFEST.replace("'0'", "'42'")
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+#[test]
+fn rearm_leaves_a_manifest_written_after_it_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("kube-apiserver-recovery.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    let uploaded = MANIFEST.replace("spec: {}", "spec: {containers: [new flags]}");
+
+    // The provider's upload (temp file, renamed over) between the hand-back's read and rename.
+    let seen = Seen::read(&manifest).unwrap();
+    let upload = dir.path().join(".upload");
+    std::fs::write(&upload, &uploaded).unwrap();
+    std::fs::rename(&upload, &manifest).unwrap();
+    assert_eq!(seen.rearm(42).unwrap(), Rearm::Superseded);
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap(),
+        uploaded,
+        "the upload stays"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+
+    // The same bytes uploaded again are another file: left too (the next round rearms it).
+    let seen = Seen::read(&manifest).unwrap();
+    std::fs::write(&upload, &uploaded).unwrap();
+    std::fs::rename(&upload, &manifest).unwrap();
+    assert_eq!(seen.rearm(43).unwrap(), Rearm::Superseded);
+    assert_eq!(recovery::rearm(&manifest, 44).unwrap(), Rearm::Rearmed);
+    assert!(std::fs::read_to_string(&manifest).unwrap().contains("'44'"));
+
+    // Rewritten in place (same file, other text).
+    let seen = Seen::read(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        MANIFEST.replace("'0'", "'9'").replace("recovery\n", "recovery-x\n"),
+    )
+    .unwrap();
+    assert_eq!(seen.rearm(45).unwrap(), Rearm::Superseded);
+    assert!(std::fs::read_to_string(&manifest).unwrap().contains("recovery-x"));
+
+    // Removed meanwhile: nothing written back.
+    let seen = Seen::read(&manifest).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    assert_eq!(seen.rearm(46).unwrap(), Rearm::Superseded);
+    assert!(!manifest.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no temporary file left"
     );
 }
