@@ -2,6 +2,7 @@
 //! next pause when stopped, and the real binary, stopped as the kubelet stops a container,
 //! exits within a second with 128 + the signal (instead of lingering for its grace period).
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -77,15 +78,18 @@ fn agent(args: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Sends `signal` once the agent had time to start its loop; its exit code and how long it took.
+/// Sends `signal` once the agent is in its loop (it has printed its first line, after taking
+/// the signals); its exit code, how long it took to exit, and what it printed.
 fn stop_with(mut child: Child, signal: Signal) -> (Option<i32>, Duration, String) {
-    std::thread::sleep(Duration::from_millis(500));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut out = String::new();
+    stdout.read_line(&mut out).unwrap();
     let sent = Instant::now();
     kill(Pid::from_raw(child.id().try_into().unwrap()), signal).unwrap();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             let took = sent.elapsed();
-            let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+            stdout.read_to_string(&mut out).unwrap();
             return (status.code(), took, out);
         }
         assert!(sent.elapsed() < Duration::from_secs(10), "the agent ignored {signal}");
