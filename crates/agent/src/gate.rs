@@ -30,6 +30,7 @@
 //! reads only after its shutdown began; so the oldest must get no new connection before it is
 //! stopped, not merely lose its listener when it stops.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -286,23 +287,30 @@ fn enable_migrate_req() -> bool {
 
 /// Sockets listening on `port` (any address) in this thread's network namespace.
 pub fn listeners(port: u16) -> usize {
+    listening_sockets(port).len()
+}
+
+/// The inodes of the sockets listening on `port` (any address) in this thread's network
+/// namespace. A process that restarts closes its listener and opens another, with another
+/// inode: a set that holds still says that nothing on the port restarted meanwhile.
+pub fn listening_sockets(port: u16) -> BTreeSet<u64> {
     let needle = format!(":{port:04X}");
     ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"]
         .iter()
         .filter_map(|p| fs::read_to_string(p).ok())
-        .map(|table| {
+        .flat_map(|table| {
             table
                 .lines()
                 .skip(1)
-                .filter(|line| {
-                    let mut cols = line.split_whitespace();
-                    let local = cols.nth(1).unwrap_or_default();
-                    let state = cols.nth(1).unwrap_or_default();
-                    local.ends_with(&needle) && state == "0A"
+                .filter_map(|line| {
+                    // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    let (local, state, inode) = (cols.get(1)?, cols.get(3)?, cols.get(9)?);
+                    (local.ends_with(&needle) && *state == "0A").then(|| inode.parse().ok())?
                 })
-                .count()
+                .collect::<Vec<u64>>()
         })
-        .sum()
+        .collect()
 }
 
 // Classic BPF opcodes (`linux/filter.h`: class | size | mode, or class | op | source).

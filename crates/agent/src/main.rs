@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tokio::signal::unix::{signal, SignalKind};
+
 use selfhosted_agent::approver::{self, ApproverParams};
 use selfhosted_agent::gate::{self, GateParams};
-use selfhosted_agent::recovery::{self, HandBackParams, Prober};
+use selfhosted_agent::recovery::{self, HandBackParams, Prober, Rearm};
+use selfhosted_agent::stop::Stop;
 
 const USAGE: &str = "usage: selfhosted-agent gate --port PORT [--address BIND_ADDRESS]
        selfhosted-agent cut-over --port PORT [--address BIND_ADDRESS]
@@ -22,10 +25,14 @@ gate       attach the reuseport gate to the apiservers' shared port: until the o
 cut-over   send every new connection on the shared port to the newest apiserver (once it is
            confirmed serving, before the oldest is stopped). Exits 1 when it cannot.
 standby    wait until no apiserver listens on PORT (the recovery apiserver's first init container).
+           SIGTERM or SIGINT ends standby, hand-back and approve-csrs at once (standby with 143 or
+           130, so the pod never goes on to start the recovery apiserver).
 hand-back  wait until the self-hosted apiserver (a certificate that CA_PEM issued to COMMON_NAME,
-           both read anew each round) answers /readyz with 200 five times in a row on one of
-           the --via addresses, then give the recovery static pod in STATIC_POD_FILE a
-           new round so the kubelet replaces it with one that stands by.
+           both read anew each round) answers /readyz with 200 on one of the --via addresses
+           in every round for 15 s (at least five answers) while the sockets listening on PORT
+           stay the same (a restart anew: the count starts again), then give the recovery
+           static pod in STATIC_POD_FILE a new round so the kubelet replaces it with one that
+           stands by.
 approve-csrs
            with the pod's service account, approve the kubelet client certificate requests made
            by GROUP (the workers' bootstrap token) for nodes that are not controllers, and deny
@@ -33,6 +40,8 @@ approve-csrs
 
 /// Pause between looks of `standby` and rounds of `hand-back`.
 const POLL: Duration = Duration::from_secs(1);
+/// How long the hand-back's good answers must span, with no listener on the port restarting.
+const STEADY: Duration = Duration::from_secs(15);
 /// Pause before a failed hand-back step is tried again.
 const RETRY: Duration = Duration::from_secs(10);
 
@@ -73,15 +82,23 @@ fn main() -> ExitCode {
             }
         },
         Ok(Command::Standby { port }) => {
-            recovery::standby(port, 3, POLL);
-            ExitCode::SUCCESS
+            let stop = signals();
+            if recovery::standby(port, 3, POLL, &stop) {
+                ExitCode::SUCCESS
+            } else {
+                stopped(&stop)
+            }
         }
         Ok(Command::HandBack {
             params,
             ca,
             name,
             manifest,
-        }) => hand_back(&params, &ca, &name, &manifest),
+        }) => {
+            let stop = signals();
+            hand_back(&params, &ca, &name, &manifest, &stop);
+            stopped(&stop)
+        }
         Ok(Command::Approve(params)) => approve(&params),
         Err(message) => {
             eprintln!("selfhosted-agent: {message}\n\n{USAGE}");
@@ -90,10 +107,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs until the kubelet stops the pod: a failed step is said and tried again, since the
-/// recovery apiserver keeps serving meanwhile.
-fn hand_back(params: &HandBackParams, ca: &std::path::Path, name: &str, manifest: &std::path::Path) -> ExitCode {
-    let via = recovery::await_self_hosted(|| Prober::from_ca_file(ca, name), params);
+/// The stop of a long-running subcommand: `SIGTERM` (the kubelet stopping the pod) or `SIGINT`.
+/// Taken before any other thread starts, so that every thread has both signals blocked.
+fn signals() -> Stop {
+    Stop::on_signals().unwrap_or_else(|e| {
+        println!("selfhosted-agent: signals not taken ({e}); the kubelet's SIGKILL ends this process");
+        Stop::new()
+    })
+}
+
+/// The exit of a subcommand that `stop` ended: 128 + the signal, as a shell reports it.
+fn stopped(stop: &Stop) -> ExitCode {
+    let reason = stop.reason().unwrap_or_default();
+    println!("selfhosted-agent: {reason}: stopping");
+    ExitCode::from(if reason == "SIGINT" { 130 } else { 143 })
+}
+
+/// Runs until the kubelet stops the pod (`stop`): a failed step is said and tried again,
+/// since the recovery apiserver keeps serving meanwhile.
+fn hand_back(params: &HandBackParams, ca: &std::path::Path, name: &str, manifest: &std::path::Path, stop: &Stop) {
+    let Some(via) = recovery::await_self_hosted(|| Prober::from_ca_file(ca, name), params, stop) else {
+        return;
+    };
     println!("selfhosted-agent: the self-hosted apiserver serves by itself (through {via}); handing back");
     // Reached through the route to the newest listener: it joined after this recovery
     // apiserver, which still takes every client. Move them before this pod stops.
@@ -106,16 +141,20 @@ fn hand_back(params: &HandBackParams, ca: &std::path::Path, name: &str, manifest
             Err(e) => println!("selfhosted-agent: cut-over failed (clients move when this apiserver stops): {e}"),
         }
     }
-    loop {
+    while !stop.is_stopped() {
         let round = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match recovery::rearm(manifest, round) {
-            Ok(()) => println!(
+            Ok(Rearm::Rearmed) => println!(
                 "selfhosted-agent: {} rearmed (round {round}); the kubelet replaces this pod",
+                manifest.display()
+            ),
+            Ok(Rearm::Superseded) => println!(
+                "selfhosted-agent: {} changed while it was rearmed (the provider wrote a new one); left as it is, the kubelet replaces this pod with it",
                 manifest.display()
             ),
             Err(e) => println!("selfhosted-agent: {e}"),
         }
-        std::thread::sleep(RETRY);
+        stop.sleep(RETRY);
     }
 }
 
@@ -130,16 +169,30 @@ fn approve(params: &ApproverParams) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let config = kube::Config::incluster().map_err(|e| format!("in-cluster configuration: {e}"))?;
-        let client = kube::Client::try_from(config).map_err(|e| format!("API client: {e}"))?;
-        println!(
-            "selfhosted-agent: approving kubelet client certificates requested by {} for nodes that are not controllers",
-            params.workers_group
-        );
-        approver::run(client, params).await.map_err(|e| e.to_string())
+        // Taken first, so that the kubelet's SIGTERM also ends a start that waits on the API.
+        let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM not taken: {e}"))?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT not taken: {e}"))?;
+        let run = async {
+            let config = kube::Config::incluster().map_err(|e| format!("in-cluster configuration: {e}"))?;
+            let client = kube::Client::try_from(config).map_err(|e| format!("API client: {e}"))?;
+            println!(
+                "selfhosted-agent: approving kubelet client certificates requested by {} for nodes that are not controllers",
+                params.workers_group
+            );
+            approver::run(client, params).await.map_err(|e| e.to_string())
+        };
+        tokio::select! {
+            r = run => r.map(|()| None),
+            _ = term.recv() => Ok(Some(143)),
+            _ = interrupt.recv() => Ok(Some(130)),
+        }
     });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(None) => ExitCode::SUCCESS,
+        Ok(Some(code)) => {
+            println!("selfhosted-agent: approver stopped by a signal");
+            ExitCode::from(code)
+        }
         Err(e) => {
             println!("selfhosted-agent: approver stopped: {e}");
             ExitCode::FAILURE
@@ -203,6 +256,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
                     port,
                     via,
                     answers: 5,
+                    steady: STEADY,
                     poll: POLL,
                 },
                 ca: ca.ok_or("--ca is required")?,

@@ -8,17 +8,20 @@
 //! apiserver listens on the port, so it starts only at boot (or when the self-hosted one is
 //! gone); once it serves, the kubelet registers and runs its DaemonSet pods again. The
 //! self-hosted apiserver joins the port beside it (the reuseport gate keeps clients on the
-//! older one), and [`hand_back`] confirms it as the pivot does — a steady `/readyz` answered
-//! with the self-hosted apiserver's own certificate — then [`rearm`]s the static pod: the
+//! older one), and [`await_self_hosted`] confirms it as the pivot does — a steady `/readyz`
+//! answered with the self-hosted apiserver's own certificate, for a while and with no
+//! restart on the port meanwhile — then [`rearm`]s the static pod: the
 //! kubelet replaces it with a fresh one, which stands by again.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::verify_server_cert_signed_by_trust_anchor;
@@ -29,6 +32,7 @@ use rustls::server::ParsedCertificate;
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
 
 use crate::gate;
+use crate::stop::Stop;
 
 /// Annotation of the recovery static pod that [`rearm`] rewrites; a new value is a new pod.
 pub const ROUND_ANNOTATION: &str = "selfhosted.dev/recovery-round";
@@ -38,9 +42,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The most of a `/readyz` answer that is read.
 const MAX_ANSWER: u64 = 16 * 1024;
 
-/// Waits until nothing has listened on `port` for `quiet` looks in a row, `poll` apart.
-/// Returns at once at boot; while a self-hosted apiserver runs, it never returns.
-pub fn standby(port: u16, quiet: u32, poll: Duration) {
+/// Waits until nothing has listened on `port` for `quiet` looks in a row, `poll` apart, and
+/// returns `true`: the recovery apiserver may start. Returns at once at boot; while a
+/// self-hosted apiserver runs, it returns only when `stop` is triggered (then `false`).
+pub fn standby(port: u16, quiet: u32, poll: Duration, stop: &Stop) -> bool {
     let mut announced = false;
     let mut silent = 0;
     while silent < quiet {
@@ -53,11 +58,14 @@ pub fn standby(port: u16, quiet: u32, poll: Duration) {
                 announced = true;
             }
         }
-        std::thread::sleep(poll);
+        if !stop.sleep(poll) {
+            return false;
+        }
     }
     println!(
         "selfhosted-agent: no apiserver has listened on port {port} for {quiet} looks; starting the recovery apiserver"
     );
+    true
 }
 
 /// What one probe of an address found.
@@ -272,18 +280,40 @@ pub struct HandBackParams {
     pub via: Vec<IpAddr>,
     /// Good answers in a row required before handing back.
     pub answers: u32,
+    /// How long the good answers must span, from the first to the last, with the same
+    /// listeners on the port throughout.
+    pub steady: Duration,
     /// Pause between rounds.
     pub poll: Duration,
 }
 
 /// Waits until the self-hosted apiserver answers `/readyz` with 200 in `answers` rounds in a
-/// row (on any of `via`), printing what it sees when that changes. `prober` is asked for the
-/// prober of each round, so the trust it reads from disk follows the provider's rewrites.
-/// Returns the address that answered last.
-pub fn await_self_hosted(prober: impl Fn() -> Result<Prober, RecoveryError>, params: &HandBackParams) -> IpAddr {
-    let mut good = 0;
+/// row (on any of `via`) that span at least `steady`, while the sockets listening on the port
+/// stay the same ones; prints what it sees when that changes. `prober` is asked for the prober
+/// of each round, so the trust it reads from disk follows the provider's rewrites.
+///
+/// Answers alone can come from a process about to exit: a self-hosted apiserver that
+/// crash-loops answers for a while after each start, and a hand-back in such a while would
+/// stop the recovery apiserver only for it to start again once the port is quiet (a flap).
+/// The agent sees only the host's network, where a restart shows as it happens: the restarted
+/// process closes its listening socket and binds a new one, with a new inode
+/// ([`gate::listening_sockets`]). So a window of good answers starts again whenever a listener
+/// on the port comes or goes — the self-hosted apiserver restarting, or any apiserver joining or
+/// leaving — which the kubelet's restart count, out of the agent's reach, would also show.
+///
+/// Returns the address that answered last, or `None` once `stop` is triggered.
+pub fn await_self_hosted(
+    prober: impl Fn() -> Result<Prober, RecoveryError>,
+    params: &HandBackParams,
+    stop: &Stop,
+) -> Option<IpAddr> {
+    // The first good answer of the window, the listeners then, and the good answers since.
+    let mut window: Option<(Instant, BTreeSet<u64>, u32)> = None;
     let mut last_seen = String::new();
     loop {
+        if stop.is_stopped() {
+            return None;
+        }
         let mut answered = None;
         let mut seen = Vec::new();
         let round = prober();
@@ -302,64 +332,160 @@ pub fn await_self_hosted(prober: impl Fn() -> Result<Prober, RecoveryError>, par
             println!("selfhosted-agent: {seen}");
             last_seen = seen;
         }
-        match answered {
-            Some(ip) => {
-                good += 1;
-                if good >= params.answers {
-                    return ip;
+        match (answered, &mut window) {
+            (None, _) => window = None,
+            (Some(ip), Some((first, listeners, good))) => {
+                let now = gate::listening_sockets(params.port);
+                if now == *listeners {
+                    *good += 1;
+                    if *good >= params.answers && first.elapsed() >= params.steady {
+                        return Some(ip);
+                    }
+                } else {
+                    println!(
+                        "selfhosted-agent: the listeners on port {} changed ({} before, {} now): an apiserver started or stopped; confirming again",
+                        params.port,
+                        listeners.len(),
+                        now.len()
+                    );
+                    window = Some((Instant::now(), now, 1));
                 }
             }
-            None => good = 0,
+            (Some(_), None) => window = Some((Instant::now(), gate::listening_sockets(params.port), 1)),
         }
-        std::thread::sleep(params.poll);
+        if !stop.sleep(params.poll) {
+            return None;
+        }
     }
 }
 
-/// Gives the recovery static pod a new round, so the kubelet replaces it: its apiserver stops,
-/// and the new pod stands by. Written next to the manifest as a dotfile (the kubelet ignores
-/// those) and renamed over it, keeping its mode.
+/// What [`Seen::rearm`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rearm {
+    /// The manifest has the new round: the kubelet replaces the pod.
+    Rearmed,
+    /// The manifest changed after it was read (the provider wrote a new one): left as it is.
+    /// The kubelet replaces the pod with the new one anyway.
+    Superseded,
+}
+
+/// The recovery pod's manifest as read: its text and which file it was (device, inode,
+/// modification time, size), to tell whether it is still the one on disk.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    path: PathBuf,
+    text: String,
+    identity: (u64, u64, i64, i64, u64),
+    mode: fs::Permissions,
+}
+
+fn identity(meta: &fs::Metadata) -> (u64, u64, i64, i64, u64) {
+    (meta.dev(), meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size())
+}
+
+impl Seen {
+    /// Reads the manifest at `path`.
+    ///
+    /// # Errors
+    /// [`RecoveryError::Manifest`] when it cannot be read.
+    pub fn read(path: &Path) -> Result<Self, RecoveryError> {
+        let io_err = |source| RecoveryError::Manifest {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = fs::File::open(path).map_err(io_err)?;
+        let meta = file.metadata().map_err(io_err)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(io_err)?;
+        Ok(Seen {
+            path: path.to_owned(),
+            text,
+            identity: identity(&meta),
+            mode: meta.permissions(),
+        })
+    }
+
+    /// Whether the file at the path is still the one read, with the same text.
+    fn is_current(&self) -> io::Result<bool> {
+        let mut file = match fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if identity(&file.metadata()?) != self.identity {
+            return Ok(false);
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        Ok(text == self.text)
+    }
+
+    /// Gives the recovery static pod a new round, so the kubelet replaces it: its apiserver
+    /// stops, and the new pod stands by. Written next to the manifest as a dotfile (the kubelet
+    /// ignores those), synced, and renamed over it, keeping its mode — only when the manifest
+    /// is still the one read. The provider uploads a new manifest (temp file and rename) in
+    /// every update's `recovery-apiserver` phase; a read-modify-rename that did not compare
+    /// would put the old flags, version and round back over it. Compared right before the
+    /// rename, a manifest the provider wrote meanwhile stays ([`Rearm::Superseded`]); what is
+    /// left is the instant between the comparison and the rename.
+    ///
+    /// # Errors
+    /// [`RecoveryError`] when the manifest is not the recovery pod's, or unwritable.
+    pub fn rearm(&self, round: u64) -> Result<Rearm, RecoveryError> {
+        let manifest = self.path.as_path();
+        let io_err = |source| RecoveryError::Manifest {
+            path: manifest.display().to_string(),
+            source,
+        };
+        let key = format!("{ROUND_ANNOTATION}:");
+        let mut found = false;
+        let mut out = String::with_capacity(self.text.len());
+        for line in self.text.split_inclusive('\n') {
+            let body = line.trim_start();
+            if !found && body.starts_with(&key) {
+                let indent = &line[..line.len() - body.len()];
+                out.push_str(&format!("{indent}{key} '{round}'\n"));
+                found = true;
+            } else {
+                out.push_str(line);
+            }
+        }
+        if !found {
+            return Err(RecoveryError::NotRecoveryManifest(manifest.display().to_string()));
+        }
+        let name = manifest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = manifest.with_file_name(format!(".{name}.rearm"));
+        let write = || -> io::Result<Rearm> {
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(out.as_bytes())?;
+            f.set_permissions(self.mode.clone())?;
+            f.sync_all()?;
+            if !self.is_current()? {
+                fs::remove_file(&tmp)?;
+                return Ok(Rearm::Superseded);
+            }
+            fs::rename(&tmp, manifest)?;
+            if let Some(dir) = manifest.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(Rearm::Rearmed)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io_err(e)
+        })
+    }
+}
+
+/// [`Seen::read`], then [`Seen::rearm`].
 ///
 /// # Errors
 /// [`RecoveryError`] when the manifest is unreadable, not the recovery pod's, or unwritable.
-pub fn rearm(manifest: &Path, round: u64) -> Result<(), RecoveryError> {
-    let io_err = |source| RecoveryError::Manifest {
-        path: manifest.display().to_string(),
-        source,
-    };
-    let text = fs::read_to_string(manifest).map_err(io_err)?;
-    let key = format!("{ROUND_ANNOTATION}:");
-    let mut found = false;
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let body = line.trim_start();
-        if !found && body.starts_with(&key) {
-            let indent = &line[..line.len() - body.len()];
-            out.push_str(&format!("{indent}{key} '{round}'\n"));
-            found = true;
-        } else {
-            out.push_str(line);
-        }
-    }
-    if !found {
-        return Err(RecoveryError::NotRecoveryManifest(manifest.display().to_string()));
-    }
-    let name = manifest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = manifest.with_file_name(format!(".{name}.rearm"));
-    let mode = fs::metadata(manifest).map_err(io_err)?.permissions();
-    let write = || -> io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(out.as_bytes())?;
-        f.set_permissions(mode)?;
-        f.sync_all()?;
-        fs::rename(&tmp, manifest)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err(e)
-    })
+pub fn rearm(manifest: &Path, round: u64) -> Result<Rearm, RecoveryError> {
+    Seen::read(manifest)?.rearm(round)
 }
 
 #[cfg(test)]
@@ -383,7 +509,7 @@ mod tests {
         let before = "metadata:\n  annotations:\n    selfhosted.dev/recovery-round: '0'\n  name: x\nspec: {}\n";
         fs::write(&manifest, before).unwrap();
         fs::set_permissions(&manifest, fs::Permissions::from_mode(0o640)).unwrap();
-        rearm(&manifest, 1234).unwrap();
+        assert_eq!(rearm(&manifest, 1234).unwrap(), Rearm::Rearmed);
         let after = fs::read_to_string(&manifest).unwrap();
         assert_eq!(after, before.replace("'0'", "'1234'"));
         assert_eq!(fs::metadata(&manifest).unwrap().permissions().mode() & 0o777, 0o640);

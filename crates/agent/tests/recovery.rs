@@ -1,7 +1,8 @@
 //! The recovery helpers against real sockets on loopback: `hand-back` accepts only the
 //! self-hosted apiserver (a certificate the cluster CA issued to its name, renewed or not)
-//! answering `/readyz` with 200, and `standby` waits exactly while a listener holds
-//! the port.
+//! answering `/readyz` with 200, steadily and with the same listeners on the port throughout;
+//! `standby` waits exactly while a listener holds the port; `rearm` never writes over a
+//! manifest that changed after it read it.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use selfhosted_agent::recovery::{self, Answer, HandBackParams, Prober};
+use selfhosted_agent::recovery::{self, Answer, HandBackParams, Prober, Rearm, Seen};
+use selfhosted_agent::stop::Stop;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -123,13 +125,69 @@ fn hand_back_waits_for_steady_answers_on_any_address() {
         // The first address answers nothing (nothing listens on 127.0.0.2 at this port).
         via: vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), LOOPBACK],
         answers: 3,
+        steady: Duration::ZERO,
         poll: Duration::from_millis(50),
     };
     let started = Instant::now();
-    assert_eq!(recovery::await_self_hosted(|| Ok(cluster.prober()), &params), LOOPBACK);
+    assert_eq!(
+        recovery::await_self_hosted(|| Ok(cluster.prober()), &params, &Stop::new()),
+        Some(LOOPBACK)
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(100),
         "three rounds, two pauses"
+    );
+    // Three answers are not enough when they must span a while.
+    let started = Instant::now();
+    let steady = HandBackParams {
+        steady: Duration::from_millis(600),
+        ..params
+    };
+    assert_eq!(
+        recovery::await_self_hosted(|| Ok(cluster.prober()), &steady, &Stop::new()),
+        Some(LOOPBACK)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_listener_that_comes_or_goes_on_the_port_starts_the_confirmation_again() {
+    let cluster = ca();
+    let (cert, key) = cluster.issue("kube-apiserver");
+    let port = serve(cert, key, 200);
+    let params = HandBackParams {
+        port,
+        via: vec![LOOPBACK],
+        answers: 2,
+        steady: Duration::from_millis(600),
+        poll: Duration::from_millis(50),
+    };
+    let started = Instant::now();
+    let (left, gone) = mpsc::channel();
+    // Another process on the port, as a restarting apiserver: it binds (a new socket) and
+    // closes again, after the good answers began.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let other = TcpListener::bind((Ipv4Addr::new(127, 0, 0, 2), port)).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        drop(other);
+        left.send(Instant::now()).unwrap();
+    });
+    assert_eq!(
+        recovery::await_self_hosted(|| Ok(cluster.prober()), &params, &Stop::new()),
+        Some(LOOPBACK)
+    );
+    let returned = Instant::now();
+    let left = gone.recv().unwrap();
+    assert!(
+        returned >= left + Duration::from_millis(550),
+        "handed back {:?} after the listener left, {:?} after the start",
+        returned.saturating_duration_since(left),
+        returned - started
     );
 }
 
@@ -156,7 +214,7 @@ fn standby_waits_while_the_port_has_a_listener() {
     let port = listener.local_addr().unwrap().port();
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
-        recovery::standby(port, 3, Duration::from_millis(50));
+        assert!(recovery::standby(port, 3, Duration::from_millis(50), &Stop::new()));
         done.send(Instant::now()).unwrap();
     });
     assert!(
@@ -171,5 +229,79 @@ fn standby_waits_while_the_port_has_a_listener() {
     assert!(
         returned - closed >= Duration::from_millis(100),
         "three quiet looks first"
+    );
+}
+
+const MANIFEST: &str =
+    "metadata:\n  annotations:\n    selfhosted.dev/recovery-round: '0'\n  name: kube-apiserver-recovery\nspec: {}\n";
+
+#[test]
+fn rearm_gives_the_manifest_it_read_a_new_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("kube-apiserver-recovery.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    assert_eq!(recovery::rearm(&manifest, 42).unwrap(), Rearm::Rearmed);
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap(),
+        MANIFEST.replace("'0'", "'42'")
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+#[test]
+fn rearm_leaves_a_manifest_written_after_it_was_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("kube-apiserver-recovery.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    let uploaded = MANIFEST.replace("spec: {}", "spec: {containers: [new flags]}");
+
+    // The provider's upload (temp file, renamed over) between the hand-back's read and rename.
+    let seen = Seen::read(&manifest).unwrap();
+    let upload = dir.path().join(".upload");
+    std::fs::write(&upload, &uploaded).unwrap();
+    std::fs::rename(&upload, &manifest).unwrap();
+    assert_eq!(seen.rearm(42).unwrap(), Rearm::Superseded);
+    assert_eq!(
+        std::fs::read_to_string(&manifest).unwrap(),
+        uploaded,
+        "the upload stays"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+
+    // The same bytes uploaded again are another file: left too (the next round rearms it).
+    let seen = Seen::read(&manifest).unwrap();
+    std::fs::write(&upload, &uploaded).unwrap();
+    std::fs::rename(&upload, &manifest).unwrap();
+    assert_eq!(seen.rearm(43).unwrap(), Rearm::Superseded);
+    assert_eq!(recovery::rearm(&manifest, 44).unwrap(), Rearm::Rearmed);
+    assert!(std::fs::read_to_string(&manifest).unwrap().contains("'44'"));
+
+    // Rewritten in place (same file, other text).
+    let seen = Seen::read(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        MANIFEST.replace("'0'", "'9'").replace("recovery\n", "recovery-x\n"),
+    )
+    .unwrap();
+    assert_eq!(seen.rearm(45).unwrap(), Rearm::Superseded);
+    assert!(std::fs::read_to_string(&manifest).unwrap().contains("recovery-x"));
+
+    // Removed meanwhile: nothing written back.
+    let seen = Seen::read(&manifest).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    assert_eq!(seen.rearm(46).unwrap(), Rearm::Superseded);
+    assert!(!manifest.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no temporary file left"
     );
 }

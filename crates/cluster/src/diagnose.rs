@@ -73,17 +73,36 @@ pub struct Evidence {
 
 /// Collect evidence for the pods matching `selector` in `namespace`.
 pub async fn collect_evidence(client: &Client, namespace: &str, selector: &str) -> Result<Evidence, DiagnoseError> {
+    collect(client, namespace, selector, ListParams::default().labels(selector)).await
+}
+
+/// [`collect_evidence`] for the pods bound to `node` alone.
+pub async fn collect_evidence_on(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    node: &str,
+) -> Result<Evidence, DiagnoseError> {
+    let list = ListParams::default()
+        .labels(selector)
+        .fields(&format!("spec.nodeName={node}"));
+    collect(client, namespace, selector, list).await
+}
+
+async fn collect(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    list: ListParams,
+) -> Result<Evidence, DiagnoseError> {
     let pods_api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let events_api: Api<Event> = Api::namespaced(client.clone(), namespace);
-    let list = pods_api
-        .list(&ListParams::default().labels(selector))
-        .await
-        .map_err(|source| DiagnoseError::ListPods {
-            namespace: namespace.to_owned(),
-            selector: selector.to_owned(),
-            message: crate::retry::api_message(&source),
-            source: Box::new(source),
-        })?;
+    let list = pods_api.list(&list).await.map_err(|source| DiagnoseError::ListPods {
+        namespace: namespace.to_owned(),
+        selector: selector.to_owned(),
+        message: crate::retry::api_message(&source),
+        source: Box::new(source),
+    })?;
     let mut pods = Vec::new();
     for pod in list.items {
         let name = pod.metadata.name.clone().unwrap_or_default();

@@ -11,6 +11,7 @@
 //! - [`identity`]: which process answered — the peer certificate of a fresh TLS connection.
 //! - [`labels`]: labels on nodes (the control-plane role label a kubelet may not set itself).
 //! - [`diagnose`]: evidence for a failure: pod status, events and container log tails.
+//! - [`recovery`]: which controllers serve from their recovery apiserver, and why.
 //! - [`workloads`]: an upgrade's rollouts by kind, and removal of an old generation.
 //! - [`drain`]: a node whose host left the configuration: cordon, evict, delete the Node.
 //! - [`retry`]: which API errors are worth retrying, and the back-off between tries.
@@ -55,6 +56,7 @@ pub mod drain;
 pub mod identity;
 pub mod labels;
 pub mod oneshot;
+pub mod recovery;
 pub mod retry;
 pub mod skew;
 #[cfg(test)]

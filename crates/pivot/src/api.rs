@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use selfhosted_cluster::conditions::LeaseHeld;
 use selfhosted_cluster::oneshot;
+use selfhosted_cluster::recovery::{self, RecoveryPod};
 use selfhosted_cluster::Manifest;
 use selfhosted_cluster::{ApiCredentials, Dialer, Fingerprint, Timestamp, TlsProbe, Waiter};
 use selfhosted_transport::{CancellationToken, Session};
@@ -31,6 +32,14 @@ pub(crate) const APISERVER_PODS: &str = "k8s-app=kube-apiserver";
 
 /// How long the cut-over may take on a controller (a pod from an image the node holds).
 const CUT_OVER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `verify` gives a controller's recovery apiserver to hand back before it fails the
+/// apply: a rebooted controller's takes 15-36 s (measured, `docs/guides/disaster-recovery.md`);
+/// one that serves past this never will by itself.
+const HAND_BACK_GRACE: Duration = Duration::from_secs(120);
+/// How long a failed update may spend looking for recovery apiservers to explain it.
+const RECOVERY_EVIDENCE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pause between looks at the recovery pods.
+const RECOVERY_POLL: Duration = Duration::from_secs(2);
 
 /// The cut-over container (`selfhosted-agent cut-over`), made from the `reuseport-gate` init
 /// container of an apiserver workload: same image, port and bind address. `None` when the
@@ -401,6 +410,115 @@ impl Api {
                 .map_err(|e| PivotError::new(Phase::Verify, chain(&e)))?;
         }
         Ok(())
+    }
+
+    /// The controllers that serve from their recovery apiserver (`selfhosted_cluster::recovery`),
+    /// by node: one list call.
+    async fn on_recovery(&self, inventory: &Inventory) -> Result<BTreeMap<String, RecoveryPod>, String> {
+        let mut pods = recovery::recovery_pods(self.waiter.client())
+            .await
+            .map_err(|e| selfhosted_cluster::retry::api_message(&e))?;
+        pods.retain(|node, pod| pod.state.is_serving() && inventory.controllers().any(|h| h.name == *node));
+        Ok(pods)
+    }
+
+    /// What the recovery pods of `serving` show: the hand-back's log and the self-hosted
+    /// apiserver pod of each node.
+    async fn recovery_evidence(&self, serving: &BTreeMap<String, RecoveryPod>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (node, pod) in serving {
+            out.push(recovery::evidence(self.waiter.client(), node, pod, APISERVER_PODS).await);
+        }
+        out
+    }
+
+    /// Part of `verify`, on every controller (the provider's own way to the API reaches one):
+    /// no controller serves from its recovery apiserver. One that does is given
+    /// [`HAND_BACK_GRACE`] (within the deadline) to hand back; after that the apply fails,
+    /// naming each such controller with the hand-back's log and its self-hosted apiserver
+    /// pod's status and events. A controller on its recovery apiserver answers clients, so
+    /// nothing else sees it: its mirror pod is Ready.
+    pub(crate) async fn recovery_handed_back(
+        &self,
+        inventory: &Inventory,
+        deadline: Instant,
+    ) -> Result<(), PivotError> {
+        let phase = Phase::Verify;
+        let started = Instant::now();
+        let until = deadline.min(started + HAND_BACK_GRACE);
+        let mut waiting = Vec::new();
+        loop {
+            let seen = self.on_recovery(inventory).await;
+            let done = Instant::now() + RECOVERY_POLL >= until || self.cancel.is_cancelled();
+            match seen {
+                Ok(serving) if serving.is_empty() => return Ok(()),
+                Ok(serving) if done => {
+                    let names: Vec<&str> = serving.keys().map(String::as_str).collect();
+                    let message = format!(
+                        "{} still serve{} from the recovery apiserver (static pod kube-apiserver-recovery) after {} s: \
+                         the self-hosted apiserver did not take over there (its pod cannot start, or never answered \
+                         /readyz with its own certificate); the API answers, but from the recovery pod's files",
+                        names.join(", "),
+                        if names.len() == 1 { "s" } else { "" },
+                        started.elapsed().as_secs()
+                    );
+                    let mut err = match names.as_slice() {
+                        [one] => PivotError::on(phase, *one, message),
+                        _ => PivotError::new(phase, message),
+                    };
+                    for e in self.recovery_evidence(&serving).await {
+                        err = err.with_evidence(e);
+                    }
+                    return Err(err);
+                }
+                Ok(serving) => {
+                    let names: Vec<String> = serving.keys().cloned().collect();
+                    if names != waiting {
+                        tracing::warn!(controllers = ?names, "serving from the recovery apiserver; waiting for its hand-back");
+                        waiting = names;
+                    }
+                }
+                Err(e) if done => {
+                    return Err(PivotError::new(
+                        phase,
+                        format!("listing the recovery apiserver pods: {e}"),
+                    ))
+                }
+                Err(e) => tracing::debug!(error = %e, "recovery pods not listed; trying again"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RECOVERY_POLL) => {}
+                () = self.cancel.cancelled() => {}
+            }
+        }
+    }
+
+    /// `e` with the evidence of each controller that serves from its recovery apiserver, if
+    /// any: a failed update often fails *because* one does (its self-hosted apiserver pod is
+    /// not Ready), and the wait that timed out does not know it.
+    /// Bounded by [`RECOVERY_EVIDENCE_TIMEOUT`]: the API may be what failed.
+    pub(crate) async fn with_recovery_evidence(&self, e: PivotError, inventory: &Inventory) -> PivotError {
+        if self.cancel.is_cancelled() {
+            return e;
+        }
+        let seen = tokio::time::timeout(RECOVERY_EVIDENCE_TIMEOUT, async {
+            let serving = self.on_recovery(inventory).await.ok().filter(|s| !s.is_empty())?;
+            let evidence = self.recovery_evidence(&serving).await;
+            Some((serving, evidence))
+        });
+        let Ok(Some((serving, evidence))) = seen.await else {
+            return e;
+        };
+        let names: Vec<&str> = serving.keys().map(String::as_str).collect();
+        let mut e = e.with_evidence(format!(
+            "{} serve{} from the recovery apiserver (static pod kube-apiserver-recovery), not the self-hosted one:",
+            names.join(", "),
+            if names.len() == 1 { "s" } else { "" }
+        ));
+        for evidence in evidence {
+            e = e.with_evidence(evidence);
+        }
+        e
     }
 
     /// The last renewal of each leader lease (where there is one).

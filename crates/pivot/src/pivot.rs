@@ -115,10 +115,11 @@ pub(crate) async fn pivot_phases(
     outcome.reached = Some(Phase::RecoveryApiserver);
 
     outcome.versions = versions;
-    phase::run(
-        Phase::Verify,
-        api.verify(self_hosted, params, boot.host(), &mut outcome.versions, &renewed_after),
-    )
+    phase::run(Phase::Verify, async {
+        api.recovery_handed_back(inventory, deadline).await?;
+        api.verify(self_hosted, params, boot.host(), &mut outcome.versions, &renewed_after)
+            .await
+    })
     .await?;
     outcome.reached = Some(Phase::Verify);
     Ok(())

@@ -41,7 +41,6 @@ pub(crate) async fn upgrade_phases(
     ready: &Ready,
 ) -> Result<(), PivotError> {
     let assets = &params.assets;
-    let deadline = params.deadline;
     phase::run(
         Phase::NodeSecrets,
         distribute::node_secrets(ready, inventory, assets, &params.paths, cancel),
@@ -53,6 +52,26 @@ pub(crate) async fn upgrade_phases(
     let boot = sessions[0].clone();
     let api = Api::connect(&boot, params, Expect::SelfHosted, cancel).await?;
     outcome.api_endpoint = api.endpoint.clone();
+    match through_api(&api, inventory, params, cancel, outcome, ready).await {
+        // The verify names the controllers on their recovery apiserver itself.
+        Err(e) if e.phase != Phase::Verify => Err(api.with_recovery_evidence(e, inventory).await),
+        r => r,
+    }
+}
+
+/// The upgrade's phases once the API is reached.
+async fn through_api(
+    api: &Api,
+    inventory: &Inventory,
+    params: &PivotParams,
+    cancel: &CancellationToken,
+    outcome: &mut Outcome,
+    ready: &Ready,
+) -> Result<(), PivotError> {
+    let assets = &params.assets;
+    let deadline = params.deadline;
+    let sessions = ready.fleet.sessions();
+    let boot = sessions[0].clone();
     phase::run(Phase::WaitForApiserver, api.ready(&boot, Expect::SelfHosted, deadline)).await?;
     outcome.reached = Some(Phase::WaitForApiserver);
 
@@ -63,7 +82,7 @@ pub(crate) async fn upgrade_phases(
     let (apiservers, rest): (Vec<Manifest>, Vec<Manifest>) = workloads
         .into_iter()
         .partition(|m| m.gvk.kind == "DaemonSet" && m.label("k8s-app") == Some("kube-apiserver"));
-    kubelet_skew(&api, &apiservers, deadline, cancel).await?;
+    kubelet_skew(api, &apiservers, deadline, cancel).await?;
     phase::run(
         Phase::ApplyManifests,
         bounded(
@@ -85,7 +104,7 @@ pub(crate) async fn upgrade_phases(
     phase::run(Phase::ApiserverHandOver, async {
         for apiserver in &apiservers {
             Box::pin(hand_over(
-                &api,
+                api,
                 inventory,
                 apiserver,
                 params,
@@ -103,7 +122,7 @@ pub(crate) async fn upgrade_phases(
 
     phase::run(Phase::RollOut, async {
         for m in &rest {
-            Box::pin(roll_out(&api, m, deadline, cancel, &boot)).await?;
+            Box::pin(roll_out(api, m, deadline, cancel, &boot)).await?;
         }
         Ok(())
     })
@@ -137,10 +156,11 @@ pub(crate) async fn upgrade_phases(
 
     outcome.applied_digest = selfhosted_cluster::apply::digest(&manifests);
     let mut versions = api.versions(deadline, controllers, Phase::Verify, &boot).await?;
-    phase::run(
-        Phase::Verify,
-        api.verify(self_hosted, params, boot.host(), &mut versions, &Default::default()),
-    )
+    phase::run(Phase::Verify, async {
+        api.recovery_handed_back(inventory, deadline).await?;
+        api.verify(self_hosted, params, boot.host(), &mut versions, &Default::default())
+            .await
+    })
     .await?;
     outcome.versions = versions;
     outcome.reached = Some(Phase::Verify);

@@ -313,8 +313,11 @@ pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
 ///   [`RECOVERY_SECRETS_DIR`], serving the bootstrap apiserver's certificate.
 /// - `hand-back` waits until the self-hosted apiserver answers `/readyz` with a certificate the
 ///   cluster CA issued to [`SELF_HOSTED_APISERVER_NAME`] (through loopback, which the gate sends to the newest apiserver, and through
-///   the host address, which reaches the oldest), then rewrites this pod's
-///   [`RECOVERY_ROUND_ANNOTATION`]: the kubelet replaces the pod, and the new one stands by.
+///   the host address, which reaches the oldest) in every round for 15 s with the same
+///   listeners on the port (a restart starts the 15 s again), then rewrites this pod's
+///   [`RECOVERY_ROUND_ANNOTATION`] unless the provider rewrote the manifest meanwhile: the
+///   kubelet replaces the pod, and the new one stands by. The provider's `verify` fails an
+///   apply while a controller's recovery pod still serves.
 pub fn recovery_pod(p: &ManifestParams) -> (String, Value) {
     let flags = apiserver_flags(p, Apiserver::Recovery);
     let port = p.api_server_port.to_string();
