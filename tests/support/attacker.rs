@@ -258,8 +258,32 @@ pub fn a_workers_disk_opens_nothing(lane: &Lane, worker: &str, controller: &str,
         "a node may register itself with the label kubelets set: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The DaemonSet controller acts on the new node: kube-proxy, which tolerates every taint,
-    // lands there (the apiserver's DaemonSet would have, in the same pass, by the old selector).
+    // Reported Ready with room for pods, as a kubelet would (a node may write its own status):
+    // the DaemonSet controller and the scheduler then act on it, and kube-proxy, which
+    // tolerates every taint, is bound there. The apiserver's DaemonSet would have been too, by
+    // the selector a kubelet may set.
+    let status = json!({ "status": {
+        "capacity": { "cpu": "4", "memory": "8Gi", "pods": "110" },
+        "allocatable": { "cpu": "4", "memory": "8Gi", "pods": "110" },
+        "conditions": [{ "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "intruder" }]
+    } });
+    let out = at.kubectl(
+        &intruder,
+        &[
+            "patch",
+            "node",
+            "intruder",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "a node may write its own status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bound_to_intruder = || {
         kubectl(
             &admin,
@@ -282,13 +306,24 @@ pub fn a_workers_disk_opens_nothing(lane: &Lane, worker: &str, controller: &str,
             Err(bound)
         }
     });
-    // And the scheduler a moment to place what it would.
-    std::thread::sleep(Duration::from_secs(5));
     let bound = bound_to_intruder();
-    assert!(
-        !bound.contains("kube-apiserver") && !bound.contains("kube-controller-manager"),
-        "ATTACK SUCCEEDED: control-plane pods were bound to the intruder: {bound}"
-    );
+    // No control-plane pod is bound there, nor even meant for it (a DaemonSet's pod names its
+    // node in its affinity before the scheduler binds it).
+    let pods: Value =
+        serde_json::from_str(&kubectl(&admin, &["-n", "kube-system", "get", "pods", "-o", "json"])).unwrap();
+    for pod in pods["items"].as_array().into_iter().flatten() {
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        if ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+            .iter()
+            .any(|c| name.starts_with(c))
+        {
+            assert!(
+                !pod["spec"].to_string().contains("\"intruder\""),
+                "ATTACK SUCCEEDED: {name} is meant for the intruder: {}",
+                pod["spec"]
+            );
+        }
+    }
     at.report.push(format!(
         "refused: control-plane pods on a self-labelled node (bound there: [{}])",
         bound.trim()
