@@ -49,6 +49,25 @@ enum Apiserver {
     Recovery,
 }
 
+/// How an apiserver keeps the `default/kubernetes` Endpoints (and its EndpointSlice).
+///
+/// The self-hosted apiservers reconcile with leases (`lease`, the default, said explicitly):
+/// each one keeps a lease of its address in etcd and writes the address of every live lease,
+/// and one that stops removes its own address. The short-lived apiservers — the bootstrap one
+/// of the pivot and the recovery one after a reboot — share that address (and port) with the
+/// self-hosted apiserver of their controller, so their exit would remove the address the
+/// self-hosted one still serves, leaving the Service without it until the survivor's next
+/// reconcile (every 10 s; on one controller the list was empty for 5.6–6.2 s). They do not
+/// reconcile at all (`none`): the Service is theirs to create (that does not depend on the
+/// reconciler), its endpoints are the self-hosted apiservers' alone. What that means before
+/// a self-hosted apiserver runs is in `docs/guides/disaster-recovery.md`.
+fn endpoint_reconciler(which: Apiserver) -> &'static str {
+    match which {
+        Apiserver::SelfHosted => "lease",
+        Apiserver::Bootstrap | Apiserver::Recovery => "none",
+    }
+}
+
 fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
     let (dir, serving) = match which {
         Apiserver::Bootstrap => (BOOTSTRAP_SECRETS_DIR, "bootstrap-apiserver"),
@@ -68,6 +87,7 @@ fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
         format!("--client-ca-file={dir}/ca.crt"),
         "--enable-admission-plugins=NodeRestriction".into(),
         "--enable-bootstrap-token-auth=true".into(),
+        format!("--endpoint-reconciler-type={}", endpoint_reconciler(which)),
         format!("--etcd-cafile={dir}/etcd-ca.crt"),
         format!("--etcd-certfile={dir}/etcd-client.crt"),
         format!("--etcd-keyfile={dir}/etcd-client.key"),

@@ -518,6 +518,8 @@ fn bootstrap_and_self_hosted_apiservers_differ_only_in_credential_paths() {
                     "/etc/kubernetes/secrets/apiserver.",
                 )
                 .replace("/etc/kubernetes/bootstrap-secrets/", "/etc/kubernetes/secrets/")
+                // The one flag that differs on purpose (see short_lived_apiservers_leave_…).
+                .replace("--endpoint-reconciler-type=none", "--endpoint-reconciler-type=lease")
             })
             .collect();
         assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");
@@ -525,6 +527,42 @@ fn bootstrap_and_self_hosted_apiservers_differ_only_in_credential_paths() {
         assert_eq!(
             boot["spec"]["containers"][0]["image"],
             ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        );
+    }
+}
+
+/// The `default/kubernetes` Endpoints belong to the self-hosted apiservers (lease reconciler);
+/// the bootstrap and recovery apiservers, which share their controller's address with a
+/// self-hosted one and exit while it serves, never write them (`none`), so their exit cannot
+/// take the address away. Every supported minor has the flag (none is gone in the table).
+#[test]
+fn short_lived_apiservers_leave_the_kubernetes_endpoints_to_the_self_hosted_ones() {
+    use selfhosted_manifests::versions::{FlagOwner, TABLE};
+    for row in TABLE {
+        assert!(
+            !row.flag_gone(FlagOwner::Apiserver, "--endpoint-reconciler-type"),
+            "1.{}",
+            row.minor
+        );
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(format!("v1.{}.0", row.minor));
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+        let recovery = find(&r.recovery_manifests, "kube-apiserver-recovery.yaml");
+        let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+        let reconciler = |spec: &Value| flag(&args(spec), "--endpoint-reconciler-type").map(str::to_owned);
+        assert_eq!(reconciler(&boot["spec"]).as_deref(), Some("none"), "1.{}", row.minor);
+        assert_eq!(
+            reconciler(&recovery["spec"]).as_deref(),
+            Some("none"),
+            "1.{}",
+            row.minor
+        );
+        assert_eq!(
+            reconciler(&ds["spec"]["template"]["spec"]).as_deref(),
+            Some("lease"),
+            "1.{}",
+            row.minor
         );
     }
 }
@@ -566,7 +604,7 @@ fn version_bump_changes_only_kubernetes_workloads() {
 #[test]
 fn apiserver_generation_is_stable_across_builds() {
     let p = common::parse(&common::raw());
-    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-f807799b");
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-c456bcc0");
 }
 
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
@@ -631,6 +669,7 @@ fn the_recovery_apiserver_is_the_current_apiserver_standing_by() {
                     "/etc/kubernetes/secrets/apiserver.",
                 )
                 .replace("/etc/kubernetes/recovery-secrets/", "/etc/kubernetes/secrets/")
+                .replace("--endpoint-reconciler-type=none", "--endpoint-reconciler-type=lease")
             })
             .collect();
         assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");
