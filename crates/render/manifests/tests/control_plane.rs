@@ -567,6 +567,38 @@ fn short_lived_apiservers_leave_the_kubernetes_endpoints_to_the_self_hosted_ones
     }
 }
 
+/// Request headers (`X-Remote-User`, `X-Remote-Group`) count only from the front-proxy client
+/// certificate's name, on every apiserver; the apiserver's kubelet client is bound to
+/// `system:kubelet-api-admin` through its group, not made a member of `system:masters`.
+#[test]
+fn request_headers_count_only_from_the_front_proxy_client_and_the_kubelet_client_is_no_master() {
+    use selfhosted_manifests::control_plane::{FRONT_PROXY_CLIENT_CN, KUBELET_CLIENT_GROUP};
+    for v in versions_to_check() {
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(v.into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+        let recovery = find(&r.recovery_manifests, "kube-apiserver-recovery.yaml");
+        let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+        for spec in [&boot["spec"], &recovery["spec"], &ds["spec"]["template"]["spec"]] {
+            assert_eq!(
+                flag(&args(spec), "--requestheader-allowed-names"),
+                Some(FRONT_PROXY_CLIENT_CN),
+                "{v}"
+            );
+        }
+        let binding = find(
+            &r.manifests,
+            "clusterrolebinding-cluster-selfhosted_apiserver-kubelet-api-admin",
+        );
+        assert_eq!(binding["roleRef"]["name"], "system:kubelet-api-admin");
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": KUBELET_CLIENT_GROUP }])
+        );
+    }
+}
+
 /// A patch bump changes exactly the objects running Kubernetes images (the apiserver under
 /// a new generation name) and nothing else, so a plan shows just those.
 #[test]
@@ -604,7 +636,7 @@ fn version_bump_changes_only_kubernetes_workloads() {
 #[test]
 fn apiserver_generation_is_stable_across_builds() {
     let p = common::parse(&common::raw());
-    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-c456bcc0");
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-7bd27ff5");
 }
 
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
