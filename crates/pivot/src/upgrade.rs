@@ -17,9 +17,8 @@
 //!
 //! Entered through [`crate::run::update`], after preflight.
 
-use std::time::Duration;
-
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use selfhosted_cluster::workloads::{self, ItsPods, PlacedPod, INSTANCE_LABEL};
 use selfhosted_cluster::Manifest;
@@ -330,11 +329,13 @@ async fn hand_over(
 ///
 /// Why: both generations on a controller advertise its address, and a stopping apiserver
 /// removes that address from the Endpoints; the new one there writes it again only at its
-/// next reconcile (up to 10 s later). All controllers at once left the list empty for
-/// seconds (2.8 s measured on three controllers): every in-cluster client going through the
-/// Service IP was refused. One at a time, the other controllers' addresses stay in the list.
-/// On one controller the list still empties until the new apiserver's next reconcile (up to
-/// 10 s); the wait at least ends the apply only once the Service is whole again.
+/// next reconcile (up to 10 s later). All controllers at once emptied the list (issue 22
+/// measured 2.8 s with no address over a hand-over on three controllers): every in-cluster
+/// client going through the Service IP was refused. One at a time, the other controllers'
+/// addresses stay in the list. On one controller the list still empties until the new
+/// apiserver's next reconcile; the wait at least ends the apply only once the Service is
+/// whole again. (A new apiserver also removes its address while it starts, until it is ready:
+/// upstream's rule, which this does not change; see docs/guides/upgrades.md.)
 async fn retire_one_at_a_time(
     api: &Api,
     old_pods: &str,
@@ -355,15 +356,24 @@ async fn retire_one_at_a_time(
     }
     for pod in &serving {
         let before = endpoints_now(api).await;
-        workloads::delete_pod(client, "kube-system", &pod.name)
-            .await
-            .map_err(api_err)?;
+        // The API may drop a connection while an apiserver of its controller stops: retried.
+        while let Err(e) = workloads::delete_pod(client, "kube-system", &pod.name).await {
+            tracing::debug!(error = %chain(&e), "deleting a retiring apiserver pod; retrying");
+            pause(deadline, cancel, phase, || {
+                format!(
+                    "the old apiserver pod {} on {} to be deleted: {}",
+                    pod.name,
+                    pod.node,
+                    chain(&e)
+                )
+            })
+            .await?;
+        }
         let stopped = Instant::now();
         loop {
             match workloads::pod_exists(client, "kube-system", &pod.name).await {
                 Ok(false) => break,
                 Ok(true) => {}
-                // The API may drop a connection while an apiserver of its controller stops.
                 Err(e) => tracing::debug!(error = %chain(&e), "reading a retiring apiserver pod; retrying"),
             }
             pause(deadline, cancel, phase, || {
