@@ -709,21 +709,24 @@ spec:
     // An old apiserver generation retires one pod at a time: its DaemonSet goes, its pods stay
     // (ownerless), and each is deleted by name; the `kubernetes` Service's addresses are read.
     let apiserver_pods = "k8s-app=kube-apiserver";
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    let labelled = serde_json::json!({"metadata": {"labels": {"k8s-app": "kube-apiserver"}}});
+    daemonsets
+        .patch("kube-apiserver", &PatchParams::default(), &Patch::Merge(&labelled))
+        .await
+        .unwrap();
     let retired =
         workloads::delete_daemonsets_except(&client, "kube-system", apiserver_pods, "the-new-one", ItsPods::Stay)
             .await
             .unwrap();
     assert_eq!(retired, ["kube-apiserver"]);
-    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
-    let mut gone = false;
-    for _ in 0..100 {
-        if daemonsets.get_opt("kube-apiserver").await.unwrap().is_none() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(gone, "the old DaemonSet is deleted");
+    // Gone once the garbage collector has orphaned its pods; until then it is being deleted
+    // (and its controller leaves its pods alone).
+    let ds = daemonsets.get_opt("kube-apiserver").await.unwrap();
+    assert!(
+        ds.is_none_or(|ds| ds.metadata.deletion_timestamp.is_some()),
+        "the old DaemonSet is deleted"
+    );
     let left = workloads::placed_pods(&client, "kube-system", apiserver_pods)
         .await
         .unwrap();
@@ -743,10 +746,16 @@ spec:
     assert!(workloads::pod_exists(&client, "kube-system", &left[0].name)
         .await
         .unwrap());
-    let addresses = workloads::endpoint_addresses(&client, "default", "kubernetes")
+    // (This apiserver runs `--endpoint-reconciler-type=none`: Endpoints of the test's making.)
+    let endpoints: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), "default");
+    let made = serde_json::json!({"metadata": {"name": "two"}, "subsets": [
+        {"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"name": "https", "port": 6443}]}]});
+    endpoints
+        .create(&PostParams::default(), &serde_json::from_value(made).unwrap())
         .await
         .unwrap();
-    assert_eq!(addresses.len(), 1, "the apiserver's own address: {addresses:?}");
+    let addresses = workloads::endpoint_addresses(&client, "default", "two").await.unwrap();
+    assert_eq!(addresses.into_iter().collect::<Vec<_>>(), ["10.0.0.1", "10.0.0.2"]);
     assert!(workloads::endpoint_addresses(&client, "default", "none-such")
         .await
         .unwrap()
