@@ -3,6 +3,7 @@
 //! config file the harness writes (the machine's own config is never used).
 #![allow(dead_code)]
 
+pub mod endpoints;
 pub mod lane;
 
 use std::path::{Path, PathBuf};
