@@ -73,7 +73,6 @@ impl EndpointsWatch {
                 .build()
                 .unwrap();
             let mut probe: Option<TlsProbe> = None;
-            let mut slice_path = SLICE;
             while !st.load(Ordering::Relaxed) {
                 let started = Instant::now();
                 if probe.is_none() {
@@ -97,25 +96,21 @@ impl EndpointsWatch {
                             Ok(Ok(a)) if a.status == 200 => {
                                 serde_json::from_str::<Value>(&a.body).ok().map(|v| count(&v))
                             }
-                            Ok(Ok(a)) if a.status == 404 && a.body.contains("\"kind\":\"Status\"") => {
-                                // "not found": the object does not exist (yet), or (for the
-                                // slice on v1.20) the API version does not.
-                                if a.body.contains("\"reason\":\"NotFound\"") {
-                                    Some(0)
-                                } else {
-                                    None
-                                }
+                            // The object does not exist (yet): its name in a NotFound Status.
+                            // (An API version that is not served is a 404 without it: no answer.)
+                            Ok(Ok(a))
+                                if a.status == 404
+                                    && a.body.contains("\"reason\":\"NotFound\"")
+                                    && a.body.contains("\"name\":\"kubernetes\"") =>
+                            {
+                                Some(0)
                             }
                             _ => None,
                         }
                     };
                     let endpoints = count(ENDPOINTS, addresses_in_endpoints);
-                    let mut slice = count(slice_path, addresses_in_slice);
-                    if slice.is_none() && endpoints.is_some() && slice_path == SLICE {
-                        // An answering API without discovery.k8s.io/v1: a v1.20 lane.
-                        slice_path = SLICE_V1BETA1;
-                        slice = count(slice_path, addresses_in_slice);
-                    }
+                    // discovery.k8s.io/v1 from 1.21; the v1.20 lane serves v1beta1 only.
+                    let slice = count(SLICE, addresses_in_slice).or_else(|| count(SLICE_V1BETA1, addresses_in_slice));
                     l.lock().unwrap().push(Look {
                         at: Instant::now(),
                         endpoints,
@@ -204,9 +199,9 @@ impl EndpointsReport {
         self.looks.iter().filter(|l| l.endpoints.is_some()).count()
     }
 
-    /// Whether any look found an address.
+    /// Whether any look found an address, in the Endpoints and in the EndpointSlice.
     pub fn saw_an_address(&self) -> bool {
-        self.looks.iter().any(|l| l.endpoints.unwrap_or(0) > 0)
+        self.looks.iter().any(|l| l.endpoints.unwrap_or(0) > 0) && self.looks.iter().any(|l| l.slice.unwrap_or(0) > 0)
     }
 
     /// The fewest addresses any answered look found after the first address (Endpoints).
@@ -235,7 +230,7 @@ impl EndpointsReport {
         eprintln!("{}", self.line(what));
         assert!(
             self.saw_an_address(),
-            "{what}: the kubernetes Endpoints were read with an address at least once: {}",
+            "{what}: the kubernetes Endpoints and EndpointSlice were read with an address at least once: {}",
             self.line(what)
         );
         assert_eq!(
