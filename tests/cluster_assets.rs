@@ -554,3 +554,14 @@ fn admin_credentials_for_the_providers_that_follow() {
     std::fs::write(ws.path().join("ca.crt"), files["tls/ca.crt"].as_str()).unwrap();
     openssl_verify(ws.path(), "ca.crt", "admin.crt");
 }
+
+/// The names the rendered apiservers and RBAC trust are the names the PKI issues: the
+/// front-proxy client's CN (`--requestheader-allowed-names`) and the kubelet client's group
+/// (bound to `system:kubelet-api-admin`).
+#[test]
+fn the_rendered_control_plane_trusts_the_names_the_pki_issues() {
+    use selfhosted_manifests::control_plane as rendered;
+    use selfhosted_pki::certs as issued;
+    assert_eq!(rendered::FRONT_PROXY_CLIENT_CN, issued::FRONT_PROXY_CLIENT_CN);
+    assert_eq!(rendered::KUBELET_CLIENT_GROUP, issued::KUBELET_CLIENT_GROUP);
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use selfhosted_cluster::Fingerprint;
 use serde_json::Value;
+use support::endpoints::EndpointsWatch;
 use support::lane::*;
 use support::Workspace;
 
@@ -22,10 +23,16 @@ fn config(lane: &Lane, workers: &[usize], extra: &str) -> String {
 }
 
 /// Applies the configuration written while a client sends a real API request through the load
-/// balancer every 50 ms, on a fresh connection; asserts that the probe ran through the apply
-/// and that no request failed.
+/// balancer every 50 ms, on a fresh connection, and the `kubernetes` Service's endpoints are
+/// read every 0.3 s; asserts that the probe ran through the apply and that no request failed.
+/// The endpoints are measured, not asserted: the old generation retires one controller at a
+/// time (its exits take one address at a time), but each new apiserver removes its
+/// controller's address when it starts until it is ready (upstream's rule), and the new
+/// DaemonSet starts them on every controller at once (docs/guides/upgrades.md).
 fn upgrade_losing_no_request(ws: &Workspace, lane: &Lane, what: &str) {
+    let endpoints = EndpointsWatch::start(&ws.path().join("assets"), lane.api_address());
     let (took, samples) = apply_while_probing(ws, lane, what, Some(API_REQUEST), Duration::from_secs(3));
+    eprintln!("{}", endpoints.finish().line(&format!("topology {what}")));
     let failed: Vec<&String> = samples.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
     eprintln!(
         "topology {what}: apply took {took:?}; {} requests through the load balancer, {} failed",
@@ -141,7 +148,9 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     let kubeconfig = assets.join("auth/admin.kubeconfig");
 
     // --- create ---
+    let endpoints = EndpointsWatch::start(&assets, lane.api_address());
     let (took, samples) = apply_while_probing(&ws, &lane, "create", Some(API_REQUEST), Duration::from_secs(5));
+    endpoints.finish().assert_never_empty("topology create");
     let read = |p: &str| std::fs::read_to_string(assets.join(p)).unwrap();
     let self_hosted = Fingerprint::of_pem(&read("tls/apiserver.crt")).unwrap();
     let bootstrap = Fingerprint::of_pem(&read("tls/bootstrap-apiserver.crt")).unwrap();
@@ -336,6 +345,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     // --- one controller of three reboots: the other two keep serving through the load balancer ---
     let second = lane.controllers[1];
     let prober = Prober::start(&assets, lane.api_address(), Some(API_REQUEST));
+    let endpoints = EndpointsWatch::start(&assets, lane.api_address());
     let down = Instant::now();
     lane.os_reboot(&[second]);
     let booted = Instant::now();
@@ -348,6 +358,10 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     );
     std::thread::sleep(Duration::from_secs(5));
     let samples = prober.finish();
+    // The other two controllers' addresses stay; the rebooted one leaves and comes back.
+    endpoints
+        .finish()
+        .assert_never_empty("topology: one controller of three rebooted");
     let failed: Vec<String> = samples
         .iter()
         .filter_map(|(at, r)| {
@@ -379,6 +393,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
 
     // --- every controller at once (a site's power loss): back by itself ---
     let controllers = lane.controllers.clone();
+    let endpoints = EndpointsWatch::start(&assets, lane.api_address());
     lane.power_cycle(&controllers);
     let booted = Instant::now();
     let back = lane.await_self_hosted(
@@ -411,6 +426,12 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
                 Err(format!("{on:?}"))
             }
         },
+    );
+    // Measured only: nothing serves while every controller is down, and the recovery
+    // apiservers write no address (the list from before the power loss stays).
+    eprintln!(
+        "{}",
+        endpoints.finish().line("topology: all three controllers power-cycled")
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the plan after the reboots is empty:\n{text}");

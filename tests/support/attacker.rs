@@ -238,9 +238,18 @@ pub fn a_workers_disk_opens_nothing(lane: &Lane, worker: &str, controller: &str,
         cert: &cert_path,
         key: &key,
     };
+    // Registered Ready with room for pods, as a kubelet registers its node: the DaemonSet
+    // controller and the scheduler act on it.
     let node = |labels: Value| {
         let file = dir.join("intruder-node.json");
-        let obj = json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "intruder", "labels": labels } });
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": { "name": "intruder", "labels": labels },
+            "status": {
+                "capacity": { "cpu": "4", "memory": "8Gi", "pods": "110" },
+                "allocatable": { "cpu": "4", "memory": "8Gi", "pods": "110" },
+                "conditions": [{ "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "intruder" }]
+            }
+        });
         std::fs::write(&file, obj.to_string()).unwrap();
         file
     };
@@ -258,32 +267,8 @@ pub fn a_workers_disk_opens_nothing(lane: &Lane, worker: &str, controller: &str,
         "a node may register itself with the label kubelets set: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Reported Ready with room for pods, as a kubelet would (a node may write its own status):
-    // the DaemonSet controller and the scheduler then act on it, and kube-proxy, which
-    // tolerates every taint, is bound there. The apiserver's DaemonSet would have been too, by
-    // the selector a kubelet may set.
-    let status = json!({ "status": {
-        "capacity": { "cpu": "4", "memory": "8Gi", "pods": "110" },
-        "allocatable": { "cpu": "4", "memory": "8Gi", "pods": "110" },
-        "conditions": [{ "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "intruder" }]
-    } });
-    let out = at.kubectl(
-        &intruder,
-        &[
-            "patch",
-            "node",
-            "intruder",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &status.to_string(),
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "a node may write its own status: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // kube-proxy, which tolerates every taint, is bound there; the apiserver's DaemonSet would
+    // have been too, by the selector a kubelet may set.
     let bound_to_intruder = || {
         kubectl(
             &admin,

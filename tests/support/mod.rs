@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod attacker;
+pub mod endpoints;
 pub mod lane;
 
 use std::path::{Path, PathBuf};

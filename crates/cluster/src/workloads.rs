@@ -1,10 +1,12 @@
 //! What an upgrade does to workloads beyond applying them: wait for each
-//! one's rollout by its kind, find where an old generation runs, and delete it.
+//! one's rollout by its kind, find where an old generation runs, and delete it — as a whole,
+//! or (the apiserver) its DaemonSet first and then its pods one by one, reading the addresses
+//! of a Service's Endpoints in between.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
 
@@ -94,15 +96,102 @@ pub async fn placements(
     Ok(nodes)
 }
 
+/// What becomes of a deleted DaemonSet's pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItsPods {
+    /// Deleted with it, all at once, by garbage collection.
+    Go,
+    /// Left running without an owner (orphaned): the caller deletes them, one at a time.
+    Stay,
+}
+
+/// One pod: where it runs and what it is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedPod {
+    /// The pod's name.
+    pub name: String,
+    /// The node it is bound to.
+    pub node: String,
+    /// Whether it is Ready.
+    pub ready: bool,
+}
+
+/// The pods matching `selector` in `namespace` that are bound to a node, by node then name.
+pub async fn placed_pods(client: &Client, namespace: &str, selector: &str) -> Result<Vec<PlacedPod>, WorkloadError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let pods = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(api_error(format!("listing pods {selector:?} in {namespace}")))?;
+    let mut out: Vec<PlacedPod> = pods
+        .items
+        .iter()
+        .filter_map(|pod| {
+            Some(PlacedPod {
+                name: pod.metadata.name.clone()?,
+                node: pod.spec.as_ref()?.node_name.clone()?,
+                ready: crate::conditions::pod_ready(pod),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+    Ok(out)
+}
+
+/// Deletes the pod `name` in `namespace` with its grace period; a pod already gone is fine.
+pub async fn delete_pod(client: &Client, namespace: &str, name: &str) -> Result<(), WorkloadError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(api_error(format!("deleting pod {namespace}/{name}"))(e)),
+    }
+}
+
+/// Whether the pod `name` still exists in `namespace` (terminating counts).
+pub async fn pod_exists(client: &Client, namespace: &str, name: &str) -> Result<bool, WorkloadError> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    api.get_opt(name)
+        .await
+        .map(|p| p.is_some())
+        .map_err(api_error(format!("reading pod {namespace}/{name}")))
+}
+
+/// The ready addresses of the Endpoints `namespace/name` (for `default/kubernetes`: one per
+/// apiserver address the apiservers' lease reconciler keeps); none when it does not exist.
+pub async fn endpoint_addresses(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<BTreeSet<String>, WorkloadError> {
+    let api: Api<Endpoints> = Api::namespaced(client.clone(), namespace);
+    let endpoints = api
+        .get_opt(name)
+        .await
+        .map_err(api_error(format!("reading Endpoints {namespace}/{name}")))?;
+    Ok(endpoints
+        .into_iter()
+        .flat_map(|e| e.subsets.unwrap_or_default())
+        .flat_map(|s| s.addresses.unwrap_or_default())
+        .map(|a| a.ip)
+        .collect())
+}
+
 /// Deletes every DaemonSet matching `selector` in `namespace` but `keep`; returns the names
-/// deleted. Their pods go by garbage collection, so a caller waits for them to be gone.
-/// Idempotent: a rerun finds nothing left to delete.
+/// deleted. With [`ItsPods::Go`] their pods go by garbage collection, so a caller waits for
+/// them to be gone; with [`ItsPods::Stay`] they keep running, ownerless, until the caller
+/// deletes them. Idempotent: a rerun finds nothing left to delete.
 pub async fn delete_daemonsets_except(
     client: &Client,
     namespace: &str,
     selector: &str,
     keep: &str,
+    pods: ItsPods,
 ) -> Result<Vec<String>, WorkloadError> {
+    let params = match pods {
+        ItsPods::Go => DeleteParams::background(),
+        ItsPods::Stay => DeleteParams::orphan(),
+    };
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
     let list = api
         .list(&ListParams::default().labels(selector))
@@ -114,7 +203,7 @@ pub async fn delete_daemonsets_except(
         if name == keep {
             continue;
         }
-        match api.delete(&name, &DeleteParams::background()).await {
+        match api.delete(&name, &params).await {
             Ok(_) => deleted.push(name),
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(api_error(format!("deleting DaemonSet {namespace}/{name}"))(e)),

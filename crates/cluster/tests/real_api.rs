@@ -7,11 +7,13 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::Api;
 use selfhosted_cluster::conditions::LeaseHeld;
+use selfhosted_cluster::workloads::{self, ItsPods};
 use selfhosted_cluster::{
     apply_manifests, collect_evidence, connect, label_node, ApplyError, Fingerprint, TlsProbe, WaitError, Waiter,
     CONTROL_PLANE_LABEL, FIELD_MANAGER,
@@ -550,6 +552,10 @@ async fn diagnose_a_pod_that_cannot_run() {
 }
 
 /// Play the kubelet for every pod bound to a node in `namespace`: mark it Running and Ready.
+fn pods_api(client: &kube::Client) -> Api<Pod> {
+    Api::namespaced(client.clone(), "kube-system")
+}
+
 async fn play_kubelet(client: kube::Client, namespace: &str, stop: selfhosted_cluster::CancellationToken) {
     use futures::StreamExt;
     use kube::runtime::watcher;
@@ -699,6 +705,61 @@ spec:
     eprintln!("DaemonSet and Deployment rolled out in {:?}", t1.elapsed());
     stop.cancel();
     kubelet.await.unwrap();
+
+    // An old apiserver generation retires one pod at a time: its DaemonSet goes, its pods stay
+    // (ownerless), and each is deleted by name; the `kubernetes` Service's addresses are read.
+    let apiserver_pods = "k8s-app=kube-apiserver";
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    let labelled = serde_json::json!({"metadata": {"labels": {"k8s-app": "kube-apiserver"}}});
+    daemonsets
+        .patch("kube-apiserver", &PatchParams::default(), &Patch::Merge(&labelled))
+        .await
+        .unwrap();
+    let retired =
+        workloads::delete_daemonsets_except(&client, "kube-system", apiserver_pods, "the-new-one", ItsPods::Stay)
+            .await
+            .unwrap();
+    assert_eq!(retired, ["kube-apiserver"]);
+    // Gone once the garbage collector has orphaned its pods; until then it is being deleted
+    // (and its controller leaves its pods alone).
+    let ds = daemonsets.get_opt("kube-apiserver").await.unwrap();
+    assert!(
+        ds.is_none_or(|ds| ds.metadata.deletion_timestamp.is_some()),
+        "the old DaemonSet is deleted"
+    );
+    let left = workloads::placed_pods(&client, "kube-system", apiserver_pods)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "its pod stays: {left:?}");
+    assert_eq!(left[0].node, "c0");
+    workloads::delete_pod(&client, "kube-system", &left[0].name)
+        .await
+        .unwrap();
+    workloads::delete_pod(&client, "kube-system", "no-such-pod")
+        .await
+        .unwrap();
+    let pod = pods_api(&client).get(&left[0].name).await.unwrap();
+    assert!(
+        pod.metadata.deletion_timestamp.is_some(),
+        "deleted by name, with its grace period (no kubelet here to finish it)"
+    );
+    assert!(workloads::pod_exists(&client, "kube-system", &left[0].name)
+        .await
+        .unwrap());
+    // (This apiserver runs `--endpoint-reconciler-type=none`: Endpoints of the test's making.)
+    let endpoints: Api<k8s_openapi::api::core::v1::Endpoints> = Api::namespaced(client.clone(), "default");
+    let made = serde_json::json!({"metadata": {"name": "two"}, "subsets": [
+        {"addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}], "ports": [{"name": "https", "port": 6443}]}]});
+    endpoints
+        .create(&PostParams::default(), &serde_json::from_value(made).unwrap())
+        .await
+        .unwrap();
+    let addresses = workloads::endpoint_addresses(&client, "default", "two").await.unwrap();
+    assert_eq!(addresses.into_iter().collect::<Vec<_>>(), ["10.0.0.1", "10.0.0.2"]);
+    assert!(workloads::endpoint_addresses(&client, "default", "none-such")
+        .await
+        .unwrap()
+        .is_empty());
 
     // Hand-over (pitfall 13): the old holder stops without releasing; a new controller-manager
     // takes the lease once it expires. The wait accepts only a holder other than the former one.

@@ -9,15 +9,18 @@
 //! can be created. A changed apiserver pod is a new DaemonSet generation
 //! (a new name), which runs beside the old one on the shared port. Once the
 //! new pods are Ready, listen on every controller and answer with a steady
-//! restart count, the old generation is deleted and its pods awaited gone.
+//! restart count, the old generation is deleted and its pods retire one
+//! controller at a time, each awaited gone and its controller's address back
+//! in the `kubernetes` Service's Endpoints before the next.
 //!
 //! Every step is idempotent, so a failed update, rerun, converges.
 //!
 //! Entered through [`crate::run::update`], after preflight.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use selfhosted_cluster::workloads::{self, INSTANCE_LABEL};
+use selfhosted_cluster::workloads::{self, ItsPods, PlacedPod, INSTANCE_LABEL};
 use selfhosted_cluster::Manifest;
 use selfhosted_transport::{CancellationToken, Session};
 use tokio::time::Instant;
@@ -31,6 +34,17 @@ use crate::procedure::{bounded, host_pod_logs, Outcome, PivotParams};
 
 /// Pause between looks at a controller's listening sockets.
 const LISTEN_POLL: Duration = Duration::from_millis(500);
+
+/// Pause between looks at a retiring pod and at the `kubernetes` Service's Endpoints.
+const RETIRE_POLL: Duration = Duration::from_millis(250);
+
+/// How long, after an old apiserver pod is gone, the hand-over waits for the addresses the
+/// `default/kubernetes` Endpoints held before to be back: the stopping apiserver removed its
+/// controller's address (its lease reconciler's last act), and the new generation's apiserver
+/// there writes it again at its next reconcile, every 10 s. Three intervals, then the
+/// hand-over goes on with a warning (an address may also leave for good: a controller that
+/// went down meanwhile).
+const ENDPOINTS_BACK_WITHIN: Duration = Duration::from_secs(30);
 
 /// The upgrade's phases after preflight, on the connected fleet.
 pub(crate) async fn upgrade_phases(
@@ -309,10 +323,14 @@ async fn hand_over(
     api.cut_over(api::cut_over_container(m).as_ref(), &serving, deadline)
         .await;
 
-    let retired = workloads::delete_daemonsets_except(client, "kube-system", APISERVER_PODS, &generation)
-        .await
-        .map_err(|e| PivotError::new(phase, chain(&e)))?;
-    tracing::info!(?retired, %generation, "old apiserver generations deleted");
+    // The old DaemonSets go, their pods stay: they retire one controller at a time, so the
+    // `kubernetes` Service keeps the address of every other controller meanwhile.
+    let retired =
+        workloads::delete_daemonsets_except(client, "kube-system", APISERVER_PODS, &generation, ItsPods::Stay)
+            .await
+            .map_err(|e| PivotError::new(phase, chain(&e)))?;
+    tracing::info!(?retired, %generation, "old apiserver generations deleted, their pods left to retire one by one");
+    retire_one_at_a_time(api, &old_pods, deadline, cancel).await?;
     let what = "the old apiserver generation's pods to be gone";
     if let Err(e) = api
         .waiter
@@ -323,6 +341,114 @@ async fn hand_over(
     }
     api.answered_steadily(self_hosted, params, &new_pods, controllers, phase, boot.host())
         .await
+}
+
+/// Retires the old generation's pods (ownerless now) one at a time: the ones that serve
+/// nothing first, together; then each serving one, waiting until it is gone and until the
+/// `default/kubernetes` Endpoints hold again every address they held before it went.
+///
+/// Why: both generations on a controller advertise its address, and a stopping apiserver
+/// removes that address from the Endpoints; the new one there writes it again only at its
+/// next reconcile (up to 10 s later). All controllers at once emptied the list (issue 22
+/// measured 2.8 s with no address over a hand-over on three controllers): every in-cluster
+/// client going through the Service IP was refused. One at a time, the other controllers'
+/// addresses stay in the list. On one controller the list still empties until the new
+/// apiserver's next reconcile; the wait at least ends the apply only once the Service is
+/// whole again. (A new apiserver also removes its address while it starts, until it is ready:
+/// upstream's rule, which this does not change; see docs/guides/upgrades.md.)
+async fn retire_one_at_a_time(
+    api: &Api,
+    old_pods: &str,
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<(), PivotError> {
+    let phase = Phase::ApiserverHandOver;
+    let client = api.waiter.client();
+    let api_err = |e: workloads::WorkloadError| PivotError::new(phase, chain(&e));
+    let pods = workloads::placed_pods(client, "kube-system", old_pods)
+        .await
+        .map_err(api_err)?;
+    let (serving, idle): (Vec<PlacedPod>, Vec<PlacedPod>) = pods.into_iter().partition(|p| p.ready);
+    for pod in &idle {
+        workloads::delete_pod(client, "kube-system", &pod.name)
+            .await
+            .map_err(api_err)?;
+    }
+    for pod in &serving {
+        let before = endpoints_now(api).await;
+        // The API may drop a connection while an apiserver of its controller stops: retried.
+        while let Err(e) = workloads::delete_pod(client, "kube-system", &pod.name).await {
+            tracing::debug!(error = %chain(&e), "deleting a retiring apiserver pod; retrying");
+            pause(deadline, cancel, phase, || {
+                format!(
+                    "the old apiserver pod {} on {} to be deleted: {}",
+                    pod.name,
+                    pod.node,
+                    chain(&e)
+                )
+            })
+            .await?;
+        }
+        let stopped = Instant::now();
+        loop {
+            match workloads::pod_exists(client, "kube-system", &pod.name).await {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => tracing::debug!(error = %chain(&e), "reading a retiring apiserver pod; retrying"),
+            }
+            pause(deadline, cancel, phase, || {
+                format!("the old apiserver pod {} on {} to be gone", pod.name, pod.node)
+            })
+            .await?;
+        }
+        let gone = stopped.elapsed();
+        let Some(before) = before else { continue };
+        let back_by = Instant::now() + ENDPOINTS_BACK_WITHIN;
+        loop {
+            let now = endpoints_now(api).await.unwrap_or_default();
+            let missing: Vec<&String> = before.difference(&now).collect();
+            if missing.is_empty() {
+                tracing::info!(pod = %pod.name, node = %pod.node, ?gone, back_after = ?stopped.elapsed(),
+                    "old apiserver pod retired; the kubernetes Service's endpoints are whole again");
+                break;
+            }
+            if Instant::now() >= back_by {
+                tracing::warn!(pod = %pod.name, node = %pod.node, ?missing,
+                    "old apiserver pod retired, but the kubernetes Service's endpoints still lack these addresses after {ENDPOINTS_BACK_WITHIN:?}; going on");
+                break;
+            }
+            pause(deadline, cancel, phase, || {
+                format!("the kubernetes Service's endpoints to hold {missing:?} again")
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The addresses of `default/kubernetes` now; `None` when the API did not say.
+async fn endpoints_now(api: &Api) -> Option<BTreeSet<String>> {
+    workloads::endpoint_addresses(api.waiter.client(), "default", "kubernetes")
+        .await
+        .inspect_err(|e| tracing::debug!(error = %chain(e), "reading the kubernetes Service's endpoints"))
+        .ok()
+}
+
+/// Sleeps [`RETIRE_POLL`], or fails naming `what` once the deadline passes or the apply is
+/// cancelled.
+async fn pause(
+    deadline: Instant,
+    cancel: &CancellationToken,
+    phase: Phase,
+    what: impl FnOnce() -> String,
+) -> Result<(), PivotError> {
+    if Instant::now() + RETIRE_POLL >= deadline {
+        return Err(PivotError::new(phase, format!("timed out waiting for {}", what())));
+    }
+    tokio::select! {
+        () = tokio::time::sleep(RETIRE_POLL) => Ok(()),
+        () = cancel.cancelled() => Err(PivotError::new(phase, "cancelled")),
+    }
 }
 
 /// Waits until two processes listen on `port` on the host: the old apiserver

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::images::image;
 use crate::kubelet::STATIC_POD_PATH;
 use crate::object::{
-    apiserver_env, cluster_role_binding, controller_selector, controller_tolerations, merge_flags, meta, pdb,
-    sa_subject, service_account, spread, NAMESPACE,
+    apiserver_env, cluster_role_binding, controller_selector, controller_tolerations, group_subject, merge_flags, meta,
+    pdb, sa_subject, service_account, spread, NAMESPACE,
 };
 use crate::params::{Component, ManifestParams};
 
@@ -44,6 +44,15 @@ pub const CREDENTIALS_REVISION_ANNOTATION: &str = "selfhosted.dev/credentials-re
 pub const GENERATION_LABEL: &str = "app.kubernetes.io/instance";
 /// User id both apiservers run as (must be equal for port sharing).
 pub const APISERVER_UID: i64 = 0;
+/// The common name of the front-proxy client certificate (`selfhosted_pki`'s
+/// `front-proxy-client`): the only name the apiservers accept request headers
+/// (`X-Remote-User`, …) from (`--requestheader-allowed-names`).
+pub const FRONT_PROXY_CLIENT_CN: &str = "front-proxy-client";
+/// The group (subject O) of the apiserver's kubelet client certificate (`selfhosted_pki`'s
+/// `apiserver-kubelet-client`), bound to the ClusterRole `system:kubelet-api-admin`: what
+/// the apiserver needs of kubelets (logs, exec, port-forward, metrics), and nothing of the
+/// API, unlike `system:masters`, which RBAC cannot revoke.
+pub const KUBELET_CLIENT_GROUP: &str = "selfhosted:apiserver-kubelet-clients";
 
 /// Which apiserver a flag set is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,6 +60,25 @@ enum Apiserver {
     Bootstrap,
     SelfHosted,
     Recovery,
+}
+
+/// How an apiserver keeps the `default/kubernetes` Endpoints (and its EndpointSlice).
+///
+/// The self-hosted apiservers reconcile with leases (`lease`, the default, said explicitly):
+/// each one keeps a lease of its address in etcd and writes the address of every live lease,
+/// and one that stops removes its own address. The short-lived apiservers — the bootstrap one
+/// of the pivot and the recovery one after a reboot — share that address (and port) with the
+/// self-hosted apiserver of their controller, so their exit would remove the address the
+/// self-hosted one still serves, leaving the Service without it until the survivor's next
+/// reconcile (every 10 s; on one controller the list was empty for 5.6–6.2 s). They do not
+/// reconcile at all (`none`): the Service is theirs to create (that does not depend on the
+/// reconciler), its endpoints are the self-hosted apiservers' alone. What that means before
+/// a self-hosted apiserver runs is in `docs/guides/disaster-recovery.md`.
+fn endpoint_reconciler(which: Apiserver) -> &'static str {
+    match which {
+        Apiserver::SelfHosted => "lease",
+        Apiserver::Bootstrap | Apiserver::Recovery => "none",
+    }
 }
 
 fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
@@ -72,6 +100,7 @@ fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
         format!("--client-ca-file={dir}/ca.crt"),
         "--enable-admission-plugins=NodeRestriction".into(),
         "--enable-bootstrap-token-auth=true".into(),
+        format!("--endpoint-reconciler-type={}", endpoint_reconciler(which)),
         format!("--etcd-cafile={dir}/etcd-ca.crt"),
         format!("--etcd-certfile={dir}/etcd-client.crt"),
         format!("--etcd-keyfile={dir}/etcd-client.key"),
@@ -87,6 +116,8 @@ fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
         "--permit-port-sharing=true".into(),
         format!("--proxy-client-cert-file={dir}/front-proxy-client.crt"),
         format!("--proxy-client-key-file={dir}/front-proxy-client.key"),
+        // Without it, any certificate of the front-proxy CA could assert any user and group.
+        format!("--requestheader-allowed-names={FRONT_PROXY_CLIENT_CN}"),
         format!("--requestheader-client-ca-file={dir}/front-proxy-ca.crt"),
         "--requestheader-extra-headers-prefix=X-Remote-Extra-".into(),
         "--requestheader-group-headers=X-Remote-Group".into(),
@@ -542,6 +573,12 @@ pub fn self_hosted(p: &ManifestParams) -> Vec<Value> {
             "selfhosted:volume-scheduler",
             "system:volume-scheduler",
             sa_subject("kube-scheduler"),
+        ),
+        // The apiserver's kubelet client (logs, exec, port-forward, metrics through kubelets).
+        cluster_role_binding(
+            "selfhosted:apiserver-kubelet-api-admin",
+            "system:kubelet-api-admin",
+            group_subject(KUBELET_CLIENT_GROUP),
         ),
         json!({
             "apiVersion": "rbac.authorization.k8s.io/v1",

@@ -572,6 +572,8 @@ fn bootstrap_and_self_hosted_apiservers_differ_only_in_credential_paths() {
                     "/etc/kubernetes/secrets/apiserver.",
                 )
                 .replace("/etc/kubernetes/bootstrap-secrets/", "/etc/kubernetes/secrets/")
+                // The one flag that differs on purpose (see short_lived_apiservers_leave_…).
+                .replace("--endpoint-reconciler-type=none", "--endpoint-reconciler-type=lease")
             })
             .collect();
         assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");
@@ -579,6 +581,74 @@ fn bootstrap_and_self_hosted_apiservers_differ_only_in_credential_paths() {
         assert_eq!(
             boot["spec"]["containers"][0]["image"],
             ds["spec"]["template"]["spec"]["containers"][0]["image"]
+        );
+    }
+}
+
+/// The `default/kubernetes` Endpoints belong to the self-hosted apiservers (lease reconciler);
+/// the bootstrap and recovery apiservers, which share their controller's address with a
+/// self-hosted one and exit while it serves, never write them (`none`), so their exit cannot
+/// take the address away. Every supported minor has the flag (none is gone in the table).
+#[test]
+fn short_lived_apiservers_leave_the_kubernetes_endpoints_to_the_self_hosted_ones() {
+    use selfhosted_manifests::versions::{FlagOwner, TABLE};
+    for row in TABLE {
+        assert!(
+            !row.flag_gone(FlagOwner::Apiserver, "--endpoint-reconciler-type"),
+            "1.{}",
+            row.minor
+        );
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(format!("v1.{}.0", row.minor));
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+        let recovery = find(&r.recovery_manifests, "kube-apiserver-recovery.yaml");
+        let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+        let reconciler = |spec: &Value| flag(&args(spec), "--endpoint-reconciler-type").map(str::to_owned);
+        assert_eq!(reconciler(&boot["spec"]).as_deref(), Some("none"), "1.{}", row.minor);
+        assert_eq!(
+            reconciler(&recovery["spec"]).as_deref(),
+            Some("none"),
+            "1.{}",
+            row.minor
+        );
+        assert_eq!(
+            reconciler(&ds["spec"]["template"]["spec"]).as_deref(),
+            Some("lease"),
+            "1.{}",
+            row.minor
+        );
+    }
+}
+
+/// Request headers (`X-Remote-User`, `X-Remote-Group`) count only from the front-proxy client
+/// certificate's name, on every apiserver; the apiserver's kubelet client is bound to
+/// `system:kubelet-api-admin` through its group, not made a member of `system:masters`.
+#[test]
+fn request_headers_count_only_from_the_front_proxy_client_and_the_kubelet_client_is_no_master() {
+    use selfhosted_manifests::control_plane::{FRONT_PROXY_CLIENT_CN, KUBELET_CLIENT_GROUP};
+    for v in versions_to_check() {
+        let mut raw = common::raw();
+        raw.kubernetes_version = Some(v.into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+        let recovery = find(&r.recovery_manifests, "kube-apiserver-recovery.yaml");
+        let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+        for spec in [&boot["spec"], &recovery["spec"], &ds["spec"]["template"]["spec"]] {
+            assert_eq!(
+                flag(&args(spec), "--requestheader-allowed-names"),
+                Some(FRONT_PROXY_CLIENT_CN),
+                "{v}"
+            );
+        }
+        let binding = find(
+            &r.manifests,
+            "clusterrolebinding-cluster-selfhosted_apiserver-kubelet-api-admin",
+        );
+        assert_eq!(binding["roleRef"]["name"], "system:kubelet-api-admin");
+        assert_eq!(
+            binding["subjects"],
+            serde_json::json!([{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": KUBELET_CLIENT_GROUP }])
         );
     }
 }
@@ -620,7 +690,7 @@ fn version_bump_changes_only_kubernetes_workloads() {
 #[test]
 fn apiserver_generation_is_stable_across_builds() {
     let p = common::parse(&common::raw());
-    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-e3726d06");
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-dcf98005");
 }
 
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
@@ -685,6 +755,7 @@ fn the_recovery_apiserver_is_the_current_apiserver_standing_by() {
                     "/etc/kubernetes/secrets/apiserver.",
                 )
                 .replace("/etc/kubernetes/recovery-secrets/", "/etc/kubernetes/secrets/")
+                .replace("--endpoint-reconciler-type=none", "--endpoint-reconciler-type=lease")
             })
             .collect();
         assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");

@@ -17,6 +17,16 @@ use crate::params::{first_service_ip, Host, KeyAlgorithm, PkiParams};
 /// Certificates are valid from this long before `now`, for clocks that lag.
 pub const CLOCK_SKEW: Duration = Duration::minutes(5);
 
+/// Subject CN of the front-proxy client certificate: the one name the apiservers accept
+/// request headers from (`--requestheader-allowed-names`, rendered by `selfhosted_manifests`).
+pub const FRONT_PROXY_CLIENT_CN: &str = "front-proxy-client";
+
+/// Subject O of the apiserver's kubelet client certificate: a group the rendered RBAC binds
+/// to the ClusterRole `system:kubelet-api-admin` (what the apiserver needs of kubelets).
+/// Not `system:masters`, which no RBAC can revoke (certificates before this had it; a plan
+/// re-issues them, "subject changed").
+pub const KUBELET_CLIENT_GROUP: &str = "selfhosted:apiserver-kubelet-clients";
+
 /// Failures of issuing or reading a certificate.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
@@ -184,7 +194,6 @@ pub fn leaf_specs(p: &PkiParams) -> Vec<CertSpec> {
         server_auth: server,
         client_auth: client,
     };
-    let masters = || vec!["system:masters".to_owned()];
     vec![
         leaf(
             "apiserver",
@@ -211,7 +220,7 @@ pub fn leaf_specs(p: &PkiParams) -> Vec<CertSpec> {
             "tls/apiserver-kubelet-client",
             CaId::Kube,
             "kube-apiserver-kubelet-client",
-            masters(),
+            vec![KUBELET_CLIENT_GROUP.to_owned()],
             vec![],
             false,
             true,
@@ -250,7 +259,7 @@ pub fn leaf_specs(p: &PkiParams) -> Vec<CertSpec> {
             "front-proxy-client",
             "tls/front-proxy-client",
             CaId::FrontProxy,
-            "front-proxy-client",
+            FRONT_PROXY_CLIENT_CN,
             vec![],
             vec![],
             false,
@@ -490,4 +499,84 @@ pub(crate) fn is_signed_by(leaf_pem: &str, ca_pem: &str) -> bool {
         return false;
     };
     leaf.issuer().as_raw() == ca.subject().as_raw() && leaf.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{plan, Action, Reason};
+    use crate::{issue, parse, RawParams};
+
+    fn params() -> PkiParams {
+        parse(&RawParams {
+            cluster_name: Some("demo".into()),
+            api_servers: Some(vec!["api.demo.example".into()]),
+            etcd_servers: Some(vec!["10.0.0.11".into()]),
+            ..RawParams::defaults()
+        })
+        .expect("valid params")
+    }
+
+    fn spec(p: &PkiParams, name: &str) -> CertSpec {
+        leaf_specs(p).into_iter().find(|s| s.name == name).expect(name)
+    }
+
+    #[test]
+    fn the_kubelet_client_is_in_its_own_group_and_the_front_proxy_client_has_the_allowed_name() {
+        let p = params();
+        let kubelet_client = spec(&p, "apiserver-kubelet-client");
+        assert_eq!(kubelet_client.organizations, [KUBELET_CLIENT_GROUP]);
+        assert_eq!(kubelet_client.common_name, "kube-apiserver-kubelet-client");
+        assert!(kubelet_client.client_auth && !kubelet_client.server_auth);
+        let front_proxy = spec(&p, "front-proxy-client");
+        assert_eq!(front_proxy.common_name, FRONT_PROXY_CLIENT_CN);
+        assert_eq!(front_proxy.issuer, Some(CaId::FrontProxy));
+        assert!(
+            leaf_specs(&p)
+                .iter()
+                .all(|s| s.name == "admin" || !s.organizations.iter().any(|o| o == "system:masters")),
+            "only the admin certificate may be in system:masters"
+        );
+    }
+
+    /// A state made before the kubelet client left `system:masters`: a plain plan re-issues
+    /// that certificate (and only it), and says why.
+    #[test]
+    fn a_kubelet_client_certificate_in_system_masters_is_reissued_by_a_plain_plan() {
+        let p = params();
+        let now = time::macros::datetime!(2026-01-01 00:00 UTC);
+        let mut assets = issue(&p, None, now).unwrap();
+        let mut old = spec(&p, "apiserver-kubelet-client");
+        old.organizations = vec!["system:masters".into()];
+        let key = keys::load(&assets[&old.key_path()]).unwrap();
+        let ca_key = keys::load(&assets["tls/ca.key"]).unwrap();
+        let pem = sign_leaf(
+            &old,
+            &key,
+            p.key_algorithm,
+            &assets["tls/ca.crt"],
+            &ca_key,
+            now - CLOCK_SKEW,
+            now + Duration::days(300),
+        )
+        .unwrap();
+        assets.insert(old.cert_path(), pem);
+
+        let pl = plan(&p, Some(&assets), now + Duration::days(1)).unwrap();
+        assert_eq!(pl.issued(), ["apiserver-kubelet-client"]);
+        assert_eq!(
+            pl.get("apiserver-kubelet-client").unwrap().action,
+            Action::Issue {
+                reason: Reason::SubjectChanged {
+                    from: "O=system:masters, CN=kube-apiserver-kubelet-client".into(),
+                    to: format!("O={KUBELET_CLIENT_GROUP}, CN=kube-apiserver-kubelet-client"),
+                },
+                new_key: true,
+            }
+        );
+        let renewed = issue(&p, Some(&assets), now + Duration::days(1)).unwrap();
+        let facts = read_cert("kubelet client", &renewed[&old.cert_path()]).unwrap();
+        assert_eq!(facts.organizations, [KUBELET_CLIENT_GROUP]);
+        assert!(plan(&p, Some(&renewed), now + Duration::days(1)).unwrap().is_noop());
+    }
 }

@@ -17,7 +17,7 @@
 //! | `tls/ca.*` | kube CA (may be bring-your-own) |
 //! | `tls/apiserver.*` | self-hosted apiserver serving cert |
 //! | `tls/bootstrap-apiserver.*` | bootstrap apiserver serving cert: same names, own key |
-//! | `tls/apiserver-kubelet-client.*` | apiserver → kubelet client (O=system:masters) |
+//! | `tls/apiserver-kubelet-client.*` | apiserver → kubelet client (O=selfhosted:apiserver-kubelet-clients, bound to `system:kubelet-api-admin`) |
 //! | `tls/admin.*` | admin client (CN admin, O admin_organization) |
 //! | `tls/controller-manager.*`, `tls/scheduler.*` | bootstrap control-plane clients |
 //! | `tls/front-proxy-ca.*`, `tls/front-proxy-client.*` | aggregation layer |

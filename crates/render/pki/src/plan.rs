@@ -84,7 +84,12 @@ pub enum Reason {
         to: Vec<String>,
     },
     /// Subject (CN/O) differs.
-    SubjectChanged,
+    SubjectChanged {
+        /// The subject in the certificate (`O=…, CN=…`).
+        from: String,
+        /// The subject wanted.
+        to: String,
+    },
     /// Extended key usages differ.
     UsageChanged,
     /// The key algorithm differs from `key_algorithm`.
@@ -113,7 +118,7 @@ impl fmt::Display for Reason {
             Reason::NamesChanged { from, to } => {
                 write!(f, "names changed from [{}] to [{}]", from.join(", "), to.join(", "))
             }
-            Reason::SubjectChanged => f.write_str("subject changed"),
+            Reason::SubjectChanged { from, to } => write!(f, "subject changed from {from} to {to}"),
             Reason::UsageChanged => f.write_str("key usage changed"),
             Reason::KeyAlgorithmChanged { from, to } => write!(
                 f,
@@ -250,6 +255,16 @@ fn issue(reason: Reason, new_key: bool) -> Action {
 fn same_names(a: &[crate::Host], b: &[crate::Host]) -> bool {
     let set = |h: &[crate::Host]| h.iter().cloned().collect::<BTreeSet<_>>();
     set(a) == set(b)
+}
+
+/// A subject as a plan shows it: `O=…, CN=…` (organizations first, as in the certificate).
+fn subject_string(common_name: Option<&str>, organizations: &[String]) -> String {
+    organizations
+        .iter()
+        .map(|o| format!("O={o}"))
+        .chain(std::iter::once(format!("CN={}", common_name.unwrap_or(""))))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn sans_strings(hosts: &[crate::Host]) -> Vec<String> {
@@ -413,7 +428,13 @@ pub fn plan(params: &PkiParams, prior: Option<&Assets>, now: OffsetDateTime) -> 
                 } else if facts.common_name.as_deref() != Some(spec.common_name.as_str())
                     || facts.organizations != spec.organizations
                 {
-                    issue(Reason::SubjectChanged, true)
+                    issue(
+                        Reason::SubjectChanged {
+                            from: subject_string(facts.common_name.as_deref(), &facts.organizations),
+                            to: subject_string(Some(&spec.common_name), &spec.organizations),
+                        },
+                        true,
+                    )
                 } else if (facts.server_auth, facts.client_auth) != (spec.server_auth, spec.client_auth) {
                     issue(Reason::UsageChanged, true)
                 } else if facts.key_algorithm != Some(params.key_algorithm) {

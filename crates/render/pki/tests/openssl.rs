@@ -38,7 +38,7 @@ const LEAVES: [Leaf; 10] = [
         false,
         true,
         "kube-apiserver-kubelet-client",
-        Some("system:masters"),
+        Some("selfhosted:apiserver-kubelet-clients"),
     ),
     ("tls/admin", "tls/ca", false, true, "admin", Some("system:masters")),
     (

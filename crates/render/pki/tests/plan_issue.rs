@@ -229,13 +229,20 @@ fn admin_organization_change_reissues_admin_only() {
     p2.admin_organization = "cluster-admins".into();
     let pl = plan(&p2, Some(&a1), now()).unwrap();
     assert_eq!(pl.issued(), vec!["admin", "admin-kubeconfig"]);
-    assert!(matches!(
+    assert_eq!(
         pl.get("admin").unwrap().action,
         Action::Issue {
-            reason: Reason::SubjectChanged,
-            ..
+            reason: Reason::SubjectChanged {
+                from: "O=system:masters, CN=admin".into(),
+                to: "O=cluster-admins, CN=admin".into()
+            },
+            new_key: true
         }
-    ));
+    );
+    assert_eq!(
+        pl.to_string().lines().next(),
+        Some("admin: subject changed from O=system:masters, CN=admin to O=cluster-admins, CN=admin")
+    );
 }
 
 #[test]
