@@ -978,30 +978,7 @@ fn a_certificate_renewal_reaches_the_running_control_plane() {
         recovery_before,
         "the rerun wrote the renewed recovery files"
     );
-    eventually(Duration::from_secs(90), "the recovery pod stands by", || {
-        let listeners = lane
-            .tb
-            .host_exec(&lane.host().name, &["sh", "-c", "ss -Hltn 'sport = :6443' | wc -l"]);
-        let n = String::from_utf8_lossy(&listeners.stdout).trim().to_owned();
-        let standby = kubectl(
-            &kubeconfig,
-            &[
-                "-n",
-                "kube-system",
-                "get",
-                "pods",
-                "-l",
-                "k8s-app=kube-apiserver-recovery",
-                "-o",
-                "jsonpath={.items[*].status.initContainerStatuses[0].state.running.startedAt}",
-            ],
-        );
-        if n == "1" && !standby.trim().is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{n} listening on 6443; standby {standby:?}"))
-        }
-    });
+    recovery_stands_by(&lane, &kubeconfig);
     let revision = ws.resource_values("selfhosted_cluster_assets")["credentials_revision"]
         .as_str()
         .unwrap()
@@ -1074,6 +1051,45 @@ fn apiserver_hand_overs_in_a_row_lose_no_request() {
 }
 
 /// The value of the ConfigMap the reboot test makes before its first reboot.
+/// When the recovery pod of the first controller stands by: the start time of its `standby`
+/// init container, empty while it serves.
+fn recovery_standby(kubeconfig: &Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-l",
+            "k8s-app=kube-apiserver-recovery",
+            "-o",
+            "jsonpath={.items[*].status.initContainerStatuses[0].state.running.startedAt}",
+        ],
+    )
+}
+
+/// Waits until the recovery apiserver has handed back and stands by again: one listener on the
+/// apiserver port, the recovery pod in `standby`.
+fn recovery_stands_by(lane: &Lane, kubeconfig: &Path) {
+    eventually(
+        Duration::from_secs(90),
+        "the recovery apiserver hands back and stands by again",
+        || {
+            let listeners = lane
+                .tb
+                .host_exec(&lane.host().name, &["sh", "-c", "ss -Hltn 'sport = :6443' | wc -l"]);
+            let n = String::from_utf8_lossy(&listeners.stdout).trim().to_owned();
+            let standby = recovery_standby(kubeconfig);
+            if n == "1" && !standby.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{n} listening on 6443; standby {standby:?}"))
+            }
+        },
+    )
+}
+
 fn kept(kubeconfig: &Path) -> String {
     kubectl(
         kubeconfig,
@@ -1116,26 +1132,11 @@ fn a_rebooted_controller_brings_the_api_back_by_itself() {
     let modes = String::from_utf8_lossy(&modes.stdout).into_owned();
     assert!(modes.lines().count() >= 10, "{modes}");
     assert!(modes.lines().all(|l| l.starts_with("600 root ")), "{modes}");
-    let standby_pod = |k: &Path| {
-        kubectl(
-            k,
-            &[
-                "-n",
-                "kube-system",
-                "get",
-                "pods",
-                "-l",
-                "k8s-app=kube-apiserver-recovery",
-                "-o",
-                "jsonpath={.items[*].status.initContainerStatuses[0].state.running.startedAt}",
-            ],
-        )
-    };
     eventually(
         Duration::from_secs(60),
         "the recovery pod stands by in its first init container",
         || {
-            let s = standby_pod(&kubeconfig);
+            let s = recovery_standby(&kubeconfig);
             if s.trim().is_empty() {
                 Err(s)
             } else {
@@ -1162,24 +1163,7 @@ fn a_rebooted_controller_brings_the_api_back_by_itself() {
         first.any, first.self_hosted
     );
     assert_eq!(kept(&kubeconfig), "v", "an object made before the reboot is kept");
-    let stands_by = || {
-        eventually(
-            Duration::from_secs(90),
-            "the recovery apiserver hands back and stands by again",
-            || {
-                let listeners = lane
-                    .tb
-                    .host_exec(&lane.host().name, &["sh", "-c", "ss -Hltn 'sport = :6443' | wc -l"]);
-                let n = String::from_utf8_lossy(&listeners.stdout).trim().to_owned();
-                let standby = standby_pod(&kubeconfig);
-                if n == "1" && !standby.trim().is_empty() {
-                    Ok(())
-                } else {
-                    Err(format!("{n} listening; standby {standby:?}"))
-                }
-            },
-        )
-    };
+    let stands_by = || recovery_stands_by(&lane, &kubeconfig);
     stands_by();
     std::thread::sleep(Duration::from_secs(2));
     // The recovery apiserver writes no address (`--endpoint-reconciler-type=none`): from the
