@@ -163,3 +163,18 @@ fn docs_match_the_schema_terraform_reads() {
         "docs disagree with the schema: {stale:?}; run `UPDATE_DOCS=1 cargo nextest run --test docs`"
     );
 }
+
+/// Every guide is reachable from the provider's index page, as the registry shows it.
+#[test]
+fn the_index_links_every_guide() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let index = std::fs::read_to_string(root.join("index.md")).expect("docs/index.md");
+    let mut unlinked = Vec::new();
+    for entry in std::fs::read_dir(root.join("guides")).expect("docs/guides") {
+        let name = entry.expect("a guide").file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && !index.contains(&format!("](guides/{name})")) {
+            unlinked.push(name);
+        }
+    }
+    assert!(unlinked.is_empty(), "docs/index.md links no guides/{unlinked:?}");
+}
