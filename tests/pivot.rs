@@ -448,19 +448,32 @@ fn a_provider_killed_mid_upgrade_leaves_the_old_apiserver_serving_and_the_next_a
 
 /// Runs `terraform apply` (output captured) and, once `reached` holds (`what`), `act` (given
 /// terraform's PID); returns how terraform ended, its output, and the time from `act` to its
-/// end.
+/// end. Its output is read while it runs: a plan larger than a pipe's buffer would otherwise
+/// stop terraform before it applies anything.
 fn apply_until(
     ws: &Workspace,
     what: &str,
     mut reached: impl FnMut() -> bool,
     act: impl FnOnce(u32),
 ) -> (std::process::Output, String, Duration) {
-    let apply = ws
+    use std::io::Read;
+    let mut apply = ws
         .command(&["apply", "-auto-approve", "-input=false"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("terraform starts");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(apply.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(apply.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut acted = None;
     while Instant::now() < deadline {
@@ -469,16 +482,29 @@ fn apply_until(
             acted = Some(Instant::now());
             break;
         }
+        if apply.try_wait().ok().flatten().is_some() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let acted = acted.unwrap_or_else(|| panic!("the apply reached {what}"));
-    let out = apply.wait_with_output().expect("terraform ends");
-    let ended_after = acted.elapsed();
+    if acted.is_none() {
+        let _ = apply.kill();
+    }
+    let status = apply.wait().expect("terraform ends");
+    let out = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let Some(acted) = acted else {
+        panic!("the apply never reached {what}; terraform said:\n{text}");
+    };
+    let ended_after = acted.elapsed();
     (out, text, ended_after)
 }
 
