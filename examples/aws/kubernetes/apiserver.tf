@@ -26,8 +26,8 @@ resource "aws_lb_target_group" "apiserver" {
     port                = 6443
     path                = "/readyz"
     healthy_threshold   = 3
-    unhealthy_threshold = 3
-    interval            = 10
+    unhealthy_threshold = 2
+    interval            = 5
   }
 }
 

@@ -7,6 +7,12 @@ resource "selfhosted_cluster_assets" "cluster" {
   api_servers        = [local.api_fqdn]
   etcd_servers       = local.etcd_fqdns
   host_os            = var.host_os
+
+  # A stopping apiserver fails /readyz and serves on until the load balancer's health check
+  # (apiserver.tf: every 5 s, out after 2 failures) has taken it out.
+  extra_flags = {
+    kube_apiserver = ["--shutdown-delay-duration=15s"]
+  }
 }
 
 resource "selfhosted_bootstrap" "cluster" {

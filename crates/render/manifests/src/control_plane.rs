@@ -81,6 +81,16 @@ fn endpoint_reconciler(which: Apiserver) -> &'static str {
     }
 }
 
+/// How long a self-hosted apiserver keeps serving after SIGTERM while its `/readyz` fails
+/// (`--shutdown-delay-duration`), so that a load balancer checking `/readyz` takes it out
+/// before its listener closes. Without it, an OS reboot of one controller of three closed
+/// the listener at once, and a connection the load balancer had just sent there was answered
+/// `503 apiserver is shutting down` (the lane measured it). 5 s covers a check every second
+/// that fails twice (the lane's HAProxy); a slower check needs more, set through
+/// `--shutdown-delay-duration` in the apiserver's extra flags. The bootstrap and recovery
+/// apiservers hand over through the shared port instead, and stop at once.
+const SHUTDOWN_DELAY_SECONDS: u32 = 5;
+
 fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
     let (dir, serving) = match which {
         Apiserver::Bootstrap => (BOOTSTRAP_SECRETS_DIR, "bootstrap-apiserver"),
@@ -123,6 +133,11 @@ fn apiserver_flags(p: &ManifestParams, which: Apiserver) -> Vec<String> {
         "--requestheader-group-headers=X-Remote-Group".into(),
         "--requestheader-username-headers=X-Remote-User".into(),
         format!("--secure-port={}", p.api_server_port),
+    ]);
+    if which == Apiserver::SelfHosted {
+        f.push(format!("--shutdown-delay-duration={SHUTDOWN_DELAY_SECONDS}s"));
+    }
+    f.extend([
         format!(
             "--service-account-issuer=https://kubernetes.default.svc.{}",
             p.cluster_domain_suffix
@@ -430,8 +445,41 @@ fn apiserver_pod_spec(p: &ManifestParams) -> Value {
             "resources": { "requests": { "cpu": "150m", "memory": "256Mi" } },
             "volumeMounts": [secrets_mount()]
         }],
-        "volumes": [{ "name": "secrets", "secret": { "secretName": APISERVER_SECRET, "defaultMode": 0o400 } }]
+        "volumes": [{ "name": "secrets", "secret": { "secretName": APISERVER_SECRET, "defaultMode": 0o400 } }],
+        "terminationGracePeriodSeconds": termination_grace(&flags)
     })
+}
+
+/// The pod's grace period: the shutdown delay (a user's, when set) plus the 30 s Kubernetes
+/// gives by default to drain in-flight requests, so a long delay is not cut by SIGKILL.
+fn termination_grace(flags: &[String]) -> u64 {
+    let delay = flags
+        .iter()
+        .find_map(|f| f.strip_prefix("--shutdown-delay-duration="))
+        .and_then(whole_seconds)
+        .unwrap_or(0);
+    delay + 30
+}
+
+/// Whole seconds of a Go duration of hours, minutes and seconds (`90s`, `1m30s`); `None` for
+/// any other form (the apiserver itself rejects what it cannot parse).
+fn whole_seconds(duration: &str) -> Option<u64> {
+    let (mut total, mut number) = (0u64, String::new());
+    for c in duration.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'h' | 'm' | 's' => {
+                let n: u64 = std::mem::take(&mut number).parse().ok()?;
+                total += n * match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+            }
+            _ => return None,
+        }
+    }
+    number.is_empty().then_some(total)
 }
 
 /// The apiserver generation: version plus a digest of the pod template, so any change

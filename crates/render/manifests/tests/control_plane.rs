@@ -552,6 +552,16 @@ fn node_contract_matches_the_assets() {
     assert!(n.path_unit.contains("PathExists=/etc/kubernetes/kubeconfig"));
 }
 
+/// The self-hosted apiserver's arguments less the one flag only it has: at SIGTERM it waits
+/// for the load balancer (`--shutdown-delay-duration`); the bootstrap and recovery apiservers
+/// hand over through the shared port and stop at once.
+fn short_lived_args(daemonset: &Value) -> Vec<String> {
+    let all = args(&daemonset["spec"]["template"]["spec"]);
+    let delay = "--shutdown-delay-duration=5s".to_string();
+    assert!(all.contains(&delay), "{all:?}");
+    all.into_iter().filter(|a| *a != delay).collect()
+}
+
 /// Apart from where credentials live and which serving pair they use, the bootstrap and
 /// self-hosted apiservers run the same command line (an upgrade cannot drift between them).
 #[test]
@@ -576,7 +586,7 @@ fn bootstrap_and_self_hosted_apiservers_differ_only_in_credential_paths() {
                 .replace("--endpoint-reconciler-type=none", "--endpoint-reconciler-type=lease")
             })
             .collect();
-        assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");
+        assert_eq!(normalized, short_lived_args(&ds), "{v}");
         assert!(normalized.contains(&"--audit-log-maxage=7".to_string()));
         assert_eq!(
             boot["spec"]["containers"][0]["image"],
@@ -690,7 +700,37 @@ fn version_bump_changes_only_kubernetes_workloads() {
 #[test]
 fn apiserver_generation_is_stable_across_builds() {
     let p = common::parse(&common::raw());
-    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-dcf98005");
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-e59d3b12");
+}
+
+/// A self-hosted apiserver told to stop (an OS reboot, a retiring generation) fails `/readyz`
+/// and serves on for 5 s, so a load balancer checking `/readyz` takes it out before its
+/// listener closes; a user with a slower check sets their own delay, which replaces ours.
+#[test]
+fn a_self_hosted_apiserver_serves_on_while_a_load_balancer_takes_it_out() {
+    let r = render(&common::parse(&common::raw()), &common::material()).expect("render");
+    let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+    let delays = |a: Vec<String>| -> Vec<String> {
+        a.into_iter()
+            .filter(|f| f.starts_with("--shutdown-delay-duration="))
+            .collect()
+    };
+    assert_eq!(
+        delays(args(&ds["spec"]["template"]["spec"])),
+        ["--shutdown-delay-duration=5s"]
+    );
+    assert_eq!(ds["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 35);
+    let mut raw = common::raw();
+    raw.extra_flags
+        .insert("kube_apiserver".into(), vec!["--shutdown-delay-duration=35s".into()]);
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
+    let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+    assert_eq!(
+        delays(args(&ds["spec"]["template"]["spec"])),
+        ["--shutdown-delay-duration=35s"]
+    );
+    // SIGKILL waits for the delay and the drain after it.
+    assert_eq!(ds["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 65);
 }
 
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
@@ -758,7 +798,7 @@ fn the_recovery_apiserver_is_the_current_apiserver_standing_by() {
                 .replace("--endpoint-reconciler-type=none", "--endpoint-reconciler-type=lease")
             })
             .collect();
-        assert_eq!(normalized, args(&ds["spec"]["template"]["spec"]), "{v}");
+        assert_eq!(normalized, short_lived_args(&ds), "{v}");
         assert_eq!(
             spec["containers"][0]["image"],
             ds["spec"]["template"]["spec"]["containers"][0]["image"]
