@@ -152,11 +152,13 @@ fn lifecycle(ws: Workspace) {
 fn bad_input_fails_at_plan_with_the_attribute_path() {
     let ws = Workspace::new(&config(
         r#"["nemo.example.com", "not a host!"]"#,
-        r#"  service_cidr = "10.3.0.0/30""#,
+        "  service_cidr = \"10.3.0.0/30\"\n  daemonset_tolerations = [\"example.com/dedicated\", \"no spaces please\"]",
     ));
     let text = ws.fails(&["plan", "-input=false"]);
     assert!(text.contains("api_servers[1]"), "{text}");
     assert!(text.contains("service_cidr"), "{text}");
+    assert!(text.contains("daemonset_tolerations[1]"), "{text}");
+    assert!(text.contains("is not a taint key"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
 }
 

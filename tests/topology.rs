@@ -439,6 +439,85 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the plan after the reboots is empty:\n{text}");
 
+    // --- a worker that vanishes (an autoscaling group's instance, terminated without Terraform) ---
+    // The host scaled in above joins again by itself (its kubelet starts and registers, as a
+    // group's instance does, unnamed in the configuration), then loses power for good. The
+    // next change rolling kube-proxy on every node must not wait for it.
+    let vanished_index = lane.workers[2];
+    lane.os_reboot(&[vanished_index]);
+    eventually(
+        Duration::from_secs(180),
+        &format!("node {spare} Ready again"),
+        || match nodes(&kubeconfig).iter().find(|(n, _, _)| *n == spare) {
+            Some((_, true, _)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    lane.power_off(&[vanished_index]);
+    let vanished_at = Instant::now();
+    eventually(
+        Duration::from_secs(240),
+        &format!("node {spare} tainted node.kubernetes.io/unreachable"),
+        || {
+            let taints = kubectl(
+                &kubeconfig,
+                &["get", "node", &spare, "-o", "jsonpath={.spec.taints[*].key}"],
+            );
+            if taints.contains("node.kubernetes.io/unreachable") {
+                Ok(())
+            } else {
+                Err(taints)
+            }
+        },
+    );
+    eprintln!(
+        "topology: worker {spare} powered off for good; tainted unreachable after {:?}",
+        vanished_at.elapsed()
+    );
+    let proxy_flags = "  extra_flags = { \"kube_apiserver\" = [\"--v=2\"], \"kube_controller_manager\" = [\"--v=3\"], \"kube_proxy\" = [\"--v=3\"] }";
+    ws.write("main.tf", &config(&lane, initial, proxy_flags));
+    let started = Instant::now();
+    let out = ws.run(&["apply", "-auto-approve", "-input=false"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "upgrade with a vanished worker:\n{text}\n{}",
+        lane.logs()
+    );
+    eprintln!(
+        "topology: kube-proxy rolled out with worker {spare} gone: apply took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        text.contains("nodes stopped reporting") && text.contains(&spare),
+        "the apply names the vanished node in a warning:\n{text}"
+    );
+    let proxy: Value = serde_json::from_str(&kubectl(
+        &kubeconfig,
+        &["-n", "kube-system", "get", "daemonset", "kube-proxy", "-o", "json"],
+    ))
+    .unwrap();
+    let status = &proxy["status"];
+    let reporting = nodes(&kubeconfig).iter().filter(|(_, ready, _)| *ready).count();
+    assert_eq!(
+        (
+            status["desiredNumberScheduled"].as_u64(),
+            status["updatedNumberScheduled"].as_u64(),
+            status["numberAvailable"].as_u64()
+        ),
+        (Some(reporting as u64), Some(reporting as u64), Some(reporting as u64)),
+        "kube-proxy runs updated on every node that reports, and only those: {status}"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(
+        !changes,
+        "the plan after the upgrade with a vanished worker is empty:\n{text}"
+    );
+
     let least = memory.least_kib();
     eprintln!(
         "topology lane memory: MemAvailable {} MiB before, {} MiB at the least: {} MiB at the peak for 7 hosts (3 controllers, 3 workers, load balancer) and terraform",

@@ -339,6 +339,11 @@ impl Lane {
 
     /// As [`Lane::power_cycle`], but shut down as an OS reboot does: containers get SIGTERM and
     /// time to finish (an apiserver drains its requests) before anything is killed.
+    /// The hosts at `indexes` lose power and never come back (a terminated instance).
+    pub fn power_off(&self, indexes: &[usize]) {
+        self.each("down", indexes);
+    }
+
     pub fn os_reboot(&self, indexes: &[usize]) {
         self.each("down --graceful", indexes);
         self.each("up", indexes);

@@ -55,6 +55,7 @@ pub mod dial;
 pub mod drain;
 pub mod identity;
 pub mod labels;
+pub mod lost;
 pub mod oneshot;
 pub mod recovery;
 pub mod retry;

@@ -58,6 +58,9 @@ pub struct Outcome {
     pub applied_digest: String,
     /// Observed control-plane versions, by component.
     pub versions: BTreeMap<String, String>,
+    /// What the user should know though nothing failed (e.g. nodes that stopped reporting),
+    /// one paragraph each: Terraform shows them as warnings.
+    pub warnings: Vec<String>,
 }
 
 /// The procedures that share preflight and the fleet of sessions.

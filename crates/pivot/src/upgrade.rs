@@ -134,6 +134,7 @@ async fn through_api(
     .await?;
     outcome.reached = Some(Phase::ApiserverHandOver);
 
+    outcome.warnings.extend(lost_nodes(api, deadline, cancel).await?);
     phase::run(Phase::RollOut, async {
         for m in &rest {
             Box::pin(roll_out(api, m, deadline, cancel, &boot)).await?;
@@ -212,6 +213,33 @@ async fn kubelet_skew(
             out_of_skew.join("\n")
         ),
     ))
+}
+
+/// Nodes whose kubelet stopped reporting, as a warning: the rollouts leave them out (the
+/// node agents do not tolerate `node.kubernetes.io/unreachable:NoSchedule`), and only the
+/// user knows whether their machines come back.
+async fn lost_nodes(api: &Api, deadline: Instant, cancel: &CancellationToken) -> Result<Vec<String>, PivotError> {
+    let lost = bounded(
+        &api.waiter,
+        Phase::RollOut,
+        deadline,
+        cancel,
+        selfhosted_cluster::lost::lost_nodes(api.waiter.client()),
+    )
+    .await?;
+    if lost.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = lost.iter().map(ToString::to_string).collect();
+    tracing::warn!(nodes = ?names, "nodes stopped reporting; the rollouts leave them out");
+    Ok(vec![format!(
+        "These nodes stopped reporting, and this apply did not wait for them: {}.\n\
+         Their pods of kube-proxy and the pod network update when they report again. A machine \
+         that is gone for good (an autoscaling group's terminated instance, say) leaves its Node \
+         behind: remove it with `kubectl delete node NAME`, or, for a worker this configuration \
+         names, by removing it from `workers`.",
+        names.join(", ")
+    )])
 }
 
 /// Applies one workload and waits for its rollout; on failure, the evidence of its pods.

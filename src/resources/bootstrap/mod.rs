@@ -92,6 +92,15 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
     state
 }
 
+/// The run's warnings, for Terraform to show.
+fn outcome_warnings(outcome: &Outcome) -> Diagnostics {
+    let mut d = Diagnostics::default();
+    for w in &outcome.warnings {
+        d.warning("selfhosted_bootstrap: nodes stopped reporting", w.clone());
+    }
+    d
+}
+
 fn pivot_diagnostic(e: &PivotError) -> Diagnostic {
     let summary = match &e.host {
         Some(h) => format!("Bootstrap failed in phase {} on {h}", e.phase),
@@ -259,13 +268,18 @@ impl Bootstrap {
         match result {
             Ok(outcome) => ApplyResponse {
                 new_state: state_after(&req.planned_state, &req.prior_state, &config, &outcome, true),
+                diagnostics: outcome_warnings(&outcome),
                 ..ApplyResponse::default()
             },
             Err(failed) => {
                 let (outcome, e) = *failed;
                 ApplyResponse {
                     new_state: state_after(&req.planned_state, &req.prior_state, &config, &outcome, false),
-                    diagnostics: pivot_diagnostic(&e).into(),
+                    diagnostics: {
+                        let mut d = outcome_warnings(&outcome);
+                        d.push(pivot_diagnostic(&e));
+                        d
+                    },
                     ..ApplyResponse::default()
                 }
             }

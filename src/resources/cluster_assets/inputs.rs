@@ -100,6 +100,11 @@ impl<'a> Inputs<'a> {
             container_images: r.string_map(attr::CONTAINER_IMAGES).unwrap_or_default(),
             container_registry: r.string(attr::CONTAINER_REGISTRY),
             extra_flags: r.string_list_map(attr::EXTRA_FLAGS).unwrap_or_default(),
+            daemonset_tolerations: r
+                .strings(attr::DAEMONSET_TOLERATIONS, |i| {
+                    format!("unknown-{i}.selfhosted.invalid/taint")
+                })
+                .unwrap_or_default(),
             controller_replicas: r.int(attr::CONTROLLER_REPLICAS),
             extra_manifests: r.strings(attr::EXTRA_MANIFESTS, |_| String::new()).unwrap_or_default(),
             admin_group: raw.admin_organization.clone(),

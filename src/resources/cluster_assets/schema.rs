@@ -65,6 +65,8 @@ pub mod attr {
     pub const CONTAINER_REGISTRY: &str = "container_registry";
     /// `extra_flags`
     pub const EXTRA_FLAGS: &str = "extra_flags";
+    /// `daemonset_tolerations`
+    pub const DAEMONSET_TOLERATIONS: &str = "daemonset_tolerations";
     /// `controller_replicas`
     pub const CONTROLLER_REPLICAS: &str = "controller_replicas";
     /// `extra_manifests`
@@ -322,6 +324,11 @@ pub fn schema() -> Schema {
             attr::EXTRA_FLAGS,
             Type::map(Type::list(Type::String)),
             "Extra command-line flags per component (`kube_apiserver`, `kube_controller_manager`, `kube_scheduler`, `kube_proxy`, `kubelet`), each `--name=value`; a flag of the same name replaces ours.",
+        ))
+        .attribute(input(
+            attr::DAEMONSET_TOLERATIONS,
+            Type::list(Type::String),
+            "Taint keys of your own (e.g. `example.com/dedicated` on a dedicated node pool) that kube-proxy and the pod network's node agent tolerate, any effect, as typhoon's `daemonset_tolerations`. They tolerate Kubernetes' own taints already, but not `node.kubernetes.io/unreachable`, so a vanished node does not hold up their rollouts.",
         ))
         .attribute(input(
             attr::CONTROLLER_REPLICAS,

@@ -55,7 +55,7 @@ pub fn kube_proxy(p: &ManifestParams) -> Vec<Value> {
                     "hostNetwork": true,
                     "priorityClassName": "system-node-critical",
                     "serviceAccountName": "kube-proxy",
-                    "tolerations": [{ "operator": "Exists" }],
+                    "tolerations": crate::object::node_agent_tolerations(p),
                     "containers": [{
                         "name": "kube-proxy",
                         "image": image(p, Component::KubeProxy),

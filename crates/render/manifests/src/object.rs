@@ -65,6 +65,43 @@ pub fn controller_tolerations() -> Value {
     ])
 }
 
+/// The `NoSchedule` taints Kubernetes itself puts on a node that must still run kube-proxy
+/// and the pod network's agent: ours on controllers, a node not ready yet (its network is
+/// what the agent brings), cordoned, under pressure, or not yet initialised by a cloud.
+const NODE_AGENT_NO_SCHEDULE: [&str; 8] = [
+    CONTROL_PLANE_TAINT,
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/network-unavailable",
+    "node.kubernetes.io/unschedulable",
+    "node.kubernetes.io/disk-pressure",
+    "node.kubernetes.io/memory-pressure",
+    "node.kubernetes.io/pid-pressure",
+    "node.cloudprovider.kubernetes.io/uninitialized",
+];
+
+/// Tolerations of the DaemonSets every node runs (kube-proxy, the pod network's agent):
+/// every `NoExecute` taint, so nothing evicts them, and the `NoSchedule` taints above plus
+/// the user's own keys (`daemonset_tolerations`, as typhoon's) — but not
+/// `node.kubernetes.io/unreachable:NoSchedule`, the taint of a node whose kubelet stopped
+/// reporting. Tolerating that one (as `operator: Exists` alone does) kept a vanished
+/// worker among the nodes the DaemonSet must run on, so its rolling update, one node at a
+/// time, waited for that node forever; untolerated, the DaemonSet controller leaves the lost
+/// node out until it reports again.
+pub fn node_agent_tolerations(p: &ManifestParams) -> Value {
+    let mut list = vec![json!({ "operator": "Exists", "effect": "NoExecute" })];
+    list.extend(
+        NODE_AGENT_NO_SCHEDULE
+            .iter()
+            .map(|key| json!({ "key": key, "operator": "Exists", "effect": "NoSchedule" })),
+    );
+    list.extend(
+        p.daemonset_tolerations
+            .iter()
+            .map(|key| json!({ "key": key, "operator": "Exists" })),
+    );
+    Value::Array(list)
+}
+
 /// Apply rank of a kind: namespaces, CRDs, RBAC/ServiceAccounts, ConfigMaps/Secrets,
 /// Services, disruption budgets, workloads (apiserver first), then anything else
 /// (custom resources need their CRDs established).

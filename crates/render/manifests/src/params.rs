@@ -190,6 +190,8 @@ pub struct RawParams {
     pub container_registry: Option<String>,
     /// `extra_flags`: component name → flags appended (or replacing ours of the same name).
     pub extra_flags: BTreeMap<String, Vec<String>>,
+    /// `daemonset_tolerations`: taint keys of the user's own that the node agents tolerate.
+    pub daemonset_tolerations: Vec<String>,
     /// `controller_replicas`.
     pub controller_replicas: Option<i64>,
     /// Number of controller hosts (from the bootstrap resource or a count input).
@@ -311,6 +313,9 @@ pub struct ManifestParams {
     pub container_registry: Option<String>,
     /// Per-component extra flags (`--name=value`), replacing our flag of the same name.
     pub extra_flags: BTreeMap<Component, Vec<String>>,
+    /// Taint keys of the user's own (dedicated node pools) that kube-proxy and the pod
+    /// network's node agent tolerate, any effect; see [`crate::object::node_agent_tolerations`].
+    pub daemonset_tolerations: Vec<String>,
     /// Explicit controller-manager/scheduler replicas.
     pub controller_replicas: Option<u32>,
     /// Number of controller hosts.
@@ -347,6 +352,7 @@ impl ManifestParams {
             container_images: BTreeMap::new(),
             container_registry: None,
             extra_flags: BTreeMap::new(),
+            daemonset_tolerations: Vec::new(),
             controller_replicas: None,
             controller_count: 1,
             extra_manifests: Vec::new(),
@@ -524,6 +530,7 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
     let images = container_images(&raw.container_images, &mut errors);
     let registry = container_registry(raw.container_registry.as_deref(), &mut errors);
     let flags = extra_flags(&raw.extra_flags, version, &mut errors);
+    daemonset_tolerations(&raw.daemonset_tolerations, &mut errors);
     let replicas = controller_replicas(raw.controller_replicas, &mut errors);
     let admin_group = admin_group(raw.admin_group.as_deref(), &mut errors);
     let extras = extra_manifests(&raw.extra_manifests, &mut errors);
@@ -555,6 +562,7 @@ pub fn parse_params(raw: &RawParams) -> Result<ManifestParams, Vec<InputError>> 
             container_images: images,
             container_registry: registry,
             extra_flags: flags,
+            daemonset_tolerations: raw.daemonset_tolerations.clone(),
             controller_replicas: replicas,
             controller_count: raw.controller_count,
             extra_manifests: extras,
@@ -788,6 +796,53 @@ fn check_flags(key: &str, c: Component, list: &[String], version: Option<Version
             }
         }
     }
+}
+
+/// Each a taint key, once: a qualified name (`dedicated`, `example.com/dedicated`).
+fn daemonset_tolerations(raw: &[String], errors: &mut Vec<InputError>) {
+    let mut seen = BTreeSet::new();
+    for (i, key) in raw.iter().enumerate() {
+        if !is_qualified_name(key) {
+            errors.push(InputError::index(
+                "daemonset_tolerations",
+                i,
+                format!("{key:?} is not a taint key; write a name such as \"dedicated\" or \"example.com/dedicated\" (letters, digits, '-', '_', '.', at most 63, with an optional DNS prefix and '/')"),
+            ));
+        } else if !seen.insert(key.as_str()) {
+            errors.push(InputError::index(
+                "daemonset_tolerations",
+                i,
+                format!("{key:?} is given twice; keep one"),
+            ));
+        }
+    }
+}
+
+/// Kubernetes' qualified name (label and taint keys): `[prefix/]name`, the prefix a DNS
+/// subdomain of at most 253, the name at most 63 alphanumerics with `-`, `_`, `.` inside.
+fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && l.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    name_ok && prefix_ok
 }
 
 fn controller_replicas(raw: Option<i64>, errors: &mut Vec<InputError>) -> Option<u32> {

@@ -733,6 +733,67 @@ fn a_self_hosted_apiserver_serves_on_while_a_load_balancer_takes_it_out() {
     assert_eq!(ds["spec"]["template"]["spec"]["terminationGracePeriodSeconds"], 65);
 }
 
+/// kube-proxy and every pod network's node agent run on every node, whatever Kubernetes or
+/// the user taints it with, and are never evicted — but a node whose kubelet stopped
+/// reporting (`node.kubernetes.io/unreachable:NoSchedule`) is not one they must run on, so
+/// a vanished worker does not hold up their rolling updates.
+#[test]
+fn node_agents_tolerate_every_taint_but_a_lost_node_s() {
+    for networking in ["flannel", "calico", "cilium"] {
+        let mut raw = common::raw();
+        raw.networking = Some(networking.into());
+        raw.daemonset_tolerations = vec!["example.com/dedicated".into()];
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let agents: Vec<&String> = r
+            .manifests
+            .iter()
+            .filter(|(k, _)| k.contains("-daemonset-kube-system-") && !k.contains("kube-apiserver"))
+            .map(|(_, v)| v)
+            .collect();
+        let mut names = Vec::new();
+        for yaml_text in agents {
+            let ds = yaml(yaml_text);
+            names.push(ds["metadata"]["name"].as_str().unwrap_or_default().to_string());
+            let tolerations = ds["spec"]["template"]["spec"]["tolerations"]
+                .as_array()
+                .expect("tolerations")
+                .clone();
+            let tolerates = |key: &str, effect: &str| {
+                tolerations.iter().any(|t| {
+                    t["operator"] == "Exists"
+                        && (t["key"].is_null() || t["key"] == key)
+                        && (t["effect"].is_null() || t["effect"] == effect)
+                })
+            };
+            for (key, effect) in [
+                ("node-role.kubernetes.io/control-plane", "NoSchedule"),
+                ("node.kubernetes.io/not-ready", "NoSchedule"),
+                ("node.kubernetes.io/not-ready", "NoExecute"),
+                ("node.kubernetes.io/unreachable", "NoExecute"),
+                ("node.kubernetes.io/network-unavailable", "NoSchedule"),
+                ("node.kubernetes.io/unschedulable", "NoSchedule"),
+                ("example.com/dedicated", "NoSchedule"),
+                ("example.com/dedicated", "NoExecute"),
+                ("anything.example/else", "NoExecute"),
+            ] {
+                assert!(
+                    tolerates(key, effect),
+                    "{networking}: {names:?} tolerates {key}:{effect}"
+                );
+            }
+            assert!(
+                !tolerates("node.kubernetes.io/unreachable", "NoSchedule"),
+                "{networking}: {names:?} must not tolerate a lost node"
+            );
+        }
+        assert!(names.iter().any(|n| n == "kube-proxy"), "{networking}: {names:?}");
+        assert!(
+            names.len() >= 2,
+            "{networking}: kube-proxy and the network's agent: {names:?}"
+        );
+    }
+}
+
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
 /// (bind address included), as the apiserver's user, from the agent image a user can move.
 #[test]

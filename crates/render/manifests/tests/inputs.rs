@@ -245,3 +245,23 @@ fn extra_manifests() {
     raw.extra_manifests = vec![secret("mine")];
     assert!(parse_params(&raw).is_ok(), "a Secret of the user's own is fine");
 }
+
+/// A taint key the node agents should tolerate is a qualified name, given once.
+#[test]
+fn daemonset_tolerations() {
+    let mut raw = common::raw();
+    raw.daemonset_tolerations = vec!["dedicated".into(), "example.com/gpu".into()];
+    assert_eq!(common::parse(&raw).daemonset_tolerations, raw.daemonset_tolerations);
+    for bad in ["", "has space", "Example.COM/x", "-lead", "a/b/c", &"x".repeat(64)] {
+        let mut raw = common::raw();
+        raw.daemonset_tolerations = vec!["ok".into(), bad.to_string()];
+        one(
+            &raw,
+            "daemonset_tolerations[1]",
+            "is not a taint key; write a name such as",
+        );
+    }
+    let mut raw = common::raw();
+    raw.daemonset_tolerations = vec!["dedicated".into(), "dedicated".into()];
+    one(&raw, "daemonset_tolerations[1]", "given twice");
+}

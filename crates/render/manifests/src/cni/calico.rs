@@ -168,7 +168,7 @@ pub fn objects(p: &ManifestParams) -> Vec<Value> {
                         "priorityClassName": "system-node-critical",
                         "serviceAccountName": "calico-node",
                         "terminationGracePeriodSeconds": 0,
-                        "tolerations": [{ "operator": "Exists" }],
+                        "tolerations": crate::object::node_agent_tolerations(p),
                         "initContainers": [{
                             "name": "install-cni",
                             "image": image(p, Component::CalicoCni),

@@ -150,7 +150,7 @@ pub fn objects(p: &ManifestParams) -> Vec<Value> {
                         "serviceAccountName": "cilium",
                         "restartPolicy": "Always",
                         "terminationGracePeriodSeconds": 1,
-                        "tolerations": [{ "operator": "Exists" }],
+                        "tolerations": crate::object::node_agent_tolerations(p),
                         "initContainers": [
                             {
                                 "name": "clean-cilium-state",

@@ -55,7 +55,7 @@ pub fn objects(p: &ManifestParams) -> Vec<Value> {
                         "hostNetwork": true,
                         "priorityClassName": "system-node-critical",
                         "serviceAccountName": "flannel",
-                        "tolerations": [{ "operator": "Exists" }],
+                        "tolerations": crate::object::node_agent_tolerations(p),
                         "initContainers": [
                             {
                                 "name": "install-cni-plugin",
