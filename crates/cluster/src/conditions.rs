@@ -23,10 +23,23 @@ pub fn pod_ready(pod: &Pod) -> bool {
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Whether a set of pods (one component's) has at least `min` pods and all of them are Ready.
+/// Whether a pod has ended for good (`Failed` or `Succeeded`): nothing restarts it, and its
+/// owner, if any, has made another. A kubelet that rejects a pod at admission leaves one
+/// (`NodeAffinity`: the scheduler saw a node label the kubelet's cache did not have yet).
+pub fn pod_terminal(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|phase| phase == "Failed" || phase == "Succeeded")
+}
+
+/// Whether a set of pods (one component's) has at least `min` pods that have not ended, and
+/// all of those are Ready. Ended pods ([`pod_terminal`]) are left out: they never become Ready,
+/// and a ReplicaSet keeps them (until the pod garbage collector's threshold) beside the one
+/// it made in their place.
 pub fn pods_ready<'a>(pods: impl IntoIterator<Item = &'a Pod>, min: usize) -> bool {
     let mut n = 0;
-    for p in pods {
+    for p in pods.into_iter().filter(|p| !pod_terminal(p)) {
         if !pod_ready(p) {
             return false;
         }
@@ -322,6 +335,13 @@ mod tests {
         assert!(!pods_ready([&a, &b], 1));
         assert!(!pods_ready([], 1));
         assert!(!pods_ready([&a], 2));
+        // A pod the kubelet rejected at admission has ended: it neither blocks nor counts.
+        let mut rejected = ready_pod("c", "False");
+        rejected.status.as_mut().unwrap().phase = Some("Failed".into());
+        assert!(pod_terminal(&rejected) && !pod_terminal(&a) && !pod_terminal(&b));
+        assert!(pods_ready([&a, &rejected], 1));
+        assert!(!pods_ready([&rejected], 1));
+        assert!(!pods_ready([&a, &rejected], 2));
     }
 
     #[test]

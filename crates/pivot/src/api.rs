@@ -334,6 +334,17 @@ impl Api {
         futures::future::join_all(runs).await;
     }
 
+    /// Deletes control-plane pods that ended (a kubelet's admission rejected them; their
+    /// ReplicaSet made others), so `kubectl get pods` does not show them for months; best
+    /// effort, as it changes nothing that runs.
+    async fn remove_ended(&self, ended: &[String]) {
+        for name in ended {
+            if let Err(e) = selfhosted_cluster::workloads::delete_pod(self.waiter.client(), "kube-system", name).await {
+                tracing::debug!(pod = name, error = %chain(&e), "removing an ended control-plane pod");
+            }
+        }
+    }
+
     /// The image tags the Ready pods of each control-plane component run, by component.
     pub(crate) async fn versions(
         &self,
@@ -353,6 +364,10 @@ impl Api {
                 .await
             {
                 Ok(pods) => {
+                    let (ended, pods): (Vec<_>, Vec<_>) =
+                        pods.into_iter().partition(selfhosted_cluster::conditions::pod_terminal);
+                    let ended: Vec<String> = ended.into_iter().filter_map(|p| p.metadata.name).collect();
+                    self.remove_ended(&ended).await;
                     let images: BTreeSet<String> = pods
                         .iter()
                         .filter_map(|p| p.spec.as_ref()?.containers.first()?.image.clone())
