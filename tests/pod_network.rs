@@ -215,4 +215,68 @@ fn a_pod_on_a_worker_resolves_the_api_through_coredns_and_reaches_it_through_its
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the plan after the create is empty:\n{text}");
+
+    // --- the worker's machine is lost for good ---
+    // Powered off, never back: its Node stops reporting and is tainted unreachable. The user
+    // removes it from `workers` and, in the same apply, changes kube-proxy: the rollout (one
+    // node at a time) must not wait for the lost node, nor the removal for its pods, which no
+    // kubelet will ever end.
+    lane.power_off(&[lane.workers[0]]);
+    let lost_at = Instant::now();
+    eventually(
+        Duration::from_secs(240),
+        &format!("node {worker} tainted node.kubernetes.io/unreachable"),
+        || {
+            let taints = get(&kubeconfig, &["node", &worker])["spec"]["taints"].to_string();
+            if taints.contains("node.kubernetes.io/unreachable") {
+                Ok(())
+            } else {
+                Err(taints)
+            }
+        },
+    );
+    eprintln!(
+        "pod network: worker {worker} powered off for good; tainted unreachable after {:?}",
+        lost_at.elapsed()
+    );
+    let without_worker = LaneConfig::new(&lane)
+        .workers(&[])
+        .pod_network()
+        .timeouts("create = \"20m\", update = \"10m\"")
+        .hcl()
+        .replace(
+            "\"--conntrack-max-per-core=0\"]",
+            "\"--conntrack-max-per-core=0\", \"--v=3\"]",
+        );
+    assert!(without_worker.contains("--v=3"), "{without_worker}");
+    ws.write("main.tf", &without_worker);
+    let started = Instant::now();
+    apply_ok(&ws, &lane, "kube-proxy changed and the lost worker removed");
+    eprintln!(
+        "pod network: kube-proxy rolled out and the lost worker {worker} removed in {:?}",
+        started.elapsed()
+    );
+    let proxy = get(&kubeconfig, &["-n", "kube-system", "daemonset", "kube-proxy"]);
+    let args = proxy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("--v=3"), "kube-proxy has the new flag: {args}");
+    let status = &proxy["status"];
+    assert_eq!(
+        (
+            status["desiredNumberScheduled"].as_u64(),
+            status["updatedNumberScheduled"].as_u64(),
+            status["numberAvailable"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "kube-proxy runs updated on the controller, the one node left: {status}"
+    );
+    let nodes = get(&kubeconfig, &["nodes"]);
+    let names: Vec<&str> = nodes["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, [controller.as_str()], "the lost worker's Node is deleted");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the removal is empty:\n{text}");
 }

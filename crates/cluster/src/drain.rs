@@ -102,6 +102,13 @@ pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Resu
         Err(e) if is_not_found(&e) => return Ok(removed),
         Err(e) => return Err(api_err("cordoning", node)(e)),
     }
+    // A node that stopped reporting (a machine gone for good) has no kubelet to end its
+    // evicted pods: they stay Terminating. Once evicted they are left to Kubernetes' pod
+    // garbage collector, which deletes them with the Node, instead of waited for.
+    let lost = match nodes.get_opt(node).await {
+        Ok(n) => n.as_ref().and_then(crate::lost::lost).is_some(),
+        Err(e) => return Err(api_err("reading the Node", node)(e)),
+    };
     let eviction_version = eviction_api_version(client).await;
     let pods: Api<Pod> = Api::all(client.clone());
     let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
@@ -113,6 +120,7 @@ pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Resu
             .items
             .into_iter()
             .filter(evictable)
+            .filter(|p| !(lost && p.metadata.deletion_timestamp.is_some()))
             .collect();
         if left.is_empty() {
             break;

@@ -61,6 +61,44 @@ pub async fn lost_nodes(client: &Client) -> Result<Vec<LostNode>, kube::Error> {
     Ok(lost)
 }
 
+/// Removes from the API the pods matching `selector` in `namespace` that are being deleted on
+/// a node that stopped reporting: no kubelet will ever end them, and while one is listed the
+/// DaemonSet controller counts its node as unavailable — with one node at a time allowed, its
+/// rolling update stops there (seen on the lane: a worker powered off for good held
+/// kube-proxy's update until the deadline). A force delete removes only the API object, as
+/// Kubernetes' own pod garbage collector does for an out-of-service node. Returns their names.
+pub async fn release_pods_on_lost_nodes(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> Result<Vec<String>, kube::Error> {
+    let lost: Vec<String> = lost_nodes(client).await?.into_iter().map(|n| n.name).collect();
+    if lost.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
+    let mut released = Vec::new();
+    for pod in pods.list(&ListParams::default().labels(selector)).await?.items {
+        let on_lost = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some_and(|n| lost.contains(n));
+        let (Some(name), true, true) = (pod.metadata.name, on_lost, pod.metadata.deletion_timestamp.is_some()) else {
+            continue;
+        };
+        match pods
+            .delete(&name, &kube::api::DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => released.push(name),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(released)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

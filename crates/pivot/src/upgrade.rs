@@ -35,6 +35,9 @@ use crate::procedure::{bounded, host_pod_logs, Outcome, PivotParams};
 /// Pause between looks at a controller's listening sockets.
 const LISTEN_POLL: Duration = Duration::from_millis(500);
 
+/// Pause between looks for DaemonSet pods stuck on nodes that stopped reporting.
+const RELEASE_POLL: Duration = Duration::from_secs(3);
+
 /// Pause between looks at a retiring pod and at the `kubernetes` Service's Endpoints.
 const RETIRE_POLL: Duration = Duration::from_millis(250);
 
@@ -134,7 +137,9 @@ async fn through_api(
     .await?;
     outcome.reached = Some(Phase::ApiserverHandOver);
 
-    outcome.warnings.extend(lost_nodes(api, deadline, cancel).await?);
+    outcome
+        .warnings
+        .extend(lost_nodes(api, &params.removed_nodes, deadline, cancel).await?);
     phase::run(Phase::RollOut, async {
         for m in &rest {
             Box::pin(roll_out(api, m, deadline, cancel, &boot)).await?;
@@ -217,9 +222,14 @@ async fn kubelet_skew(
 
 /// Nodes whose kubelet stopped reporting, as a warning: the rollouts leave them out (the
 /// node agents do not tolerate `node.kubernetes.io/unreachable:NoSchedule`), and only the
-/// user knows whether their machines come back.
-async fn lost_nodes(api: &Api, deadline: Instant, cancel: &CancellationToken) -> Result<Vec<String>, PivotError> {
-    let lost = bounded(
+/// user knows whether their machines come back. Those this apply removes are not named.
+async fn lost_nodes(
+    api: &Api,
+    removed: &[String],
+    deadline: Instant,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, PivotError> {
+    let mut lost = bounded(
         &api.waiter,
         Phase::RollOut,
         deadline,
@@ -227,6 +237,7 @@ async fn lost_nodes(api: &Api, deadline: Instant, cancel: &CancellationToken) ->
         selfhosted_cluster::lost::lost_nodes(api.waiter.client()),
     )
     .await?;
+    lost.retain(|n| !removed.contains(&n.name));
     if lost.is_empty() {
         return Ok(Vec::new());
     }
@@ -240,6 +251,23 @@ async fn lost_nodes(api: &Api, deadline: Instant, cancel: &CancellationToken) ->
          names, by removing it from `workers`.",
         names.join(", ")
     )])
+}
+
+/// Runs beside a DaemonSet's rollout wait, until it ends: every few seconds, frees the
+/// rollout from pods being deleted on nodes that stopped reporting
+/// ([`selfhosted_cluster::lost::release_pods_on_lost_nodes`]).
+async fn release_lost_pods(api: &Api, namespace: &str, selector: &str) -> std::convert::Infallible {
+    loop {
+        tokio::time::sleep(RELEASE_POLL).await;
+        match selfhosted_cluster::lost::release_pods_on_lost_nodes(api.waiter.client(), namespace, selector).await {
+            Ok(released) if !released.is_empty() => tracing::warn!(
+                pods = ?released,
+                "removed pods that were being deleted on nodes that stopped reporting (no kubelet will end them)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %chain(&e), "looking for pods on nodes that stopped reporting"),
+        }
+    }
 }
 
 /// Applies one workload and waits for its rollout; on failure, the evidence of its pods.
@@ -259,7 +287,17 @@ async fn roll_out(
         selfhosted_cluster::apply_parsed(&api.waiter, std::slice::from_ref(m)),
     )
     .await?;
-    match api.waiter.until(deadline, &what, api.waiter.rolled_out(m)).await {
+    let rolled_out = api.waiter.until(deadline, &what, api.waiter.rolled_out(m));
+    let rolled_out = match (m.gvk.kind.as_str(), workloads::pod_selector(m)) {
+        ("DaemonSet", Some(selector)) => {
+            tokio::select! {
+                r = rolled_out => r,
+                never = release_lost_pods(api, m.object.metadata.namespace.as_deref().unwrap_or("default"), &selector) => match never {},
+            }
+        }
+        _ => rolled_out.await,
+    };
+    match rolled_out {
         Ok(()) => Ok(()),
         Err(e) => {
             let mut err = PivotError::new(Phase::RollOut, chain(&e));
