@@ -72,12 +72,7 @@ fn evictable(pod: &Pod) -> bool {
         .annotations
         .as_ref()
         .is_some_and(|a| a.contains_key(MIRROR_ANNOTATION));
-    let finished = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .is_some_and(|p| p == "Succeeded" || p == "Failed");
-    !(daemon || mirror || finished)
+    !(daemon || mirror || crate::conditions::pod_terminal(pod))
 }
 
 fn full_name(pod: &Pod) -> String {

@@ -79,12 +79,13 @@ pub async fn release_pods_on_lost_nodes(
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), namespace);
     let mut released = Vec::new();
     for pod in pods.list(&ListParams::default().labels(selector)).await?.items {
-        let on_lost = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_ref())
-            .is_some_and(|n| lost.contains(n));
-        let (Some(name), true, true) = (pod.metadata.name, on_lost, pod.metadata.deletion_timestamp.is_some()) else {
+        let stuck = pod.metadata.deletion_timestamp.is_some()
+            && pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .is_some_and(|n| lost.contains(n));
+        let Some(name) = pod.metadata.name.filter(|_| stuck) else {
             continue;
         };
         match pods

@@ -456,30 +456,9 @@ fn termination_grace(flags: &[String]) -> u64 {
     let delay = flags
         .iter()
         .find_map(|f| f.strip_prefix("--shutdown-delay-duration="))
-        .and_then(whole_seconds)
-        .unwrap_or(0);
+        .and_then(|d| humantime::parse_duration(d).ok())
+        .map_or(0, |d| d.as_secs());
     delay + 30
-}
-
-/// Whole seconds of a Go duration of hours, minutes and seconds (`90s`, `1m30s`); `None` for
-/// any other form (the apiserver itself rejects what it cannot parse).
-fn whole_seconds(duration: &str) -> Option<u64> {
-    let (mut total, mut number) = (0u64, String::new());
-    for c in duration.chars() {
-        match c {
-            '0'..='9' => number.push(c),
-            'h' | 'm' | 's' => {
-                let n: u64 = std::mem::take(&mut number).parse().ok()?;
-                total += n * match c {
-                    'h' => 3600,
-                    'm' => 60,
-                    _ => 1,
-                };
-            }
-            _ => return None,
-        }
-    }
-    number.is_empty().then_some(total)
 }
 
 /// The apiserver generation: version plus a digest of the pod template, so any change
