@@ -153,6 +153,18 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
     assert!(text.contains("host_key") && text.contains("known_hosts"), "{text}");
     assert!(text.contains("connect_timeout") || text.contains("duration"), "{text}");
 
+    // An empty snapshot folder: its path and what to write.
+    let cfg = config(&tb, "core", &hosts(&tb)).replace(
+        "  assets      = selfhosted",
+        "  etcd_snapshot_dir = \" \"\n  assets      = selfhosted",
+    );
+    ws.write("main.tf", &cfg);
+    let text = ws.fails(&["validate", "-no-color"]);
+    assert!(
+        text.contains("Invalid folder: etcd_snapshot_dir") && text.contains("path.root"),
+        "{text}"
+    );
+
     // A teardown on destroy cannot use the write-only key: Terraform sends no configuration
     // then. Said at validate, on on_destroy.
     let cfg = config(&tb, "core", &hosts(&tb))

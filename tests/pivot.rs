@@ -772,16 +772,26 @@ fn a_worker_joins_from_the_joining_ignition_alone_by_tls_bootstrapping() {
 #[test]
 fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
     let Some(lane) = Lane::up("pivot update") else { return };
-    let ws = Workspace::new(&config(&lane, ""));
+    // Every update also keeps its etcd snapshot here (see the restore at the end).
+    let with_snapshots = |extra: &str, bootstrap: &str| {
+        LaneConfig::new(&lane)
+            .assets(extra)
+            .bootstrap(&format!(
+                "  etcd_snapshot_dir = \"${{path.root}}/etcd-snapshots\"\n{bootstrap}"
+            ))
+            .hcl()
+    };
+    let ws = Workspace::new(&with_snapshots("", ""));
     apply_ok(&ws, &lane, "apply");
     let assets = ws.path().join("assets");
     let kubeconfig = assets.join("auth/admin.kubeconfig");
     let generations = || apiserver_generations(&kubeconfig);
     let before = generations();
+    kubectl(&kubeconfig, &["create", "configmap", "made-before-the-update"]);
 
     // A changed apiserver flag (a new apiserver generation) and a new object.
     let extra = "  extra_flags = { \"kube_apiserver\" = [\"--v=2\"] }\n  extra_manifests = [<<-EOT\n    apiVersion: v1\n    kind: ConfigMap\n    metadata:\n      name: added-later\n      namespace: kube-system\n    data:\n      k: v\n  EOT\n  ]";
-    ws.write("main.tf", &config(&lane, extra));
+    ws.write("main.tf", &with_snapshots(extra, ""));
     let (changes, text) = ws.plan_has_changes();
     assert!(
         changes && text.contains("selfhosted_bootstrap.lane will be updated in-place"),
@@ -816,9 +826,28 @@ fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
         0,
         "no failed request during the hand-over: {failures:?}"
     );
-    assert_one_new_generation(&kubeconfig, &before, "--v=2");
+    what_the_update_made_is_there(&kubeconfig, &before);
+    assert!(
+        !lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
+        "no bootstrap control plane is left"
+    );
+    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
+
+    restore_the_snapshot_the_update_took(
+        &ws,
+        &lane,
+        &before,
+        &with_snapshots(extra, "  converge_trigger = \"restored\"\n"),
+    );
+}
+
+/// The update's apiserver generation (one, with its flag, not `before`) and its new object.
+fn what_the_update_made_is_there(kubeconfig: &Path, before: &str) {
+    assert_one_new_generation(kubeconfig, before, "--v=2");
     let value = kubectl(
-        &kubeconfig,
+        kubeconfig,
         &[
             "-n",
             "kube-system",
@@ -829,12 +858,122 @@ fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
             "jsonpath={.data.k}",
         ],
     );
-    assert_eq!(value, "v");
+    assert_eq!(value, "v", "the update's ConfigMap");
+}
+
+/// The etcd snapshot an update took before changing anything, checked as etcd's own tool
+/// reads it; then etcd's data lost, restored from the copy kept on the controller with the
+/// guide's commands, the controller rebooted, and the update run again by `converge_trigger`:
+/// what was made before the snapshot is back, what came after it is gone until the apply
+/// puts back what the configuration holds.
+fn restore_the_snapshot_the_update_took(ws: &Workspace, lane: &Lane, before: &str, restored_config: &str) {
+    let assets = ws.path().join("assets");
+    let kubeconfig = assets.join("auth/admin.kubeconfig");
+    let snapshot = ws.resource_values("selfhosted_bootstrap")["etcd_snapshot"].clone();
+    let field = |k: &str| {
+        snapshot[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("etcd_snapshot.{k}: {snapshot}"))
+            .to_owned()
+    };
+    let (on_host, local) = (field("path"), std::path::PathBuf::from(field("local_path")));
+    assert_eq!(field("host"), lane.host().name, "{snapshot}");
     assert!(
-        !lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
-        "no bootstrap control plane is left"
+        on_host.starts_with("/var/lib/selfhosted/etcd-snapshots/etcd-"),
+        "{snapshot}"
     );
-    assert_eq!(ws.resource_values("selfhosted_bootstrap")["phase"], "verify");
+    let data = std::fs::read(&local).expect("the local copy");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&local).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the local copy is private");
+    }
+    assert_eq!(data.len().to_string(), field("bytes"));
+    let sha = |args: &[&str]| {
+        let out = lane.tb.host_exec(&lane.host().name, args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let host_copy = sha(&[
+        "sh",
+        "-c",
+        &format!("sha256sum {on_host} | cut -d' ' -f1; stat -c %U:%a {on_host}"),
+    ]);
+    assert_eq!(
+        host_copy,
+        format!("{}\nroot:600", field("sha256")),
+        "the copy on the controller"
+    );
+    let status = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["snapshot", "status", "--write-out", "json"])
+        .arg(&local)
+        .output()
+        .expect("etcdctl");
+    assert!(
+        status.status.success(),
+        "etcdctl snapshot status: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
+    eprintln!("etcd snapshot: {snapshot}; etcdctl snapshot status: {status}");
+    assert!(
+        status["revision"].as_i64() >= field("revision").parse().ok(),
+        "{status}"
+    );
+
+    // After the snapshot: lost with etcd's data.
+    kubectl(&kubeconfig, &["create", "configmap", "made-after-the-snapshot"]);
+    let started = Instant::now();
+    lane.stop_etcd(0);
+    let address = &lane.host().address;
+    let restore = format!(
+        "set -e; rm -rf /var/lib/etcd/* /var/lib/etcd-restored; \
+         ETCDCTL_API=3 etcdctl snapshot restore {on_host} --name etcd0 \
+           --initial-cluster etcd0=https://{address}:2380 --initial-advertise-peer-urls https://{address}:2380 \
+           --data-dir /var/lib/etcd-restored; \
+         mv /var/lib/etcd-restored/member /var/lib/etcd/; rmdir /var/lib/etcd-restored; chown -R etcd:etcd /var/lib/etcd"
+    );
+    let out = lane.tb.host_exec(&lane.host().name, &["sh", "-c", &restore]);
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lane.start_etcd(0);
+    let self_hosted = Fingerprint::of_pem(&std::fs::read_to_string(assets.join("tls/apiserver.crt")).unwrap()).unwrap();
+    let rebooted = lane.reboot(&assets, &self_hosted, Duration::from_secs(240));
+    let present = |name: &str| {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["get", "configmap", name, "--ignore-not-found", "-o", "name"])
+            .output()
+            .expect("kubectl");
+        out.status.success().then_some(!out.stdout.is_empty())
+    };
+    eventually(
+        Duration::from_secs(60),
+        "the API reads the restored keyspace",
+        || match (present("made-before-the-update"), present("made-after-the-snapshot")) {
+            (Some(true), Some(false)) => Ok(()),
+            other => Err(format!("(before, after) present: {other:?}")),
+        },
+    );
+    eprintln!(
+        "restore: etcd restored and the controller rebooted; self-hosted apiserver back after {:?}, {:?} in all",
+        rebooted.self_hosted,
+        started.elapsed()
+    );
+
+    // What the update applied after its snapshot is back once the update runs again.
+    ws.write("main.tf", restored_config);
+    let (changes, text) = ws.plan_has_changes();
+    assert!(changes && text.contains("converge_trigger"), "{text}");
+    let converged = Instant::now();
+    apply_ok(ws, lane, "apply after the restore");
+    eprintln!("restore: the converging apply took {:?}", converged.elapsed());
+    what_the_update_made_is_there(&kubeconfig, before);
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
 }

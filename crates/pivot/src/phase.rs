@@ -11,6 +11,9 @@ use std::time::Instant;
 pub enum Phase {
     /// Every host reachable, sudo works, a kubelet is installed.
     Preflight,
+    /// Upgrade: a snapshot of etcd, kept on a controller (and in the user's folder) before
+    /// anything changes.
+    EtcdSnapshot,
     /// Kubelet kubeconfig and CA to every host; etcd TLS to controllers.
     NodeSecrets,
     /// Bootstrap secrets and static Pods on the first controller.
@@ -41,8 +44,9 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 13] = [
+    pub const ALL: [Phase; 14] = [
         Phase::Preflight,
+        Phase::EtcdSnapshot,
         Phase::NodeSecrets,
         Phase::BootstrapControlPlane,
         Phase::WaitForApiserver,
@@ -61,6 +65,7 @@ impl Phase {
     pub fn name(self) -> &'static str {
         match self {
             Phase::Preflight => "preflight",
+            Phase::EtcdSnapshot => "etcd-snapshot",
             Phase::NodeSecrets => "node-secrets",
             Phase::BootstrapControlPlane => "bootstrap-control-plane",
             Phase::WaitForApiserver => "wait-for-apiserver",

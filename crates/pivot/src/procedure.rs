@@ -43,6 +43,8 @@ pub struct PivotParams {
     /// Nodes whose hosts left the configuration since the last apply (an update drains and
     /// deletes them; the hosts themselves are not contacted).
     pub removed_nodes: Vec<String>,
+    /// A local folder that also keeps each etcd snapshot an update takes.
+    pub etcd_snapshot_dir: Option<std::path::PathBuf>,
 }
 
 /// What the pivot or the upgrade did, also when it failed part-way.
@@ -61,6 +63,8 @@ pub struct Outcome {
     /// What the user should know though nothing failed (e.g. nodes that stopped reporting),
     /// one paragraph each: Terraform shows them as warnings.
     pub warnings: Vec<String>,
+    /// The etcd snapshot this update took before changing anything.
+    pub etcd_snapshot: Option<crate::etcd_snapshot::SnapshotRecord>,
 }
 
 /// The procedures that share preflight and the fleet of sessions.
@@ -79,7 +83,9 @@ impl Procedure {
             Phase::BootstrapControlPlane | Phase::WaitForSelfHosted | Phase::RemoveBootstrap => {
                 self == Procedure::Pivot
             }
-            Phase::ApiserverHandOver | Phase::RollOut | Phase::RemoveNodes => self == Procedure::Upgrade,
+            Phase::EtcdSnapshot | Phase::ApiserverHandOver | Phase::RollOut | Phase::RemoveNodes => {
+                self == Procedure::Upgrade
+            }
             Phase::Preflight
             | Phase::NodeSecrets
             | Phase::WaitForApiserver
@@ -194,6 +200,7 @@ mod tests {
             walk(Procedure::Upgrade),
             [
                 Preflight,
+                EtcdSnapshot,
                 NodeSecrets,
                 WaitForApiserver,
                 ApplyManifests,

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::api::{self, Api, Expect, APISERVER_PODS};
 use crate::distribute;
+use crate::etcd_snapshot;
 use crate::inventory::Inventory;
 use crate::phase::{self, chain, Phase, PivotError};
 use crate::preflight::Ready;
@@ -58,6 +59,20 @@ pub(crate) async fn upgrade_phases(
     ready: &Ready,
 ) -> Result<(), PivotError> {
     let assets = &params.assets;
+    let controllers = api::controller_sessions(inventory, ready.fleet.sessions());
+    let snapshot = phase::run(
+        Phase::EtcdSnapshot,
+        etcd_snapshot::take(
+            &controllers,
+            assets,
+            &params.paths.state_dir,
+            params.etcd_snapshot_dir.as_deref(),
+        ),
+    )
+    .await?;
+    outcome.etcd_snapshot = Some(snapshot);
+    outcome.reached = Some(Phase::EtcdSnapshot);
+
     phase::run(
         Phase::NodeSecrets,
         distribute::node_secrets(ready, inventory, assets, &params.paths, cancel),

@@ -33,6 +33,36 @@ fn record_skip(log: &Path, test: &str, why: &str) -> std::io::Result<()> {
         .write_all(line.as_bytes())
 }
 
+/// `etcdctl` (API v3) against `endpoints` with the client certificate in `tls`
+/// (`etcd-ca.crt`, `etcd-client.crt`, `etcd-client.key`, as the assets name them): whether it
+/// succeeded, and what it printed.
+///
+/// # Panics
+/// When `etcdctl` cannot be run at all.
+pub fn etcdctl(endpoints: &str, tls: &Path, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", endpoints])
+        .arg("--cacert")
+        .arg(tls.join("etcd-ca.crt"))
+        .arg("--cert")
+        .arg(tls.join("etcd-client.crt"))
+        .arg("--key")
+        .arg(tls.join("etcd-client.key"))
+        .args(["--dial-timeout", "2s", "--command-timeout", "5s"])
+        .args(args)
+        .output()
+        .expect("etcdctl (apt-get install etcd-client)");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

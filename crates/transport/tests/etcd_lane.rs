@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use selfhosted_pki::{issue, parse, RawParams};
+use selfhosted_test_support::etcdctl;
 use selfhosted_transport::testbed::{Testbed, TestbedParams};
 use selfhosted_transport::{CancellationToken, FileSpec, Fleet};
 
@@ -24,30 +25,6 @@ const LAYOUT: [(&str, &str); 9] = [
     // last: on typhoon hosts, etcd starts when server.crt appears
     ("/etc/ssl/etcd/etcd/server.crt", "tls/etcd/server.crt"),
 ];
-
-fn etcdctl(endpoints: &str, tls: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoints])
-        .arg("--cacert")
-        .arg(tls.join("etcd-ca.crt"))
-        .arg("--cert")
-        .arg(tls.join("etcd-client.crt"))
-        .arg("--key")
-        .arg(tls.join("etcd-client.key"))
-        .args(["--dial-timeout", "2s", "--command-timeout", "3s"])
-        .args(args)
-        .output()
-        .expect("etcdctl");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 #[tokio::test]
 async fn rendered_etcd_certs_make_a_healthy_three_member_cluster() {

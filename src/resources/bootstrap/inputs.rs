@@ -50,6 +50,8 @@ pub struct Config {
     pub update_timeout: Duration,
     /// Deadline of deletes.
     pub delete_timeout: Duration,
+    /// A local folder that also keeps each etcd snapshot.
+    pub etcd_snapshot_dir: Option<std::path::PathBuf>,
 }
 
 struct Ctx<'a> {
@@ -242,6 +244,7 @@ impl Config {
         let (create_timeout, update_timeout, delete_timeout) = timeouts(&mut ctx);
         let paths = paths(&mut ctx);
         let assets = assets(&mut ctx);
+        let etcd_snapshot_dir = etcd_snapshot_dir(&mut ctx);
 
         if ctx.diags.has_errors() {
             return Err(ctx.diags);
@@ -264,8 +267,23 @@ impl Config {
             create_timeout,
             update_timeout,
             delete_timeout,
+            etcd_snapshot_dir,
         }))
     }
+}
+
+/// `etcd_snapshot_dir`: any folder name (relative ones are Terraform's working folder's).
+fn etcd_snapshot_dir(ctx: &mut Ctx) -> Option<std::path::PathBuf> {
+    let dir = string(ctx, ctx.config, attr::ETCD_SNAPSHOT_DIR)?;
+    if dir.trim().is_empty() || dir.contains('\0') {
+        ctx.err(
+            AttributePath::root(attr::ETCD_SNAPSHOT_DIR),
+            "Invalid folder",
+            format!("{dir:?} is not a folder name; write e.g. \"${{path.root}}/etcd-snapshots\", or leave it out to keep snapshots only on the controllers"),
+        );
+        return None;
+    }
+    Some(dir.into())
 }
 
 /// A nested block, null when absent.

@@ -41,13 +41,14 @@ fn string_map(m: &BTreeMap<String, String>) -> Value {
 }
 
 /// Computed attributes a change makes unknown until apply.
-const COMPUTED: [&str; 6] = [
+const COMPUTED: [&str; 7] = [
     attr::ID,
     attr::LEARNED_HOST_KEYS,
     attr::PHASE,
     attr::API_ENDPOINT,
     attr::APPLIED_DIGEST,
     attr::CONTROL_PLANE_VERSIONS,
+    attr::ETCD_SNAPSHOT,
 ];
 
 /// The state after a (possibly partial) run of the pivot.
@@ -61,6 +62,16 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
     state.set_attr(attr::LEARNED_HOST_KEYS, string_map(&learned));
     state.set_attr(attr::PHASE, Value::from(outcome.reached.map_or("none", Phase::name)));
     state.set_attr(attr::API_ENDPOINT, Value::from(outcome.api_endpoint.as_str()));
+    // The newest snapshot: this run's, else the last one's (kept through a failed run).
+    let snapshot = match &outcome.etcd_snapshot {
+        Some(r) => string_map(&r.attributes()),
+        None => prior
+            .get(attr::ETCD_SNAPSHOT)
+            .filter(|v| v.is_known() && !v.is_null())
+            .cloned()
+            .unwrap_or_else(|| string_map(&BTreeMap::new())),
+    };
+    state.set_attr(attr::ETCD_SNAPSHOT, snapshot);
     let keep = |name: &str| {
         prior
             .get(name)
@@ -190,11 +201,11 @@ impl Bootstrap {
             .get(attr::ASSETS_SHA256)
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let hosts_changed = [attr::CONTROLLERS, attr::WORKERS]
+        let inputs_changed = [attr::CONTROLLERS, attr::WORKERS, attr::CONVERGE_TRIGGER]
             .iter()
             .any(|a| req.prior_state.get(a) != req.config.get(a));
         let create = req.prior_state.is_null();
-        let changed = create || hosts_changed || digest.is_none() || digest != prior_digest;
+        let changed = create || inputs_changed || digest.is_none() || digest != prior_digest;
         if changed {
             for name in COMPUTED {
                 planned.set_attr(name, Value::Unknown);
@@ -251,6 +262,7 @@ impl Bootstrap {
             deadline: tokio::time::Instant::now() + timeout,
             consecutive_answers: 5,
             removed_nodes: removed_workers(&req.prior_state, &config),
+            etcd_snapshot_dir: config.etcd_snapshot_dir.clone(),
         };
         // A cluster that once completed the pivot (or was imported as one) is upgraded in
         // place; one whose pivot never completed resumes the pivot.

@@ -38,6 +38,12 @@ pub mod attr {
     pub const ASSETS_SHA256: &str = "assets_sha256";
     /// `control_plane_versions`
     pub const CONTROL_PLANE_VERSIONS: &str = "control_plane_versions";
+    /// `etcd_snapshot_dir`
+    pub const ETCD_SNAPSHOT_DIR: &str = "etcd_snapshot_dir";
+    /// `etcd_snapshot`
+    pub const ETCD_SNAPSHOT: &str = "etcd_snapshot";
+    /// `converge_trigger`
+    pub const CONVERGE_TRIGGER: &str = "converge_trigger";
 }
 
 fn opt(name: &str, ty: Type, d: &str) -> Attribute {
@@ -184,6 +190,16 @@ pub fn schema() -> Schema {
             Type::String,
             "`keep` (default): destroying this resource never harms the cluster; `teardown`: remove this provider's files from the hosts.",
         ))
+        .attribute(opt(
+            attr::ETCD_SNAPSHOT_DIR,
+            Type::String,
+            "A folder on the machine running Terraform that also keeps the etcd snapshot each update takes before it changes anything (files `etcd-<UTC time>-r<revision>.db`, 0600; the folder is made 0700 if missing; none is ever removed here). The snapshot holds every Secret of the cluster: keep the folder private. Without it, snapshots are kept only on the controller that took them, under `<state_dir>/etcd-snapshots/` (the newest 3).",
+        ))
+        .attribute(opt(
+            attr::CONVERGE_TRIGGER,
+            Type::String,
+            "Any change of this value makes the next apply run an update (a snapshot, node secrets, every manifest applied and awaited) though nothing else changed: after restoring etcd from a snapshot, or to put back objects changed by hand. E.g. the date of the restore.",
+        ))
         .attribute(Attribute::new(attr::ID, Type::String).computed().description("The cluster's first controller."))
         .attribute(
             Attribute::new(attr::LEARNED_HOST_KEYS, Type::map(Type::String))
@@ -201,6 +217,11 @@ pub fn schema() -> Schema {
             Attribute::new(attr::CONTROL_PLANE_VERSIONS, Type::map(Type::String))
                 .computed()
                 .description("Versions observed at the end of the pivot: `kube-apiserver` as the answering apiserver reports itself, the controller-manager's and scheduler's image tags."),
+        )
+        .attribute(
+            Attribute::new(attr::ETCD_SNAPSHOT, Type::map(Type::String))
+                .computed()
+                .description("The etcd snapshot the last update took before changing anything: `host` and `path` where it is kept, `local_path` in `etcd_snapshot_dir`, `bytes`, `sha256`, `revision`, `etcd_version`, `taken_at` (RFC 3339). Empty until the first update."),
         )
         .attribute(
             Attribute::new(attr::ASSETS_SHA256, Type::String)
