@@ -3,7 +3,6 @@
 //! in for the hosts' own OS config), and a healthy three-member cluster proven with `etcdctl`
 //! over mutual TLS from outside the hosts.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
