@@ -184,6 +184,17 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
         &cfg.replace("on_destroy  = \"teardown\"", "on_destroy  = \"keep\""),
     );
     ws.ok(&["validate", "-no-color"]);
+
+    // Nor can a refresh that checks the hosts: it gets only the state.
+    ws.write(
+        "main.tf",
+        &cfg.replace("on_destroy  = \"teardown\"", "check_hosts_on_refresh = true"),
+    );
+    let text = ws.fails(&["validate", "-no-color"]);
+    assert!(
+        text.contains("Refresh cannot log in") && text.contains("check_hosts_on_refresh"),
+        "{text}"
+    );
 }
 
 #[test]

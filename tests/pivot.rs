@@ -976,6 +976,28 @@ fn restore_the_snapshot_the_update_took(ws: &Workspace, lane: &Lane, before: &st
     what_the_update_made_is_there(&kubeconfig, before);
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
+
+    // A setting that gives the hosts nothing to do is applied without an update: no new
+    // snapshot, the state as planned.
+    let taken = ws.resource_values("selfhosted_bootstrap")["etcd_snapshot"].clone();
+    assert!(
+        taken.get("pending").is_none(),
+        "a converged update's snapshot is not pending: {taken}"
+    );
+    ws.write(
+        "main.tf",
+        &restored_config.replace("/etcd-snapshots\"", "/etcd-snapshots-elsewhere\""),
+    );
+    let quick = Instant::now();
+    apply_ok(ws, lane, "only etcd_snapshot_dir changed");
+    assert_eq!(
+        ws.resource_values("selfhosted_bootstrap")["etcd_snapshot"],
+        taken,
+        "no update ran (it would have taken a snapshot)"
+    );
+    eprintln!("restore: a settings-only apply took {:?}", quick.elapsed());
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "{text}");
 }
 
 #[test]

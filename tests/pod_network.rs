@@ -13,11 +13,16 @@ use serde_json::Value;
 use support::lane::*;
 use support::Workspace;
 
+/// Every refresh checks the hosts (node secrets, etcd members): a plan after the create must
+/// find nothing, one after a worker lost its files must find them.
+const CHECKS: &str = "  check_hosts_on_refresh = true\n";
+
 fn config(lane: &Lane) -> String {
     LaneConfig::new(lane)
         .workers(&lane.workers)
         .pod_network()
         .timeouts("create = \"20m\"")
+        .bootstrap(CHECKS)
         .hcl()
 }
 
@@ -215,6 +220,44 @@ fn a_pod_on_a_worker_resolves_the_api_through_coredns_and_reaches_it_through_its
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the plan after the create is empty:\n{text}");
+    assert!(
+        !text.contains("Warning"),
+        "the checked hosts are as the apply left them:\n{text}"
+    );
+
+    // --- the worker's node secrets lost (a disk wiped, a file removed by hand) ---
+    // The refresh's host checks name the file, and the plan shows the update that puts it back.
+    let gone = "/etc/kubernetes/ca.crt";
+    let out = lane.tb.host_exec(&worker, &["rm", gone]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (changes, text) = ws.plan_has_changes();
+    // Terraform folds a warning's lines.
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        changes
+            && text.contains("the hosts differ from the last apply")
+            && text.contains(&format!(
+                "{worker}: node secrets missing or changed since the last apply: {gone}"
+            )),
+        "the plan names the lost file and plans the update:\n{text}"
+    );
+    let started = Instant::now();
+    apply_ok(&ws, &lane, "node secrets delivered again");
+    let back = lane.tb.host_exec(&worker, &["stat", "-c", "%U:%a", gone]);
+    assert_eq!(
+        String::from_utf8_lossy(&back.stdout).trim(),
+        "root:644",
+        "{gone} is back on {worker}"
+    );
+    eprintln!(
+        "pod network: {gone} removed on {worker}, named by the plan, delivered again in {:?}",
+        started.elapsed()
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(
+        !changes && !text.contains("Warning"),
+        "the plan after the delivery is empty:\n{text}"
+    );
 
     // --- the worker's machine is lost for good ---
     // Powered off, never back: its Node stops reporting and is tainted unreachable. The user
@@ -243,6 +286,7 @@ fn a_pod_on_a_worker_resolves_the_api_through_coredns_and_reaches_it_through_its
         .workers(&[])
         .pod_network()
         .timeouts("create = \"20m\", update = \"10m\"")
+        .bootstrap(CHECKS)
         .hcl()
         .replace(
             "\"--conntrack-max-per-core=0\"]",

@@ -10,6 +10,10 @@ use crate::pb::SnapshotRequest;
 /// Length of the sha256 etcd appends to the database it streams.
 const DIGEST_LEN: usize = 32;
 
+/// How long the stream may stall before the member is given up (a connection that died
+/// without closing): the caller then asks the next one.
+const IDLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// One snapshot, whole and checked.
 #[derive(Clone)]
 pub struct Snapshot {
@@ -93,7 +97,18 @@ impl Client {
             .into_inner();
         let mut data = Vec::with_capacity(usize::try_from(status.db_size).unwrap_or(0) + DIGEST_LEN);
         let mut complete = false;
-        while let Some(chunk) = stream.message().await.map_err(|s| self.call_error(CALL, &s))? {
+        loop {
+            let next = match tokio::time::timeout(IDLE_WITHIN, stream.message()).await {
+                Ok(next) => next.map_err(|s| self.call_error(CALL, &s))?,
+                Err(_) => {
+                    return Err(EtcdError::Call {
+                        route: self.route().to_owned(),
+                        call: CALL,
+                        message: format!("no data for {IDLE_WITHIN:?} after {} bytes", data.len()),
+                    })
+                }
+            };
+            let Some(chunk) = next else { break };
             data.extend_from_slice(&chunk.blob);
             complete = chunk.remaining_bytes == 0;
         }

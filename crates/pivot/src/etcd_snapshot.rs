@@ -64,7 +64,7 @@ impl SnapshotRecord {
 }
 
 /// The etcd client credentials of the assets.
-fn credentials(assets: &BTreeMap<String, String>) -> Result<Credentials, PivotError> {
+pub(crate) fn credentials(assets: &BTreeMap<String, String>) -> Result<Credentials, PivotError> {
     let get = |name: &str| {
         assets
             .get(name)
@@ -92,8 +92,8 @@ fn file_name(taken: time::OffsetDateTime, revision: i64) -> String {
     )
 }
 
-/// Streams a snapshot from the member on `session`'s host.
-async fn stream_from(session: &Session, creds: &Credentials) -> Result<Snapshot, String> {
+/// The etcd member on `session`'s host, through an SSH channel to its loopback.
+pub(crate) async fn member(session: &Session, creds: &Credentials) -> Result<Client, String> {
     let s = session.clone();
     let open = move || {
         let s = s.clone();
@@ -104,10 +104,14 @@ async fn stream_from(session: &Session, creds: &Credentials) -> Result<Snapshot,
         }
     };
     let route = format!("ssh tunnel {} → 127.0.0.1:{ETCD_CLIENT_PORT}", session.host());
-    let client = Client::connect(route, open, creds, "localhost")
+    Client::connect(route, open, creds, "localhost")
         .await
-        .map_err(|e| chain(&e))?;
-    client.snapshot().await.map_err(|e| chain(&e))
+        .map_err(|e| chain(&e))
+}
+
+/// Streams a snapshot from the member on `session`'s host.
+async fn stream_from(session: &Session, creds: &Credentials) -> Result<Snapshot, String> {
+    member(session, creds).await?.snapshot().await.map_err(|e| chain(&e))
 }
 
 /// Takes the snapshot from the first of `controllers` whose member serves one, keeps it
@@ -135,9 +139,12 @@ pub async fn take(
         let name = file_name(taken, snapshot.revision);
         let dir = format!("{}/etcd-snapshots", state_dir.trim_end_matches('/'));
         let path = format!("{dir}/{name}");
-        keep_on_host(session, &dir, &path, &snapshot).await?;
+        let (bytes, sha256) = (snapshot.data.len(), snapshot.sha256());
+        // Moved, not copied: a snapshot may be large.
+        let file = FileSpec::secret(&path, snapshot.data);
+        keep_on_host(session, &dir, &file).await?;
         let local_path = match local_dir {
-            Some(d) => Some(keep_locally(d, &name, &snapshot.data).map_err(|e| {
+            Some(d) => Some(keep_locally(d, &name, &file.content).map_err(|e| {
                 PivotError::new(
                     PHASE,
                     format!(
@@ -153,8 +160,8 @@ pub async fn take(
             host: session.host().to_owned(),
             path,
             local_path,
-            bytes: snapshot.data.len(),
-            sha256: snapshot.sha256(),
+            bytes,
+            sha256,
             revision: snapshot.revision,
             etcd_version: snapshot.etcd_version,
             taken_at: taken
@@ -173,23 +180,29 @@ pub async fn take(
     Err(err)
 }
 
-/// Writes the snapshot on the host (root, 0600, synced, atomic) and removes all but the
-/// newest [`KEEP_ON_HOST`] there.
-async fn keep_on_host(session: &Session, dir: &str, path: &str, snapshot: &Snapshot) -> Result<(), PivotError> {
-    let on_host =
-        |what: &str, e: &dyn std::fmt::Display| PivotError::on(PHASE, session.host(), format!("{what} {path}: {e}"));
-    session
-        .upload(&[FileSpec::secret(path, snapshot.data.clone())])
-        .await
-        .map_err(|e| on_host("cannot write the snapshot to", &e))?;
+/// Writes the snapshot on the host (root, 0600, synced, atomic), then removes all but the
+/// newest [`KEEP_ON_HOST`] there, never the one just written (names sort by the clock of the
+/// machine running Terraform, which may be behind the last one's). A failed removal is only
+/// logged: the snapshot is kept.
+async fn keep_on_host(session: &Session, dir: &str, file: &FileSpec) -> Result<(), PivotError> {
+    let path = &file.path;
+    session.upload(std::slice::from_ref(file)).await.map_err(|e| {
+        PivotError::on(
+            PHASE,
+            session.host(),
+            format!("cannot write the snapshot to {path}: {}", chain(&e)),
+        )
+    })?;
+    let name = path.rsplit('/').next().unwrap_or(path);
     let prune = format!(
-        "cd {} && ls -1 etcd-*-r*.db | sort | head -n -{KEEP_ON_HOST} | xargs -r rm -f --",
-        shell_quote(dir)
+        "cd {} && ls -1 etcd-*-r*.db | grep -vxF {} | sort | head -n -{} | xargs -r rm -f --",
+        shell_quote(dir),
+        shell_quote(name),
+        KEEP_ON_HOST - 1
     );
-    session
-        .sudo(&prune)
-        .await
-        .map_err(|e| on_host("cannot remove older snapshots beside", &e))?;
+    if let Err(e) = session.sudo(&prune).await {
+        tracing::warn!(host = %session.host(), error = %chain(&e), "older etcd snapshots not removed");
+    }
     Ok(())
 }
 

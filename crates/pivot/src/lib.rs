@@ -8,6 +8,7 @@
 //! - [`phase`]: the phases, their log lines and the error that names phase, host and evidence.
 //! - [`preflight`]: every host reachable, sudo works, a kubelet is installed — before anything changes.
 //! - [`etcd_snapshot`]: a snapshot of etcd before an update changes anything.
+//! - [`health`]: what a refresh finds on the hosts (missing node secrets, silent etcd members).
 //! - [`distribute`]: node secrets to every host; the bootstrap control plane to the first controller.
 //! - [`procedure`]: what the pivot and the upgrade share: inputs, phases, outcome, step helpers.
 //! - [`run`]: runs either one: preflight, the fleet, the deadline, Ctrl-C, a dropped connection.
@@ -20,6 +21,7 @@
 mod api;
 pub mod distribute;
 pub mod etcd_snapshot;
+pub mod health;
 pub mod inventory;
 pub mod node_files;
 pub mod paths;

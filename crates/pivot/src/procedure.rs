@@ -45,6 +45,10 @@ pub struct PivotParams {
     pub removed_nodes: Vec<String>,
     /// A local folder that also keeps each etcd snapshot an update takes.
     pub etcd_snapshot_dir: Option<std::path::PathBuf>,
+    /// The snapshot an earlier, failed run of this same update took (its path on the host):
+    /// the rerun keeps it rather than take one of the half-changed cluster, so reruns never
+    /// rotate the state from before the change out of the controller's newest three.
+    pub earlier_snapshot: Option<String>,
 }
 
 /// What the pivot or the upgrade did, also when it failed part-way.
@@ -60,11 +64,20 @@ pub struct Outcome {
     pub applied_digest: String,
     /// Observed control-plane versions, by component.
     pub versions: BTreeMap<String, String>,
-    /// What the user should know though nothing failed (e.g. nodes that stopped reporting),
-    /// one paragraph each: Terraform shows them as warnings.
-    pub warnings: Vec<String>,
+    /// What the user should know though nothing failed (nodes that stopped reporting, etcd
+    /// members that do not answer): Terraform shows them as warnings.
+    pub warnings: Vec<Warning>,
     /// The etcd snapshot this update took before changing anything.
     pub etcd_snapshot: Option<crate::etcd_snapshot::SnapshotRecord>,
+}
+
+/// A warning of a run that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// One line: what kind of thing.
+    pub summary: &'static str,
+    /// What was seen and what to do.
+    pub detail: String,
 }
 
 /// The procedures that share preflight and the fleet of sessions.

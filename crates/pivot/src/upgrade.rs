@@ -31,7 +31,7 @@ use crate::etcd_snapshot;
 use crate::inventory::Inventory;
 use crate::phase::{self, chain, Phase, PivotError};
 use crate::preflight::Ready;
-use crate::procedure::{bounded, host_pod_logs, Outcome, PivotParams};
+use crate::procedure::{bounded, host_pod_logs, Outcome, PivotParams, Warning};
 
 /// Pause between looks at a controller's listening sockets.
 const LISTEN_POLL: Duration = Duration::from_millis(500);
@@ -60,18 +60,33 @@ pub(crate) async fn upgrade_phases(
 ) -> Result<(), PivotError> {
     let assets = &params.assets;
     let controllers = api::controller_sessions(inventory, ready.fleet.sessions());
-    let snapshot = phase::run(
-        Phase::EtcdSnapshot,
-        etcd_snapshot::take(
-            &controllers,
-            assets,
-            &params.paths.state_dir,
-            params.etcd_snapshot_dir.as_deref(),
-        ),
-    )
-    .await?;
-    outcome.etcd_snapshot = Some(snapshot);
+    if let Some(path) = &params.earlier_snapshot {
+        tracing::info!(phase = Phase::EtcdSnapshot.name(), %path, "a rerun of a failed update: the snapshot taken before its first run stands");
+    } else {
+        let snapshot = phase::run(
+            Phase::EtcdSnapshot,
+            etcd_snapshot::take(
+                &controllers,
+                assets,
+                &params.paths.state_dir,
+                params.etcd_snapshot_dir.as_deref(),
+            ),
+        )
+        .await?;
+        outcome.etcd_snapshot = Some(snapshot);
+    }
     outcome.reached = Some(Phase::EtcdSnapshot);
+    let silent = crate::health::silent_etcd_members(&controllers, assets).await;
+    if !silent.is_empty() {
+        outcome.warnings.push(Warning {
+            summary: "selfhosted_bootstrap: etcd members do not answer",
+            detail: silent
+                .iter()
+                .map(|f| format!("- {}: {}", f.host, f.what))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
 
     phase::run(
         Phase::NodeSecrets,
@@ -243,7 +258,7 @@ async fn lost_nodes(
     removed: &[String],
     deadline: Instant,
     cancel: &CancellationToken,
-) -> Result<Vec<String>, PivotError> {
+) -> Result<Vec<Warning>, PivotError> {
     let mut lost = bounded(
         &api.waiter,
         Phase::RollOut,
@@ -258,14 +273,17 @@ async fn lost_nodes(
     }
     let names: Vec<String> = lost.iter().map(ToString::to_string).collect();
     tracing::warn!(nodes = ?names, "nodes stopped reporting; the rollouts leave them out");
-    Ok(vec![format!(
-        "These nodes stopped reporting, and this apply did not wait for them: {}.\n\
-         Their pods of kube-proxy and the pod network update when they report again. A machine \
-         that is gone for good (an autoscaling group's terminated instance, say) leaves its Node \
-         behind: remove it with `kubectl delete node NAME`, or, for a worker this configuration \
-         names, by removing it from `workers`.",
-        names.join(", ")
-    )])
+    Ok(vec![Warning {
+        summary: "selfhosted_bootstrap: nodes stopped reporting",
+        detail: format!(
+            "These nodes stopped reporting, and this apply did not wait for them: {}.\n\
+             Their pods of kube-proxy and the pod network update when they report again. A machine \
+             that is gone for good (an autoscaling group's terminated instance, say) leaves its Node \
+             behind: remove it with `kubectl delete node NAME`, or, for a worker this configuration \
+             names, by removing it from `workers`.",
+            names.join(", ")
+        ),
+    }])
 }
 
 /// Runs beside a DaemonSet's rollout wait, until it ends: every few seconds, frees the

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use selfhosted_pivot::distribute;
 use selfhosted_pivot::preflight::preflight;
+use selfhosted_pivot::{distribute, health};
 use selfhosted_pivot::{Host, Inventory, Phase, RemotePaths, Role};
 use selfhosted_transport::testbed::{Testbed, TestbedParams};
 use selfhosted_transport::{CancellationToken, HostKeyPolicy};
@@ -62,6 +62,31 @@ fn inventory(tb: &Testbed) -> Inventory {
     Inventory::try_new(controllers.to_vec(), workers.to_vec()).unwrap()
 }
 
+/// Three test-bed hosts past preflight, with the default paths and the stand-in assets.
+struct Connected {
+    tb: Testbed,
+    inv: Inventory,
+    cancel: CancellationToken,
+    paths: RemotePaths,
+    a: BTreeMap<String, String>,
+    ready: selfhosted_pivot::preflight::Ready,
+}
+
+async fn connected(test: &str) -> Option<Connected> {
+    let tb = hosts_with_kubelet(test)?;
+    let inv = inventory(&tb);
+    let cancel = CancellationToken::new();
+    let ready = preflight(&inv, &cancel).await.expect("preflight");
+    Some(Connected {
+        tb,
+        inv,
+        cancel,
+        paths: RemotePaths::default(),
+        a: assets(),
+        ready,
+    })
+}
+
 fn stat(tb: &Testbed, host: &str, path: &str) -> String {
     let out = tb.host_exec(host, &["stat", "-c", "%a %U %i %Y", path]);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -69,15 +94,17 @@ fn stat(tb: &Testbed, host: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn node_secrets_and_bootstrap_files_land_once_and_reruns_change_nothing() {
-    let Some(tb) = hosts_with_kubelet("pivot distribute") else {
+    let Some(Connected {
+        tb,
+        inv,
+        cancel,
+        paths,
+        a,
+        ready,
+    }) = connected("pivot distribute").await
+    else {
         return;
     };
-    let inv = inventory(&tb);
-    let cancel = CancellationToken::new();
-    let paths = RemotePaths::default();
-    let a = assets();
-
-    let ready = preflight(&inv, &cancel).await.expect("preflight");
     let first = distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
         .await
         .expect("node secrets");
@@ -200,4 +227,65 @@ async fn a_host_without_a_kubelet_is_named() {
         .expect_err("no kubelet");
     assert_eq!(err.host.as_deref(), Some(name.as_str()));
     assert!(err.detail().contains("no kubelet"), "{}", err.detail());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_check_names_missing_node_secrets_until_they_are_delivered_again() {
+    let Some(Connected {
+        tb,
+        inv,
+        cancel,
+        paths,
+        a,
+        ready,
+    }) = connected("pivot health").await
+    else {
+        return;
+    };
+    distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
+        .await
+        .expect("node secrets");
+    let names: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
+
+    // A worker's CA and a controller's etcd peer key gone, as a wiped disk leaves them.
+    tb.host_exec(&names[2], &["rm", "/etc/kubernetes/ca.crt"]);
+    tb.host_exec(&names[1], &["rm", "/etc/ssl/etcd/etcd/peer.key"]);
+    let findings = health::check(&inv, &a, &paths, &cancel).await.expect("checked");
+    let of = |host: &str, fixes: bool| -> Vec<String> {
+        findings
+            .iter()
+            .filter(|f| f.host == host && f.update_fixes == fixes)
+            .map(|f| f.what.clone())
+            .collect()
+    };
+    assert!(of(&names[0], true).is_empty(), "{findings:?}");
+    assert!(
+        of(&names[1], true)
+            .iter()
+            .any(|w| w.contains("/etc/ssl/etcd/etcd/peer.key") && w.contains("next apply")),
+        "{findings:?}"
+    );
+    assert_eq!(
+        of(&names[2], true),
+        ["node secrets missing or changed since the last apply: /etc/kubernetes/ca.crt (a wiped or replaced disk, or files changed by hand); the next apply delivers them again"],
+        "{findings:?}"
+    );
+    // No etcd runs on the test bed: each controller's member is named, no worker's.
+    for (host, expect) in [(&names[0], 1), (&names[1], 1), (&names[2], 0)] {
+        let etcd = of(host, false);
+        assert_eq!(etcd.len(), expect, "{host}: {findings:?}");
+        assert!(
+            etcd.iter()
+                .all(|w| w.contains("etcd member") && w.contains("disaster-recovery")),
+            "{etcd:?}"
+        );
+    }
+
+    // Delivered again: only the etcd members are left to report.
+    distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
+        .await
+        .unwrap();
+    let findings = health::check(&inv, &a, &paths, &cancel).await.expect("checked");
+    assert!(findings.iter().all(|f| !f.update_fixes), "{findings:?}");
+    ready.fleet.close().await;
 }

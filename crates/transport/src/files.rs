@@ -420,6 +420,24 @@ impl Session {
         Ok(report)
     }
 
+    /// The paths of `files` that are missing on the host or differ from it (content, owner
+    /// or mode), in the order given; the host is only read.
+    ///
+    /// # Errors
+    /// [`FilesError::InvalidSpec`] before touching the host; [`FilesError::Compare`] or
+    /// [`FilesError::CompareOutput`] quoting the host.
+    pub async fn differing(&self, files: &[FileSpec]) -> Result<Vec<String>, FilesError> {
+        for f in files {
+            f.validate()?;
+        }
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut report = UploadReport::default();
+        let differ = self.compare(files, &mut report).await?;
+        Ok(differ.into_iter().map(|f| f.path.clone()).collect())
+    }
+
     /// Reads digest, owner and mode of `files` on the host; records the identical ones as
     /// unchanged and returns the others.
     async fn compare<'a>(

@@ -32,6 +32,9 @@ resource "selfhosted_bootstrap" "cluster" {
     private_key_wo = var.ssh_private_key
   }
 
+  # Every update first takes an etcd snapshot; also keep it off the controllers.
+  etcd_snapshot_dir = var.etcd_snapshot_dir
+
   # etcd members find each other by these names; clients reach the apiservers by this one.
   depends_on = [aws_route53_record.etcd, aws_route53_record.apiserver, aws_lb_listener.apiserver]
 }

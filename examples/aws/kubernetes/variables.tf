@@ -92,3 +92,9 @@ variable "ssh_private_key" {
   sensitive   = true
   ephemeral   = true
 }
+
+variable "etcd_snapshot_dir" {
+  description = "Folder on the machine running terraform that also keeps the etcd snapshot each update takes before it changes anything (made 0700; it holds every Secret of the cluster). Null: the snapshots stay on the controller that took them, the newest 3."
+  type        = string
+  default     = null
+}

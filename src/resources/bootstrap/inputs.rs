@@ -241,6 +241,7 @@ impl Config {
         let (controllers, workers) = hosts(&mut ctx, &login, &bastions);
         let access = api_access(&mut ctx, &controllers);
         check_on_destroy(&mut ctx, &login);
+        check_on_refresh(&mut ctx, &login);
         let (create_timeout, update_timeout, delete_timeout) = timeouts(&mut ctx);
         let paths = paths(&mut ctx);
         let assets = assets(&mut ctx);
@@ -575,6 +576,21 @@ fn check_on_destroy(ctx: &mut Ctx, login: &Login) {
              (kept in state as a sensitive value) or ssh.agent = true for a teardown, or keep on_destroy = \"keep\".",
         ),
         Ok(_) => {}
+    }
+}
+
+/// `check_hosts_on_refresh`, which a write-only key cannot serve: Terraform sends no
+/// configuration to a refresh, only the state, which keeps no write-only value.
+fn check_on_refresh(ctx: &mut Ctx, login: &Login) {
+    let on = matches!(field(ctx.config, attr::CHECK_HOSTS_ON_REFRESH), Field::Bool(true));
+    if on && login.gone_on_destroy {
+        ctx.err(
+            AttributePath::root(attr::CHECK_HOSTS_ON_REFRESH),
+            "Refresh cannot log in",
+            "check_hosts_on_refresh logs in to the hosts at refresh, when Terraform sends only the state, which keeps no \
+             write-only value, so ssh.private_key_wo is gone then: use ssh.private_key (kept in state as a sensitive \
+             value) or ssh.agent = true, or leave check_hosts_on_refresh out.",
+        );
     }
 }
 

@@ -5,6 +5,7 @@
 //! rerun, converges.
 
 mod inputs;
+mod refresh;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -62,16 +63,7 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
     state.set_attr(attr::LEARNED_HOST_KEYS, string_map(&learned));
     state.set_attr(attr::PHASE, Value::from(outcome.reached.map_or("none", Phase::name)));
     state.set_attr(attr::API_ENDPOINT, Value::from(outcome.api_endpoint.as_str()));
-    // The newest snapshot: this run's, else the last one's (kept through a failed run).
-    let snapshot = match &outcome.etcd_snapshot {
-        Some(r) => string_map(&r.attributes()),
-        None => prior
-            .get(attr::ETCD_SNAPSHOT)
-            .filter(|v| v.is_known() && !v.is_null())
-            .cloned()
-            .unwrap_or_else(|| string_map(&BTreeMap::new())),
-    };
-    state.set_attr(attr::ETCD_SNAPSHOT, snapshot);
+    state.set_attr(attr::ETCD_SNAPSHOT, snapshot_after(prior, outcome, done));
     let keep = |name: &str| {
         prior
             .get(name)
@@ -103,11 +95,47 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
     state
 }
 
+/// Marks, in `etcd_snapshot`, a snapshot whose update has not converged yet.
+const SNAPSHOT_PENDING: &str = "pending";
+
+/// The host path of the snapshot a failed update took, which its reruns keep until one
+/// converges: the record is still marked pending. A converged cluster (also one a refresh
+/// found drifted), and a run that failed before taking its snapshot, get a new one.
+fn earlier_snapshot(prior: &Value) -> Option<String> {
+    let snapshot = prior.get(attr::ETCD_SNAPSHOT)?;
+    let pending = snapshot.get(SNAPSHOT_PENDING).and_then(Value::as_str) == Some("true");
+    let path = snapshot.get("path")?.as_str()?;
+    (pending && !path.is_empty()).then(|| path.to_owned())
+}
+
+/// `etcd_snapshot` after a run: this run's record, else the last one; marked pending while
+/// its update has not converged.
+fn snapshot_after(prior: &Value, outcome: &Outcome, done: bool) -> Value {
+    let mut record: BTreeMap<String, String> = match &outcome.etcd_snapshot {
+        Some(r) => r.attributes(),
+        None => prior
+            .get(attr::ETCD_SNAPSHOT)
+            .and_then(Value::as_map)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    if done {
+        record.remove(SNAPSHOT_PENDING);
+    } else if outcome.etcd_snapshot.is_some() {
+        record.insert(SNAPSHOT_PENDING.to_owned(), "true".to_owned());
+    }
+    string_map(&record)
+}
+
 /// The run's warnings, for Terraform to show.
 fn outcome_warnings(outcome: &Outcome) -> Diagnostics {
     let mut d = Diagnostics::default();
     for w in &outcome.warnings {
-        d.warning("selfhosted_bootstrap: nodes stopped reporting", w.clone());
+        d.warning(w.summary, w.detail.clone());
     }
     d
 }
@@ -263,6 +291,7 @@ impl Bootstrap {
             consecutive_answers: 5,
             removed_nodes: removed_workers(&req.prior_state, &config),
             etcd_snapshot_dir: config.etcd_snapshot_dir.clone(),
+            earlier_snapshot: earlier_snapshot(&req.prior_state),
         };
         // A cluster that once completed the pivot (or was imported as one) is upgraded in
         // place; one whose pivot never completed resumes the pivot.
@@ -381,16 +410,26 @@ impl Resource for Bootstrap {
             return self.destroy(&req).await;
         }
         let update = !req.prior_state.is_null();
+        // The plan found nothing for the hosts to do (only settings such as timeouts,
+        // etcd_snapshot_dir or check_hosts_on_refresh changed): it kept every computed value,
+        // and the new state is the plan's.
+        if update && req.planned_state.get(attr::PHASE).is_some_and(Value::is_known) {
+            return ApplyResponse {
+                new_state: req.planned_state.clone(),
+                ..ApplyResponse::default()
+            };
+        }
         self.converge(&req, update).await
     }
 
     async fn read(&self, req: ReadRequest) -> ReadResponse {
-        // No network on refresh: the cluster is checked by apply, and an
-        // unreachable cluster must never remove the resource.
+        // No network on refresh unless the user asked for host checks; even then, an
+        // unreachable cluster never removes the resource: it is a warning.
+        let (new_state, diagnostics) = refresh::check_hosts(&req.current_state, &req.ctx.cancel).await;
         ReadResponse {
-            new_state: req.current_state,
+            new_state,
             private: req.private,
-            ..ReadResponse::default()
+            diagnostics,
         }
     }
 
@@ -480,5 +519,50 @@ mod tests {
         // Not known yet (a controllers list from another resource): nothing to say at plan time.
         let unknown = Value::object([(attr::CONTROLLERS, Value::Unknown)]);
         assert!(!removed_controllers(&prior, &unknown).has_errors());
+    }
+
+    #[test]
+    fn the_reruns_of_a_failed_update_keep_the_snapshot_its_first_run_took() {
+        let path = "/var/lib/selfhosted/etcd-snapshots/etcd-20261206T114329Z-r1073.db";
+        let record = selfhosted_pivot::etcd_snapshot::SnapshotRecord {
+            host: "c0".into(),
+            path: path.into(),
+            local_path: None,
+            bytes: 1,
+            sha256: "ab".into(),
+            revision: 7,
+            etcd_version: "3.5.21".into(),
+            taken_at: "2026-12-06T11:43:29Z".into(),
+        };
+        let state = |snapshot: Value| Value::object([(attr::ETCD_SNAPSHOT, snapshot)]);
+        let took = Outcome {
+            etcd_snapshot: Some(record),
+            ..Outcome::default()
+        };
+        // The first run takes one and fails: its reruns keep it...
+        let failed = state(snapshot_after(&Value::Null, &took, false));
+        assert_eq!(earlier_snapshot(&failed), Some(path.to_owned()));
+        // ...also through a rerun that failed again, at preflight or later...
+        let again = state(snapshot_after(&failed, &Outcome::default(), false));
+        assert_eq!(earlier_snapshot(&again), Some(path.to_owned()));
+        // ...until one converges: the next update takes a new one.
+        let converged = state(snapshot_after(&again, &Outcome::default(), true));
+        assert_eq!(earlier_snapshot(&converged), None);
+        assert_eq!(
+            converged
+                .get(attr::ETCD_SNAPSHOT)
+                .and_then(|s| s.get("path"))
+                .and_then(Value::as_str),
+            Some(path)
+        );
+        // A converged run's own snapshot is never pending; nor is a failure before any.
+        assert_eq!(
+            earlier_snapshot(&state(snapshot_after(&Value::Null, &took, true))),
+            None
+        );
+        assert_eq!(
+            earlier_snapshot(&state(snapshot_after(&converged, &Outcome::default(), false))),
+            None
+        );
     }
 }

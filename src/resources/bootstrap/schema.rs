@@ -44,6 +44,8 @@ pub mod attr {
     pub const ETCD_SNAPSHOT: &str = "etcd_snapshot";
     /// `converge_trigger`
     pub const CONVERGE_TRIGGER: &str = "converge_trigger";
+    /// `check_hosts_on_refresh`
+    pub const CHECK_HOSTS_ON_REFRESH: &str = "check_hosts_on_refresh";
 }
 
 fn opt(name: &str, ty: Type, d: &str) -> Attribute {
@@ -200,6 +202,11 @@ pub fn schema() -> Schema {
             Type::String,
             "Any change of this value makes the next apply run an update (a snapshot, node secrets, every manifest applied and awaited) though nothing else changed: after restoring etcd from a snapshot, or to put back objects changed by hand. E.g. the date of the restore.",
         ))
+        .attribute(opt(
+            attr::CHECK_HOSTS_ON_REFRESH,
+            Type::Bool,
+            "Whether a refresh (every `terraform plan` and `apply` unless `-refresh=false`) logs in to the hosts and checks them: node secrets missing or changed (a wiped or replaced disk) make the plan show an update that delivers them again; an etcd member that does not answer, has no leader or raises an alarm is named in a warning. Reads only. Default `false`: a refresh never touches the network. Needs `ssh.private_key` or `ssh.agent` (a write-only key is not kept for refreshes).",
+        ))
         .attribute(Attribute::new(attr::ID, Type::String).computed().description("The cluster's first controller."))
         .attribute(
             Attribute::new(attr::LEARNED_HOST_KEYS, Type::map(Type::String))
@@ -221,7 +228,7 @@ pub fn schema() -> Schema {
         .attribute(
             Attribute::new(attr::ETCD_SNAPSHOT, Type::map(Type::String))
                 .computed()
-                .description("The etcd snapshot the last update took before changing anything: `host` and `path` where it is kept, `local_path` in `etcd_snapshot_dir`, `bytes`, `sha256`, `revision`, `etcd_version`, `taken_at` (RFC 3339). Empty until the first update."),
+                .description("The etcd snapshot the last update took before changing anything: `host` and `path` where it is kept, `local_path` in `etcd_snapshot_dir`, `bytes`, `sha256`, `revision`, `etcd_version`, `taken_at` (RFC 3339); `pending` = `true` while the update that took it has not converged (its reruns keep this snapshot rather than take one of a half-changed cluster). Empty until the first update."),
         )
         .attribute(
             Attribute::new(attr::ASSETS_SHA256, Type::String)
