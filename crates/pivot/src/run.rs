@@ -131,17 +131,34 @@ async fn on_fleet(
         result = phases => Ok(result),
         host = connection_lost(ready.fleet.sessions()) => Err(host),
     };
-    let result = ended.unwrap_or_else(|host| {
-        Err(PivotError::on(
+    let lost = |host: &str| {
+        PivotError::on(
             procedure.after(outcome.reached),
-            &host,
+            host,
             format!(
                 "the SSH connection to {host} closed (sshd restarted, the host rebooted, or a NAT or firewall dropped it); nothing done is lost and every step is idempotent: rerun apply to continue from here"
             ),
-        ))
-    });
+        )
+    };
+    let result = match ended {
+        Err(host) => Err(lost(&host)),
+        // A step that went through the connection can fail before the watcher looks (an API
+        // call through the tunnel, say): if a connection closed, that is the cause to name.
+        Ok(Err(e)) if e.host.is_none() => match closed_soon(ready.fleet.sessions()).await {
+            Some(host) => Err(lost(&host).with_evidence(format!("the step then failed with: {}", e.message))),
+            None => Err(e),
+        },
+        Ok(r) => r,
+    };
     ready.fleet.close().await;
     result
+}
+
+/// The first host whose SSH connection is closed, or closes within two of the watcher's looks.
+async fn closed_soon(sessions: &[Session]) -> Option<String> {
+    tokio::time::timeout(2 * CONNECTION_CHECK, connection_lost(sessions))
+        .await
+        .ok()
 }
 
 /// How often the fleet's SSH connections are checked while a procedure runs.
