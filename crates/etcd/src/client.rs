@@ -8,6 +8,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::pb::cluster_client::ClusterClient;
 use crate::pb::maintenance_client::MaintenanceClient;
 use crate::pb::StatusRequest;
 
@@ -77,6 +78,8 @@ pub enum EtcdError {
 pub struct Status {
     /// The member's ID, as `etcdctl` prints it (hex).
     pub member_id: String,
+    /// The cluster's ID (hex): a member that started a cluster of its own has another.
+    pub cluster_id: String,
     /// etcd's version, e.g. `3.5.21`.
     pub version: String,
     /// The keyspace revision when the member answered.
@@ -181,6 +184,26 @@ impl Client {
         MaintenanceClient::new(self.channel.clone()).max_decoding_message_size(8 << 20)
     }
 
+    pub(crate) fn cluster(&self) -> ClusterClient<tonic::transport::Channel> {
+        ClusterClient::new(self.channel.clone())
+    }
+
+    /// Runs a unary call with the [`CALL_TIMEOUT`], its failure named `call`.
+    pub(crate) async fn unary<T>(
+        &self,
+        call: &'static str,
+        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, EtcdError> {
+        match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+            Ok(r) => Ok(r.map_err(|s| self.call_error(call, &s))?.into_inner()),
+            Err(_) => Err(EtcdError::Call {
+                route: self.route.to_string(),
+                call,
+                message: format!("no answer within {CALL_TIMEOUT:?}"),
+            }),
+        }
+    }
+
     pub(crate) fn call_error(&self, call: &'static str, status: &tonic::Status) -> EtcdError {
         EtcdError::Call {
             route: self.route.to_string(),
@@ -194,21 +217,14 @@ impl Client {
     /// # Errors
     /// [`EtcdError::Call`] when it refuses or does not answer within 10 s.
     pub async fn status(&self) -> Result<Status, EtcdError> {
-        const CALL: &str = "Maintenance.Status";
         let mut maintenance = self.maintenance();
-        let reply = match tokio::time::timeout(CALL_TIMEOUT, maintenance.status(StatusRequest {})).await {
-            Ok(r) => r.map_err(|s| self.call_error(CALL, &s))?.into_inner(),
-            Err(_) => {
-                return Err(EtcdError::Call {
-                    route: self.route.to_string(),
-                    call: CALL,
-                    message: format!("no answer within {CALL_TIMEOUT:?}"),
-                })
-            }
-        };
+        let reply = self
+            .unary("Maintenance.Status", maintenance.status(StatusRequest {}))
+            .await?;
         let header = reply.header.unwrap_or_default();
         Ok(Status {
             member_id: format!("{:x}", header.member_id),
+            cluster_id: format!("{:x}", header.cluster_id),
             version: reply.version,
             revision: header.revision,
             db_size: reply.db_size,

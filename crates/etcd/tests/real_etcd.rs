@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use selfhosted_etcd::{Client, Credentials};
+use selfhosted_etcd::{rejoin, Client, Credentials, Rejoin};
 use selfhosted_pki::{issue, parse, RawParams};
 use selfhosted_test_support::etcdctl;
 
@@ -33,16 +33,22 @@ fn free_port() -> u16 {
 
 /// Starts etcd on loopback with the rendered server certificate; waits until it answers.
 fn start(tls: &Path, data: &Path, name: &str, extra: &[&str]) -> Etcd {
-    let (client, peer) = (free_port(), free_port());
-    let endpoint = format!("https://127.0.0.1:{client}");
+    let peer = format!("https://127.0.0.1:{}", free_port());
+    let cluster = format!("{name}={peer}");
+    start_member(tls, data, name, &peer, &cluster, extra)
+}
+
+/// Starts member `name` of the cluster `initial_cluster` (`name=peer-url,…`), its peer URL
+/// `peer`, on a free client port; waits until it answers.
+fn start_member(tls: &Path, data: &Path, name: &str, peer: &str, initial_cluster: &str, extra: &[&str]) -> Etcd {
+    let endpoint = format!("https://127.0.0.1:{}", free_port());
     let log = data.with_extension("log");
     let child = Command::new("etcd")
         .args(["--name", name, "--data-dir"])
         .arg(data)
         .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
-        .args(["--listen-peer-urls", &format!("https://127.0.0.1:{peer}")])
-        .args(["--initial-advertise-peer-urls", &format!("https://127.0.0.1:{peer}")])
-        .args(["--initial-cluster", &format!("{name}=https://127.0.0.1:{peer}")])
+        .args(["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer])
+        .args(["--initial-cluster", initial_cluster])
         .arg("--cert-file")
         .arg(tls.join("etcd/server.crt"))
         .arg("--key-file")
@@ -89,15 +95,16 @@ fn has(endpoint: &str, tls: &Path, key: &str) -> bool {
     text.trim() == "v"
 }
 
-#[test]
-fn a_snapshot_through_an_opened_connection_restores_what_was_written_before_it() {
+/// etcd and etcdctl present (else the test skips, or fails in CI), the rendered PKI written
+/// under a new folder's `tls/`; returns the folder, `tls/` and the client credentials.
+fn setup(test: &str) -> Option<(tempfile::TempDir, PathBuf, Credentials)> {
     for tool in ["etcd", "etcdctl"] {
         if Command::new(tool).arg("--version").output().is_err() {
             selfhosted_test_support::skip_or_fail(
-                "a_snapshot_through_an_opened_connection_restores_what_was_written_before_it",
+                test,
                 &format!("{tool} is not installed (apt-get install etcd-server etcd-client)"),
             );
-            return;
+            return None;
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -122,26 +129,37 @@ fn a_snapshot_through_an_opened_connection_restores_what_was_written_before_it()
     ] {
         std::fs::write(tls.join(name), &assets[&format!("tls/{name}")]).unwrap();
     }
-    let member = start(&tls, &dir.path().join("member"), "etcd0", &[]);
-    put(&member.endpoint, &tls, "/registry/configmaps/default/before");
-
     let creds = Credentials {
         ca_pem: assets["tls/etcd-ca.crt"].clone(),
         cert_pem: assets["tls/etcd-client.crt"].clone(),
         key_pem: assets["tls/etcd-client.key"].clone(),
     };
-    let addr = member.endpoint.trim_start_matches("https://").to_owned();
+    Some((dir, tls, creds))
+}
+
+/// A client of the member at `endpoint`, over TCP connections the test opens, as the provider
+/// opens SSH channels.
+async fn client(endpoint: &str, creds: &Credentials) -> Result<Client, selfhosted_etcd::EtcdError> {
+    let addr = endpoint.trim_start_matches("https://").to_owned();
+    let open = move || {
+        let addr = addr.clone();
+        async move { tokio::net::TcpStream::connect(addr).await }
+    };
+    Client::connect("loopback test member", open, creds, "localhost").await
+}
+
+#[test]
+fn a_snapshot_through_an_opened_connection_restores_what_was_written_before_it() {
+    let Some((dir, tls, creds)) = setup("a_snapshot_through_an_opened_connection_restores_what_was_written_before_it")
+    else {
+        return;
+    };
+    let member = start(&tls, &dir.path().join("member"), "etcd0", &[]);
+    put(&member.endpoint, &tls, "/registry/configmaps/default/before");
+
     let rt = tokio::runtime::Runtime::new().unwrap();
     let snapshot = rt
-        .block_on(async {
-            // Each connection one the test opens, as the provider opens an SSH channel.
-            let open = move || {
-                let addr = addr.clone();
-                async move { tokio::net::TcpStream::connect(addr).await }
-            };
-            let client = Client::connect("loopback test member", open, &creds, "localhost").await?;
-            client.snapshot().await
-        })
+        .block_on(async { client(&member.endpoint, &creds).await?.snapshot().await })
         .expect("snapshot");
     put(&member.endpoint, &tls, "/registry/configmaps/default/after");
     assert!(snapshot.revision >= 2, "{snapshot:?}");
@@ -184,4 +202,99 @@ fn a_snapshot_through_an_opened_connection_restores_what_was_written_before_it()
     // A cut file is refused by the check the provider runs before keeping one.
     let cut = &snapshot.data[..snapshot.data.len() - 1];
     assert!(selfhosted_etcd::snapshot::check(cut).is_err());
+}
+
+#[test]
+fn a_member_whose_data_is_gone_joins_again_after_remove_and_add() {
+    let Some((dir, tls, creds)) = setup("a_member_whose_data_is_gone_joins_again_after_remove_and_add") else {
+        return;
+    };
+    let peers: Vec<String> = (0..3).map(|_| format!("https://127.0.0.1:{}", free_port())).collect();
+    let cluster = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("etcd{i}={p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let data = |i: usize| dir.path().join(format!("member{i}"));
+    // Three members starting together: each waits for the others' votes.
+    let mut members: Vec<Etcd> = std::thread::scope(|s| {
+        let jobs: Vec<_> = (0..3)
+            .map(|i| {
+                let (tls, peers, cluster, data) = (&tls, &peers, &cluster, data(i));
+                s.spawn(move || start_member(tls, &data, &format!("etcd{i}"), &peers[i], cluster, &[]))
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().expect("member started")).collect()
+    });
+    put(&members[0].endpoint, &tls, "/registry/configmaps/default/before");
+
+    // The third member's disk is lost.
+    drop(members.pop());
+    std::fs::remove_dir_all(data(2)).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (first, second) = (members[0].endpoint.clone(), members[1].endpoint.clone());
+    let logs = || {
+        members
+            .iter()
+            .map(|m| std::fs::read_to_string(&m.log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    rt.block_on(async {
+        let c = client(&first, &creds).await.expect("client");
+        let answering: Vec<u64> = {
+            let mut ids = Vec::new();
+            for e in [&first, &second] {
+                let s = client(e, &creds).await.unwrap().status().await.unwrap();
+                ids.push(u64::from_str_radix(&s.member_id, 16).unwrap());
+            }
+            ids
+        };
+        let list = c.members().await.expect("member list");
+        assert_eq!(list.len(), 3, "{list:?}");
+        let plan = Rejoin::plan(&list, "etcd2", &peers[2]);
+        assert_eq!(plan.remove.len(), 1, "{plan:?}");
+        assert!(plan.add);
+        // With only one other member answering, the change is refused before it is made.
+        let refused = plan.check(&list, &answering[..1]).unwrap_err();
+        assert!(refused.contains("lose quorum"), "{refused}");
+        plan.check(&list, &answering).expect("two of three answer");
+        let done = match rejoin(&c, "etcd2", &peers[2], &answering).await {
+            Ok(done) => done,
+            Err(e) => panic!("remove and add: {e}\n{}", logs()),
+        };
+        assert_eq!(done.len(), 2, "{done:?}");
+        let list = c.members().await.unwrap();
+        assert!(
+            list.iter().any(|m| !m.started() && m.peer_urls == [peers[2].clone()]),
+            "{list:?}"
+        );
+        // A rerun before the new member starts changes nothing.
+        assert!(Rejoin::plan(&list, "etcd2", &peers[2]).is_empty(), "{list:?}");
+        assert_eq!(
+            rejoin(&c, "etcd2", &peers[2], &answering).await.unwrap(),
+            Vec::<String>::new()
+        );
+    });
+
+    // The empty member joins the running cluster and gets its data.
+    let rejoined = start_member(
+        &tls,
+        &data(2),
+        "etcd2",
+        &peers[2],
+        &cluster,
+        &["--initial-cluster-state", "existing"],
+    );
+    assert!(has(&rejoined.endpoint, &tls, "/registry/configmaps/default/before"));
+    let (ok, text) = etcdctl(&members[0].endpoint, &tls, &["member", "list"]);
+    assert!(ok, "{text}");
+    assert_eq!(text.lines().filter(|l| l.contains(", started, ")).count(), 3, "{text}");
+    rt.block_on(async {
+        let list = client(&first, &creds).await.unwrap().members().await.unwrap();
+        assert!(list.iter().all(|m| m.started()), "{list:?}");
+        assert!(Rejoin::plan(&list, "etcd2", &peers[2]).remove.len() == 1);
+    });
 }

@@ -1,0 +1,315 @@
+//! etcd's membership: who the members are, and the changes that let a member whose data is
+//! gone (a replaced or wiped disk) join again — the member it was removed, a new one added
+//! under its peer URL — refused before anything changes when the members that answer would
+//! be too few for quorum.
+
+use std::fmt;
+
+use crate::client::{Client, EtcdError};
+use crate::pb;
+
+/// A member as the cluster lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Its ID.
+    pub id: u64,
+    /// Its name; empty until it has started and published itself.
+    pub name: String,
+    /// The URLs its peers reach it on.
+    pub peer_urls: Vec<String>,
+    /// Whether it is a learner (no vote).
+    pub is_learner: bool,
+}
+
+impl Member {
+    /// Whether it has started (an added member that never ran has no name yet).
+    pub fn started(&self) -> bool {
+        !self.name.is_empty()
+    }
+
+    /// Its ID as `etcdctl member list` prints it.
+    pub fn id_hex(&self) -> String {
+        format!("{:x}", self.id)
+    }
+
+    fn has_peer_url(&self, url: &str) -> bool {
+        self.peer_urls.iter().any(|u| u == url)
+    }
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = if self.started() { &self.name } else { "(not started)" };
+        write!(f, "{name} {} {}", self.id_hex(), self.peer_urls.join(","))
+    }
+}
+
+impl From<pb::Member> for Member {
+    fn from(m: pb::Member) -> Self {
+        Self {
+            id: m.id,
+            name: m.name,
+            peer_urls: m.peer_ur_ls,
+            is_learner: m.is_learner,
+        }
+    }
+}
+
+/// The members listed one a line, for errors and logs.
+pub fn listing(members: &[Member]) -> String {
+    members.iter().map(|m| format!("  {m}\n")).collect()
+}
+
+/// Votes needed for quorum among `voters`.
+pub fn quorum(voters: usize) -> usize {
+    voters / 2 + 1
+}
+
+/// What lets an empty member named `name`, advertising `peer_url`, join the running cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejoin {
+    /// Members that stand for the lost one: started under its name or its peer URL.
+    pub remove: Vec<Member>,
+    /// Whether it must be added (false: an earlier run added it, and it has not started yet).
+    pub add: bool,
+}
+
+impl Rejoin {
+    /// The changes for `name` at `peer_url`, given the current `members`.
+    pub fn plan(members: &[Member], name: &str, peer_url: &str) -> Self {
+        let waiting = members.iter().any(|m| !m.started() && m.has_peer_url(peer_url));
+        let remove = members
+            .iter()
+            .filter(|m| m.started() && (m.name == name || m.has_peer_url(peer_url)))
+            .cloned()
+            .collect();
+        Self { remove, add: !waiting }
+    }
+
+    /// Whether nothing needs to change.
+    pub fn is_empty(&self) -> bool {
+        self.remove.is_empty() && !self.add
+    }
+
+    /// Refuses the changes unless the members that answer (`answering`, by ID) keep quorum after
+    /// each of them: etcd would refuse too (strict reconfiguration), but this says why, names
+    /// the members, and changes nothing.
+    ///
+    /// # Errors
+    /// What quorum needs and which members answer.
+    pub fn check(&self, members: &[Member], answering: &[u64]) -> Result<(), String> {
+        let voters = |ms: &mut dyn Iterator<Item = &Member>| ms.filter(|m| !m.is_learner).count();
+        let remaining: Vec<&Member> = members.iter().filter(|m| !self.remove.contains(m)).collect();
+        let alive = remaining
+            .iter()
+            .filter(|m| !m.is_learner && answering.contains(&m.id))
+            .count();
+        let after_remove = voters(&mut remaining.iter().copied());
+        let after_add = after_remove + usize::from(self.add);
+        let needed = quorum(after_remove.max(after_add));
+        if alive >= needed {
+            return Ok(());
+        }
+        Err(format!(
+            "etcd would lose quorum: after this change it has {after_add} voting members and needs {needed} \
+             answering, but only {alive} of the others answer. Members now:\n{}Bring the silent members \
+             back first (or replace one controller per apply); if quorum is already lost, restore from a \
+             snapshot (docs/guides/disaster-recovery.md#etcd-snapshots-and-lost-quorum)",
+            listing(members)
+        ))
+    }
+}
+
+/// How long [`rejoin`] goes on trying a change that etcd refused or left unanswered: its
+/// strict reconfiguration check wants the leader connected to a quorum for 5 s, and a leader
+/// just elected (the lost member may have led) drops a membership change until it has applied
+/// its log, so the call times out.
+const RETRY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Why the membership could not be made ready for the member's return.
+#[derive(Debug, thiserror::Error)]
+pub enum RejoinError {
+    /// Too few members answer: nothing was changed by this step.
+    #[error("{0}")]
+    Quorum(String),
+    /// etcd refused or did not answer for [`RETRY_WITHIN`].
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+}
+
+/// Makes the membership let an empty member named `name`, advertising `peer_url`, join:
+/// through `client` (a member with quorum), one change at a time, each planned anew from the
+/// member list (so a rerun, or a retry after a call that timed out, changes only what is left),
+/// each checked against quorum with the members `answering` (by ID). Returns the changes made,
+/// one line each; none when the membership was ready already.
+///
+/// # Errors
+/// [`RejoinError::Quorum`] before a change that would lose quorum; [`RejoinError::Etcd`].
+pub async fn rejoin(
+    client: &Client,
+    name: &str,
+    peer_url: &str,
+    answering: &[u64],
+) -> Result<Vec<String>, RejoinError> {
+    let until = tokio::time::Instant::now() + RETRY_WITHIN;
+    let mut done = Vec::new();
+    loop {
+        let step = async {
+            let members = client.members().await?;
+            let plan = Rejoin::plan(&members, name, peer_url);
+            if plan.is_empty() {
+                return Ok(None);
+            }
+            plan.check(&members, answering).map_err(RejoinError::Quorum)?;
+            if let Some(m) = plan.remove.first() {
+                client.remove_member(m.id).await?;
+                Ok(Some(format!("removed member {m}")))
+            } else {
+                let m = client.add_member(peer_url).await?;
+                Ok(Some(format!("added member {m}")))
+            }
+        };
+        match step.await {
+            Ok(None) => return Ok(done),
+            Ok(Some(change)) => {
+                tracing::info!(%change, "etcd membership changed");
+                done.push(change);
+            }
+            Err(RejoinError::Etcd(e)) if tokio::time::Instant::now() < until => {
+                tracing::debug!(error = %e, "etcd membership change not made yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+impl Client {
+    /// The members, as the leader knows them (a linearizable read: it fails without quorum).
+    ///
+    /// # Errors
+    /// [`EtcdError::Call`].
+    pub async fn members(&self) -> Result<Vec<Member>, EtcdError> {
+        let mut cluster = self.cluster();
+        let reply = self
+            .unary(
+                "Cluster.MemberList",
+                cluster.member_list(pb::MemberListRequest { linearizable: true }),
+            )
+            .await?;
+        Ok(reply.members.into_iter().map(Member::from).collect())
+    }
+
+    /// Adds a voting member that will join under `peer_url`; returns it (not started yet).
+    ///
+    /// # Errors
+    /// [`EtcdError::Call`], e.g. when etcd finds too few members started for it.
+    pub async fn add_member(&self, peer_url: &str) -> Result<Member, EtcdError> {
+        let mut cluster = self.cluster();
+        let reply = self
+            .unary(
+                "Cluster.MemberAdd",
+                cluster.member_add(pb::MemberAddRequest {
+                    peer_ur_ls: vec![peer_url.to_owned()],
+                    is_learner: false,
+                }),
+            )
+            .await?;
+        reply.member.map(Member::from).ok_or_else(|| EtcdError::Call {
+            route: self.route().to_owned(),
+            call: "Cluster.MemberAdd",
+            message: "the answer names no member".into(),
+        })
+    }
+
+    /// Removes the member `id`.
+    ///
+    /// # Errors
+    /// [`EtcdError::Call`].
+    pub async fn remove_member(&self, id: u64) -> Result<(), EtcdError> {
+        let mut cluster = self.cluster();
+        self.unary(
+            "Cluster.MemberRemove",
+            cluster.member_remove(pb::MemberRemoveRequest { id }),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(id: u64, name: &str, url: &str) -> Member {
+        Member {
+            id,
+            name: name.into(),
+            peer_urls: vec![url.into()],
+            is_learner: false,
+        }
+    }
+
+    fn three() -> Vec<Member> {
+        vec![
+            m(1, "etcd0", "https://a:2380"),
+            m(2, "etcd1", "https://b:2380"),
+            m(3, "etcd2", "https://c:2380"),
+        ]
+    }
+
+    #[test]
+    fn a_lost_member_is_removed_and_added_again_under_its_url() {
+        let plan = Rejoin::plan(&three(), "etcd2", "https://c:2380");
+        assert_eq!(plan.remove, vec![m(3, "etcd2", "https://c:2380")]);
+        assert!(plan.add);
+        assert_eq!(plan.check(&three(), &[1, 2]), Ok(()));
+    }
+
+    #[test]
+    fn a_member_under_a_new_address_replaces_the_one_of_its_name() {
+        let plan = Rejoin::plan(&three(), "etcd2", "https://d:2380");
+        assert_eq!(plan.remove.iter().map(|m| m.id).collect::<Vec<_>>(), vec![3]);
+        assert!(plan.add);
+    }
+
+    #[test]
+    fn a_rerun_after_the_add_changes_nothing() {
+        let mut members = three();
+        members.pop();
+        members.push(m(9, "", "https://c:2380"));
+        let plan = Rejoin::plan(&members, "etcd2", "https://c:2380");
+        assert!(plan.is_empty(), "{plan:?}");
+    }
+
+    #[test]
+    fn a_second_lost_member_of_three_is_refused_naming_the_members() {
+        let plan = Rejoin::plan(&three(), "etcd2", "https://c:2380");
+        let refused = plan.check(&three(), &[1]).unwrap_err();
+        assert!(refused.contains("lose quorum"), "{refused}");
+        assert!(refused.contains("needs 2 answering, but only 1"), "{refused}");
+        for name in ["etcd0", "etcd1", "etcd2"] {
+            assert!(refused.contains(name), "{refused}");
+        }
+    }
+
+    #[test]
+    fn the_only_member_cannot_be_replaced() {
+        let one = vec![m(1, "etcd0", "https://a:2380")];
+        let plan = Rejoin::plan(&one, "etcd0", "https://a:2380");
+        assert!(plan.check(&one, &[]).is_err());
+    }
+
+    #[test]
+    fn five_members_take_two_replacements_in_turn() {
+        let mut five = three();
+        five.extend([m(4, "etcd3", "https://d:2380"), m(5, "etcd4", "https://e:2380")]);
+        let first = Rejoin::plan(&five, "etcd3", "https://d:2380");
+        assert_eq!(first.check(&five, &[1, 2, 3]), Ok(()));
+        let mut after: Vec<Member> = five.into_iter().filter(|m| m.id != 4).collect();
+        after.push(m(6, "", "https://d:2380"));
+        let second = Rejoin::plan(&after, "etcd4", "https://e:2380");
+        assert_eq!(second.check(&after, &[1, 2, 3]), Ok(()));
+        assert!(second.check(&after, &[1, 2]).is_err());
+    }
+}
