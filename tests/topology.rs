@@ -1,8 +1,9 @@
 //! The topology users run, through the real `terraform` CLI on the real lane: three controllers
-//! (a three-member etcd over mutual TLS) and workers, with HAProxy in front of the apiservers
-//! on a host of its own playing the cloud load balancer (HTTPS `/readyz` health checks, as the
-//! docs advise), `api_servers` naming it. A client sends a real API request through the load balancer every 50 ms on a
-//! fresh connection throughout each apply, and while controllers reboot.
+//! (a three-member etcd over mutual TLS, grown from one) and workers, with HAProxy in front of
+//! the apiservers on a host of its own playing the cloud load balancer (HTTPS `/readyz` health
+//! checks, as the docs advise), `api_servers` naming it. A client sends a real API request
+//! through the load balancer every 50 ms on a fresh connection throughout each apply, while
+//! controllers reboot, and while a controller whose disk was lost is brought back.
 
 mod support;
 
@@ -15,9 +16,16 @@ use support::lane::*;
 use support::Workspace;
 
 fn config(lane: &Lane, workers: &[usize], extra: &str) -> String {
+    config_with(lane, &lane.controllers, workers, extra, "")
+}
+
+/// [`config`] of some of the lane's controllers, with more lines in `selfhosted_bootstrap`.
+fn config_with(lane: &Lane, controllers: &[usize], workers: &[usize], extra: &str, bootstrap: &str) -> String {
     LaneConfig::new(lane)
+        .controllers(controllers)
         .workers(workers)
         .assets(extra)
+        .bootstrap(bootstrap)
         .timeouts("create = \"20m\", update = \"15m\"")
         .hcl()
 }
@@ -141,9 +149,12 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     ) else {
         return;
     };
-    // The third worker host waits for the scale-out.
+    // The third worker host waits for the scale-out; the cluster starts with one controller,
+    // booted when it was the only one, and grows to three.
     let initial = &lane.workers[..2];
-    let ws = Workspace::new(&config(&lane, initial, ""));
+    let first = &lane.controllers[..1];
+    lane.boot_first_controller_alone();
+    let ws = Workspace::new(&config_with(&lane, first, initial, "", ""));
     let assets = ws.path().join("assets");
     let kubeconfig = assets.join("auth/admin.kubeconfig");
 
@@ -163,7 +174,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
         .filter_map(|(_, fp)| fp.as_ref().err())
         .collect();
     eprintln!(
-        "topology create (3 controllers, 2 workers, load balancer): apply took {took:?}; {} requests through the load balancer, {} after the bootstrap apiserver left, {} of those failed",
+        "topology create (1 controller, 2 workers, load balancer): apply took {took:?}; {} requests through the load balancer, {} after the bootstrap apiserver left, {} of those failed",
         samples.len(),
         samples.len() - last_bootstrap - 1,
         after.len()
@@ -178,8 +189,56 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
         "no failed request once the bootstrap apiserver left: {after:?}"
     );
     assert_eq!(samples.last().unwrap().1.as_ref(), Ok(&self_hosted));
-
     let names = |idx: &[usize]| -> Vec<String> { idx.iter().map(|i| lane.at(*i).name.clone()).collect() };
+    let mut seen: Vec<String> = nodes(&kubeconfig).into_iter().map(|(n, _, _)| n).collect();
+    seen.sort();
+    let mut want = names(first);
+    want.extend(names(initial));
+    want.sort();
+    assert_eq!(seen, want, "one controller and two workers");
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the create is empty:\n{text}");
+
+    // --- growth: 1 → 3 controllers, with an apiserver flag and a controller-manager flag in
+    // the same apply. Each new etcd member joins as a learner, is promoted once in sync, and
+    // only then does the next join; the apiservers roll to the new etcd_servers and flag as
+    // one new generation ---
+    let flags = "  extra_flags = { \"kube_apiserver\" = [\"--v=3\"], \"kube_controller_manager\" = [\"--v=3\"] }";
+    let generation = apiserver_generations(&kubeconfig);
+    ws.write("main.tf", &config(&lane, initial, flags));
+    upgrade_losing_no_request(
+        &ws,
+        &lane,
+        "growth from 1 to 3 controllers, with apiserver and controller-manager flags",
+    );
+    let upgraded = assert_one_new_generation(&kubeconfig, &generation, "--v=3");
+    let kcm = kubectl(
+        &kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "get",
+            "deployment",
+            "kube-controller-manager",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].args}",
+        ],
+    );
+    assert!(
+        kcm.contains("--v=3"),
+        "the controller-manager rolled with its new flag: {kcm}"
+    );
+    let members = lane.etcdctl(lane.controllers[0], &["member", "list"]);
+    eprintln!("topology: etcd members after the growth:\n{members}");
+    assert_eq!(
+        members
+            .lines()
+            .filter(|l| l.contains(", started, ") && l.trim_end().ends_with("false"))
+            .count(),
+        3,
+        "three started voting members:\n{members}"
+    );
+    assert_eq!(members.lines().count(), 3, "no other member:\n{members}");
     let mut seen = nodes(&kubeconfig);
     seen.sort();
     let mut want: Vec<(String, bool, bool)> = names(&lane.controllers)
@@ -214,32 +273,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
         "bootstrap control plane gone"
     );
     let (changes, text) = ws.plan_has_changes();
-    assert!(!changes, "the plan after the create is empty:\n{text}");
-
-    // --- upgrade: an apiserver flag and a controller-manager flag ---
-    let flags = "  extra_flags = { \"kube_apiserver\" = [\"--v=3\"], \"kube_controller_manager\" = [\"--v=3\"] }";
-    let generation = apiserver_generations(&kubeconfig);
-    ws.write("main.tf", &config(&lane, initial, flags));
-    upgrade_losing_no_request(&ws, &lane, "upgrade (apiserver and controller-manager flags)");
-    let upgraded = assert_one_new_generation(&kubeconfig, &generation, "--v=3");
-    let kcm = kubectl(
-        &kubeconfig,
-        &[
-            "-n",
-            "kube-system",
-            "get",
-            "deployment",
-            "kube-controller-manager",
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].args}",
-        ],
-    );
-    assert!(
-        kcm.contains("--v=3"),
-        "the controller-manager rolled with its new flag: {kcm}"
-    );
-    let (changes, text) = ws.plan_has_changes();
-    assert!(!changes, "the plan after the upgrade is empty:\n{text}");
+    assert!(!changes, "the plan after the growth is empty:\n{text}");
 
     // --- an upgrade with one etcd member down: the other two (a quorum) carry it ---
     let third = lane.controllers[2];
@@ -438,6 +472,94 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the plan after the reboots is empty:\n{text}");
+
+    // --- the third controller's disk is lost; the machine comes back blank ---
+    // Its etcd data, kubelet state and node secrets are gone, and its etcd.env is a first boot's
+    // (a new cluster). The refresh sees it; the apply replaces its etcd member (removed, added
+    // again), delivers its secrets, and it serves again: no request lost meanwhile.
+    ws.write(
+        "main.tf",
+        &config_with(
+            &lane,
+            &lane.controllers,
+            initial,
+            flags,
+            "  check_hosts_on_refresh = true",
+        ),
+    );
+    apply_ok(&ws, &lane, "host checks on refresh");
+    let third_name = lane.at(third).name.clone();
+    lane.lose_disk(third);
+    let (changes, text) = ws.plan_has_changes();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        changes && flat.contains(&third_name),
+        "the refresh names the blank controller and plans the update:\n{text}"
+    );
+    upgrade_losing_no_request(&ws, &lane, "replacement of a controller whose disk was lost");
+    let members = lane.etcdctl(lane.controllers[0], &["member", "list"]);
+    let started: Vec<&str> = members.lines().filter(|l| l.contains(", started, ")).collect();
+    eprintln!("topology: etcd members after the replacement:\n{members}");
+    assert_eq!(started.len(), 3, "three started etcd members, none stale:\n{members}");
+    assert_eq!(members.lines().count(), 3, "no other member listed:\n{members}");
+    let health = lane.etcdctl(
+        lane.controllers[0],
+        &["endpoint", "health", "--cluster", "--write-out", "json"],
+    );
+    assert_eq!(
+        health.matches("\"health\":true").count(),
+        3,
+        "every member healthy:\n{health}"
+    );
+    eventually(
+        Duration::from_secs(120),
+        &format!("{third_name} Ready with its apiserver"),
+        || {
+            let ok = nodes(&kubeconfig).iter().any(|(n, r, _)| *n == third_name && *r)
+                && items(
+                    &kubeconfig,
+                    &["-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-apiserver"],
+                )
+                .iter()
+                .any(|p| ready(p) && p["spec"]["nodeName"] == third_name.as_str());
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{:?}", nodes(&kubeconfig)))
+            }
+        },
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the replacement is empty:\n{text}");
+
+    // --- two controllers replaced at once would lose etcd's quorum: refused at plan, by name ---
+    let current = config_with(
+        &lane,
+        &lane.controllers,
+        initial,
+        flags,
+        "  check_hosts_on_refresh = true",
+    );
+    let second = &lane.at(lane.controllers[1]).name;
+    let two_new = current
+        .replace(&format!("name = \"{second}\""), &format!("name = \"{second}-new\""))
+        .replace(
+            &format!("name = \"{third_name}\""),
+            &format!("name = \"{third_name}-new\""),
+        );
+    assert_ne!(two_new, current, "the configuration names the controllers");
+    ws.write("main.tf", &two_new);
+    let refused = ws.fails(&["plan", "-input=false"]);
+    let flat = refused.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("Too many controllers replaced at once")
+            && flat.contains(&format!("\"{second}\", \"{third_name}\""))
+            && flat.contains("one controller per apply"),
+        "the plan refuses, naming both:\n{refused}"
+    );
+    ws.write("main.tf", &current);
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "nothing changed by the refused plan:\n{text}");
 
     let least = memory.least_kib();
     eprintln!(

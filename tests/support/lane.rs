@@ -309,16 +309,7 @@ impl Lane {
             args.extend(["--role".into(), "worker".into()]);
             return args;
         };
-        let addresses: Vec<String> = self.controllers.iter().map(|&i| self.at(i).address.clone()).collect();
-        let params = selfhosted_manifests::parse_params(&selfhosted_manifests::RawParams {
-            cluster_name: "lane".into(),
-            api_servers: vec![addresses[0].clone()],
-            controller_count: addresses.len(),
-            etcd_servers: addresses,
-            ..Default::default()
-        })
-        .expect("the lane's addresses are valid etcd_servers");
-        let env = selfhosted_manifests::host::etcd::env(&params, member).expect("a member's settings");
+        let env = self.etcd_env(&self.controllers, member);
         let file = self.tb.dir().join(format!("etcd-{}.env", self.at(index).name));
         std::fs::write(&file, env).expect("write etcd.env");
         args.extend([
@@ -328,6 +319,38 @@ impl Lane {
             "controller".into(),
         ]);
         args
+    }
+
+    /// The node contract's `etcd.env` of the `member`-th of `controllers` (lane indexes), for
+    /// `etcd_servers` = their addresses.
+    fn etcd_env(&self, controllers: &[usize], member: usize) -> String {
+        let addresses: Vec<String> = controllers.iter().map(|&i| self.at(i).address.clone()).collect();
+        let params = selfhosted_manifests::parse_params(&selfhosted_manifests::RawParams {
+            cluster_name: "lane".into(),
+            api_servers: vec![addresses[0].clone()],
+            controller_count: addresses.len(),
+            etcd_servers: addresses,
+            ..Default::default()
+        })
+        .expect("the lane's addresses are valid etcd_servers");
+        selfhosted_manifests::host::etcd::env(&params, member).expect("a member's settings")
+    }
+
+    /// Gives the first controller the `etcd.env` of a cluster of one, as a controller booted
+    /// when it was the only one (`etcd_servers` = its address alone): the cluster starts with
+    /// one controller and grows. Before its etcd ever ran.
+    pub fn boot_first_controller_alone(&self) {
+        let first = self.controllers[0];
+        let env = self.etcd_env(&[first], 0);
+        let name = &self.at(first).name;
+        let out = self
+            .tb
+            .host_exec(name, &["sh", "-c", "printf %s \"$1\" > /etc/etcd/etcd.env", "sh", &env]);
+        assert!(
+            out.status.success(),
+            "etcd.env on {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Powers the hosts at `indexes` off together (every process and container killed at
@@ -347,6 +370,38 @@ impl Lane {
     pub fn os_reboot(&self, indexes: &[usize]) {
         self.each("down --graceful", indexes);
         self.each("up", indexes);
+    }
+
+    /// The host at `index` loses its disk and boots blank, as a replaced machine under the same
+    /// name and address does: powered off; its etcd data, kubelet state and everything the
+    /// provider delivered (node secrets, recovery files and static Pods, the state folder)
+    /// removed; booted from its "OS image" again (an `etcd.env` for a new cluster, as Ignition
+    /// writes it on a first boot). Its SSH host key stays (a test-bed host has one for life).
+    pub fn lose_disk(&self, index: usize) {
+        self.each("down", &[index]);
+        let name = &self.at(index).name;
+        let data = self.tb.dir().join("lane").join(name).join("data");
+        for d in ["etcd", "kubelet"] {
+            let dir = data.join(d);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("remove {}: {e}", dir.display()));
+            }
+        }
+        let out = self.tb.host_exec(
+            name,
+            &[
+                "sh",
+                "-c",
+                "rm -rf /etc/kubernetes/kubeconfig /etc/kubernetes/ca.crt /etc/kubernetes/recovery-secrets \
+                 /etc/kubernetes/manifests/* /etc/ssl/etcd/* /var/lib/selfhosted",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "wipe {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.each("up", &[index]);
     }
 
     /// Stops the etcd member of the controller at `index` and keeps it stopped (the agent's
@@ -370,29 +425,11 @@ impl Lane {
         let host = self.at(index);
         self.tb
             .host_exec(&host.name, &["rm", "-f", "/run/selfhosted-lane/etcd.stopped"]);
-        let endpoint = format!("https://{}:2379", host.address);
         eventually(
             Duration::from_secs(60),
             &format!("etcd healthy on {}", host.name),
             || {
-                let out = self.tb.host_exec(
-                    &host.name,
-                    &[
-                        "env",
-                        "ETCDCTL_API=3",
-                        "etcdctl",
-                        "--endpoints",
-                        &endpoint,
-                        "--cacert",
-                        "/etc/ssl/etcd/etcd-client-ca.crt",
-                        "--cert",
-                        "/etc/ssl/etcd/etcd-client.crt",
-                        "--key",
-                        "/etc/ssl/etcd/etcd-client.key",
-                        "endpoint",
-                        "health",
-                    ],
-                );
+                let out = self.etcdctl_output(index, &["endpoint", "health"]);
                 if out.status.success() {
                     Ok(())
                 } else {
@@ -404,6 +441,41 @@ impl Lane {
                 }
             },
         );
+    }
+
+    /// `etcdctl ARGS` on the controller at `index`, against its own member, with the client
+    /// certificate the provider delivered there.
+    fn etcdctl_output(&self, index: usize, args: &[&str]) -> std::process::Output {
+        let host = self.at(index);
+        let endpoint = format!("https://{}:2379", host.address);
+        let mut all = vec![
+            "env",
+            "ETCDCTL_API=3",
+            "etcdctl",
+            "--endpoints",
+            &endpoint,
+            "--cacert",
+            "/etc/ssl/etcd/etcd-client-ca.crt",
+            "--cert",
+            "/etc/ssl/etcd/etcd-client.crt",
+            "--key",
+            "/etc/ssl/etcd/etcd-client.key",
+        ];
+        all.extend(args);
+        self.tb.host_exec(&host.name, &all)
+    }
+
+    /// [`Lane::etcdctl_output`]'s standard output; panics when etcdctl fails.
+    pub fn etcdctl(&self, index: usize, args: &[&str]) -> String {
+        let out = self.etcdctl_output(index, args);
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?} on {}: {}{}",
+            self.at(index).name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The etcd processes running on the host at `index` (empty: none).
@@ -812,6 +884,7 @@ pub fn eventually(within: Duration, what: &str, mut check: impl FnMut() -> Resul
 pub struct LaneConfig<'a> {
     lane: &'a Lane,
     version: &'a str,
+    controllers: &'a [usize],
     workers: &'a [usize],
     pod_network: bool,
     assets: &'a str,
@@ -824,6 +897,7 @@ impl<'a> LaneConfig<'a> {
         LaneConfig {
             lane,
             version: lane.version,
+            controllers: &lane.controllers,
             workers: &[],
             pod_network: false,
             assets: "",
@@ -835,6 +909,12 @@ impl<'a> LaneConfig<'a> {
     /// The cluster's `kubernetes_version` (default: the lane's).
     pub fn version(mut self, version: &'a str) -> Self {
         self.version = version;
+        self
+    }
+
+    /// The lane's controllers (indexes) in `controllers` and `etcd_servers` (default: all).
+    pub fn controllers(mut self, controllers: &'a [usize]) -> Self {
+        self.controllers = controllers;
         self
     }
 
@@ -881,7 +961,7 @@ impl<'a> LaneConfig<'a> {
             )
         };
         let list = |hosts: &[usize]| hosts.iter().map(host).collect::<Vec<_>>().join(",\n    ");
-        let etcd = lane
+        let etcd = self
             .controllers
             .iter()
             .map(|i| format!("\"{}\"", lane.at(*i).address))
@@ -931,7 +1011,7 @@ resource "selfhosted_bootstrap" "lane" {{
 "#,
             api = lane.api_address(),
             version = self.version,
-            controllers = list(&lane.controllers),
+            controllers = list(self.controllers),
             workers = list(self.workers),
             extra = self.assets,
             bootstrap = self.bootstrap,

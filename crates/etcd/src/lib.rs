@@ -10,7 +10,7 @@ pub mod membership;
 pub mod snapshot;
 
 pub use client::{Client, Credentials, EtcdError, Status};
-pub use membership::{rejoin, Member, Rejoin, RejoinError};
+pub use membership::{promote, rejoin, Member, Rejoin, RejoinError, Rejoined};
 pub use snapshot::Snapshot;
 
 /// The generated clients of `proto/etcd/maintenance.proto`.

@@ -1,7 +1,8 @@
 //! etcd's membership: who the members are, and the changes that let a member whose data is
-//! gone (a replaced or wiped disk) join again — the member it was removed, a new one added
-//! under its peer URL — refused before anything changes when the members that answer would
-//! be too few for quorum.
+//! gone (a replaced or wiped disk), or a new one, join: the member it was removed, a new one
+//! added under its peer URL as a learner (no vote, so quorum never waits on it), promoted once
+//! it is in sync. A removal that would leave the members that answer short of quorum is
+//! refused before anything changes.
 
 use std::fmt;
 
@@ -70,7 +71,8 @@ pub fn quorum(voters: usize) -> usize {
 pub struct Rejoin {
     /// Members that stand for the lost one: started under its name or its peer URL.
     pub remove: Vec<Member>,
-    /// Whether it must be added (false: an earlier run added it, and it has not started yet).
+    /// Whether it must be added, as a learner (false: an earlier run added it, and it has not
+    /// started yet).
     pub add: bool,
 }
 
@@ -91,30 +93,29 @@ impl Rejoin {
         self.remove.is_empty() && !self.add
     }
 
-    /// Refuses the changes unless the members that answer (`answering`, by ID) keep quorum after
-    /// each of them: etcd would refuse too (strict reconfiguration), but this says why, names
-    /// the members, and changes nothing.
+    /// Refuses the changes unless the members that answer (`answering`, by ID) keep quorum
+    /// after the removals (the member is added as a learner, which does not vote): etcd would
+    /// refuse too (strict reconfiguration), but this says why, names the members, and changes
+    /// nothing.
     ///
     /// # Errors
     /// What quorum needs and which members answer.
     pub fn check(&self, members: &[Member], answering: &[u64]) -> Result<(), String> {
-        let voters = |ms: &mut dyn Iterator<Item = &Member>| ms.filter(|m| !m.is_learner).count();
-        let remaining: Vec<&Member> = members.iter().filter(|m| !self.remove.contains(m)).collect();
-        let alive = remaining
+        let voters: Vec<&Member> = members
             .iter()
-            .filter(|m| !m.is_learner && answering.contains(&m.id))
-            .count();
-        let after_remove = voters(&mut remaining.iter().copied());
-        let after_add = after_remove + usize::from(self.add);
-        let needed = quorum(after_remove.max(after_add));
-        if alive >= needed {
+            .filter(|m| !m.is_learner && !self.remove.contains(m))
+            .collect();
+        let alive = voters.iter().filter(|m| answering.contains(&m.id)).count();
+        let needed = quorum(voters.len());
+        if self.remove.is_empty() || alive >= needed {
             return Ok(());
         }
         Err(format!(
-            "etcd would lose quorum: after this change it has {after_add} voting members and needs {needed} \
-             answering, but only {alive} of the others answer. Members now:\n{}Bring the silent members \
+            "etcd would lose quorum: after the removal it has {} voting members and needs {needed} \
+             answering, but only {alive} of them answer. Members now:\n{}Bring the silent members \
              back first (or replace one controller per apply); if quorum is already lost, restore from a \
              snapshot (docs/guides/disaster-recovery.md#etcd-snapshots-and-lost-quorum)",
+            voters.len(),
             listing(members)
         ))
     }
@@ -137,43 +138,74 @@ pub enum RejoinError {
     Etcd(#[from] EtcdError),
 }
 
+/// What [`rejoin`] did, and what the joining member must be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejoined {
+    /// The changes made, one line each; none when the membership was ready already.
+    pub changes: Vec<String>,
+    /// `ETCD_INITIAL_CLUSTER` for the joining member: etcd admits a member joining an
+    /// existing cluster only when this lists exactly the current members' peer URLs.
+    pub initial_cluster: String,
+}
+
+/// `name=url,…` of `members`, the joining one (not started, at `peer_url`) under `name`;
+/// another member that has not started yet has no name, and gets a stand-in (etcd matches
+/// the others by URL).
+pub fn initial_cluster(members: &[Member], name: &str, peer_url: &str) -> String {
+    members
+        .iter()
+        .flat_map(|m| {
+            let who = if m.started() {
+                m.name.clone()
+            } else if m.has_peer_url(peer_url) {
+                name.to_owned()
+            } else {
+                format!("pending-{}", m.id_hex())
+            };
+            m.peer_urls.iter().map(move |u| format!("{who}={u}"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Makes the membership let an empty member named `name`, advertising `peer_url`, join:
 /// through `client` (a member with quorum), one change at a time, each planned anew from the
 /// member list (so a rerun, or a retry after a call that timed out, changes only what is left),
-/// each checked against quorum with the members `answering` (by ID). Returns the changes made,
-/// one line each; none when the membership was ready already.
+/// each checked against quorum with the members `answering` (by ID).
 ///
 /// # Errors
 /// [`RejoinError::Quorum`] before a change that would lose quorum; [`RejoinError::Etcd`].
-pub async fn rejoin(
-    client: &Client,
-    name: &str,
-    peer_url: &str,
-    answering: &[u64],
-) -> Result<Vec<String>, RejoinError> {
+pub async fn rejoin(client: &Client, name: &str, peer_url: &str, answering: &[u64]) -> Result<Rejoined, RejoinError> {
     let until = tokio::time::Instant::now() + RETRY_WITHIN;
-    let mut done = Vec::new();
+    let mut changes = Vec::new();
     loop {
         let step = async {
             let members = client.members().await?;
             let plan = Rejoin::plan(&members, name, peer_url);
             if plan.is_empty() {
-                return Ok(None);
+                return Ok(Err(members));
             }
             plan.check(&members, answering).map_err(RejoinError::Quorum)?;
             if let Some(m) = plan.remove.first() {
                 client.remove_member(m.id).await?;
-                Ok(Some(format!("removed member {m}")))
+                Ok(Ok(format!("removed member {m}")))
             } else {
-                let m = client.add_member(peer_url).await?;
-                Ok(Some(format!("added member {m}")))
+                let m = client.add_learner(peer_url).await?;
+                Ok(Ok(format!("added learner {m}")))
             }
         };
+        // Ok(Ok(change)): one made, look again; Ok(Err(members)): ready.
         match step.await {
-            Ok(None) => return Ok(done),
-            Ok(Some(change)) => {
+            Ok(Err(members)) => {
+                let initial_cluster = initial_cluster(&members, name, peer_url);
+                return Ok(Rejoined {
+                    changes,
+                    initial_cluster,
+                });
+            }
+            Ok(Ok(change)) => {
                 tracing::info!(%change, "etcd membership changed");
-                done.push(change);
+                changes.push(change);
             }
             Err(RejoinError::Etcd(e)) if tokio::time::Instant::now() < until => {
                 tracing::debug!(error = %e, "etcd membership change not made yet; retrying");
@@ -181,6 +213,61 @@ pub async fn rejoin(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Promotes every learner that has started (etcd promotes only one in sync with the leader,
+/// so refusals are retried), and with `awaited`, first waits for the member at that peer URL
+/// to start; all until `until`. Returns the members promoted.
+///
+/// # Errors
+/// Why not, for a person: etcd's last refusal, or the member list when `awaited` did not
+/// become a started voting member in time.
+pub async fn promote(
+    client: &Client,
+    awaited: Option<&str>,
+    until: tokio::time::Instant,
+) -> Result<Vec<Member>, String> {
+    let mut promoted = Vec::new();
+    loop {
+        let late = tokio::time::Instant::now() >= until;
+        let members = match client.members().await {
+            Ok(m) => m,
+            Err(e) if !late => {
+                tracing::debug!(error = %e, "etcd member list failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if let Some(m) = members.iter().find(|m| m.is_learner && m.started()) {
+            match client.promote_member(m.id).await {
+                Ok(()) => {
+                    tracing::info!(member = %m, "etcd learner promoted");
+                    promoted.push(m.clone());
+                    continue;
+                }
+                Err(e) if late => return Err(format!("{m} is not promoted: {e}")),
+                Err(e) => tracing::debug!(error = %e, member = %m, "etcd learner not promoted yet; retrying"),
+            }
+        } else {
+            let done = awaited.is_none_or(|url| {
+                members
+                    .iter()
+                    .any(|m| m.started() && !m.is_learner && m.has_peer_url(url))
+            });
+            if done {
+                return Ok(promoted);
+            }
+            if late {
+                return Err(format!(
+                    "the member at {} has not started; the members are:\n{}",
+                    awaited.unwrap_or_default(),
+                    listing(&members)
+                ));
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -200,18 +287,18 @@ impl Client {
         Ok(reply.members.into_iter().map(Member::from).collect())
     }
 
-    /// Adds a voting member that will join under `peer_url`; returns it (not started yet).
+    /// Adds a learner that will join under `peer_url`; returns it (not started yet).
     ///
     /// # Errors
-    /// [`EtcdError::Call`], e.g. when etcd finds too few members started for it.
-    pub async fn add_member(&self, peer_url: &str) -> Result<Member, EtcdError> {
+    /// [`EtcdError::Call`], e.g. when another learner waits already.
+    pub async fn add_learner(&self, peer_url: &str) -> Result<Member, EtcdError> {
         let mut cluster = self.cluster();
         let reply = self
             .unary(
                 "Cluster.MemberAdd",
                 cluster.member_add(pb::MemberAddRequest {
                     peer_ur_ls: vec![peer_url.to_owned()],
-                    is_learner: false,
+                    is_learner: true,
                 }),
             )
             .await?;
@@ -220,6 +307,20 @@ impl Client {
             call: "Cluster.MemberAdd",
             message: "the answer names no member".into(),
         })
+    }
+
+    /// Makes the learner `id` a voting member.
+    ///
+    /// # Errors
+    /// [`EtcdError::Call`], e.g. while it is not yet in sync with the leader.
+    pub async fn promote_member(&self, id: u64) -> Result<(), EtcdError> {
+        let mut cluster = self.cluster();
+        self.unary(
+            "Cluster.MemberPromote",
+            cluster.member_promote(pb::MemberPromoteRequest { id }),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Removes the member `id`.
@@ -301,15 +402,35 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_of_one_grows_one_learner_at_a_time() {
+        let one = vec![m(1, "etcd0", "https://a:2380")];
+        let second = Rejoin::plan(&one, "etcd1", "https://b:2380");
+        assert!(second.remove.is_empty() && second.add);
+        assert_eq!(second.check(&one, &[1]), Ok(()));
+        let mut learner = m(2, "", "https://b:2380");
+        learner.is_learner = true;
+        let two = vec![m(1, "etcd0", "https://a:2380"), learner];
+        assert!(Rejoin::plan(&two, "etcd1", "https://b:2380").is_empty());
+        assert_eq!(
+            initial_cluster(&two, "etcd1", "https://b:2380"),
+            "etcd0=https://a:2380,etcd1=https://b:2380"
+        );
+        assert_eq!(
+            initial_cluster(&two, "etcd2", "https://c:2380"),
+            "etcd0=https://a:2380,pending-2=https://b:2380"
+        );
+    }
+
+    #[test]
     fn five_members_take_two_replacements_in_turn() {
         let mut five = three();
         five.extend([m(4, "etcd3", "https://d:2380"), m(5, "etcd4", "https://e:2380")]);
         let first = Rejoin::plan(&five, "etcd3", "https://d:2380");
         assert_eq!(first.check(&five, &[1, 2, 3]), Ok(()));
         let mut after: Vec<Member> = five.into_iter().filter(|m| m.id != 4).collect();
-        after.push(m(6, "", "https://d:2380"));
+        after.push(m(6, "etcd3", "https://d:2380"));
         let second = Rejoin::plan(&after, "etcd4", "https://e:2380");
-        assert_eq!(second.check(&after, &[1, 2, 3]), Ok(()));
+        assert_eq!(second.check(&after, &[1, 2, 3, 6]), Ok(()));
         assert!(second.check(&after, &[1, 2]).is_err());
     }
 }

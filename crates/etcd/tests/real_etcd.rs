@@ -41,6 +41,24 @@ fn start(tls: &Path, data: &Path, name: &str, extra: &[&str]) -> Etcd {
 /// Starts member `name` of the cluster `initial_cluster` (`name=peer-url,…`), its peer URL
 /// `peer`, on a free client port; waits until it answers.
 fn start_member(tls: &Path, data: &Path, name: &str, peer: &str, initial_cluster: &str, extra: &[&str]) -> Etcd {
+    let etcd = spawn_member(tls, data, name, peer, initial_cluster, extra);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, text) = etcdctl(&etcd.endpoint, tls, &["endpoint", "health"]);
+        if ok {
+            return etcd;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcd did not become healthy: {text}\n{}",
+            std::fs::read_to_string(&etcd.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// As [`start_member`], without waiting (a learner serves no reads until promoted).
+fn spawn_member(tls: &Path, data: &Path, name: &str, peer: &str, initial_cluster: &str, extra: &[&str]) -> Etcd {
     let endpoint = format!("https://127.0.0.1:{}", free_port());
     let log = data.with_extension("log");
     let child = Command::new("etcd")
@@ -68,20 +86,7 @@ fn start_member(tls: &Path, data: &Path, name: &str, peer: &str, initial_cluster
         .stderr(std::fs::File::create(&log).expect("etcd log"))
         .spawn()
         .expect("etcd");
-    let etcd = Etcd { child, endpoint, log };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (ok, text) = etcdctl(&etcd.endpoint, tls, &["endpoint", "health"]);
-        if ok {
-            return etcd;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "etcd did not become healthy: {text}\n{}",
-            std::fs::read_to_string(&etcd.log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    Etcd { child, endpoint, log }
 }
 
 fn put(endpoint: &str, tls: &Path, key: &str) {
@@ -242,7 +247,7 @@ fn a_member_whose_data_is_gone_joins_again_after_remove_and_add() {
             .collect::<Vec<_>>()
             .join("\n---\n")
     };
-    rt.block_on(async {
+    let initial_cluster = rt.block_on(async {
         let c = client(&first, &creds).await.expect("client");
         let answering: Vec<u64> = {
             let mut ids = Vec::new();
@@ -265,36 +270,51 @@ fn a_member_whose_data_is_gone_joins_again_after_remove_and_add() {
             Ok(done) => done,
             Err(e) => panic!("remove and add: {e}\n{}", logs()),
         };
-        assert_eq!(done.len(), 2, "{done:?}");
+        assert_eq!(done.changes.len(), 2, "{done:?}");
         let list = c.members().await.unwrap();
         assert!(
-            list.iter().any(|m| !m.started() && m.peer_urls == [peers[2].clone()]),
+            list.iter()
+                .any(|m| !m.started() && m.is_learner && m.peer_urls == [peers[2].clone()]),
             "{list:?}"
         );
         // A rerun before the new member starts changes nothing.
         assert!(Rejoin::plan(&list, "etcd2", &peers[2]).is_empty(), "{list:?}");
-        assert_eq!(
-            rejoin(&c, "etcd2", &peers[2], &answering).await.unwrap(),
-            Vec::<String>::new()
-        );
+        let again = rejoin(&c, "etcd2", &peers[2], &answering).await.unwrap();
+        assert!(again.changes.is_empty(), "{again:?}");
+        assert_eq!(again.initial_cluster, done.initial_cluster);
+        again.initial_cluster
     });
 
     // The empty member joins the running cluster and gets its data.
-    let rejoined = start_member(
+    let mut names: Vec<&str> = initial_cluster
+        .split(',')
+        .map(|m| m.split('=').next().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["etcd0", "etcd1", "etcd2"], "{initial_cluster}");
+    // It joins as a learner, and is promoted once in sync.
+    let rejoined = spawn_member(
         &tls,
         &data(2),
         "etcd2",
         &peers[2],
-        &cluster,
+        &initial_cluster,
         &["--initial-cluster-state", "existing"],
     );
+    rt.block_on(async {
+        let c = client(&first, &creds).await.unwrap();
+        let until = tokio::time::Instant::now() + Duration::from_secs(60);
+        let promoted = selfhosted_etcd::promote(&c, Some(&peers[2]), until)
+            .await
+            .expect("promoted");
+        assert_eq!(promoted.len(), 1, "{promoted:?}");
+        let list = c.members().await.unwrap();
+        assert!(list.iter().all(|m| m.started() && !m.is_learner), "{list:?}");
+        assert!(Rejoin::plan(&list, "etcd2", &peers[2]).remove.len() == 1);
+    });
     assert!(has(&rejoined.endpoint, &tls, "/registry/configmaps/default/before"));
     let (ok, text) = etcdctl(&members[0].endpoint, &tls, &["member", "list"]);
     assert!(ok, "{text}");
     assert_eq!(text.lines().filter(|l| l.contains(", started, ")).count(), 3, "{text}");
-    rt.block_on(async {
-        let list = client(&first, &creds).await.unwrap().members().await.unwrap();
-        assert!(list.iter().all(|m| m.started()), "{list:?}");
-        assert!(Rejoin::plan(&list, "etcd2", &peers[2]).remove.len() == 1);
-    });
+    assert!(!text.contains("true"), "no learner left: {text}");
 }

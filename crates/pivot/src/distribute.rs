@@ -56,6 +56,32 @@ pub async fn node_secrets(
     place_on_fleet(ready, &plans, Phase::NodeSecrets, cancel).await
 }
 
+/// [`node_secrets`] of the one host `session` reaches: a controller whose etcd member must
+/// have joined before the next one is added. Returns the paths written.
+///
+/// # Errors
+/// `phase`, naming the host.
+pub async fn node_secrets_of(
+    session: &Session,
+    ready: &Ready,
+    inventory: &Inventory,
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+    phase: Phase,
+) -> Result<Vec<String>, PivotError> {
+    let (host, facts) = inventory
+        .hosts()
+        .iter()
+        .zip(&ready.facts)
+        .find(|(h, _)| h.name == session.host())
+        .ok_or_else(|| PivotError::on(phase, session.host(), "not in the inventory"))?;
+    let files = node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
+        .map_err(|e| PivotError::new(phase, e.to_string()))?;
+    place(session, &files)
+        .await
+        .map_err(|why| PivotError::on(phase, session.host(), why))
+}
+
 /// Each host's files of `plans` (by host name) on the hosts in parallel; hosts without a plan
 /// get nothing.
 async fn place_on_fleet(

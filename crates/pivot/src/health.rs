@@ -123,7 +123,9 @@ async fn etcd_member(session: &Session, creds: &selfhosted_etcd::Credentials) ->
         Ok(client) => client.status().await.map_err(|e| chain(&e)),
         Err(e) => Err(e),
     };
-    let advice = "if its data is gone (a wiped or replaced disk), the member must be removed from etcd and added again: docs/guides/disaster-recovery.md#a-controller-whose-etcd-data-is-gone";
+    let advice =
+        "if its data folder /var/lib/etcd is empty (a wiped or replaced disk), the next update replaces its member; \
+                  see docs/guides/disaster-recovery.md#a-controller-whose-etcd-data-is-gone";
     match status {
         Err(why) => Some(format!("its etcd member does not answer: {why}; {advice}")),
         Ok(s) if !s.has_leader => Some(format!(

@@ -14,6 +14,9 @@ pub enum Phase {
     /// Upgrade: a snapshot of etcd, kept on a controller (and in the user's folder) before
     /// anything changes.
     EtcdSnapshot,
+    /// Upgrade: a controller whose etcd data is gone gets its member replaced (removed, added
+    /// again) before its node secrets start etcd there, and is awaited back in the cluster.
+    EtcdMembers,
     /// Kubelet kubeconfig and CA to every host; etcd TLS to controllers.
     NodeSecrets,
     /// Bootstrap secrets and static Pods on the first controller.
@@ -44,9 +47,10 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 14] = [
+    pub const ALL: [Phase; 15] = [
         Phase::Preflight,
         Phase::EtcdSnapshot,
+        Phase::EtcdMembers,
         Phase::NodeSecrets,
         Phase::BootstrapControlPlane,
         Phase::WaitForApiserver,
@@ -66,6 +70,7 @@ impl Phase {
         match self {
             Phase::Preflight => "preflight",
             Phase::EtcdSnapshot => "etcd-snapshot",
+            Phase::EtcdMembers => "etcd-members",
             Phase::NodeSecrets => "node-secrets",
             Phase::BootstrapControlPlane => "bootstrap-control-plane",
             Phase::WaitForApiserver => "wait-for-apiserver",

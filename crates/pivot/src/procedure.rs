@@ -96,9 +96,11 @@ impl Procedure {
             Phase::BootstrapControlPlane | Phase::WaitForSelfHosted | Phase::RemoveBootstrap => {
                 self == Procedure::Pivot
             }
-            Phase::EtcdSnapshot | Phase::ApiserverHandOver | Phase::RollOut | Phase::RemoveNodes => {
-                self == Procedure::Upgrade
-            }
+            Phase::EtcdSnapshot
+            | Phase::EtcdMembers
+            | Phase::ApiserverHandOver
+            | Phase::RollOut
+            | Phase::RemoveNodes => self == Procedure::Upgrade,
             Phase::Preflight
             | Phase::NodeSecrets
             | Phase::WaitForApiserver
@@ -214,6 +216,7 @@ mod tests {
             [
                 Preflight,
                 EtcdSnapshot,
+                EtcdMembers,
                 NodeSecrets,
                 WaitForApiserver,
                 ApplyManifests,

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::api::{self, Api, Expect, APISERVER_PODS};
 use crate::distribute;
+use crate::etcd_members;
 use crate::etcd_snapshot;
 use crate::inventory::Inventory;
 use crate::phase::{self, chain, Phase, PivotError};
@@ -49,6 +50,10 @@ const RETIRE_POLL: Duration = Duration::from_millis(250);
 /// hand-over goes on with a warning (an address may also leave for good: a controller that
 /// went down meanwhile).
 const ENDPOINTS_BACK_WITHIN: Duration = Duration::from_secs(30);
+
+/// How long the replaced etcd members may take, all together, to join once their node secrets
+/// are delivered.
+const ETCD_JOIN_WITHIN: Duration = Duration::from_secs(180);
 
 /// The upgrade's phases after preflight, on the connected fleet.
 pub(crate) async fn upgrade_phases(
@@ -76,6 +81,29 @@ pub(crate) async fn upgrade_phases(
         outcome.etcd_snapshot = Some(snapshot);
     }
     outcome.reached = Some(Phase::EtcdSnapshot);
+    let deliver = |session: Session| async move {
+        distribute::node_secrets_of(&session, ready, inventory, assets, &params.paths, Phase::EtcdMembers)
+            .await
+            .map(drop)
+    };
+    phase::run(
+        Phase::EtcdMembers,
+        etcd_members::replace_lost(
+            &controllers,
+            assets,
+            deliver,
+            params.deadline.min(Instant::now() + ETCD_JOIN_WITHIN),
+        ),
+    )
+    .await?;
+    outcome.reached = Some(Phase::EtcdMembers);
+
+    phase::run(
+        Phase::NodeSecrets,
+        distribute::node_secrets(ready, inventory, assets, &params.paths, cancel),
+    )
+    .await?;
+    outcome.reached = Some(Phase::NodeSecrets);
     let silent = crate::health::silent_etcd_members(&controllers, assets).await;
     if !silent.is_empty() {
         outcome.warnings.push(Warning {
@@ -87,13 +115,6 @@ pub(crate) async fn upgrade_phases(
                 .join("\n"),
         });
     }
-
-    phase::run(
-        Phase::NodeSecrets,
-        distribute::node_secrets(ready, inventory, assets, &params.paths, cancel),
-    )
-    .await?;
-    outcome.reached = Some(Phase::NodeSecrets);
 
     let sessions = ready.fleet.sessions();
     let boot = sessions[0].clone();

@@ -27,7 +27,9 @@ resource "aws_route53_record" "etcd" {
   zone_id = var.dns_zone_id
   name    = local.etcd_fqdns[count.index]
   type    = "A"
-  ttl     = 300
+  # Short: a replaced controller's record moves to the new instance's address, and the other
+  # members resolve it again when its member joins.
+  ttl     = 60
   records = [aws_instance.controller[count.index].private_ip]
 }
 

@@ -163,38 +163,74 @@ fn host_names(v: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
-/// Workers of the prior state that the configuration no longer names: their nodes leave the
-/// cluster in the update. (A removed controller is refused at plan time.)
-fn removed_workers(prior: &Value, config: &Config) -> Vec<String> {
+/// Hosts of the prior state that the configuration no longer names: workers removed, and
+/// controllers replaced by a new machine under a new name. Their nodes leave the cluster in
+/// the update. (Fewer controllers are refused at plan time.)
+fn removed_nodes(prior: &Value, config: &Config) -> Vec<String> {
     let now: Vec<String> = config.inventory.hosts().iter().map(|h| h.name.clone()).collect();
-    host_names(prior.get(attr::WORKERS))
-        .into_iter()
+    [attr::CONTROLLERS, attr::WORKERS]
+        .iter()
+        .flat_map(|a| host_names(prior.get(a)))
         .filter(|n| !now.contains(n))
         .collect()
 }
 
-/// A controller of the prior state that the configuration drops: refused, since its etcd
-/// member and apiserver would leave without the membership change they need.
+/// Controllers of the prior state that the configuration drops. Another machine in a dropped
+/// one's place (as many controllers as before, or more) is a replacement: the update moves
+/// its etcd member to the new machine. Refused: fewer controllers (their etcd members would
+/// leave without the membership change they need), and more replaced at once than etcd's
+/// quorum allows (each replaced member is lost until its machine has joined).
 fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
-    let now = host_names(config.get(attr::CONTROLLERS));
     let mut diags = Diagnostics::new();
     if config.get(attr::CONTROLLERS).is_none_or(|c| !c.is_known()) {
         return diags;
     }
-    for name in host_names(prior.get(attr::CONTROLLERS)) {
-        if !now.contains(&name) {
+    let before = host_names(prior.get(attr::CONTROLLERS));
+    let now = host_names(config.get(attr::CONTROLLERS));
+    let gone: Vec<&String> = before.iter().filter(|n| !now.contains(n)).collect();
+    if gone.is_empty() {
+        return diags;
+    }
+    let at = AttributePath::root(attr::CONTROLLERS);
+    if now.len() < before.len() {
+        for name in gone {
             diags.push(
                 Diagnostic::error(
                     format!("Controller {name:?} cannot be removed"),
                     format!(
-                        "{name:?} runs an etcd member and an apiserver of this cluster, and removing a controller \
-                         is not supported: keep it in `controllers` (workers can be added and removed). \
-                         To retire the whole cluster, destroy it."
+                        "{name:?} runs an etcd member and an apiserver of this cluster, and shrinking the control \
+                         plane is not supported yet: keep {} controllers. To replace a machine, put the new one \
+                         in its place in `controllers` (same position, its own name and address): the update \
+                         moves its etcd member. To retire the whole cluster, destroy it.",
+                        before.len()
                     ),
                 )
-                .at(AttributePath::root(attr::CONTROLLERS)),
+                .at(at.clone()),
             );
         }
+        return diags;
+    }
+    let (members, kept) = (before.len(), before.len() - gone.len());
+    let quorum = members / 2 + 1;
+    if kept < quorum {
+        let names = gone.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+        diags.push(
+            Diagnostic::error(
+                "Too many controllers replaced at once",
+                format!(
+                    "Replacing {names} leaves {kept} of the {members} etcd members running while the new machines \
+                     join, and etcd needs {quorum} for quorum: the cluster would stop. Replace one controller per \
+                     apply (keep the others' names in `controllers`), waiting for each apply to finish.{}",
+                    if members < 3 {
+                        " With fewer than 3 controllers no controller can be replaced without losing etcd: \
+                         restore from a snapshot instead (docs/guides/disaster-recovery.md)."
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .at(at),
+        );
     }
     diags
 }
@@ -289,7 +325,7 @@ impl Bootstrap {
             api_port: api_port(&config.assets),
             deadline: tokio::time::Instant::now() + timeout,
             consecutive_answers: 5,
-            removed_nodes: removed_workers(&req.prior_state, &config),
+            removed_nodes: removed_nodes(&req.prior_state, &config),
             etcd_snapshot_dir: config.etcd_snapshot_dir.clone(),
             earlier_snapshot: earlier_snapshot(&req.prior_state),
         };
@@ -519,6 +555,27 @@ mod tests {
         // Not known yet (a controllers list from another resource): nothing to say at plan time.
         let unknown = Value::object([(attr::CONTROLLERS, Value::Unknown)]);
         assert!(!removed_controllers(&prior, &unknown).has_errors());
+    }
+
+    #[test]
+    fn a_controller_replaced_under_a_new_name_is_allowed_one_at_a_time() {
+        let prior = with_controllers(&["c0", "c1", "c2"]);
+        // A new machine in c2's place (an AWS instance replaced): the update moves its member.
+        assert!(!removed_controllers(&prior, &with_controllers(&["c0", "c1", "c3"])).has_errors());
+        let refused = removed_controllers(&prior, &with_controllers(&["c0", "c3", "c4"]));
+        let text = format!("{refused:?}");
+        assert!(
+            refused.has_errors() && text.contains("Too many controllers replaced at once"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\\\"c1\\\", \\\"c2\\\"") && text.contains("needs 2 for quorum"),
+            "{text}"
+        );
+        assert!(text.contains("one controller per apply"), "{text}");
+        // The only controller cannot be replaced: its etcd member is the whole cluster.
+        let one = removed_controllers(&with_controllers(&["c0"]), &with_controllers(&["n0"]));
+        assert!(format!("{one:?}").contains("restore from a snapshot"), "{one:?}");
     }
 
     #[test]

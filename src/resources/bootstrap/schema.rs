@@ -160,7 +160,11 @@ pub fn schema() -> Schema {
         .attribute(
             Attribute::nested(attr::CONTROLLERS, ObjectNesting::List, host_attributes())
                 .required()
-                .description("Controller hosts; the first runs the bootstrap control plane."),
+                .description(
+                    "Controller hosts, in the order of `etcd_servers`; the first runs the bootstrap control plane. \
+                     More can be added (each joins etcd as a learner, promoted once in sync); a new machine may take \
+                     a controller's place under a new name, one per apply; the list cannot shrink.",
+                ),
         )
         .attribute(
             Attribute::nested(attr::WORKERS, ObjectNesting::List, host_attributes())

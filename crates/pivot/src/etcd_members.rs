@@ -1,0 +1,333 @@
+//! A controller whose etcd data is gone (a replaced or wiped disk, the same or a new machine
+//! at its place in `controllers`) rejoins etcd in an update, before its node secrets arrive
+//! and start etcd there: the member it was is removed and a learner added under the peer URL
+//! its `etcd.env` advertises, through a member that has quorum; `etcd.env` is told to join
+//! (`ETCD_INITIAL_CLUSTER_STATE=existing`, and the members as they now are) rather than start
+//! a cluster of its own. Its node secrets then start etcd; the learner is promoted once in
+//! sync (so quorum never waits on a member still catching up), and the next controller
+//! follows only once it answers.
+//!
+//! Only an empty data folder counts as lost: a member that holds data but does not answer
+//! (rebooting, or crash-looping) is left alone and reported.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use selfhosted_etcd::{rejoin, Client, Credentials, RejoinError};
+use selfhosted_transport::{FileSpec, Session};
+use tokio::time::Instant;
+
+use crate::etcd_snapshot::{credentials, member};
+use crate::phase::{chain, Phase, PivotError};
+
+const PHASE: Phase = Phase::EtcdMembers;
+
+/// etcd's settings on a controller (the node contract's `node.etcd_env`).
+const ETCD_ENV: &str = "/etc/etcd/etcd.env";
+
+/// etcd's data folder on every host OS the contract renders; `member/` exists once it ran.
+const ETCD_MEMBER_DIR: &str = "/var/lib/etcd/member";
+
+/// The line that makes an empty member join the running cluster.
+const JOIN_EXISTING: &str = "ETCD_INITIAL_CLUSTER_STATE=existing";
+
+/// Pause between looks at a rejoining member.
+const JOIN_POLL: Duration = Duration::from_secs(2);
+
+/// What a controller's `etcd.env` and data folder say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Local {
+    env: String,
+    name: String,
+    peer_url: String,
+    has_data: bool,
+}
+
+/// `KEY=value` of an env file.
+fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
+    env.lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.trim())
+}
+
+/// The env file told to join the running cluster: [`JOIN_EXISTING`], and `initial_cluster`
+/// (the members as they are, this one added) as `ETCD_INITIAL_CLUSTER`; `None` when it says
+/// so already.
+fn joining_env(env: &str, initial_cluster: &str) -> Option<String> {
+    let cluster = format!("ETCD_INITIAL_CLUSTER={initial_cluster}");
+    let lines: Vec<&str> = env.lines().map(str::trim).collect();
+    if lines.contains(&JOIN_EXISTING) && lines.contains(&cluster.as_str()) {
+        return None;
+    }
+    let mut out: String = env
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("ETCD_INITIAL_CLUSTER_STATE=") && !l.starts_with("ETCD_INITIAL_CLUSTER=")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("{cluster}\n{JOIN_EXISTING}\n"));
+    Some(out)
+}
+
+/// Reads `etcd.env` and whether the data folder holds a member; `None` when the host has no
+/// `etcd.env` (not a controller of the node contract: nothing to do there).
+async fn local(session: &Session) -> Result<Option<Local>, PivotError> {
+    let cmd = format!(
+        "if [ -f {ETCD_ENV} ]; then cat {ETCD_ENV}; else echo '#no-env'; fi; \
+         if [ -d {ETCD_MEMBER_DIR} ]; then echo '#has-data'; fi"
+    );
+    let out = session
+        .sudo(&cmd)
+        .await
+        .map_err(|e| PivotError::on(PHASE, session.host(), format!("cannot read {ETCD_ENV}: {}", chain(&e))))?;
+    let text = out.stdout_text();
+    if text.lines().any(|l| l == "#no-env") {
+        return Ok(None);
+    }
+    let has_data = text.lines().any(|l| l == "#has-data");
+    let env: String = text
+        .lines()
+        .filter(|l| *l != "#has-data")
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let field = |key: &str| {
+        env_value(&env, key)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                PivotError::on(
+                    PHASE,
+                    session.host(),
+                    format!("{ETCD_ENV} sets no {key}: boot the controller from the node contract's controller config (node.etcd_env)"),
+                )
+            })
+    };
+    let (name, peer_url) = (field("ETCD_NAME")?, field("ETCD_INITIAL_ADVERTISE_PEER_URLS")?);
+    Ok(Some(Local {
+        env,
+        name,
+        peer_url,
+        has_data,
+    }))
+}
+
+/// A member that answers, with a leader, and the IDs of all the members that do.
+struct Quorum {
+    client: Client,
+    cluster_id: String,
+    answering: Vec<u64>,
+}
+
+/// Asks each of `sessions`' members; the first with a leader is the one changes go through.
+async fn quorum(sessions: &[&Session], creds: &Credentials) -> (Option<Quorum>, Vec<String>) {
+    let mut found: Option<Quorum> = None;
+    let mut silent = Vec::new();
+    for session in sessions {
+        let asked = match member(session, creds).await {
+            Ok(c) => c.status().await.map(|s| (c, s)).map_err(|e| chain(&e)),
+            Err(e) => Err(e),
+        };
+        match asked {
+            Ok((client, s)) if s.has_leader => {
+                let id = u64::from_str_radix(&s.member_id, 16).unwrap_or_default();
+                match &mut found {
+                    Some(q) if q.cluster_id == s.cluster_id => q.answering.push(id),
+                    Some(_) => silent.push(format!(
+                        "{}: member {} is in another cluster",
+                        session.host(),
+                        s.member_id
+                    )),
+                    None => {
+                        found = Some(Quorum {
+                            client,
+                            cluster_id: s.cluster_id,
+                            answering: vec![id],
+                        })
+                    }
+                }
+            }
+            Ok((_, s)) => silent.push(format!("{}: member {} has no leader", session.host(), s.member_id)),
+            Err(why) => silent.push(format!("{}: {why}", session.host())),
+        }
+    }
+    (found, silent)
+}
+
+/// Brings back every controller of `controllers` whose data folder is empty, one at a time:
+/// through a member with quorum, the member it was removed and a learner added under its peer
+/// URL; its `etcd.env` told to join; its node secrets delivered by `deliver` (they start etcd);
+/// the learner promoted once in sync, and awaited answering with a leader, until `deadline`.
+/// A learner left by an interrupted run is promoted first. Returns the hosts brought back.
+///
+/// # Errors
+/// A host whose files cannot be read or written; a change that would lose quorum (nothing
+/// changed, the members named); etcd refusing a change; a member not back in time.
+pub(crate) async fn replace_lost<F, Fut>(
+    controllers: &[&Session],
+    assets: &BTreeMap<String, String>,
+    deliver: F,
+    deadline: Instant,
+) -> Result<Vec<String>, PivotError>
+where
+    F: Fn(Session) -> Fut,
+    Fut: Future<Output = Result<(), PivotError>>,
+{
+    let mut empty = Vec::new();
+    let mut holding: Vec<&Session> = Vec::new();
+    for session in controllers {
+        match local(session).await? {
+            Some(l) if !l.has_data => empty.push((*session, l)),
+            Some(_) => holding.push(*session),
+            None => {}
+        }
+    }
+    let creds = credentials(assets).map_err(|e| PivotError::new(PHASE, e.message))?;
+    let (found, silent) = quorum(&holding, &creds).await;
+    let Some(q) = found else {
+        if empty.is_empty() {
+            // Nothing to bring back; silent members are the update's warning to give.
+            return Ok(Vec::new());
+        }
+        let mut err = PivotError::new(
+            PHASE,
+            format!(
+                "{} {} no etcd data, and no other member answers with a leader, so none can rejoin: \
+                 etcd has lost quorum. Restore it from a snapshot \
+                 (docs/guides/disaster-recovery.md#etcd-snapshots-and-lost-quorum), then apply again",
+                names(&empty),
+                if empty.len() == 1 { "has" } else { "have" },
+            ),
+        );
+        for s in silent {
+            err = err.with_evidence(s);
+        }
+        return Err(err);
+    };
+    // A learner of an interrupted run, started since, still waits for its vote.
+    promote(&q.client, None, deadline).await?;
+    let mut answering = q.answering;
+    let mut back = Vec::new();
+    for (session, l) in empty {
+        let host = session.host();
+        let done = rejoin(&q.client, &l.name, &l.peer_url, &answering).await.map_err(|e| {
+            let detail = match &e {
+                RejoinError::Quorum(why) => {
+                    format!("{host}'s etcd data is gone, and replacing its member {}: {why}", l.name)
+                }
+                RejoinError::Etcd(e) => {
+                    format!(
+                        "{host}'s etcd data is gone; etcd refused to replace its member {}: {}",
+                        l.name,
+                        chain(e)
+                    )
+                }
+            };
+            let mut err = PivotError::on(PHASE, host, detail);
+            for s in &silent {
+                err = err.with_evidence(s.clone());
+            }
+            err
+        })?;
+        for change in &done.changes {
+            tracing::info!(phase = PHASE.name(), host, %change, "etcd member of a controller whose data is gone");
+        }
+        if let Some(env) = joining_env(&l.env, &done.initial_cluster) {
+            session
+                .upload(&[FileSpec::secret(ETCD_ENV, env).with_mode(0o644)])
+                .await
+                .map_err(|e| PivotError::on(PHASE, host, format!("cannot write {ETCD_ENV}: {}", chain(&e))))?;
+        }
+        deliver((*session).clone()).await?;
+        promote(&q.client, Some((host, &l)), deadline).await?;
+        let id = joined(session, &creds, &l, deadline).await?;
+        answering.push(id);
+        tracing::info!(phase = PHASE.name(), host, member = %l.name, "etcd member joined again");
+        back.push(host.to_owned());
+    }
+    Ok(back)
+}
+
+/// [`selfhosted_etcd::promote`], its failure named for `awaited`'s host.
+async fn promote(client: &Client, awaited: Option<(&str, &Local)>, deadline: Instant) -> Result<(), PivotError> {
+    let url = awaited.map(|(_, l)| l.peer_url.as_str());
+    selfhosted_etcd::promote(client, url, deadline)
+        .await
+        .map(drop)
+        .map_err(|why| match awaited {
+            Some((host, l)) => PivotError::on(
+                PHASE,
+                host,
+                format!(
+                    "its etcd member {} (peer URL {}) did not become a voting member in time: {why}. Its etcd \
+                     log tells why (journalctl -u etcd-member); apply again once it runs",
+                    l.name, l.peer_url
+                ),
+            ),
+            None => PivotError::new(PHASE, format!("an etcd learner could not be promoted: {why}")),
+        })
+}
+
+/// Waits until the member on `session`'s host answers with a leader; returns its ID.
+async fn joined(session: &Session, creds: &Credentials, l: &Local, deadline: Instant) -> Result<u64, PivotError> {
+    loop {
+        let last = match member(session, creds).await {
+            Ok(c) => match c.status().await {
+                Ok(s) if s.has_leader => return Ok(u64::from_str_radix(&s.member_id, 16).unwrap_or_default()),
+                Ok(s) => format!("member {} has no leader yet", s.member_id),
+                Err(e) => chain(&e),
+            },
+            Err(e) => e,
+        };
+        if Instant::now() + JOIN_POLL > deadline {
+            return Err(PivotError::on(
+                PHASE,
+                session.host(),
+                format!(
+                    "its etcd member {} (peer URL {}) does not answer in the cluster in time; its etcd log tells \
+                     why (journalctl -u etcd-member). Apply again once it runs",
+                    l.name, l.peer_url
+                ),
+            )
+            .with_evidence(format!("last answer: {last}")));
+        }
+        tokio::time::sleep(JOIN_POLL).await;
+    }
+}
+
+fn names(hosts: &[(&Session, Local)]) -> String {
+    hosts.iter().map(|(s, _)| s.host()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_env_is_told_to_join_once() {
+        let env = "ETCD_NAME=etcd2\nETCD_INITIAL_CLUSTER=etcd2=https://c:2380\nETCD_DATA_DIR=/var/lib/etcd\n";
+        let cluster = "etcd0=https://a:2380,etcd2=https://c:2380";
+        let joined = joining_env(env, cluster).expect("changed");
+        assert_eq!(
+            joined,
+            "ETCD_NAME=etcd2\nETCD_DATA_DIR=/var/lib/etcd\n\
+             ETCD_INITIAL_CLUSTER=etcd0=https://a:2380,etcd2=https://c:2380\nETCD_INITIAL_CLUSTER_STATE=existing\n"
+        );
+        assert_eq!(joining_env(&joined, cluster), None);
+        assert!(joining_env(&joined, "etcd2=https://c:2380").is_some());
+    }
+
+    #[test]
+    fn values_are_read_by_key() {
+        let env = "ETCD_NAME=etcd1\nETCD_INITIAL_ADVERTISE_PEER_URLS=https://10.0.0.2:2380\n";
+        assert_eq!(env_value(env, "ETCD_NAME"), Some("etcd1"));
+        assert_eq!(
+            env_value(env, "ETCD_INITIAL_ADVERTISE_PEER_URLS"),
+            Some("https://10.0.0.2:2380")
+        );
+        assert_eq!(env_value(env, "ETCD_INITIAL_CLUSTER"), None);
+    }
+}
