@@ -86,7 +86,7 @@ pub(crate) async fn upgrade_phases(
             .await
             .map(drop)
     };
-    phase::run(
+    let back = phase::run(
         Phase::EtcdMembers,
         etcd_members::replace_lost(
             &controllers,
@@ -116,18 +116,33 @@ pub(crate) async fn upgrade_phases(
         });
     }
 
-    let sessions = ready.fleet.sessions();
-    let boot = sessions[0].clone();
-    let api = Api::connect(&boot, params, Expect::SelfHosted, cancel).await?;
+    // The API is reached through a controller that served before this update: one brought
+    // back has no apiserver until its node has registered and been labelled through the API.
+    let sessions = serving_first(ready.fleet.sessions(), &back);
+    let api = Api::connect(&sessions[0], params, Expect::SelfHosted, cancel).await?;
     outcome.api_endpoint = api.endpoint.clone();
-    match through_api(&api, inventory, params, cancel, outcome, ready).await {
+    match through_api(&api, inventory, params, cancel, outcome, ready, &sessions).await {
         // The verify names the controllers on their recovery apiserver itself.
         Err(e) if e.phase != Phase::Verify => Err(api.with_recovery_evidence(e, inventory).await),
         r => r,
     }
 }
 
-/// The upgrade's phases once the API is reached.
+/// `sessions` with the hosts `back` (controllers brought back in this update) last, the order
+/// of the others kept.
+fn serving_first(sessions: &[Session], back: &[String]) -> Vec<Session> {
+    last_of(sessions, |s| back.iter().any(|b| b == s.host()))
+}
+
+/// `items` with those `is_last` says at the end, each group in its order.
+fn last_of<T: Clone>(items: &[T], is_last: impl Fn(&T) -> bool) -> Vec<T> {
+    let mut ordered = items.to_vec();
+    ordered.sort_by_key(|i| is_last(i));
+    ordered
+}
+
+/// The upgrade's phases once the API is reached; `sessions[0]` is the controller it was
+/// reached through.
 async fn through_api(
     api: &Api,
     inventory: &Inventory,
@@ -135,10 +150,10 @@ async fn through_api(
     cancel: &CancellationToken,
     outcome: &mut Outcome,
     ready: &Ready,
+    sessions: &[Session],
 ) -> Result<(), PivotError> {
     let assets = &params.assets;
     let deadline = params.deadline;
-    let sessions = ready.fleet.sessions();
     let boot = sessions[0].clone();
     phase::run(Phase::WaitForApiserver, api.ready(&boot, Expect::SelfHosted, deadline)).await?;
     outcome.reached = Some(Phase::WaitForApiserver);
@@ -599,5 +614,18 @@ async fn both_listen(
             .with_evidence(host_pod_logs(session, "kube-apiserver").await));
         }
         tokio::time::sleep(LISTEN_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controllers_brought_back_go_last_and_the_rest_keep_their_order() {
+        let hosts = ["c0", "c1", "c2", "w0"];
+        let back = ["c0"];
+        assert_eq!(last_of(&hosts, |h| back.contains(h)), ["c1", "c2", "w0", "c0"]);
+        assert_eq!(last_of(&hosts, |_| false), hosts);
     }
 }
