@@ -101,6 +101,15 @@ impl Rejoin {
     /// # Errors
     /// What quorum needs and which members answer.
     pub fn check(&self, members: &[Member], answering: &[u64]) -> Result<(), String> {
+        // A member that answers is not lost: another host claims its name or address.
+        if let Some(live) = self.remove.iter().find(|m| answering.contains(&m.id)) {
+            return Err(format!(
+                "member {live} answers, yet a controller with no etcd data claims its name or peer URL: \
+                 each controller's etcd.env must be its own (node.etcd_env[i] for the i-th of etcd_servers, \
+                 in the order of `controllers`). Members now:\n{}",
+                listing(members)
+            ));
+        }
         let voters: Vec<&Member> = members
             .iter()
             .filter(|m| !m.is_learner && !self.remove.contains(m))
@@ -392,6 +401,13 @@ mod tests {
         for name in ["etcd0", "etcd1", "etcd2"] {
             assert!(refused.contains(name), "{refused}");
         }
+    }
+
+    #[test]
+    fn a_member_that_answers_is_never_removed() {
+        let plan = Rejoin::plan(&three(), "etcd1", "https://c:2380");
+        let refused = plan.check(&three(), &[1, 2, 3]).unwrap_err();
+        assert!(refused.contains("etcd1") && refused.contains("answers"), "{refused}");
     }
 
     #[test]
