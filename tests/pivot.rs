@@ -15,6 +15,10 @@ use support::endpoints::EndpointsWatch;
 use support::lane::*;
 use support::Workspace;
 
+/// The longest a hand-over on one controller may leave the `kubernetes` Service with no
+/// address, as this test's reads every 0.3 s see it: the provider's keeper looks every 0.1 s.
+const ONE_CONTROLLER_EMPTY_AT_MOST: Duration = Duration::from_secs(1);
+
 fn config(lane: &Lane, extra: &str) -> String {
     LaneConfig::new(lane).assets(extra).hcl()
 }
@@ -800,9 +804,12 @@ fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
     // What a client sees: a real API request on a fresh connection every 50 ms.
     let endpoints = EndpointsWatch::start(&assets, lane.api_address());
     let (took, samples) = apply_while_probing(&ws, &lane, "update", Some(API_REQUEST), Duration::from_secs(3));
-    // One controller: the old apiserver's exit removes the address the new one writes again at
-    // its next reconcile (within 10 s). Measured, not asserted (docs/guides/upgrades.md).
-    eprintln!("{}", endpoints.finish().line("update (one controller)"));
+    // One controller: the old apiserver's exit removes the address the new one writes again
+    // only at its next reconcile (up to 10 s; 6.3 s measured before the keeper). The provider
+    // writes it back at once (docs/guides/upgrades.md).
+    endpoints
+        .finish()
+        .assert_empty_at_most("update (one controller)", ONE_CONTROLLER_EMPTY_AT_MOST);
     let after = generations();
     let bootstrap =
         Fingerprint::of_pem(&std::fs::read_to_string(assets.join("tls/bootstrap-apiserver.crt")).unwrap()).unwrap();
@@ -827,6 +834,7 @@ fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
         "no failed request during the hand-over: {failures:?}"
     );
     what_the_update_made_is_there(&kubeconfig, &before);
+    the_kubernetes_service_keeps_its_last_address(&kubeconfig);
     assert!(
         !lane.ls("/etc/kubernetes/manifests").contains("bootstrap"),
         "no bootstrap control plane is left"
@@ -840,6 +848,49 @@ fn an_update_hands_the_apiserver_over_blue_green_with_no_failed_request() {
         &lane,
         &before,
         &with_snapshots(extra, "  converge_trigger = \"restored\"\n"),
+    );
+}
+
+/// The admission policy the provider renders (1.30 on) refuses the write that empties the
+/// `kubernetes` Service, the one a stopping apiserver makes, and lets every other write of it
+/// through.
+fn the_kubernetes_service_keeps_its_last_address(kubeconfig: &Path) {
+    let empty = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["-n", "default", "patch", "endpoints", "kubernetes", "--type=json"])
+        .args(["-p", r#"[{"op":"replace","path":"/subsets","value":[]}]"#])
+        .output()
+        .expect("kubectl runs");
+    let said = String::from_utf8_lossy(&empty.stderr);
+    eprintln!("emptying the kubernetes Endpoints: {}", said.trim());
+    assert!(
+        !empty.status.success() && said.contains("keeps its last address"),
+        "emptying the kubernetes Endpoints is refused by the policy: {said}"
+    );
+    kubectl(
+        kubeconfig,
+        &["-n", "default", "label", "endpoints", "kubernetes", "selfhosted-test=1"],
+    );
+    kubectl(
+        kubeconfig,
+        &["-n", "default", "label", "endpoints", "kubernetes", "selfhosted-test-"],
+    );
+    let ips = kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "default",
+            "get",
+            "endpoints",
+            "kubernetes",
+            "-o",
+            "jsonpath={.subsets[*].addresses[*].ip}",
+        ],
+    );
+    assert!(
+        !ips.trim().is_empty(),
+        "the kubernetes Endpoints keep their address: {ips:?}"
     );
 }
 
@@ -1380,7 +1431,9 @@ fn a_rebooted_controller_brings_the_api_back_by_itself() {
     );
     let endpoints = EndpointsWatch::start(&assets, lane.api_address());
     apply_ok(&ws, &lane, "upgrade");
-    eprintln!("{}", endpoints.finish().line("upgrade (one controller)"));
+    endpoints
+        .finish()
+        .assert_empty_at_most("upgrade (one controller)", ONE_CONTROLLER_EMPTY_AT_MOST);
     let upgraded = apiserver_generations(&kubeconfig);
     let endpoints = EndpointsWatch::start(&assets, lane.api_address());
     let second = lane.reboot(&assets, &self_hosted, within);

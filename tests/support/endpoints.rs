@@ -224,6 +224,24 @@ impl EndpointsReport {
         )
     }
 
+    /// Prints [`EndpointsReport::line`] and asserts that no stretch with no address, in
+    /// either object, lasted longer than `at_most` once the Service had an address. For hand-overs
+    /// on one controller, where the provider's keeper writes an emptied list back within a
+    /// look or two of its own (a read every [`EVERY`] here may still catch one moment).
+    pub fn assert_empty_at_most(&self, what: &str, at_most: Duration) {
+        eprintln!("{}", self.line(what));
+        assert!(
+            self.saw_an_address(),
+            "{what}: the Service was read with an address: {}",
+            self.line(what)
+        );
+        assert!(
+            self.endpoints.longest <= at_most && self.slice.longest <= at_most,
+            "{what}: the kubernetes Service is never empty for longer than {at_most:?}: {}",
+            self.line(what)
+        );
+    }
+
     /// Prints [`EndpointsReport::line`] and asserts the Service never lost every address
     /// once it had one (neither object), and that the reads saw an address at all.
     pub fn assert_never_empty(&self, what: &str) {

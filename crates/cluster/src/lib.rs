@@ -14,6 +14,8 @@
 //! - [`recovery`]: which controllers serve from their recovery apiserver, and why.
 //! - [`workloads`]: an upgrade's rollouts by kind, and removal of an old generation.
 //! - [`drain`]: a node whose host left the configuration: cordon, evict, delete the Node.
+//! - [`service_keeper`]: the `kubernetes` Service kept from going empty while an apiserver hands
+//!   over to another on the same address.
 //! - [`retry`]: which API errors are worth retrying, and the back-off between tries.
 //!
 //! Knows nothing of SSH: a tunnel is a [`Dialer`] handed to [`client::connect_through`] and
@@ -59,6 +61,7 @@ pub mod lost;
 pub mod oneshot;
 pub mod recovery;
 pub mod retry;
+pub mod service_keeper;
 pub mod skew;
 #[cfg(test)]
 mod testing;

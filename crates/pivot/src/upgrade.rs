@@ -20,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use selfhosted_cluster::service_keeper;
 use selfhosted_cluster::workloads::{self, ItsPods, PlacedPod, INSTANCE_LABEL};
 use selfhosted_cluster::Manifest;
 use selfhosted_transport::{CancellationToken, Session};
@@ -403,6 +404,13 @@ async fn hand_over(
     let old = workloads::placements(client, "kube-system", &old_pods)
         .await
         .map_err(|e| PivotError::new(phase, chain(&e)))?;
+    // Where an old generation serves, each new apiserver's start and each old one's exit
+    // removes an address that is still served; the keeper writes the list back if it empties
+    // (dropped on any early return).
+    let keeper = match old.is_empty() {
+        true => None,
+        false => service_keeper::Keeper::start(client).await,
+    };
 
     bounded(
         &api.waiter,
@@ -474,6 +482,13 @@ async fn hand_over(
     {
         return Err(PivotError::new(phase, chain(&e)).with_evidence(api.diagnose(&old_pods).await));
     }
+    if let Some(keeper) = keeper {
+        let written = keeper.stop().await;
+        tracing::info!(
+            written,
+            "the kubernetes Service was kept from going empty during the hand-over"
+        );
+    }
     api.answered_steadily(self_hosted, params, &new_pods, controllers, phase, boot.host())
         .await
 }
@@ -487,9 +502,9 @@ async fn hand_over(
 /// next reconcile (up to 10 s later). All controllers at once emptied the list (issue 22
 /// measured 2.8 s with no address over a hand-over on three controllers): every in-cluster
 /// client going through the Service IP was refused. One at a time, the other controllers'
-/// addresses stay in the list. On one controller the list still empties until the new
-/// apiserver's next reconcile; the wait at least ends the apply only once the Service is
-/// whole again. (A new apiserver also removes its address while it starts, until it is ready:
+/// addresses stay in the list. On one controller the list would empty until the new
+/// apiserver's next reconcile: a [`service_keeper::Keeper`] writes it back meanwhile, and the
+/// wait ends the apply only once the Service is whole again. (A new apiserver also removes its address while it starts, until it is ready:
 /// upstream's rule, which this does not change; see docs/guides/upgrades.md.)
 async fn retire_one_at_a_time(
     api: &Api,

@@ -20,7 +20,7 @@
 //! Modules: [`params`] (inputs and their diagnostics), [`versions`] (the per-minor table),
 //! [`control_plane`] (apiservers, controller-manager, scheduler), [`addons`] (kube-proxy,
 //! CoreDNS), [`cni`] (flannel, Calico, Cilium), [`kubelet`] (TLS bootstrapping RBAC and
-//! the node contract), [`csr_approver`] (the workers' kubelet certificate approver), [`secrets`] (everything with keys), [`extra`] (user documents),
+//! the node contract), [`csr_approver`] (the workers' kubelet certificate approver), [`service_policy`] (the `kubernetes` Service never emptied), [`secrets`] (everything with keys), [`extra`] (user documents),
 //! [`object`] (labels, file order, YAML), [`images`] (image references).
 #![recursion_limit = "512"]
 
@@ -36,6 +36,7 @@ pub mod names;
 pub mod object;
 pub mod params;
 pub mod secrets;
+pub mod service_policy;
 pub mod versions;
 
 use std::collections::BTreeMap;
@@ -125,6 +126,7 @@ fn public_and_extra_secrets(p: &ManifestParams) -> Result<(BTreeMap<String, Stri
     objs.extend(kubelet::rbac(p));
     objs.extend(csr_approver::objects(p));
     objs.extend(control_plane::self_hosted(p));
+    objs.extend(service_policy::objects(p));
     if p.kube_proxy {
         objs.push(addons::in_cluster_kubeconfig(p));
         objs.extend(addons::kube_proxy(p));

@@ -89,6 +89,8 @@ pub struct VersionRow {
     /// Default tag of `registry.k8s.io/etcd` where the hosts run etcd from an image:
     /// kubeadm's `DefaultEtcdVersion` of the minor (1.30–1.33 take 1.34's).
     pub etcd_tag: &'static str,
+    /// `ValidatingAdmissionPolicy` is `admissionregistration.k8s.io/v1` and on (1.30 on).
+    pub validating_admission_policy: bool,
     /// Default tag of `ghcr.io/flannel-io/flannel`.
     pub flannel_tag: &'static str,
     /// Default tag of `ghcr.io/flannel-io/flannel-cni-plugin`.
@@ -179,6 +181,7 @@ pub const TABLE: &[VersionRow] = &[
         coredns_path: "coredns",
         coredns_tag: "1.7.0",
         etcd_tag: "3.4.13-0",
+        validating_admission_policy: false,
         flannel_tag: "v0.27.4",
         flannel_cni_plugin_tag: "v1.8.0-flannel1",
         calico_tag: "v3.21.6",
@@ -214,6 +217,7 @@ const fn modern(
         coredns_path: "coredns/coredns",
         coredns_tag,
         etcd_tag,
+        validating_admission_policy: true,
         flannel_tag: "v0.27.4",
         flannel_cni_plugin_tag: "v1.8.0-flannel1",
         calico_tag,

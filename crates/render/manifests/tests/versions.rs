@@ -158,6 +158,29 @@ fn api_versions_follow_the_version() {
                 );
             }
         }
+        // The policy that keeps the kubernetes Service's last address: from 1.30, bound.
+        let policies: Vec<&Value> = objs
+            .iter()
+            .filter(|o| o["kind"] == "ValidatingAdmissionPolicy" || o["kind"] == "ValidatingAdmissionPolicyBinding")
+            .collect();
+        if row.minor >= 30 {
+            assert_eq!(policies.len(), 2, "v1.{}: the policy and its binding", row.minor);
+            for p in &policies {
+                assert_eq!(p["apiVersion"], "admissionregistration.k8s.io/v1");
+            }
+            let binding = policies
+                .iter()
+                .find(|p| p["kind"] == "ValidatingAdmissionPolicyBinding")
+                .unwrap();
+            assert_eq!(binding["spec"]["policyName"], policies[0]["metadata"]["name"]);
+            assert_eq!(binding["spec"]["validationActions"][0], "Deny");
+        } else {
+            assert!(
+                policies.is_empty(),
+                "v1.{}: no ValidatingAdmissionPolicy before 1.30",
+                row.minor
+            );
+        }
         let cfg: Value = serde_yaml_ng::from_str(&r.node.kubelet_config).expect("kubelet config");
         assert_eq!(
             cfg["containerRuntimeEndpoint"].is_string(),
