@@ -73,13 +73,23 @@ pub enum EtcdError {
     },
 }
 
+/// A member's or a cluster's ID; shown in hex, as `etcdctl` prints it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(pub u64);
+
+impl std::fmt::Display for Id {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:x}", self.0)
+    }
+}
+
 /// What a member says of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    /// The member's ID, as `etcdctl` prints it (hex).
-    pub member_id: String,
-    /// The cluster's ID (hex): a member that started a cluster of its own has another.
-    pub cluster_id: String,
+    /// The member's ID.
+    pub member_id: Id,
+    /// The cluster's ID: a member that started a cluster of its own has another.
+    pub cluster_id: Id,
     /// etcd's version, e.g. `3.5.21`.
     pub version: String,
     /// The keyspace revision when the member answered.
@@ -223,8 +233,8 @@ impl Client {
             .await?;
         let header = reply.header.unwrap_or_default();
         Ok(Status {
-            member_id: format!("{:x}", header.member_id),
-            cluster_id: format!("{:x}", header.cluster_id),
+            member_id: Id(header.member_id),
+            cluster_id: Id(header.cluster_id),
             version: reply.version,
             revision: header.revision,
             db_size: reply.db_size,

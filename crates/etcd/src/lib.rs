@@ -9,7 +9,7 @@ mod client;
 pub mod membership;
 pub mod snapshot;
 
-pub use client::{Client, Credentials, EtcdError, Status};
+pub use client::{Client, Credentials, EtcdError, Id, Status};
 pub use membership::{promote, rejoin, Member, Rejoin, RejoinError, Rejoined};
 pub use snapshot::Snapshot;
 

@@ -6,14 +6,14 @@
 
 use std::fmt;
 
-use crate::client::{Client, EtcdError};
+use crate::client::{Client, EtcdError, Id};
 use crate::pb;
 
 /// A member as the cluster lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     /// Its ID.
-    pub id: u64,
+    pub id: Id,
     /// Its name; empty until it has started and published itself.
     pub name: String,
     /// The URLs its peers reach it on.
@@ -28,11 +28,6 @@ impl Member {
         !self.name.is_empty()
     }
 
-    /// Its ID as `etcdctl member list` prints it.
-    pub fn id_hex(&self) -> String {
-        format!("{:x}", self.id)
-    }
-
     fn has_peer_url(&self, url: &str) -> bool {
         self.peer_urls.iter().any(|u| u == url)
     }
@@ -41,14 +36,14 @@ impl Member {
 impl fmt::Display for Member {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = if self.started() { &self.name } else { "(not started)" };
-        write!(f, "{name} {} {}", self.id_hex(), self.peer_urls.join(","))
+        write!(f, "{name} {} {}", self.id, self.peer_urls.join(","))
     }
 }
 
 impl From<pb::Member> for Member {
     fn from(m: pb::Member) -> Self {
         Self {
-            id: m.id,
+            id: Id(m.id),
             name: m.name,
             peer_urls: m.peer_ur_ls,
             is_learner: m.is_learner,
@@ -100,7 +95,7 @@ impl Rejoin {
     ///
     /// # Errors
     /// What quorum needs and which members answer.
-    pub fn check(&self, members: &[Member], answering: &[u64]) -> Result<(), String> {
+    pub fn check(&self, members: &[Member], answering: &[Id]) -> Result<(), String> {
         // A member that answers is not lost: another host claims its name or address.
         if let Some(live) = self.remove.iter().find(|m| answering.contains(&m.id)) {
             return Err(format!(
@@ -169,7 +164,7 @@ pub fn initial_cluster(members: &[Member], name: &str, peer_url: &str) -> String
             } else if m.has_peer_url(peer_url) {
                 name.to_owned()
             } else {
-                format!("pending-{}", m.id_hex())
+                format!("pending-{}", m.id)
             };
             m.peer_urls.iter().map(move |u| format!("{who}={u}"))
         })
@@ -184,7 +179,7 @@ pub fn initial_cluster(members: &[Member], name: &str, peer_url: &str) -> String
 ///
 /// # Errors
 /// [`RejoinError::Quorum`] before a change that would lose quorum; [`RejoinError::Etcd`].
-pub async fn rejoin(client: &Client, name: &str, peer_url: &str, answering: &[u64]) -> Result<Rejoined, RejoinError> {
+pub async fn rejoin(client: &Client, name: &str, peer_url: &str, answering: &[Id]) -> Result<Rejoined, RejoinError> {
     let until = tokio::time::Instant::now() + RETRY_WITHIN;
     let mut changes = Vec::new();
     loop {
@@ -322,11 +317,11 @@ impl Client {
     ///
     /// # Errors
     /// [`EtcdError::Call`], e.g. while it is not yet in sync with the leader.
-    pub async fn promote_member(&self, id: u64) -> Result<(), EtcdError> {
+    pub async fn promote_member(&self, id: Id) -> Result<(), EtcdError> {
         let mut cluster = self.cluster();
         self.unary(
             "Cluster.MemberPromote",
-            cluster.member_promote(pb::MemberPromoteRequest { id }),
+            cluster.member_promote(pb::MemberPromoteRequest { id: id.0 }),
         )
         .await
         .map(|_| ())
@@ -336,11 +331,11 @@ impl Client {
     ///
     /// # Errors
     /// [`EtcdError::Call`].
-    pub async fn remove_member(&self, id: u64) -> Result<(), EtcdError> {
+    pub async fn remove_member(&self, id: Id) -> Result<(), EtcdError> {
         let mut cluster = self.cluster();
         self.unary(
             "Cluster.MemberRemove",
-            cluster.member_remove(pb::MemberRemoveRequest { id }),
+            cluster.member_remove(pb::MemberRemoveRequest { id: id.0 }),
         )
         .await
         .map(|_| ())
@@ -351,9 +346,13 @@ impl Client {
 mod tests {
     use super::*;
 
+    fn ids(n: &[u64]) -> Vec<Id> {
+        n.iter().copied().map(Id).collect()
+    }
+
     fn m(id: u64, name: &str, url: &str) -> Member {
         Member {
-            id,
+            id: Id(id),
             name: name.into(),
             peer_urls: vec![url.into()],
             is_learner: false,
@@ -373,13 +372,13 @@ mod tests {
         let plan = Rejoin::plan(&three(), "etcd2", "https://c:2380");
         assert_eq!(plan.remove, vec![m(3, "etcd2", "https://c:2380")]);
         assert!(plan.add);
-        assert_eq!(plan.check(&three(), &[1, 2]), Ok(()));
+        assert_eq!(plan.check(&three(), &ids(&[1, 2])), Ok(()));
     }
 
     #[test]
     fn a_member_under_a_new_address_replaces_the_one_of_its_name() {
         let plan = Rejoin::plan(&three(), "etcd2", "https://d:2380");
-        assert_eq!(plan.remove.iter().map(|m| m.id).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(plan.remove.iter().map(|m| m.id).collect::<Vec<_>>(), vec![Id(3)]);
         assert!(plan.add);
     }
 
@@ -395,7 +394,7 @@ mod tests {
     #[test]
     fn a_second_lost_member_of_three_is_refused_naming_the_members() {
         let plan = Rejoin::plan(&three(), "etcd2", "https://c:2380");
-        let refused = plan.check(&three(), &[1]).unwrap_err();
+        let refused = plan.check(&three(), &ids(&[1])).unwrap_err();
         assert!(refused.contains("lose quorum"), "{refused}");
         assert!(refused.contains("needs 2 answering, but only 1"), "{refused}");
         for name in ["etcd0", "etcd1", "etcd2"] {
@@ -406,7 +405,7 @@ mod tests {
     #[test]
     fn a_member_that_answers_is_never_removed() {
         let plan = Rejoin::plan(&three(), "etcd1", "https://c:2380");
-        let refused = plan.check(&three(), &[1, 2, 3]).unwrap_err();
+        let refused = plan.check(&three(), &ids(&[1, 2, 3])).unwrap_err();
         assert!(refused.contains("etcd1") && refused.contains("answers"), "{refused}");
     }
 
@@ -414,7 +413,7 @@ mod tests {
     fn the_only_member_cannot_be_replaced() {
         let one = vec![m(1, "etcd0", "https://a:2380")];
         let plan = Rejoin::plan(&one, "etcd0", "https://a:2380");
-        assert!(plan.check(&one, &[]).is_err());
+        assert!(plan.check(&one, &ids(&[])).is_err());
     }
 
     #[test]
@@ -422,7 +421,7 @@ mod tests {
         let one = vec![m(1, "etcd0", "https://a:2380")];
         let second = Rejoin::plan(&one, "etcd1", "https://b:2380");
         assert!(second.remove.is_empty() && second.add);
-        assert_eq!(second.check(&one, &[1]), Ok(()));
+        assert_eq!(second.check(&one, &ids(&[1])), Ok(()));
         let mut learner = m(2, "", "https://b:2380");
         learner.is_learner = true;
         let two = vec![m(1, "etcd0", "https://a:2380"), learner];
@@ -442,11 +441,11 @@ mod tests {
         let mut five = three();
         five.extend([m(4, "etcd3", "https://d:2380"), m(5, "etcd4", "https://e:2380")]);
         let first = Rejoin::plan(&five, "etcd3", "https://d:2380");
-        assert_eq!(first.check(&five, &[1, 2, 3]), Ok(()));
-        let mut after: Vec<Member> = five.into_iter().filter(|m| m.id != 4).collect();
+        assert_eq!(first.check(&five, &ids(&[1, 2, 3])), Ok(()));
+        let mut after: Vec<Member> = five.into_iter().filter(|m| m.id != Id(4)).collect();
         after.push(m(6, "etcd3", "https://d:2380"));
         let second = Rejoin::plan(&after, "etcd4", "https://e:2380");
-        assert_eq!(second.check(&after, &[1, 2, 3, 6]), Ok(()));
-        assert!(second.check(&after, &[1, 2]).is_err());
+        assert_eq!(second.check(&after, &ids(&[1, 2, 3, 6])), Ok(()));
+        assert!(second.check(&after, &ids(&[1, 2])).is_err());
     }
 }

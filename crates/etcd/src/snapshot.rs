@@ -23,8 +23,8 @@ pub struct Snapshot {
     pub revision: i64,
     /// The version of the etcd that took it.
     pub etcd_version: String,
-    /// The member that took it (hex).
-    pub member_id: String,
+    /// The member that took it.
+    pub member_id: crate::Id,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -164,7 +164,7 @@ mod tests {
             data: b"secret".to_vec(),
             revision: 7,
             etcd_version: "3.5.21".into(),
-            member_id: "8e9e05c52164694d".into(),
+            member_id: crate::Id(0x8e9e_05c5_2164_694d),
         };
         let shown = format!("{s:?}");
         assert!(!shown.contains("secret") && shown.contains("bytes: 6"), "{shown}");

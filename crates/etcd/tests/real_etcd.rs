@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use selfhosted_etcd::{rejoin, Client, Credentials, Rejoin};
+use selfhosted_etcd::{rejoin, Client, Credentials, Id, Rejoin};
 use selfhosted_pki::{issue, parse, RawParams};
 use selfhosted_test_support::etcdctl;
 
@@ -249,11 +249,10 @@ fn a_member_whose_data_is_gone_joins_again_after_remove_and_add() {
     };
     let initial_cluster = rt.block_on(async {
         let c = client(&first, &creds).await.expect("client");
-        let answering: Vec<u64> = {
+        let answering: Vec<Id> = {
             let mut ids = Vec::new();
             for e in [&first, &second] {
-                let s = client(e, &creds).await.unwrap().status().await.unwrap();
-                ids.push(u64::from_str_radix(&s.member_id, 16).unwrap());
+                ids.push(client(e, &creds).await.unwrap().status().await.unwrap().member_id);
             }
             ids
         };

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 
 use selfhosted_transport::{CancellationToken, Session};
 
-use crate::inventory::Inventory;
+use crate::inventory::{Host, Inventory};
 use crate::node_files::{self, HostFiles};
 use crate::paths::RemotePaths;
 use crate::phase::{chain, Phase, PivotError};
-use crate::preflight::Ready;
+use crate::preflight::{HostFacts, Ready};
 
 /// What a distribution changed, per host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,11 +49,24 @@ pub async fn node_secrets(
 ) -> Result<Changes, PivotError> {
     let mut plans = BTreeMap::new();
     for (host, facts) in inventory.hosts().iter().zip(&ready.facts) {
-        let files = node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
-            .map_err(|e| PivotError::new(Phase::NodeSecrets, e.to_string()))?;
-        plans.insert(host.name.clone(), files);
+        plans.insert(
+            host.name.clone(),
+            host_secrets(host, facts, assets, paths, Phase::NodeSecrets)?,
+        );
     }
     place_on_fleet(ready, &plans, Phase::NodeSecrets, cancel).await
+}
+
+/// The node secrets of one host, for its role and what preflight found on it.
+fn host_secrets(
+    host: &Host,
+    facts: &HostFacts,
+    assets: &BTreeMap<String, String>,
+    paths: &RemotePaths,
+    phase: Phase,
+) -> Result<HostFiles, PivotError> {
+    node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
+        .map_err(|e| PivotError::on(phase, &host.name, e.to_string()))
 }
 
 /// [`node_secrets`] of the one host `session` reaches: a controller whose etcd member must
@@ -75,8 +88,7 @@ pub async fn node_secrets_of(
         .zip(&ready.facts)
         .find(|(h, _)| h.name == session.host())
         .ok_or_else(|| PivotError::on(phase, session.host(), "not in the inventory"))?;
-    let files = node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
-        .map_err(|e| PivotError::new(phase, e.to_string()))?;
+    let files = host_secrets(host, facts, assets, paths, phase)?;
     place(session, &files)
         .await
         .map_err(|why| PivotError::on(phase, session.host(), why))

@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use selfhosted_etcd::{rejoin, Client, Credentials, RejoinError};
+use selfhosted_etcd::{rejoin, Client, Credentials, Id, RejoinError};
 use selfhosted_transport::{FileSpec, Session};
 use tokio::time::Instant;
 
-use crate::etcd_snapshot::{credentials, member};
+use crate::etcd_snapshot::{credentials, member_status};
 use crate::phase::{chain, Phase, PivotError};
 
 const PHASE: Phase = Phase::EtcdMembers;
@@ -118,8 +118,8 @@ async fn local(session: &Session) -> Result<Option<Local>, PivotError> {
 /// A member that answers, with a leader, and the IDs of all the members that do.
 struct Quorum {
     client: Client,
-    cluster_id: String,
-    answering: Vec<u64>,
+    cluster_id: Id,
+    answering: Vec<Id>,
 }
 
 /// Asks each of `sessions`' members; the first with a leader is the one changes go through.
@@ -127,13 +127,9 @@ async fn quorum(sessions: &[&Session], creds: &Credentials) -> (Option<Quorum>, 
     let mut found: Option<Quorum> = None;
     let mut silent = Vec::new();
     for session in sessions {
-        let asked = match member(session, creds).await {
-            Ok(c) => c.status().await.map(|s| (c, s)).map_err(|e| chain(&e)),
-            Err(e) => Err(e),
-        };
-        match asked {
+        match member_status(session, creds).await {
             Ok((client, s)) if s.has_leader => {
-                let id = u64::from_str_radix(&s.member_id, 16).unwrap_or_default();
+                let id = s.member_id;
                 match &mut found {
                     Some(q) if q.cluster_id == s.cluster_id => q.answering.push(id),
                     Some(_) => silent.push(format!(
@@ -272,14 +268,11 @@ async fn promote(client: &Client, awaited: Option<(&str, &Local)>, deadline: Ins
 }
 
 /// Waits until the member on `session`'s host answers with a leader; returns its ID.
-async fn joined(session: &Session, creds: &Credentials, l: &Local, deadline: Instant) -> Result<u64, PivotError> {
+async fn joined(session: &Session, creds: &Credentials, l: &Local, deadline: Instant) -> Result<Id, PivotError> {
     loop {
-        let last = match member(session, creds).await {
-            Ok(c) => match c.status().await {
-                Ok(s) if s.has_leader => return Ok(u64::from_str_radix(&s.member_id, 16).unwrap_or_default()),
-                Ok(s) => format!("member {} has no leader yet", s.member_id),
-                Err(e) => chain(&e),
-            },
+        let last = match member_status(session, creds).await {
+            Ok((_, s)) if s.has_leader => return Ok(s.member_id),
+            Ok((_, s)) => format!("member {} has no leader yet", s.member_id),
             Err(e) => e,
         };
         if Instant::now() + JOIN_POLL > deadline {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use selfhosted_etcd::{Client, Credentials, Snapshot};
+use selfhosted_etcd::{Client, Credentials, Snapshot, Status};
 use selfhosted_transport::session::shell_quote;
 use selfhosted_transport::{FileSpec, Session};
 
@@ -107,6 +107,14 @@ pub(crate) async fn member(session: &Session, creds: &Credentials) -> Result<Cli
     Client::connect(route, open, creds, "localhost")
         .await
         .map_err(|e| chain(&e))
+}
+
+/// The member on `session`'s host and what it says of itself; `Err` says why it did not
+/// answer.
+pub(crate) async fn member_status(session: &Session, creds: &Credentials) -> Result<(Client, Status), String> {
+    let client = member(session, creds).await?;
+    let status = client.status().await.map_err(|e| chain(&e))?;
+    Ok((client, status))
 }
 
 /// Streams a snapshot from the member on `session`'s host.

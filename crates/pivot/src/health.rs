@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use selfhosted_transport::{CancellationToken, Session};
 
-use crate::etcd_snapshot::{credentials, member};
+use crate::etcd_snapshot::{credentials, member_status};
 use crate::inventory::{Host, Inventory, Role};
 use crate::node_files;
 use crate::paths::RemotePaths;
@@ -119,14 +119,9 @@ pub async fn silent_etcd_members(controllers: &[&Session], assets: &BTreeMap<Str
 
 /// What is wrong with the etcd member on `session`'s host, if anything.
 async fn etcd_member(session: &Session, creds: &selfhosted_etcd::Credentials) -> Option<String> {
-    let status = match member(session, creds).await {
-        Ok(client) => client.status().await.map_err(|e| chain(&e)),
-        Err(e) => Err(e),
-    };
-    let advice =
-        "if its data folder /var/lib/etcd is empty (a wiped or replaced disk), the next update replaces its member; \
-                  see docs/guides/disaster-recovery.md#a-controller-whose-etcd-data-is-gone";
-    match status {
+    let advice = "if its data folder /var/lib/etcd is empty (a wiped or replaced disk), the next update \
+                  replaces its member; see docs/guides/disaster-recovery.md#a-controller-whose-etcd-data-is-gone";
+    match member_status(session, creds).await.map(|(_, s)| s) {
         Err(why) => Some(format!("its etcd member does not answer: {why}; {advice}")),
         Ok(s) if !s.has_leader => Some(format!(
             "its etcd member {} has no leader (quorum lost?); {advice}",
