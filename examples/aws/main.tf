@@ -12,6 +12,8 @@ terraform {
     }
     selfhosted = {
       source = "selfhosted/selfhosted"
+      # Pinned: a new provider release may bring a new default Kubernetes version.
+      version = "~> 0.1.0"
     }
   }
 }
@@ -64,6 +66,9 @@ module "nemo" {
   availability_zones = ["${var.region}a", "${var.region}b", "${var.region}c"]
   controller_count   = 3
   worker_count       = 2
+  # Set, never left to the provider's default, so `terraform init -upgrade` never moves the
+  # cluster to another Kubernetes by itself. Upgrades: docs/guides/upgrades.md.
+  kubernetes_version = "v1.34.3"
 }
 
 output "kubeconfig" {
@@ -74,4 +79,23 @@ output "kubeconfig" {
 
 output "server_url" {
   value = module.nemo.server_url
+}
+
+output "controller_user_data" {
+  description = "What each controller boots from (no credentials in it), for review."
+  value       = module.nemo.controller_user_data
+}
+
+# What the kubernetes and helm providers need (docs/guides/aws.md shows the wiring).
+output "ca_certificate" {
+  value = module.nemo.ca_certificate
+}
+
+output "admin_client_certificate" {
+  value = module.nemo.admin_client_certificate
+}
+
+output "admin_client_key" {
+  value     = module.nemo.admin_client_key
+  sensitive = true
 }

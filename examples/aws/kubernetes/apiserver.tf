@@ -12,6 +12,10 @@ resource "aws_lb" "apiserver" {
   load_balancer_type = "network"
   internal           = false
   subnets            = aws_subnet.public[*].id
+  # Each zone's address of the load balancer forwards to healthy controllers in every zone:
+  # without it, a client that resolved the address of a zone whose controller is down (or
+  # that has none, with fewer controllers than zones) fails.
+  enable_cross_zone_load_balancing = true
 }
 
 resource "aws_lb_target_group" "apiserver" {

@@ -14,6 +14,17 @@ output "ca_certificate" {
   value       = selfhosted_cluster_assets.cluster.ca_certificate
 }
 
+output "admin_client_certificate" {
+  description = "The admin client certificate (PEM), for the kubernetes and helm providers."
+  value       = selfhosted_cluster_assets.cluster.admin_client_certificate
+}
+
+output "admin_client_key" {
+  description = "Its private key (PEM)."
+  value       = selfhosted_cluster_assets.cluster.admin_client_key
+  sensitive   = true
+}
+
 output "controller_addresses" {
   description = "Public addresses of the controllers."
   value       = aws_instance.controller[*].public_ip

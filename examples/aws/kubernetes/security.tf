@@ -1,6 +1,7 @@
 # What the hosts must reach of each other: etcd between controllers, the apiserver from
 # anywhere (the load balancer keeps client addresses), kubelets from the controllers,
-# flannel's VXLAN (UDP 4789) between every host, and SSH from `ssh_cidrs`.
+# kubelets of workers from workers too (metrics-server, Prometheus), flannel's VXLAN (UDP 4789)
+# between every host, and SSH from `ssh_cidrs`.
 
 resource "aws_security_group" "controller" {
   name        = "${var.cluster_name}-controller"
@@ -25,6 +26,7 @@ locals {
     controller-vxlan-self      = [aws_security_group.controller.id, 4789, 4789, "udp", aws_security_group.controller.id]
     controller-vxlan-workers   = [aws_security_group.controller.id, 4789, 4789, "udp", aws_security_group.worker.id]
     worker-kubelet             = [aws_security_group.worker.id, 10250, 10250, "tcp", aws_security_group.controller.id]
+    worker-kubelet-self        = [aws_security_group.worker.id, 10250, 10250, "tcp", aws_security_group.worker.id]
     worker-vxlan-self          = [aws_security_group.worker.id, 4789, 4789, "udp", aws_security_group.worker.id]
     worker-vxlan-controllers   = [aws_security_group.worker.id, 4789, 4789, "udp", aws_security_group.controller.id]
   }

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::host::ignition::{self, File, Unit};
-use crate::host::{etcd, units, HostOs};
+use crate::host::{etcd, kernel, units, HostOs};
 use crate::object::{cluster_role_binding, group_subject, CONTROLLER_LABEL, CONTROL_PLANE_TAINT};
 use crate::params::{Component, ManifestParams, MASTERS_GROUP};
 use crate::RenderError;
@@ -105,6 +105,8 @@ pub struct NodeContract {
     pub controller_ignition: Vec<String>,
     /// Ignition config of a worker the provider reaches over SSH (no credentials in it).
     pub worker_ignition: String,
+    /// The kernel's modules and sysctls every host's config writes ([`kernel`]).
+    pub kernel_files: Vec<File>,
 }
 
 fn kubelet_config(p: &ManifestParams) -> Value {
@@ -147,15 +149,23 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-fn butane(os: HostOs, config: &str, unit: &str) -> String {
+fn butane(os: HostOs, config: &str, unit: &str, more: &[File]) -> String {
     let variant = if os == HostOs::Flatcar {
         "variant: flatcar\nversion: 1.0.0"
     } else {
         "variant: fcos\nversion: 1.5.0"
     };
+    let file = |path: &str, contents: &str| {
+        format!(
+            "    - path: {path}\n      mode: 0644\n      contents:\n        inline: |\n{}\n",
+            indent(contents, 10)
+        )
+    };
+    let files: String = std::iter::once(file(KUBELET_CONFIG_PATH, config))
+        .chain(more.iter().map(|f| file(&f.path, &f.contents)))
+        .collect();
     format!(
-        "{variant}\nstorage:\n  files:\n    - path: {KUBELET_CONFIG_PATH}\n      mode: 0644\n      contents:\n        inline: |\n{}\nsystemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n    - name: kubelet.path\n      enabled: true\n      contents: |\n{}\n",
-        indent(config, 10),
+        "{variant}\nstorage:\n  files:\n{files}systemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n    - name: kubelet.path\n      enabled: true\n      contents: |\n{}\n",
         indent(unit, 8),
         indent(&units::kubelet_path(), 8)
     )
@@ -192,7 +202,8 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
     let etcd_unit = units::etcd(os, &crate::images::image(p, Component::Etcd));
     let etcd_env: Vec<String> = (0..p.etcd_servers.len()).filter_map(|i| etcd::env(p, i)).collect();
     let containerd_config = os.container_engine().map(|_| units::containerd_config());
-    let base = |unit: &str| kubelet_parts(os, &config, unit, containerd_config.as_deref());
+    let kernel_files = kernel::files(p.networking);
+    let base = |unit: &str| kubelet_parts(os, &config, unit, containerd_config.as_deref(), &kernel_files);
     let controller_ignition = etcd_env
         .iter()
         .map(|env| {
@@ -208,8 +219,8 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
         ignition::config(os, &files, &list)
     };
     Ok(NodeContract {
-        controller_butane: butane(os, &config, &controller_unit),
-        worker_butane: butane(os, &config, &worker_unit),
+        controller_butane: butane(os, &config, &controller_unit, &kernel_files),
+        worker_butane: butane(os, &config, &worker_unit, &kernel_files),
         host_os: os,
         etcd_unit,
         etcd_path_unit: units::etcd_path(),
@@ -217,6 +228,7 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
         containerd_config,
         controller_ignition,
         worker_ignition,
+        kernel_files,
         kubelet_config: config,
         kubelet_flags: flags,
         controller_kubelet_flags: controller,
@@ -242,16 +254,25 @@ pub fn joining_worker_ignition(c: &NodeContract, bootstrap_kubeconfig: &str, ca:
         &c.kubelet_config,
         &c.worker_unit,
         c.containerd_config.as_deref(),
+        &c.kernel_files,
     );
     files.push(File::secret(BOOTSTRAP_KUBECONFIG, bootstrap_kubeconfig.to_owned()));
     files.push(File::public(CA_FILE, ca.to_owned()));
     ignition::config(c.host_os, &files, &list)
 }
 
-/// The files and units every host's Ignition has: the KubeletConfiguration, the kubelet's
-/// service and path unit, and containerd's configuration where the contract writes one.
-fn kubelet_parts(os: HostOs, config: &str, kubelet_unit: &str, containerd: Option<&str>) -> (Vec<File>, Vec<Unit>) {
+/// The files and units every host's Ignition has: the KubeletConfiguration, the kernel's
+/// modules and sysctls, the kubelet's service and path unit, and containerd's configuration
+/// where the contract writes one.
+fn kubelet_parts(
+    os: HostOs,
+    config: &str,
+    kubelet_unit: &str,
+    containerd: Option<&str>,
+    kernel: &[File],
+) -> (Vec<File>, Vec<Unit>) {
     let mut files = vec![File::public(KUBELET_CONFIG_PATH, config.to_owned())];
+    files.extend_from_slice(kernel);
     let mut list = vec![
         Unit::written("kubelet.service", kubelet_unit.to_owned()),
         Unit::written("kubelet.path", units::kubelet_path()),

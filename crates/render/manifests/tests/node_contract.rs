@@ -221,3 +221,67 @@ fn ignition_configs_pass_ignitions_own_validator_for_every_host_os() {
     }
     println!("ignition-validate and systemd-analyze verify: {checked:?}");
 }
+
+/// Every host config of every host OS and pod network loads the modules and sets the sysctls
+/// the pod network and kube-proxy need (Fedora CoreOS and Flatcar have neither by default:
+/// flannel exits on a host without `br_netfilter`), in Ignition and in Butane alike.
+#[test]
+fn every_host_config_loads_the_pod_networks_kernel_modules_and_sets_its_sysctls() {
+    use selfhosted_manifests::host::kernel::{MODULES_PATH, SYSCTL_PATH};
+    use selfhosted_manifests::Networking;
+    for os in HostOs::ALL {
+        for net in Networking::ALL {
+            let mut raw = common::raw();
+            raw.host_os = Some(os.name().into());
+            raw.networking = Some(net.name().into());
+            let r = render(&common::parse(&raw), &common::material()).expect("render");
+            let node = &r.node;
+            let joining = selfhosted_manifests::kubelet::joining_worker_ignition(node, "KUBECONFIG", "CA");
+            let configs = node.controller_ignition.iter().chain([&node.worker_ignition, &joining]);
+            let mut seen = 0;
+            for text in configs {
+                let config: Value = serde_json::from_str(text).expect("JSON");
+                let what = format!("{os} {} config {seen}", net.name());
+                let modules = contents(file_of(&config, MODULES_PATH).expect("modules-load.d file"));
+                let lines: Vec<&str> = modules.lines().collect();
+                for m in ["br_netfilter", "overlay"] {
+                    assert!(lines.contains(&m), "{what}: {m} in {modules:?}");
+                }
+                let sysctl = contents(file_of(&config, SYSCTL_PATH).expect("sysctl.d file"));
+                let set: Vec<(String, String)> = sysctl
+                    .lines()
+                    .map(|l| {
+                        let (k, v) = l.split_once('=').expect("key = value");
+                        (k.trim().to_owned(), v.trim().to_owned())
+                    })
+                    .collect();
+                let has = |k: &str, v: &str| set.iter().any(|(a, b)| a == k && b == v);
+                for key in [
+                    "net.bridge.bridge-nf-call-iptables",
+                    "net.bridge.bridge-nf-call-ip6tables",
+                    "net.ipv4.ip_forward",
+                ] {
+                    assert!(has(key, "1"), "{what}: {key} = 1 in {sysctl:?}");
+                }
+                assert_eq!(
+                    has("net.ipv4.conf.*.rp_filter", "0"),
+                    net == Networking::Cilium,
+                    "{what}: rp_filter off for Cilium only: {sysctl:?}"
+                );
+                seen += 1;
+            }
+            assert_eq!(seen, 5, "3 controllers, a worker, a joining worker");
+            for butane in [&node.controller_butane, &node.worker_butane] {
+                let doc: Value = serde_yaml_ng::from_str(butane).expect("Butane YAML");
+                let files = doc["storage"]["files"].as_array().expect("files");
+                for f in &node.kernel_files {
+                    let found = files.iter().find(|b| b["path"] == f.path.as_str()).expect("in Butane");
+                    assert_eq!(
+                        found["contents"]["inline"].as_str().unwrap().trim_end(),
+                        f.contents.trim_end()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod ignition;
+pub mod kernel;
 pub mod paths;
 pub mod units;
 
