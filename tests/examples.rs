@@ -6,6 +6,8 @@ mod support;
 
 use std::process::Command;
 
+use serde_json::json;
+
 use support::Workspace;
 
 fn example(path: &str) -> String {
@@ -137,6 +139,33 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
         .expect("ssh-keygen");
     assert!(out.status.success());
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    // The module looks the region's zones up when none are given: a data source, which
+    // needs AWS. Offline, the zones are given (an override file, as a user may write one).
+    ws.write(
+        "zones_override.tf",
+        "module \"nemo\" {\n  availability_zones = [\"eu-central-1a\", \"eu-central-1b\", \"eu-central-1c\"]\n}\n",
+    );
+    // A worker pool built outside the module from its outputs, as typhoon's `workers/` is
+    // used: spot workers with a disk of their own.
+    ws.write(
+        "pool.tf",
+        r#"module "spot_pool" {
+  source = "./kubernetes/workers"
+
+  name               = "nemo-spot"
+  ami                = var.ami
+  instance_type      = "t3.large"
+  disk_size          = 50
+  spot_price         = "0.03"
+  desired_count      = 1
+  subnet_ids         = module.nemo.subnet_ids
+  security_group_ids = [module.nemo.worker_security_group_id]
+  ignition_version   = module.nemo.ignition_version
+  ssh_authorized_key = var.ssh_authorized_key
+  joining_ignition   = module.nemo.joining_worker_ignition
+}
+"#,
+    );
     ws.write(
         "terraform.tfvars",
         &format!(
@@ -145,6 +174,7 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
             key.display()
         ),
     );
+    ws.ok(&["init", "-input=false"]); // the pool is a module call of its own
     ws.ok(&["validate"]);
     ws.ok(&["plan", "-input=false", "-out=tf.plan"]);
     let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "tf.plan"])).expect("plan JSON");
@@ -155,8 +185,8 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
         ("aws_route53_record", 4),
         ("aws_lb", 1),
         ("aws_lb_target_group_attachment", 3),
-        ("aws_launch_template", 1),
-        ("aws_autoscaling_group", 1),
+        ("aws_launch_template", 2),
+        ("aws_autoscaling_group", 2),
         ("aws_subnet", 3),
         ("selfhosted_cluster_assets", 1),
         ("selfhosted_bootstrap", 1),
@@ -267,9 +297,77 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
         .find(|r| r.1 == "aws_launch_template")
         .expect("template");
     assert_eq!(template.3["user_data"], true, "worker user data waits for the token");
+    // The pool outside the module: spot, with its own disk, in the module's subnets.
+    let pool = resources
+        .iter()
+        .find(|r| r.0 == "module.spot_pool.aws_launch_template.worker")
+        .expect("the pool's launch template");
+    assert_eq!(pool.2["instance_market_options"][0]["market_type"], "spot");
+    assert_eq!(
+        pool.2["instance_market_options"][0]["spot_options"][0]["max_price"],
+        "0.03"
+    );
+    assert_eq!(pool.2["block_device_mappings"][0]["ebs"][0]["volume_size"], 50);
+    assert_eq!(
+        pool.3["user_data"], true,
+        "the pool's user data waits for the token too"
+    );
+    let own = resources
+        .iter()
+        .find(|r| r.0 == "module.nemo.module.workers.aws_launch_template.worker")
+        .expect("the module's launch template");
+    assert!(
+        own.2["instance_market_options"].as_array().is_none_or(Vec::is_empty),
+        "the module's own workers are on-demand: {}",
+        own.2["instance_market_options"]
+    );
+    // flannel (the default): VXLAN on UDP 4789 between hosts, no Cilium health rules.
+    let rule_ports: Vec<(String, serde_json::Value)> = resources
+        .iter()
+        .filter(|r| r.1 == "aws_vpc_security_group_ingress_rule")
+        .map(|r| (r.0.clone(), r.2["from_port"].clone()))
+        .collect();
+    let port_of = |key: &str| rule_ports.iter().find(|(a, _)| a.contains(key)).map(|(_, p)| p.clone());
+    assert_eq!(
+        port_of("worker-vxlan-self"),
+        Some(serde_json::json!(4789)),
+        "{rule_ports:?}"
+    );
+    assert!(port_of("cilium-health").is_none(), "{rule_ports:?}");
     let text = ws.ok(&["show", "tf.plan"]);
     assert!(
         !text.contains("BEGIN OPENSSH PRIVATE KEY"),
         "the SSH key never appears in a plan"
+    );
+
+    // Cilium: its VXLAN port and health checks open between hosts, flannel's port closed.
+    ws.write(
+        "networking_override.tf",
+        "module \"nemo\" {\n  networking = \"cilium\"\n}\n",
+    );
+    ws.ok(&["plan", "-input=false", "-out=cilium.plan"]);
+    let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "cilium.plan"])).expect("plan JSON");
+    let rules: Vec<(String, serde_json::Value, serde_json::Value)> = planned(&plan)
+        .into_iter()
+        .filter(|r| r.1 == "aws_vpc_security_group_ingress_rule")
+        .map(|r| (r.0, r.2["from_port"].clone(), r.2["ip_protocol"].clone()))
+        .collect();
+    let port_of = |key: &str| {
+        rules
+            .iter()
+            .find(|(a, _, _)| a.contains(key))
+            .map(|(_, p, q)| (p.clone(), q.clone()))
+    };
+    assert_eq!(
+        port_of("worker-vxlan-self"),
+        Some((json!(8472), json!("udp"))),
+        "{rules:?}"
+    );
+    assert!(!rules.iter().any(|(_, p, _)| *p == json!(4789)), "{rules:?}");
+    let health = rules.iter().filter(|(a, _, _)| a.contains("cilium-health")).count();
+    assert_eq!(health, 4, "controller and worker, from each: {rules:?}");
+    assert_eq!(
+        port_of("worker-cilium-health-controller"),
+        Some((json!(4240), json!("tcp")))
     );
 }

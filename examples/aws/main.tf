@@ -63,7 +63,6 @@ module "nemo" {
   ami                = var.ami
   ssh_authorized_key = var.ssh_authorized_key
   ssh_private_key    = file(pathexpand(var.ssh_private_key_file))
-  availability_zones = ["${var.region}a", "${var.region}b", "${var.region}c"]
   controller_count   = 3
   worker_count       = 2
   # Set, never left to the provider's default, so `terraform init -upgrade` never moves the

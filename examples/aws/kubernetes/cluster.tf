@@ -7,6 +7,9 @@ resource "selfhosted_cluster_assets" "cluster" {
   api_servers        = [local.api_fqdn]
   etcd_servers       = local.etcd_fqdns
   host_os            = var.host_os
+  networking         = var.networking
+  pod_cidr           = var.pod_cidr
+  service_cidr       = var.service_cidr
 
   # A stopping apiserver fails /readyz and serves on until the load balancer's health check
   # (apiserver.tf: every 5 s, out after 2 failures) has taken it out.
@@ -45,7 +48,8 @@ module "workers" {
   name               = "${var.cluster_name}-worker"
   ami                = var.ami
   instance_type      = var.worker_type
-  disk_size          = var.disk_size
+  disk_size          = coalesce(var.worker_disk_size, var.disk_size)
+  spot_price         = var.worker_price
   desired_count      = var.worker_count
   subnet_ids         = aws_subnet.public[*].id
   security_group_ids = [aws_security_group.worker.id]

@@ -45,7 +45,7 @@ resource "aws_instance" "controller" {
 
   root_block_device {
     volume_type = "gp3"
-    volume_size = var.disk_size
+    volume_size = coalesce(var.controller_disk_size, var.disk_size)
     encrypted   = true
   }
 

@@ -35,6 +35,24 @@ output "worker_security_group_id" {
   value       = aws_security_group.worker.id
 }
 
+# What a worker pool of your own needs (the `workers` module, called outside this one, as
+# docs/guides/aws.md shows), with `worker_security_group_id` above.
+output "subnet_ids" {
+  description = "The public subnets, one per zone."
+  value       = aws_subnet.public[*].id
+}
+
+output "ignition_version" {
+  description = "The Ignition spec version the hosts' OS reads."
+  value       = local.ignition_version
+}
+
+output "joining_worker_ignition" {
+  description = "The Ignition of workers that join without SSH: it holds the workers' bootstrap token."
+  value       = selfhosted_cluster_assets.cluster.joining_worker_ignition
+  sensitive   = true
+}
+
 output "vpc_id" {
   description = "The cluster's VPC."
   value       = aws_vpc.network.id

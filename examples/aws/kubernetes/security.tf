@@ -1,7 +1,8 @@
 # What the hosts must reach of each other: etcd between controllers, the apiserver from
 # anywhere (the load balancer keeps client addresses), kubelets from the controllers,
-# kubelets of workers from workers too (metrics-server, Prometheus), flannel's VXLAN (UDP 4789)
-# between every host, and SSH from `ssh_cidrs`.
+# kubelets of workers from workers too (metrics-server, Prometheus), the pod network's VXLAN
+# between every host (UDP 4789 for flannel and Calico, 8472 for Cilium, plus Cilium's health
+# checks on TCP 4240), and SSH from `ssh_cidrs`.
 
 resource "aws_security_group" "controller" {
   name        = "${var.cluster_name}-controller"
@@ -18,18 +19,27 @@ resource "aws_security_group" "worker" {
 }
 
 locals {
+  vxlan_port = var.networking == "cilium" ? 8472 : 4789
   # (security group, port range, protocol, source security group)
-  between_hosts = {
+  cilium_health = var.networking != "cilium" ? {} : {
+    for pair in setproduct(["controller", "worker"], ["controller", "worker"]) :
+    "${pair[0]}-cilium-health-${pair[1]}" => [
+      pair[0] == "controller" ? aws_security_group.controller.id : aws_security_group.worker.id,
+      4240, 4240, "tcp",
+      pair[1] == "controller" ? aws_security_group.controller.id : aws_security_group.worker.id,
+    ]
+  }
+  between_hosts = merge(local.cilium_health, {
     controller-etcd            = [aws_security_group.controller.id, 2379, 2380, "tcp", aws_security_group.controller.id]
     controller-kubelet-self    = [aws_security_group.controller.id, 10250, 10250, "tcp", aws_security_group.controller.id]
     controller-kubelet-workers = [aws_security_group.controller.id, 10250, 10250, "tcp", aws_security_group.worker.id]
-    controller-vxlan-self      = [aws_security_group.controller.id, 4789, 4789, "udp", aws_security_group.controller.id]
-    controller-vxlan-workers   = [aws_security_group.controller.id, 4789, 4789, "udp", aws_security_group.worker.id]
+    controller-vxlan-self      = [aws_security_group.controller.id, local.vxlan_port, local.vxlan_port, "udp", aws_security_group.controller.id]
+    controller-vxlan-workers   = [aws_security_group.controller.id, local.vxlan_port, local.vxlan_port, "udp", aws_security_group.worker.id]
     worker-kubelet             = [aws_security_group.worker.id, 10250, 10250, "tcp", aws_security_group.controller.id]
     worker-kubelet-self        = [aws_security_group.worker.id, 10250, 10250, "tcp", aws_security_group.worker.id]
-    worker-vxlan-self          = [aws_security_group.worker.id, 4789, 4789, "udp", aws_security_group.worker.id]
-    worker-vxlan-controllers   = [aws_security_group.worker.id, 4789, 4789, "udp", aws_security_group.controller.id]
-  }
+    worker-vxlan-self          = [aws_security_group.worker.id, local.vxlan_port, local.vxlan_port, "udp", aws_security_group.worker.id]
+    worker-vxlan-controllers   = [aws_security_group.worker.id, local.vxlan_port, local.vxlan_port, "udp", aws_security_group.controller.id]
+  })
 }
 
 resource "aws_vpc_security_group_ingress_rule" "between_hosts" {

@@ -35,8 +35,31 @@ variable "kubernetes_version" {
 }
 
 variable "availability_zones" {
-  description = "Availability zones, one public subnet each."
+  description = "Availability zones, one public subnet each. Null: every zone of the region that is available (looked up while planning, which needs AWS credentials)."
   type        = list(string)
+  default     = null
+}
+
+variable "networking" {
+  description = "Pod network: `flannel`, `calico` or `cilium`. The security groups open its ports between hosts."
+  type        = string
+  default     = "flannel"
+  validation {
+    condition     = contains(["flannel", "calico", "cilium"], var.networking)
+    error_message = "networking must be \"flannel\", \"calico\" or \"cilium\"."
+  }
+}
+
+variable "pod_cidr" {
+  description = "Pod network range; must not overlap `service_cidr` or `host_cidr`."
+  type        = string
+  default     = "10.2.0.0/16"
+}
+
+variable "service_cidr" {
+  description = "Service network range; its first address is the `kubernetes` Service, its 10th the cluster DNS."
+  type        = string
+  default     = "10.3.0.0/16"
 }
 
 variable "controller_count" {
@@ -64,9 +87,27 @@ variable "worker_type" {
 }
 
 variable "disk_size" {
-  description = "Root volume size in GiB."
+  description = "Root volume size in GiB, of controllers and workers unless set apart below."
   type        = number
   default     = 30
+}
+
+variable "controller_disk_size" {
+  description = "Controllers' root volume size in GiB; null: `disk_size`."
+  type        = number
+  default     = null
+}
+
+variable "worker_disk_size" {
+  description = "Workers' root volume size in GiB; null: `disk_size`."
+  type        = number
+  default     = null
+}
+
+variable "worker_price" {
+  description = "Highest hourly price of spot workers, in USD (e.g. \"0.02\"); null: on-demand workers."
+  type        = string
+  default     = null
 }
 
 variable "host_cidr" {

@@ -18,6 +18,12 @@ variable "disk_size" {
   type        = number
 }
 
+variable "spot_price" {
+  description = "Highest hourly price of spot workers, in USD; null: on-demand."
+  type        = string
+  default     = null
+}
+
 variable "desired_count" {
   description = "Workers the group keeps running."
   type        = number

@@ -33,6 +33,16 @@ resource "aws_launch_template" "worker" {
     http_tokens = "required"
   }
 
+  dynamic "instance_market_options" {
+    for_each = var.spot_price == null ? [] : [var.spot_price]
+    content {
+      market_type = "spot"
+      spot_options {
+        max_price = instance_market_options.value
+      }
+    }
+  }
+
   tag_specifications {
     resource_type = "instance"
     tags          = { Name = var.name }
