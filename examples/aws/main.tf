@@ -80,6 +80,11 @@ output "server_url" {
   value = module.nemo.server_url
 }
 
+output "controller_addresses" {
+  description = "Public addresses of the controllers, for `ssh core@<address>`."
+  value       = module.nemo.controller_addresses
+}
+
 output "controller_user_data" {
   description = "What each controller boots from (no credentials in it), for review."
   value       = module.nemo.controller_user_data
