@@ -163,6 +163,12 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
   ignition_version   = module.nemo.ignition_version
   ssh_authorized_key = var.ssh_authorized_key
   joining_ignition   = module.nemo.joining_worker_ignition
+  node_labels        = ["node.kubernetes.io/pool=spot", "example.com/gpu=false"]
+  node_taints        = ["example.com/spot=true:NoSchedule"]
+}
+
+output "spot_pool_kubelet_extra_args" {
+  value = module.spot_pool.kubelet_extra_args
 }
 "#,
     );
@@ -312,6 +318,11 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
         pool.3["user_data"], true,
         "the pool's user data waits for the token too"
     );
+    // Its labels and taints reach its kubelets through the contract's kubelet.env.
+    assert_eq!(
+        plan["planned_values"]["outputs"]["spot_pool_kubelet_extra_args"]["value"],
+        "--node-labels=node.kubernetes.io/pool=spot,example.com/gpu=false --register-with-taints=example.com/spot=true:NoSchedule"
+    );
     let own = resources
         .iter()
         .find(|r| r.0 == "module.nemo.module.workers.aws_launch_template.worker")
@@ -339,6 +350,23 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
         !text.contains("BEGIN OPENSSH PRIVATE KEY"),
         "the SSH key never appears in a plan"
     );
+
+    // A role label a kubelet may not set (it would refuse to start) is refused at plan.
+    ws.write(
+        "pool_override.tf",
+        "module \"spot_pool\" {\n  node_labels = [\"node-role.kubernetes.io/worker=true\"]\n}\n",
+    );
+    let refused = ws.fails(&["validate"]);
+    let words = refused
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        words.contains("set roles (node-role.kubernetes.io/...) through the API"),
+        "{refused}"
+    );
+    std::fs::remove_file(ws.path().join("pool_override.tf")).expect("remove the override");
 
     // Cilium: its VXLAN port and health checks open between hosts, flannel's port closed.
     ws.write(

@@ -50,6 +50,8 @@ module "workers" {
   instance_type      = var.worker_type
   disk_size          = coalesce(var.worker_disk_size, var.disk_size)
   spot_price         = var.worker_price
+  node_labels        = var.worker_node_labels
+  node_taints        = var.worker_node_taints
   desired_count      = var.worker_count
   subnet_ids         = aws_subnet.public[*].id
   security_group_ids = [aws_security_group.worker.id]

@@ -104,6 +104,18 @@ variable "worker_disk_size" {
   default     = null
 }
 
+variable "worker_node_labels" {
+  description = "Labels of the workers' nodes, `key=value` (see the workers module's `node_labels` for which keys a kubelet may set)."
+  type        = list(string)
+  default     = []
+}
+
+variable "worker_node_taints" {
+  description = "Taints of the workers' nodes, `key=value:Effect`."
+  type        = list(string)
+  default     = []
+}
+
 variable "worker_price" {
   description = "Highest hourly price of spot workers, in USD (e.g. \"0.02\"); null: on-demand workers."
   type        = string

@@ -285,3 +285,55 @@ fn every_host_config_loads_the_pod_networks_kernel_modules_and_sets_its_sysctls(
         }
     }
 }
+
+/// The kubelet's service reads the host's own `/etc/kubernetes/kubelet.env` if it exists:
+/// `KUBELET_EXTRA_ARGS` after the contract's flags, and, where the kubelet runs from an image,
+/// `KUBELET_IMAGE` in place of the contract's (which is the default). So a pool labels its
+/// nodes, and a host's kubelet moves to another version, without a new machine.
+#[test]
+fn the_kubelet_service_takes_extra_flags_and_another_image_from_the_hosts_env_file() {
+    use selfhosted_manifests::host::units::KUBELET_ENV_PATH;
+    for os in HostOs::ALL {
+        let mut raw = common::raw();
+        raw.host_os = Some(os.name().into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        for unit in [&r.node.worker_unit, &r.node.controller_unit] {
+            let lines: Vec<&str> = unit.lines().collect();
+            let env_file = lines
+                .iter()
+                .position(|l| *l == format!("EnvironmentFile=-{KUBELET_ENV_PATH}"))
+                .unwrap_or_else(|| panic!("{os}: an optional EnvironmentFile: {unit}"));
+            // ExecStart= and its continuation lines (ending in a backslash).
+            let start = lines
+                .iter()
+                .position(|l| l.starts_with("ExecStart="))
+                .expect("ExecStart");
+            let end = (start..lines.len()).find(|&i| !lines[i].ends_with('\\')).unwrap();
+            let exec = lines[start..=end].join("\n");
+            let words: Vec<&str> = exec.split_whitespace().filter(|w| *w != "\\").collect();
+            assert_eq!(
+                words.last(),
+                Some(&"$KUBELET_EXTRA_ARGS"),
+                "{os}: the host's flags come last: {exec}"
+            );
+            if os.container_engine().is_some() {
+                // The default first, then the file, which overrides it (systemd reads in order).
+                let default = lines
+                    .iter()
+                    .position(|l| *l == "Environment=KUBELET_IMAGE=quay.io/poseidon/kubelet:v1.34.3")
+                    .unwrap_or_else(|| panic!("{os}: the contract's image as the default: {unit}"));
+                assert!(default < env_file, "{os}: {unit}");
+                assert!(words.contains(&"${KUBELET_IMAGE}"), "{os}: {exec}");
+                assert!(
+                    !exec.contains("poseidon/kubelet"),
+                    "{os}: the image only through the variable: {exec}"
+                );
+            } else {
+                assert!(
+                    !unit.contains("KUBELET_IMAGE"),
+                    "{os}: the kubelet binary is the host's: {unit}"
+                );
+            }
+        }
+    }
+}

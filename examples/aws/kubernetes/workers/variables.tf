@@ -55,6 +55,31 @@ variable "joining_ignition" {
   sensitive   = true
 }
 
+variable "node_labels" {
+  description = "Labels the workers' kubelets register their nodes with, `key=value`. A kubelet may set no label under kubernetes.io or k8s.io but `node.kubernetes.io/…` and `kubelet.kubernetes.io/…` (it refuses to start otherwise); roles such as node-role.kubernetes.io/… are set through the API."
+  type        = list(string)
+  default     = []
+  validation {
+    condition = alltrue([
+      for l in var.node_labels : can(regex("^[^=]+=", l)) && (
+        !can(regex("(^|\\.)(kubernetes\\.io|k8s\\.io)/", split("=", l)[0])) ||
+        can(regex("(^|\\.)(node|kubelet)\\.kubernetes\\.io/", split("=", l)[0]))
+      )
+    ])
+    error_message = "Each node label is key=value, and a kubelet may set no key under kubernetes.io or k8s.io but node.kubernetes.io/... and kubelet.kubernetes.io/...: set roles (node-role.kubernetes.io/...) through the API instead."
+  }
+}
+
+variable "node_taints" {
+  description = "Taints the workers' kubelets register their nodes with, `key=value:Effect` (e.g. `dedicated=gpu:NoSchedule`)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for t in var.node_taints : can(regex("^[^=:]+(=[^:]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$", t))])
+    error_message = "Each node taint is key=value:Effect or key:Effect, with Effect NoSchedule, PreferNoSchedule or NoExecute."
+  }
+}
+
 variable "target_group_arns" {
   description = "Load balancer target groups the workers join (e.g. for ingress)."
   type        = list(string)

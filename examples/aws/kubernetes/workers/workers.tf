@@ -2,6 +2,20 @@
 # kubelet's bootstrap kubeconfig, the kubelet asks for a client certificate (TLS
 # bootstrapping), and the controller-manager approves it.
 
+locals {
+  # The pool's own kubelet flags, in the file the contract's kubelet service reads if it
+  # exists (/etc/kubernetes/kubelet.env, `KUBELET_EXTRA_ARGS`).
+  kubelet_extra_args = join(" ", concat(
+    length(var.node_labels) > 0 ? ["--node-labels=${join(",", var.node_labels)}"] : [],
+    length(var.node_taints) > 0 ? ["--register-with-taints=${join(",", var.node_taints)}"] : [],
+  ))
+  kubelet_env = local.kubelet_extra_args == "" ? [] : [{
+    path     = "/etc/kubernetes/kubelet.env"
+    mode     = 420 # 0644
+    contents = { source = "data:;base64,${base64encode("KUBELET_EXTRA_ARGS=\"${local.kubelet_extra_args}\"\n")}" }
+  }]
+}
+
 resource "aws_launch_template" "worker" {
   name_prefix            = "${var.name}-"
   image_id               = var.ami
@@ -18,6 +32,7 @@ resource "aws_launch_template" "worker" {
     passwd = {
       users = [{ name = "core", sshAuthorizedKeys = [var.ssh_authorized_key] }]
     }
+    storage = { files = local.kubelet_env }
   }))
 
   block_device_mappings {

@@ -12,6 +12,13 @@ pub const CONTAINERD_CONFIG_PATH: &str = "/etc/containerd/config.toml";
 /// points it at [`CONTAINERD_CONFIG_PATH`].
 pub const CONTAINERD_DROP_IN: &str = "10-selfhosted-config.conf";
 
+/// A host's own kubelet settings, read by the kubelet's service if the file exists (the
+/// contract never writes it): `KUBELET_EXTRA_ARGS`, flags added after the contract's (a
+/// worker pool's `--node-labels` and `--register-with-taints`), and, where the kubelet runs
+/// from an image, `KUBELET_IMAGE`, which replaces the image the contract names: a host's
+/// kubelet moves to another version by this file and a restart, without a new machine.
+pub const KUBELET_ENV_PATH: &str = "/etc/kubernetes/kubelet.env";
+
 /// Folders the kubelet needs before it starts.
 const KUBELET_DIRS: &str = "/etc/kubernetes/manifests /var/lib/kubelet/volumeplugins /var/log/pods";
 
@@ -38,6 +45,10 @@ fn kubelet_volumes(os: HostOs) -> Vec<String> {
     }
     v.into_iter().map(String::from).collect()
 }
+
+/// The host's extra kubelet flags: `$VAR` (not `${VAR}`) splits into words, and is no word
+/// at all when unset.
+const EXTRA_ARGS: &str = "$KUBELET_EXTRA_ARGS";
 
 fn continued(out: &mut String, args: impl IntoIterator<Item = String>) {
     for a in args {
@@ -67,20 +78,30 @@ pub fn kubelet(os: HostOs, image: &str, flags: &[String]) -> String {
         "[Unit]\nDescription=Kubelet (terraform-provider-selfhosted contract)\nWants=containerd.service\nAfter=containerd.service\n",
     );
     s.push_str(&format!("ConditionPathExists={BOOTSTRAP_KUBECONFIG}\n\n[Service]\n"));
+    if os.container_engine().is_some() {
+        s.push_str(&format!("Environment=KUBELET_IMAGE={image}\n"));
+    }
+    s.push_str(&format!("EnvironmentFile=-{KUBELET_ENV_PATH}\n"));
     s.push_str(&format!(
         "ExecStartPre=/bin/mkdir -p {KUBELET_DIRS} /etc/cni/net.d /opt/cni/bin\n"
     ));
     match os.container_engine() {
         None => {
             s.push_str("ExecStart=/usr/bin/kubelet");
-            continued(&mut s, flags.iter().cloned());
+            continued(&mut s, flags.iter().cloned().chain([EXTRA_ARGS.to_owned()]));
             s.push('\n');
         }
         Some(engine) => {
             s.push_str(&format!("ExecStartPre=-{engine} rm --force kubelet\nExecStart="));
             let options = ["--privileged", "--pid host", "--network host"].map(String::from);
-            s.push_str(&container_run(engine, "kubelet", &options, &kubelet_volumes(os), image));
-            continued(&mut s, flags.iter().cloned());
+            s.push_str(&container_run(
+                engine,
+                "kubelet",
+                &options,
+                &kubelet_volumes(os),
+                "${KUBELET_IMAGE}",
+            ));
+            continued(&mut s, flags.iter().cloned().chain([EXTRA_ARGS.to_owned()]));
             s.push_str(&format!("\nExecStop=-{engine} stop kubelet\nDelegate=yes\n"));
         }
     }
