@@ -28,10 +28,13 @@ impl Changes {
 
 async fn place(session: &Session, files: &HostFiles) -> Result<Vec<String>, String> {
     let mut written = Vec::new();
-    for batch in [&files.files, &files.triggers] {
-        let report = session.upload(batch).await.map_err(|e| chain(&e))?;
-        written.extend(report.changed);
+    let report = session.upload(&files.files).await.map_err(|e| chain(&e))?;
+    written.extend(report.changed);
+    if let Some(now) = &files.now {
+        session.sudo(now).await.map_err(|e| chain(&e))?;
     }
+    let report = session.upload(&files.triggers).await.map_err(|e| chain(&e))?;
+    written.extend(report.changed);
     Ok(written)
 }
 

@@ -10,14 +10,27 @@ use selfhosted_transport::FileSpec;
 use crate::inventory::Role;
 use crate::paths::RemotePaths;
 
-/// Files for one host: `files` first, then `triggers`.
+/// Files for one host: `files` first, then `now` is run, then `triggers`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFiles {
     /// Material that starts nothing.
     pub files: Vec<FileSpec>,
+    /// A command (as root) that makes what `files` set hold at once, not only from the next
+    /// boot.
+    pub now: Option<String>,
     /// Files whose arrival starts a unit; written after `files`.
     pub triggers: Vec<FileSpec>,
 }
+
+/// A controller's sysctl for the apiserver hand-over, set at every boot (systemd-sysctl; `-`:
+/// a kernel older than 5.14 has no such key, and that is no error) and by the provider at once:
+/// `net.ipv4.tcp_migrate_req` moves the connections queued on a closing apiserver listener to
+/// the next one on the port. Set on the host, it spares the apiserver pods' reuseport gate
+/// the privileges to set it itself.
+pub const APISERVER_SYSCTL: &str = "/etc/sysctl.d/91-selfhosted-apiserver.conf";
+const APISERVER_SYSCTL_CONTENT: &str = "-net.ipv4.tcp_migrate_req = 1\n";
+/// Sets it now; a kernel without it (older than 5.14) changes nothing and fails nothing.
+const APISERVER_SYSCTL_NOW: &str = "sysctl -q -w net.ipv4.tcp_migrate_req=1 2>/dev/null || true";
 
 /// An asset the host contract needs is not in the assets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +75,9 @@ pub fn node_secrets(
             etcd("etcd/peer.key", "tls/etcd/peer.key")?,
         ]);
         out.triggers.push(etcd("etcd/server.crt", "tls/etcd/server.crt")?);
+        out.files
+            .push(FileSpec::secret(APISERVER_SYSCTL, APISERVER_SYSCTL_CONTENT).with_mode(0o644));
+        out.now = Some(APISERVER_SYSCTL_NOW.to_owned());
     }
     // Each role its own token: only the controllers' may obtain a controller's identity.
     let kubeconfig = match role {
@@ -174,16 +190,29 @@ mod tests {
         assert_eq!(f.triggers[0].path, "/etc/kubernetes/kubeconfig");
         assert_eq!(f.triggers[0].mode, 0o600);
         assert_eq!(f.triggers[0].content, b"content of auth/kubelet-bootstrap.kubeconfig");
+        assert!(f.now.is_none(), "workers run no apiserver");
     }
 
     #[test]
     fn controllers_get_etcd_tls_with_server_crt_as_a_trigger() {
         let f = node_secrets(&assets(), Role::Controller, &RemotePaths::default(), Some("etcd")).unwrap();
-        assert_eq!(f.files.len(), 9);
+        assert_eq!(f.files.len(), 10);
         assert!(f
             .files
             .iter()
-            .all(|s| s.path == "/etc/kubernetes/ca.crt" || s.owner == "etcd"));
+            .all(|s| s.path == "/etc/kubernetes/ca.crt" || s.path == APISERVER_SYSCTL || s.owner == "etcd"));
+        // The hand-over's sysctl, on the host at once and at every boot.
+        let sysctl = f
+            .files
+            .iter()
+            .find(|s| s.path == APISERVER_SYSCTL)
+            .expect("sysctl.d file");
+        assert_eq!((sysctl.mode, sysctl.owner.as_str()), (0o644, "root"));
+        assert_eq!(sysctl.content, b"-net.ipv4.tcp_migrate_req = 1\n");
+        assert!(f
+            .now
+            .as_deref()
+            .is_some_and(|c| c.contains("net.ipv4.tcp_migrate_req=1")));
         let triggers: Vec<&str> = f.triggers.iter().map(|s| s.path.as_str()).collect();
         assert_eq!(
             triggers,

@@ -108,7 +108,7 @@ async fn node_secrets_and_bootstrap_files_land_once_and_reruns_change_nothing() 
     let first = distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
         .await
         .expect("node secrets");
-    assert_eq!(first.count(), 2 * 11 + 2, "11 files per controller, 2 per worker");
+    assert_eq!(first.count(), 2 * 12 + 2, "12 files per controller, 2 per worker");
     let boot = ready.fleet.sessions()[0].clone();
     let placed = distribute::bootstrap_control_plane(&boot, &a, &paths)
         .await
@@ -119,6 +119,15 @@ async fn node_secrets_and_bootstrap_files_land_once_and_reruns_change_nothing() 
     assert!(stat(&tb, &names[0], "/etc/kubernetes/kubeconfig").starts_with("600 root"));
     assert!(stat(&tb, &names[0], "/etc/kubernetes/ca.crt").starts_with("644 root"));
     assert!(stat(&tb, &names[1], "/etc/ssl/etcd/etcd/server.crt").starts_with("600"));
+    // The apiserver hand-over's sysctl: in the controllers' network namespace now (Linux 5.14
+    // and later have it), and in sysctl.d for every boot; not on workers.
+    let migrate = |host: &str| {
+        let out = tb.host_exec(host, &["cat", "/proc/sys/net/ipv4/tcp_migrate_req"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(migrate(&names[0]), "1", "set on a controller at once");
+    assert_eq!(migrate(&names[2]), "0", "a worker's namespace is left alone");
+    assert!(stat(&tb, &names[1], "/etc/sysctl.d/91-selfhosted-apiserver.conf").starts_with("644 root"));
     assert!(
         stat(&tb, &names[2], "/etc/ssl/etcd/etcd/server.crt").is_empty(),
         "workers get no etcd TLS"

@@ -179,8 +179,10 @@ fn apiserver_probes(p: &ManifestParams) -> (Value, Value) {
 /// apiserver port before the apiserver joins it: while an older apiserver serves there, it
 /// keeps every connection but loopback ones, so this apiserver takes no client before it
 /// serves, and takes them all at once when the older one leaves. Same user as the
-/// apiservers (a reuseport group is per user); privileged to turn on
-/// `net.ipv4.tcp_migrate_req`, so connections queued on a closing listener move on.
+/// apiservers (a reuseport group is per user), with no capability and no privilege: binding
+/// the apiserver's (unprivileged) port and attaching a classic BPF program need none. The
+/// host sets `net.ipv4.tcp_migrate_req`, which moves connections queued on a closing
+/// listener on (the provider delivers it to every controller before the kubelet starts).
 fn reuseport_gate(p: &ManifestParams, apiserver_flags: &[String]) -> Value {
     let mut command = vec![
         "selfhosted-agent".to_string(),
@@ -195,7 +197,11 @@ fn reuseport_gate(p: &ManifestParams, apiserver_flags: &[String]) -> Value {
         "name": "reuseport-gate",
         "image": image(p, Component::Agent),
         "command": command,
-        "securityContext": { "privileged": true }
+        "securityContext": {
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": { "drop": ["ALL"] }
+        }
     })
 }
 

@@ -700,7 +700,7 @@ fn version_bump_changes_only_kubernetes_workloads() {
 #[test]
 fn apiserver_generation_is_stable_across_builds() {
     let p = common::parse(&common::raw());
-    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-e59d3b12");
+    assert_eq!(selfhosted_manifests::apiserver_generation(&p), "v1-34-3-e803a18b");
 }
 
 /// A self-hosted apiserver told to stop (an OS reboot, a retiring generation) fails `/readyz`
@@ -814,7 +814,12 @@ fn every_apiserver_pod_attaches_the_reuseport_gate_first() {
             gate["command"],
             serde_json::json!(["selfhosted-agent", "gate", "--port", "6443", "--address", "10.0.0.5"])
         );
-        assert_eq!(gate["securityContext"]["privileged"], true);
+        // No privilege: the host sets tcp_migrate_req (the provider delivers it).
+        let security = &gate["securityContext"];
+        assert!(security["privileged"].is_null(), "{security}");
+        assert_eq!(security["allowPrivilegeEscalation"], false);
+        assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert!(security["capabilities"]["add"].is_null(), "{security}");
         assert_eq!(spec["securityContext"]["runAsUser"], 0, "same user as the apiserver");
         let image = gate["image"].as_str().unwrap();
         assert!(
