@@ -723,13 +723,19 @@ fn a_worker_joins_from_the_joining_ignition_alone_by_tls_bootstrapping() {
         .expect("joining_worker_ignition in state")
         .to_owned();
     let config: serde_json::Value = serde_json::from_str(&ignition).expect("Ignition JSON");
-    // The files as Ignition writes them (the lane keeps its own KubeletConfiguration: it
-    // runs without systemd), the kubeconfig last, as its arrival starts the kubelet.
+    // The files as Ignition writes them, the kubeconfig last, as its arrival starts the
+    // kubelet. Not the ones for systemd, which the lane runs without: it keeps its own
+    // KubeletConfiguration, and its kernel is the machine's (modules-load.d, sysctl.d).
+    let for_systemd = |path: &str| {
+        path == "/etc/kubernetes/kubelet.yaml"
+            || path.starts_with("/etc/modules-load.d/")
+            || path.starts_with("/etc/sysctl.d/")
+    };
     let mut files: Vec<&serde_json::Value> = config["storage"]["files"]
         .as_array()
         .expect("files")
         .iter()
-        .filter(|f| f["path"] != "/etc/kubernetes/kubelet.yaml")
+        .filter(|f| !for_systemd(f["path"].as_str().unwrap_or_default()))
         .collect();
     files.sort_by_key(|f| f["path"] == "/etc/kubernetes/kubeconfig");
     assert_eq!(files.len(), 2, "{files:?}");
