@@ -777,6 +777,64 @@ fn a_worker_joins_from_the_joining_ignition_alone_by_tls_bootstrapping() {
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "{text}");
+
+    // Its group scales in: at shutdown, its delete-node.service deletes its Node with the
+    // kubelet's own credentials. The lane has no systemd: the unit's ExecStop runs as systemd
+    // runs it (`$$` is systemd's literal `$`). Those credentials delete no other Node
+    // (NodeRestriction).
+    let unit = config["systemd"]["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .find(|u| u["name"] == "delete-node.service")
+        .and_then(|u| u["contents"].as_str())
+        .expect("the joining worker's Ignition has delete-node.service");
+    let stop = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStop="))
+        .expect("ExecStop")
+        .replace("$$", "$");
+    let script = stop
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|c| c.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("a shell command: {stop}"));
+    let controller = lane.host().name.clone();
+    let refused = lane.tb.host_exec(
+        &worker,
+        &[
+            "kubectl",
+            "--kubeconfig=/var/lib/kubelet/kubeconfig",
+            "delete",
+            "node",
+            &controller,
+            "--wait=false",
+        ],
+    );
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && why.contains("forbidden"),
+        "a worker's credentials cannot delete the controller's Node: {why}"
+    );
+    let out = lane.tb.host_exec(&worker, &["sh", "-c", script]);
+    assert!(
+        out.status.success(),
+        "delete-node's ExecStop: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names = kubectl(
+        &kubeconfig,
+        &["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"],
+    );
+    assert_eq!(
+        names.split_whitespace().collect::<Vec<_>>(),
+        [controller.as_str()],
+        "the worker's Node is deleted, the controller's stays"
+    );
+    eprintln!(
+        "joining worker: its delete-node.service deleted its Node; deleting {controller}'s was refused: {}",
+        why.trim()
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::host::ignition::{self, File, Unit};
 use crate::host::{etcd, kernel, units, HostOs};
-use crate::object::{cluster_role_binding, group_subject, CONTROLLER_LABEL, CONTROL_PLANE_TAINT};
+use crate::object::{cluster_role_binding, group_subject, meta, CONTROLLER_LABEL, CONTROL_PLANE_TAINT};
 use crate::params::{Component, ManifestParams, MASTERS_GROUP};
 use crate::RenderError;
 
@@ -24,6 +24,10 @@ pub const CONTROLLERS_BOOTSTRAP_GROUP: &str = "system:bootstrappers:selfhosted:c
 pub const KUBELET_KUBECONFIG: &str = "/var/lib/kubelet/kubeconfig";
 /// containerd's CRI socket.
 pub const RUNTIME_ENDPOINT: &str = "unix:///run/containerd/containerd.sock";
+
+/// The role that lets a kubelet delete a Node: its own only, as NodeRestriction admits (a
+/// worker's `delete-node.service` at shutdown).
+pub const NODE_SELF_DELETE: &str = "selfhosted:node-self-delete";
 
 /// RBAC for kubelet TLS bootstrapping and admin access (applied first: the kubelet backs
 /// off up to 32 s between tries). Every token may request a certificate; only the
@@ -47,6 +51,15 @@ pub fn rbac(p: &ManifestParams) -> Vec<Value> {
             group_subject("system:nodes"),
         ),
     ];
+    out.extend([
+        json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": meta(NODE_SELF_DELETE, None, &[]),
+            "rules": [{ "apiGroups": [""], "resources": ["nodes"], "verbs": ["delete"] }]
+        }),
+        cluster_role_binding(NODE_SELF_DELETE, NODE_SELF_DELETE, group_subject("system:nodes")),
+    ]);
     if p.admin_group != MASTERS_GROUP {
         out.push(cluster_role_binding(
             "selfhosted:cluster-admins",
@@ -84,6 +97,8 @@ pub struct NodeContract {
     pub controller_unit: String,
     /// systemd unit for a worker's kubelet.
     pub worker_unit: String,
+    /// A worker's `delete-node.service` ([`units::delete_node`]), in every worker's config.
+    pub delete_node_unit: String,
     /// systemd path unit (`kubelet.path`) starting the kubelet once its bootstrap
     /// kubeconfig lands, so hosts can boot before the provider delivers it.
     pub path_unit: String,
@@ -149,7 +164,7 @@ fn indent(text: &str, n: usize) -> String {
         .join("\n")
 }
 
-fn butane(os: HostOs, config: &str, unit: &str, more: &[File]) -> String {
+fn butane(os: HostOs, config: &str, unit: &str, more: &[File], more_units: &[Unit]) -> String {
     let variant = if os == HostOs::Flatcar {
         "variant: flatcar\nversion: 1.0.0"
     } else {
@@ -164,8 +179,21 @@ fn butane(os: HostOs, config: &str, unit: &str, more: &[File]) -> String {
     let files: String = std::iter::once(file(KUBELET_CONFIG_PATH, config))
         .chain(more.iter().map(|f| file(&f.path, &f.contents)))
         .collect();
+    let more_units: String = more_units
+        .iter()
+        .filter_map(|u| {
+            u.contents.as_ref().map(|c| {
+                format!(
+                    "    - name: {}\n      enabled: {}\n      contents: |\n{}\n",
+                    u.name,
+                    u.enabled,
+                    indent(c, 8)
+                )
+            })
+        })
+        .collect();
     format!(
-        "{variant}\nstorage:\n  files:\n{files}systemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n    - name: kubelet.path\n      enabled: true\n      contents: |\n{}\n",
+        "{variant}\nstorage:\n  files:\n{files}systemd:\n  units:\n    - name: kubelet.service\n      enabled: true\n      contents: |\n{}\n    - name: kubelet.path\n      enabled: true\n      contents: |\n{}\n{more_units}",
         indent(unit, 8),
         indent(&units::kubelet_path(), 8)
     )
@@ -199,6 +227,7 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
     let kubelet_image = crate::images::image(p, Component::Kubelet);
     let controller_unit = units::kubelet(os, &kubelet_image, &all);
     let worker_unit = units::kubelet(os, &kubelet_image, &flags);
+    let delete_node_unit = units::delete_node(os, &kubelet_image);
     let etcd_unit = units::etcd(os, &crate::images::image(p, Component::Etcd));
     let etcd_env: Vec<String> = (0..p.etcd_servers.len()).filter_map(|i| etcd::env(p, i)).collect();
     let containerd_config = os.container_engine().map(|_| units::containerd_config());
@@ -215,12 +244,19 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
         })
         .collect();
     let worker_ignition = {
-        let (files, list) = base(&worker_unit);
+        let (files, mut list) = base(&worker_unit);
+        list.push(delete_node(&delete_node_unit));
         ignition::config(os, &files, &list)
     };
     Ok(NodeContract {
-        controller_butane: butane(os, &config, &controller_unit, &kernel_files),
-        worker_butane: butane(os, &config, &worker_unit, &kernel_files),
+        controller_butane: butane(os, &config, &controller_unit, &kernel_files, &[]),
+        worker_butane: butane(
+            os,
+            &config,
+            &worker_unit,
+            &kernel_files,
+            &[delete_node(&delete_node_unit)],
+        ),
         host_os: os,
         etcd_unit,
         etcd_path_unit: units::etcd_path(),
@@ -241,6 +277,7 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
         controller_taint: format!("{CONTROL_PLANE_TAINT}:NoSchedule"),
         controller_unit,
         worker_unit,
+        delete_node_unit,
         path_unit: units::kubelet_path(),
     })
 }
@@ -249,16 +286,23 @@ pub fn contract(p: &ManifestParams) -> Result<NodeContract, RenderError> {
 /// config plus the kubelet's bootstrap kubeconfig and the cluster CA, which the provider
 /// would otherwise deliver over SSH. It holds a bootstrap token: treat it as a secret.
 pub fn joining_worker_ignition(c: &NodeContract, bootstrap_kubeconfig: &str, ca: &str) -> String {
-    let (mut files, list) = kubelet_parts(
+    let (mut files, mut list) = kubelet_parts(
         c.host_os,
         &c.kubelet_config,
         &c.worker_unit,
         c.containerd_config.as_deref(),
         &c.kernel_files,
     );
+    list.push(delete_node(&c.delete_node_unit));
     files.push(File::secret(BOOTSTRAP_KUBECONFIG, bootstrap_kubeconfig.to_owned()));
     files.push(File::public(CA_FILE, ca.to_owned()));
     ignition::config(c.host_os, &files, &list)
+}
+
+/// A worker's `delete-node.service`, enabled: started at boot (it does nothing then), so that
+/// systemd stops it, deleting the Node, at shutdown.
+fn delete_node(unit: &str) -> Unit {
+    Unit::written("delete-node.service", unit.to_owned())
 }
 
 /// The files and units every host's Ignition has: the KubeletConfiguration, the kernel's

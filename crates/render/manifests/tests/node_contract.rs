@@ -337,3 +337,81 @@ fn the_kubelet_service_takes_extra_flags_and_another_image_from_the_hosts_env_fi
         }
     }
 }
+
+/// Every worker's config (Ignition, the joining worker's, Butane) has `delete-node.service`,
+/// enabled, which at shutdown deletes the worker's own Node with its kubelet's credentials;
+/// no controller's has it. The kubelets' role allows deleting Nodes, which NodeRestriction
+/// narrows to a kubelet's own.
+#[test]
+fn workers_delete_their_own_node_at_shutdown() {
+    use selfhosted_manifests::kubelet::{joining_worker_ignition, NODE_SELF_DELETE};
+    for os in HostOs::ALL {
+        let mut raw = common::raw();
+        raw.host_os = Some(os.name().into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let node = &r.node;
+        let unit = &node.delete_node_unit;
+        let stop = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStop=/bin/sh -c '"))
+            .unwrap_or_else(|| panic!("{os}: ExecStop runs a shell: {unit}"));
+        assert!(
+            stop.contains("--kubeconfig=/var/lib/kubelet/kubeconfig")
+                && stop.contains("delete node \"$$(tr A-Z a-z </proc/sys/kernel/hostname)\""),
+            "{os}: deletes the Node named as the kubelet names it, with the kubelet's credentials: {stop}"
+        );
+        assert!(unit.contains("Type=oneshot\nRemainAfterExit=true\n"), "{os}: {unit}");
+        assert!(
+            unit.contains("kubelet.service"),
+            "{os}: stops before the kubelet: {unit}"
+        );
+        match os.container_engine() {
+            Some(engine) => assert!(
+                stop.contains(&format!("exec {engine} run --rm"))
+                    && stop.contains("--entrypoint /usr/local/bin/kubectl \"$$KUBELET_IMAGE\"")
+                    && unit.contains("Environment=KUBELET_IMAGE=quay.io/poseidon/kubelet:v1.34.3"),
+                "{os}: kubectl from the kubelet's image: {unit}"
+            ),
+            None => assert!(
+                stop.contains("[ -x /usr/bin/kubectl ] || exit 0; exec /usr/bin/kubectl"),
+                "{os}: the host's kubectl, if any: {unit}"
+            ),
+        }
+        let joining = joining_worker_ignition(node, "KUBECONFIG", "CA");
+        for (what, config) in [("worker", &node.worker_ignition), ("joining worker", &joining)] {
+            let config: Value = serde_json::from_str(config).expect("Ignition JSON");
+            let found = config["systemd"]["units"]
+                .as_array()
+                .expect("units")
+                .iter()
+                .find(|u| u["name"] == "delete-node.service")
+                .unwrap_or_else(|| panic!("{os}: the {what}'s Ignition has delete-node.service"));
+            assert_eq!(found["enabled"], true, "{os} {what}");
+            assert_eq!(found["contents"].as_str(), Some(unit.as_str()), "{os} {what}");
+        }
+        for config in &node.controller_ignition {
+            assert!(!config.contains("delete-node.service"), "{os}: not on controllers");
+        }
+        assert!(
+            node.worker_butane
+                .contains("- name: delete-node.service\n      enabled: true"),
+            "{os}"
+        );
+        assert!(!node.controller_butane.contains("delete-node"), "{os}");
+    }
+    let rbac = selfhosted_manifests::kubelet::rbac(&common::parse(&common::raw()));
+    let role = rbac
+        .iter()
+        .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == NODE_SELF_DELETE)
+        .expect("the role");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([{ "apiGroups": [""], "resources": ["nodes"], "verbs": ["delete"] }])
+    );
+    let binding = rbac
+        .iter()
+        .find(|o| o["kind"] == "ClusterRoleBinding" && o["metadata"]["name"] == NODE_SELF_DELETE)
+        .expect("the binding");
+    assert_eq!(binding["roleRef"]["name"], NODE_SELF_DELETE);
+    assert_eq!(binding["subjects"][0]["name"], "system:nodes");
+}

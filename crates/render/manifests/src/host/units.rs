@@ -4,7 +4,7 @@
 
 use super::etcd::{ETCD_ENV_PATH, ETCD_SERVER_CERT};
 use super::HostOs;
-use crate::kubelet::BOOTSTRAP_KUBECONFIG;
+use crate::kubelet::{BOOTSTRAP_KUBECONFIG, KUBELET_KUBECONFIG};
 
 /// Where the contract's containerd configuration goes (Fedora CoreOS and Flatcar).
 pub const CONTAINERD_CONFIG_PATH: &str = "/etc/containerd/config.toml";
@@ -106,6 +106,49 @@ pub fn kubelet(os: HostOs, image: &str, flags: &[String]) -> String {
         }
     }
     s.push_str("Restart=always\nRestartSec=5\n\n[Install]\nWantedBy=multi-user.target\n");
+    s
+}
+
+/// A worker's `delete-node.service`: when the machine shuts down cleanly (an autoscaling
+/// group's scale-in or instance refresh, a spot reclaim, a power-off), the worker deletes its
+/// own Node with its kubelet's credentials, so no `NotReady` Node is left behind (typhoon's
+/// workers do the same); a worker that boots again registers anew. Kubernetes lets a kubelet
+/// delete its own Node only (NodeRestriction), with the role [`crate::kubelet::NODE_SELF_DELETE`].
+/// The node name is the host name, lowercased, as the kubelet's default. On a generic host it
+/// needs `/usr/bin/kubectl` (else it does nothing); elsewhere it runs `kubectl` from the
+/// kubelet's image (`KUBELET_IMAGE`, as the kubelet's service).
+pub fn delete_node(os: HostOs, image: &str) -> String {
+    let mut s = String::from(
+        "[Unit]\nDescription=Delete this worker's Node at shutdown (terraform-provider-selfhosted contract)\n\
+         Wants=network-online.target\n",
+    );
+    let after = match os {
+        HostOs::Flatcar => "network-online.target docker.service kubelet.service",
+        _ => "network-online.target kubelet.service",
+    };
+    s.push_str(&format!(
+        "After={after}\n\n[Service]\nType=oneshot\nRemainAfterExit=true\n"
+    ));
+    let name = "\"$$(tr A-Z a-z </proc/sys/kernel/hostname)\"";
+    let args = format!("--kubeconfig={KUBELET_KUBECONFIG} --request-timeout=20s delete node {name} --wait=false");
+    let command = match os.container_engine() {
+        None => {
+            format!("[ -f {KUBELET_KUBECONFIG} ] && [ -x /usr/bin/kubectl ] || exit 0; exec /usr/bin/kubectl {args}")
+        }
+        Some(engine) => {
+            s.push_str(&format!(
+                "Environment=KUBELET_IMAGE={image}\nEnvironmentFile=-{KUBELET_ENV_PATH}\n"
+            ));
+            format!(
+                "[ -f {KUBELET_KUBECONFIG} ] || exit 0; exec {engine} run --rm --network host --security-opt label=disable \
+                 --volume /etc/kubernetes:/etc/kubernetes:ro --volume /var/lib/kubelet:/var/lib/kubelet:ro \
+                 --entrypoint /usr/local/bin/kubectl \"$$KUBELET_IMAGE\" {args}"
+            )
+        }
+    };
+    s.push_str(&format!(
+        "ExecStart=/bin/true\nExecStop=/bin/sh -c '{command}'\nTimeoutStopSec=60\n\n[Install]\nWantedBy=multi-user.target\n"
+    ));
     s
 }
 
