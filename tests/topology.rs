@@ -3,7 +3,8 @@
 //! the apiservers on a host of its own playing the cloud load balancer (HTTPS `/readyz` health
 //! checks, as the docs advise), `api_servers` naming it. A client sends a real API request
 //! through the load balancer every 50 ms on a fresh connection throughout each apply, while
-//! controllers reboot, and while a controller whose disk was lost is brought back.
+//! controllers reboot, while a controller whose disk was lost is brought back, and while the
+//! control plane shrinks back to one controller.
 
 mod support;
 
@@ -560,6 +561,65 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     ws.write("main.tf", &current);
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "nothing changed by the refused plan:\n{text}");
+
+    // --- shrink: 3 → 1 controller (and etcd_servers with it). The two that leave lose their
+    // recovery apiserver, control-plane label (their apiservers stop), Nodes, etcd members and
+    // the cluster's files; nothing fails through the load balancer meanwhile ---
+    let leaving = &lane.controllers[1..];
+    ws.write(
+        "main.tf",
+        &config_with(&lane, first, initial, flags, "  check_hosts_on_refresh = true"),
+    );
+    upgrade_losing_no_request(&ws, &lane, "shrink from 3 controllers to 1");
+    let members = lane.etcdctl(lane.controllers[0], &["member", "list"]);
+    eprintln!("topology: etcd members after the shrink:\n{members}");
+    assert_eq!(members.lines().count(), 1, "one etcd member left:\n{members}");
+    assert!(
+        members.contains(&lane.at(lane.controllers[0]).address),
+        "the first controller's member stays:\n{members}"
+    );
+    let mut seen = nodes(&kubeconfig);
+    seen.sort();
+    let mut want: Vec<(String, bool, bool)> = names(first)
+        .into_iter()
+        .map(|n| (n, true, true))
+        .chain(names(initial).into_iter().map(|n| (n, true, false)))
+        .collect();
+    want.sort();
+    assert_eq!(seen, want, "the leaving controllers' Nodes are deleted");
+    let on: Vec<String> = items(
+        &kubeconfig,
+        &["-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-apiserver"],
+    )
+    .iter()
+    .map(|p| p["spec"]["nodeName"].as_str().unwrap_or_default().to_owned())
+    .collect();
+    assert_eq!(on, names(first), "apiservers run on the controller that stays alone");
+    for &i in leaving {
+        let name = &lane.at(i).name;
+        let manifests = lane.ls_at(i, "/etc/kubernetes/manifests");
+        assert!(
+            !manifests.contains("recovery"),
+            "{name}'s recovery apiserver is gone: {manifests}"
+        );
+        for (dir, file) in [("/etc/ssl/etcd/etcd", "server.key"), ("/etc/kubernetes", "kubeconfig")] {
+            let left = lane.ls_at(i, dir);
+            assert!(
+                !left.lines().any(|l| l == file),
+                "{name}'s {dir}/{file} is removed: {left}"
+            );
+        }
+        eventually(
+            Duration::from_secs(30),
+            &format!("etcd gone on {name}"),
+            || match lane.etcd_pids(i) {
+                p if p.is_empty() => Ok(()),
+                p => Err(p),
+            },
+        );
+    }
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the shrink is empty:\n{text}");
 
     let least = memory.least_kib();
     eprintln!(

@@ -232,8 +232,14 @@ impl Lane {
         &self.tb.hosts()[index]
     }
 
+    /// `ls -A DIR` on the first controller.
     pub fn ls(&self, dir: &str) -> String {
-        let out = self.tb.host_exec(&self.host().name, &["ls", "-A", dir]);
+        self.ls_at(self.controllers[0], dir)
+    }
+
+    /// `ls -A DIR` on the host at `index` (empty when there is no such folder).
+    pub fn ls_at(&self, index: usize, dir: &str) -> String {
+        let out = self.tb.host_exec(&self.at(index).name, &["ls", "-A", dir]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 

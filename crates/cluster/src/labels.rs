@@ -61,6 +61,22 @@ pub async fn label_control_plane(client: &Client, name: &str) -> Result<Node, La
     .await
 }
 
+/// Takes [`CONTROL_PLANE_LABEL`] off node `name` (a controller that leaves: the control
+/// plane's DaemonSets stop their pods there). `false` when there is no such node.
+pub async fn unlabel_control_plane(client: &Client, name: &str) -> Result<bool, LabelError> {
+    let api: Api<Node> = Api::all(client.clone());
+    let patch = serde_json::json!({ "metadata": { "labels": { CONTROL_PLANE_LABEL: null } } });
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+        Err(source) => Err(LabelError::Patch {
+            node: name.to_owned(),
+            message: crate::retry::api_message(&source),
+            source,
+        }),
+    }
+}
+
 /// Record `names` as the controllers (the ConfigMap [`CONTROLLERS_CONFIGMAP`] in kube-system),
 /// so the CSR approver never grants a worker's token one of these names, even before the
 /// controller registers. Server-side apply: idempotent, and the list is replaced whole.

@@ -10,7 +10,7 @@ pub mod membership;
 pub mod snapshot;
 
 pub use client::{Client, Credentials, EtcdError, Id, Status};
-pub use membership::{promote, rejoin, Member, Rejoin, RejoinError, Rejoined};
+pub use membership::{check_removal, promote, rejoin, unclaimed, Member, Rejoin, RejoinError, Rejoined};
 pub use snapshot::Snapshot;
 
 /// The generated clients of `proto/etcd/maintenance.proto`.

@@ -172,6 +172,42 @@ pub fn initial_cluster(members: &[Member], name: &str, peer_url: &str) -> String
         .join(",")
 }
 
+/// The members no staying controller claims, by the name or the peer URL of its `etcd.env`
+/// (`claims`: name, peer URL): those a shrink takes out, the last name first.
+pub fn unclaimed(members: &[Member], claims: &[(String, String)]) -> Vec<Member> {
+    let mut out: Vec<Member> = members
+        .iter()
+        .filter(|m| {
+            !claims
+                .iter()
+                .any(|(name, url)| (m.started() && m.name == *name) || m.has_peer_url(url))
+        })
+        .cloned()
+        .collect();
+    out.sort_by(|a, b| b.name.cmp(&a.name));
+    out
+}
+
+/// Refuses removing `leaving` unless the voting members left keep quorum among those
+/// `answering` (by ID): etcd would refuse as well, but this names the members.
+///
+/// # Errors
+/// How many vote and answer, what quorum needs, and the members.
+pub fn check_removal(members: &[Member], leaving: &Member, answering: &[Id]) -> Result<(), String> {
+    let voters: Vec<&Member> = members.iter().filter(|m| !m.is_learner && m.id != leaving.id).collect();
+    let alive = voters.iter().filter(|m| answering.contains(&m.id)).count();
+    let needed = quorum(voters.len());
+    if alive >= needed {
+        return Ok(());
+    }
+    Err(format!(
+        "removing member {leaving} leaves {} voting members, of which {alive} answer, and etcd needs {needed}. \
+         Members now:\n{}",
+        voters.len(),
+        listing(members)
+    ))
+}
+
 /// Makes the membership let an empty member named `name`, advertising `peer_url`, join:
 /// through `client` (a member with quorum), one change at a time, each planned anew from the
 /// member list (so a rerun, or a retry after a call that timed out, changes only what is left),
@@ -365,6 +401,50 @@ mod tests {
             m(2, "etcd1", "https://b:2380"),
             m(3, "etcd2", "https://c:2380"),
         ]
+    }
+
+    fn claims(of: &[(&str, &str)]) -> Vec<(String, String)> {
+        of.iter().map(|(n, u)| ((*n).to_owned(), (*u).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_shrink_takes_out_the_members_no_staying_controller_claims_last_first() {
+        let staying = claims(&[("etcd0", "https://a:2380")]);
+        let out = unclaimed(&three(), &staying);
+        assert_eq!(
+            out,
+            vec![m(3, "etcd2", "https://c:2380"), m(2, "etcd1", "https://b:2380")]
+        );
+        // A member claimed by its peer URL alone (a learner that has not started) stays.
+        let mut members = three();
+        members[1].name.clear();
+        let staying = claims(&[("etcd0", "https://a:2380"), ("etcd1", "https://b:2380")]);
+        assert_eq!(unclaimed(&members, &staying), vec![m(3, "etcd2", "https://c:2380")]);
+        assert!(unclaimed(
+            &three(),
+            &claims(&[
+                ("etcd0", "https://a:2380"),
+                ("etcd1", "https://b:2380"),
+                ("etcd2", "https://c:2380")
+            ])
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_removal_needs_the_members_that_stay_to_answer_with_quorum() {
+        let members = three();
+        // 3 -> 2: both that stay must answer.
+        assert_eq!(check_removal(&members, &members[2], &ids(&[1, 2])), Ok(()));
+        let refused = check_removal(&members, &members[2], &ids(&[1])).unwrap_err();
+        assert!(
+            refused.contains("leaves 2 voting members, of which 1 answer, and etcd needs 2"),
+            "{refused}"
+        );
+        assert!(refused.contains("etcd1"), "the members are listed: {refused}");
+        // 2 -> 1, and never the last one.
+        assert_eq!(check_removal(&members[..2], &members[1], &ids(&[1])), Ok(()));
+        assert!(check_removal(&members[..1], &members[0], &ids(&[1])).is_err());
     }
 
     #[test]

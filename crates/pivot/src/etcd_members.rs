@@ -247,6 +247,103 @@ where
     Ok(back)
 }
 
+/// After a shrink dropped the controllers `leaving`, takes out of etcd the members that no
+/// controller of `controllers` claims (by its `etcd.env`), one at a time, each only while
+/// the members that stay answer with quorum: at most as many as left (more would be members
+/// this provider did not make, or a controller whose `etcd.env` is not its own). Returns the
+/// members removed; a rerun finds fewer left to remove.
+///
+/// # Errors
+/// A controller whose `etcd.env` cannot be read, no member with a leader, more unclaimed
+/// members than controllers left, a removal that would lose quorum (the members named), or
+/// etcd refusing it.
+pub(crate) async fn remove_unclaimed(
+    controllers: &[&Session],
+    assets: &BTreeMap<String, String>,
+    leaving: &[String],
+    leaving_hosts: &[Session],
+) -> Result<Vec<String>, PivotError> {
+    if leaving.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut claims = Vec::new();
+    for session in controllers {
+        let l = local(session).await?.ok_or_else(|| {
+            PivotError::on(
+                PHASE,
+                session.host(),
+                format!(
+                    "no {ETCD_ENV}, so its etcd member cannot be told from those of the controllers that leave \
+                     ({}); nothing was removed",
+                    leaving.join(", ")
+                ),
+            )
+        })?;
+        claims.push((l.name, l.peer_url));
+    }
+    let creds = credentials(assets).map_err(|e| PivotError::new(PHASE, e.message))?;
+    let (found, silent) = quorum(controllers, &creds).await;
+    let Some(q) = found else {
+        let mut err = PivotError::new(
+            PHASE,
+            format!(
+                "no etcd member of the controllers that stay answers with a leader, so the members of {} cannot be \
+                 removed",
+                leaving.join(", ")
+            ),
+        );
+        for s in silent {
+            err = err.with_evidence(s);
+        }
+        return Err(err);
+    };
+    // The leaving members vote until they are removed: those that answer count for quorum.
+    let mut answering = q.answering.clone();
+    for session in leaving_hosts {
+        if let Ok((_, st)) = member_status(session, &creds).await {
+            if st.has_leader && st.cluster_id == q.cluster_id {
+                answering.push(st.member_id);
+            }
+        }
+    }
+    let etcd_err = |e: selfhosted_etcd::EtcdError| PivotError::new(PHASE, format!("etcd: {}", chain(&e)));
+    let members = q.client.members().await.map_err(etcd_err)?;
+    let unclaimed = selfhosted_etcd::unclaimed(&members, &claims);
+    if unclaimed.len() > leaving.len() {
+        return Err(PivotError::new(
+            PHASE,
+            format!(
+                "etcd lists {} members that no controller in `controllers` claims, more than the {} controllers \
+                 this apply removes ({}); nothing was removed. Members now:\n{}Each controller's etcd.env must be its \
+                 own (node.etcd_env[i] for the i-th of etcd_servers); remove a member this provider did not add by \
+                 hand (etcdctl member remove)",
+                unclaimed.len(),
+                leaving.len(),
+                leaving.join(", "),
+                selfhosted_etcd::membership::listing(&members)
+            ),
+        ));
+    }
+    let mut removed = Vec::new();
+    for m in unclaimed {
+        let members = q.client.members().await.map_err(etcd_err)?;
+        if !members.iter().any(|x| x.id == m.id) {
+            continue;
+        }
+        selfhosted_etcd::check_removal(&members, &m, &answering).map_err(|why| {
+            let mut err = PivotError::new(PHASE, format!("the control plane shrinks, but {why}"));
+            for s in &silent {
+                err = err.with_evidence(s.clone());
+            }
+            err
+        })?;
+        q.client.remove_member(m.id).await.map_err(etcd_err)?;
+        tracing::info!(phase = PHASE.name(), member = %m, "etcd member of a controller that left removed");
+        removed.push(m.to_string());
+    }
+    Ok(removed)
+}
+
 /// [`selfhosted_etcd::promote`], its failure named for `awaited`'s host.
 async fn promote(client: &Client, awaited: Option<(&str, &Local)>, deadline: Instant) -> Result<(), PivotError> {
     let url = awaited.map(|(_, l)| l.peer_url.as_str());

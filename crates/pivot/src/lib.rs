@@ -9,6 +9,7 @@
 //! - [`preflight`]: every host reachable, sudo works, a kubelet is installed — before anything changes.
 //! - [`etcd_snapshot`]: a snapshot of etcd before an update changes anything.
 //! - [`health`]: what a refresh finds on the hosts (missing node secrets, silent etcd members).
+//! - `leaving`: controllers a shrink drops: their recovery apiserver, label, etcd member and files.
 //! - [`distribute`]: node secrets to every host; the bootstrap control plane to the first controller.
 //! - [`procedure`]: what the pivot and the upgrade share: inputs, phases, outcome, step helpers.
 //! - [`run`]: runs either one: preflight, the fleet, the deadline, Ctrl-C, a dropped connection.
@@ -24,6 +25,7 @@ mod etcd_members;
 pub mod etcd_snapshot;
 pub mod health;
 pub mod inventory;
+mod leaving;
 pub mod node_files;
 pub mod paths;
 pub mod phase;

@@ -43,12 +43,24 @@ pub struct PivotParams {
     /// Nodes whose hosts left the configuration since the last apply (an update drains and
     /// deletes them; the hosts themselves are not contacted).
     pub removed_nodes: Vec<String>,
+    /// Controllers the configuration dropped from the end of its list (a shrink): the update
+    /// takes their etcd members out and clears their hosts (also named in `removed_nodes`).
+    pub leaving_controllers: Vec<LeavingController>,
     /// A local folder that also keeps each etcd snapshot an update takes.
     pub etcd_snapshot_dir: Option<std::path::PathBuf>,
     /// The snapshot an earlier, failed run of this same update took (its path on the host):
     /// the rerun keeps it rather than take one of the half-changed cluster, so reruns never
     /// rotate the state from before the change out of the controller's newest three.
     pub earlier_snapshot: Option<String>,
+}
+
+/// A controller that leaves the cluster in a shrink.
+#[derive(Debug, Clone)]
+pub struct LeavingController {
+    /// Its node name.
+    pub name: String,
+    /// How to reach it, when the prior state still says (its machine may already be gone).
+    pub ssh: Option<selfhosted_transport::HostSpec>,
 }
 
 /// What the pivot or the upgrade did, also when it failed part-way.

@@ -6,11 +6,37 @@ use std::collections::BTreeMap;
 
 use selfhosted_transport::CancellationToken;
 
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Role};
 use crate::node_files;
 use crate::paths::RemotePaths;
 use crate::phase::{chain, Phase, PivotError};
 use crate::preflight;
+
+/// The provider's files on a host of `role`, in the order they go: on a controller the
+/// recovery apiserver's static Pod first (the kubelet stops it), then what it reads, then the
+/// node secrets.
+pub(crate) fn host_paths(
+    assets: &BTreeMap<String, String>,
+    role: Role,
+    paths: &RemotePaths,
+    etcd_user: Option<&str>,
+) -> Vec<String> {
+    let secrets = node_files::node_secrets(assets, role, paths, etcd_user)
+        .map(|f| {
+            f.files
+                .into_iter()
+                .chain(f.triggers)
+                .map(|s| s.path)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut files = match role {
+        Role::Controller => node_files::recovery_paths(assets, paths),
+        Role::Worker => Vec::new(),
+    };
+    files.extend(secrets);
+    files
+}
 
 /// Removes this provider's files from every host.
 ///
@@ -25,15 +51,7 @@ pub async fn teardown(
     let ready = preflight::preflight(inventory, cancel).await?;
     let mut per_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (host, facts) in inventory.hosts().iter().zip(&ready.facts) {
-        let mut files: Vec<String> = node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
-            .map(|f| f.files.into_iter().chain(f.triggers).map(|s| s.path).collect())
-            .unwrap_or_default();
-        if host.role == crate::inventory::Role::Controller {
-            // Before the node secrets: the static Pod goes first, then what it reads.
-            let mut first = node_files::recovery_paths(assets, paths);
-            first.append(&mut files);
-            files = first;
-        }
+        let mut files = host_paths(assets, host.role, paths, facts.etcd_user.as_deref());
         if host.name == inventory.bootstrap().name {
             files.extend(node_files::bootstrap_paths(assets, paths));
         }

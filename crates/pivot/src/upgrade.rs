@@ -31,6 +31,7 @@ use crate::distribute;
 use crate::etcd_members;
 use crate::etcd_snapshot;
 use crate::inventory::Inventory;
+use crate::leaving::Leaving;
 use crate::phase::{self, chain, Phase, PivotError};
 use crate::preflight::Ready;
 use crate::procedure::{bounded, host_pod_logs, Outcome, PivotParams, Warning};
@@ -87,6 +88,13 @@ pub(crate) async fn upgrade_phases(
             .await
             .map(drop)
     };
+    let leaving = Leaving::connect(&params.leaving_controllers).await;
+    outcome.warnings.extend(leaving.warning());
+    phase::run(
+        Phase::EtcdMembers,
+        leaving.stand_down(assets, &params.paths, Phase::EtcdMembers),
+    )
+    .await?;
     let back = phase::run(
         Phase::EtcdMembers,
         etcd_members::replace_lost(
@@ -122,11 +130,13 @@ pub(crate) async fn upgrade_phases(
     let sessions = serving_first(ready.fleet.sessions(), &back);
     let api = Api::connect(&sessions[0], params, Expect::SelfHosted, cancel).await?;
     outcome.api_endpoint = api.endpoint.clone();
-    match through_api(&api, inventory, params, cancel, outcome, ready, &sessions).await {
+    let result = match through_api(&api, inventory, params, cancel, outcome, ready, &sessions, &leaving).await {
         // The verify names the controllers on their recovery apiserver itself.
         Err(e) if e.phase != Phase::Verify => Err(api.with_recovery_evidence(e, inventory).await),
         r => r,
-    }
+    };
+    leaving.close().await;
+    result
 }
 
 /// `sessions` with the hosts `back` (controllers brought back in this update) last, the order
@@ -144,6 +154,7 @@ fn last_of<T: Clone>(items: &[T], is_last: impl Fn(&T) -> bool) -> Vec<T> {
 
 /// The upgrade's phases once the API is reached; `sessions[0]` is the controller it was
 /// reached through.
+#[allow(clippy::too_many_arguments)]
 async fn through_api(
     api: &Api,
     inventory: &Inventory,
@@ -152,6 +163,7 @@ async fn through_api(
     outcome: &mut Outcome,
     ready: &Ready,
     sessions: &[Session],
+    leaving: &Leaving,
 ) -> Result<(), PivotError> {
     let assets = &params.assets;
     let deadline = params.deadline;
@@ -180,7 +192,11 @@ async fn through_api(
     .await?;
     outcome.reached = Some(Phase::ApplyManifests);
 
-    phase::run(Phase::LabelControllers, api.label_controllers(inventory, deadline)).await?;
+    phase::run(Phase::LabelControllers, async {
+        api.label_controllers(inventory, deadline).await?;
+        leaving.unlabel(api, deadline).await
+    })
+    .await?;
     outcome.reached = Some(Phase::LabelControllers);
 
     let self_hosted = api::self_hosted_cert(assets, Phase::ApiserverHandOver)?;
@@ -228,6 +244,14 @@ async fn through_api(
             .await
             .map_err(|e| PivotError::on(Phase::RemoveNodes, node.clone(), e.message))?;
             tracing::info!(node, evicted = ?removed.evicted, deleted = removed.deleted, "node removed");
+        }
+        if !leaving.is_empty() {
+            // The apiservers use the new etcd_servers by now: no client is left on these members.
+            let controllers = api::controller_sessions(inventory, sessions);
+            let removed =
+                etcd_members::remove_unclaimed(&controllers, assets, &leaving.names, leaving.sessions()).await?;
+            tracing::info!(?removed, "etcd members of the controllers that left");
+            leaving.clear(assets, &params.paths, Phase::RemoveNodes).await?;
         }
         Ok(())
     })

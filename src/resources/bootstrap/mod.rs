@@ -10,7 +10,7 @@ pub mod schema;
 
 use std::collections::BTreeMap;
 
-use selfhosted_pivot::procedure::{Outcome, PivotParams};
+use selfhosted_pivot::procedure::{LeavingController, Outcome, PivotParams};
 use selfhosted_pivot::run;
 use selfhosted_pivot::{Phase, PivotError};
 use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
@@ -165,7 +165,7 @@ fn host_names(v: Option<&Value>) -> Vec<String> {
 
 /// Hosts of the prior state that the configuration no longer names: workers removed, and
 /// controllers replaced by a new machine under a new name. Their nodes leave the cluster in
-/// the update. (Fewer controllers are refused at plan time.)
+/// the update, and so do controllers a shrink drops.
 fn removed_nodes(prior: &Value, config: &Config) -> Vec<String> {
     let now: Vec<String> = config.inventory.hosts().iter().map(|h| h.name.clone()).collect();
     [attr::CONTROLLERS, attr::WORKERS]
@@ -175,11 +175,39 @@ fn removed_nodes(prior: &Value, config: &Config) -> Vec<String> {
         .collect()
 }
 
+/// The controllers a shrink drops (the end of the prior list), each with how to reach it: the
+/// configuration's logins and the prior state's entry for its host. A host that cannot be
+/// read so (no host key left for it, say) is still taken out of etcd, just not cleared.
+fn leaving_controllers(prior: &Value, config: &Value, learned: &BTreeMap<String, String>) -> Vec<LeavingController> {
+    let before = host_names(prior.get(attr::CONTROLLERS));
+    let now = host_names(config.get(attr::CONTROLLERS));
+    if now.len() >= before.len() || !before.starts_with(&now) {
+        return Vec::new();
+    }
+    let mut with_prior = config.clone();
+    if let Some(controllers) = prior.get(attr::CONTROLLERS) {
+        with_prior.set_attr(attr::CONTROLLERS, controllers.clone());
+    }
+    let hosts = Config::read(&with_prior, learned)
+        .ok()
+        .flatten()
+        .map(|c| c.inventory.hosts().to_vec())
+        .unwrap_or_default();
+    before[now.len()..]
+        .iter()
+        .map(|name| LeavingController {
+            name: name.clone(),
+            ssh: hosts.iter().find(|h| &h.name == name).map(|h| h.ssh.clone()),
+        })
+        .collect()
+}
+
 /// Controllers of the prior state that the configuration drops. Another machine in a dropped
 /// one's place (as many controllers as before, or more) is a replacement: the update moves
-/// its etcd member to the new machine. Refused: fewer controllers (their etcd members would
-/// leave without the membership change they need), and more replaced at once than etcd's
-/// quorum allows (each replaced member is lost until its machine has joined).
+/// its etcd member to the new machine. Fewer controllers, the first ones kept in their order,
+/// is a shrink: the update removes the leaving ones' etcd members and nodes. Refused: a shrink
+/// that is not the list's end (or that also replaces a controller), and more replaced at once
+/// than etcd's quorum allows (each replaced member is lost until its machine has joined).
 fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
     let mut diags = Diagnostics::new();
     if config.get(attr::CONTROLLERS).is_none_or(|c| !c.is_known()) {
@@ -193,21 +221,27 @@ fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
     }
     let at = AttributePath::root(attr::CONTROLLERS);
     if now.len() < before.len() {
-        for name in gone {
-            diags.push(
-                Diagnostic::error(
-                    format!("Controller {name:?} cannot be removed"),
-                    format!(
-                        "{name:?} runs an etcd member and an apiserver of this cluster, and shrinking the control \
-                         plane is not supported yet: keep {} controllers. To replace a machine, put the new one \
-                         in its place in `controllers` (same position, its own name and address): the update \
-                         moves its etcd member. To retire the whole cluster, destroy it.",
-                        before.len()
-                    ),
-                )
-                .at(at.clone()),
-            );
+        if before.starts_with(&now) {
+            return diags;
         }
+        let keep = before[..now.len()]
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let names = gone.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+        diags.push(
+            Diagnostic::error(
+                "Controllers leave from the end of the list",
+                format!(
+                    "Removing {names} from `controllers` shrinks the control plane, which takes controllers off the \
+                     end of the list, the others kept in their order: here `controllers` would start with {keep}. \
+                     Reorder the list (each controller keeps its place, as in `etcd_servers`), and replace a \
+                     machine in a separate apply (same position, its own name and address)."
+                ),
+            )
+            .at(at),
+        );
         return diags;
     }
     let (members, kept) = (before.len(), before.len() - gone.len());
@@ -326,6 +360,7 @@ impl Bootstrap {
             deadline: tokio::time::Instant::now() + timeout,
             consecutive_answers: 5,
             removed_nodes: removed_nodes(&req.prior_state, &config),
+            leaving_controllers: leaving_controllers(&req.prior_state, &req.config, &learned),
             etcd_snapshot_dir: config.etcd_snapshot_dir.clone(),
             earlier_snapshot: earlier_snapshot(&req.prior_state),
         };
@@ -541,20 +576,43 @@ mod tests {
     }
 
     #[test]
-    fn a_controller_dropped_from_the_configuration_is_refused_by_name() {
+    fn controllers_leave_from_the_end_of_the_list_only() {
         let prior = with_controllers(&["c0", "c1", "c2"]);
         assert!(!removed_controllers(&prior, &with_controllers(&["c0", "c1", "c2"])).has_errors());
         assert!(!removed_controllers(&prior, &with_controllers(&["c0", "c1", "c2", "c3"])).has_errors());
-        let refused = removed_controllers(&prior, &with_controllers(&["c0", "c2"]));
-        let text = format!("{refused:?}");
-        assert!(
-            refused.has_errors() && text.contains("\\\"c1\\\" cannot be removed"),
-            "{text}"
-        );
-        assert!(!text.contains("\\\"c0\\\""), "only the removed one is named: {text}");
+        // A shrink: the end of the list leaves.
+        assert!(!removed_controllers(&prior, &with_controllers(&["c0", "c1"])).has_errors());
+        assert!(!removed_controllers(&prior, &with_controllers(&["c0"])).has_errors());
+        // Not the end, or a replacement in the same apply: refused, saying what to keep.
+        for config in [&["c0", "c2"][..], &["c0", "n1"][..], &["c1", "c0"][..]] {
+            let refused = removed_controllers(&prior, &with_controllers(config));
+            let text = format!("{refused:?}");
+            assert!(
+                refused.has_errors()
+                    && text.contains("Controllers leave from the end of the list")
+                    && text.contains("would start with \\\"c0\\\", \\\"c1\\\""),
+                "{config:?}: {text}"
+            );
+        }
         // Not known yet (a controllers list from another resource): nothing to say at plan time.
         let unknown = Value::object([(attr::CONTROLLERS, Value::Unknown)]);
         assert!(!removed_controllers(&prior, &unknown).has_errors());
+    }
+
+    #[test]
+    fn a_shrink_reaches_the_leaving_controllers_with_the_configurations_logins() {
+        let prior = with_controllers(&["c0", "c1", "c2"]);
+        assert!(leaving_controllers(&prior, &with_controllers(&["c0", "c1", "c2"]), &BTreeMap::new()).is_empty());
+        assert!(leaving_controllers(&prior, &with_controllers(&["c0", "n1"]), &BTreeMap::new()).is_empty());
+        let names = |l: Vec<LeavingController>| l.into_iter().map(|l| l.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(leaving_controllers(
+                &prior,
+                &with_controllers(&["c0"]),
+                &BTreeMap::new()
+            )),
+            ["c1", "c2"]
+        );
     }
 
     #[test]

@@ -163,7 +163,8 @@ pub fn schema() -> Schema {
                 .description(
                     "Controller hosts, in the order of `etcd_servers`; the first runs the bootstrap control plane. \
                      More can be added (each joins etcd as a learner, promoted once in sync); a new machine may take \
-                     a controller's place under a new name, one per apply; the list cannot shrink.",
+                     a controller's place under a new name, one per apply; controllers leave from the end of the list (a shrink: \
+                     their etcd members and nodes are removed, their hosts cleared).",
                 ),
         )
         .attribute(
