@@ -609,6 +609,12 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
                 "{name}'s {dir}/{file} is removed: {left}"
             );
         }
+        let calls = lane.tb.host_exec(name, &["cat", "/var/log/systemctl.log"]);
+        let calls = String::from_utf8_lossy(&calls.stdout);
+        assert!(
+            calls.contains("disable --now etcd-member.path etcd-member.service kubelet.path kubelet.service"),
+            "{name}'s etcd and kubelet are stopped for good (the test bed's systemctl records the call): {calls}"
+        );
         eventually(
             Duration::from_secs(30),
             &format!("etcd gone on {name}"),

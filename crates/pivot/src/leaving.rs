@@ -25,6 +25,10 @@ use crate::teardown;
 /// How long the leaving controllers' apiservers may take to stop once unlabelled.
 const APISERVERS_GONE_WITHIN: Duration = Duration::from_secs(90);
 
+/// What stops a leaving controller's services (the contract's units; not every host has all).
+const STOP_SERVICES: &str =
+    "systemctl disable --now etcd-member.path etcd-member.service kubelet.path kubelet.service >/dev/null 2>&1 || true";
+
 /// Pause between looks at the leaving controllers' apiserver pods.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -139,7 +143,8 @@ impl Leaving {
     }
 
     /// Once their nodes and etcd members are gone: removes the cluster's files from each
-    /// reached host (never anything else) and stops its etcd, which would fail to start again.
+    /// reached host (never anything else), and stops and disables its etcd (which would fail
+    /// to start again) and its kubelet (which would register a Node again when it restarts).
     ///
     /// # Errors
     /// A reached host where the removal failed.
@@ -163,16 +168,16 @@ impl Leaving {
                     ),
                 )
             })?;
-            session
-                .sudo("systemctl disable --now etcd-member.service >/dev/null 2>&1 || true")
-                .await
-                .map_err(|e| {
-                    PivotError::on(
-                        phase,
-                        host,
-                        format!("stopping etcd on this leaving controller: {}", chain(&e)),
-                    )
-                })?;
+            session.sudo(STOP_SERVICES).await.map_err(|e| {
+                PivotError::on(
+                    phase,
+                    host,
+                    format!(
+                        "stopping etcd and the kubelet on this leaving controller: {}",
+                        chain(&e)
+                    ),
+                )
+            })?;
             tracing::info!(phase = phase.name(), host, "leaving controller cleared");
         }
         Ok(())

@@ -91,8 +91,48 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
         state.set_attr(attr::CONTROL_PLANE_VERSIONS, versions);
         state.set_attr(attr::APPLIED_DIGEST, keep(attr::APPLIED_DIGEST));
         state.set_attr(attr::ASSETS_SHA256, Value::from(""));
+        if outcome.reached.is_none_or(|p| p < Phase::RemoveNodes) {
+            keep_leaving_hosts(&mut state, prior);
+        }
     }
     state
+}
+
+/// Hosts an update removes stay in the state of a run that failed before it removed them:
+/// the rerun must know them to finish (drain and delete their nodes; in a shrink, remove
+/// the etcd members and clear the hosts of the controllers that leave). Workers the
+/// configuration dropped are kept after the configured ones; in a shrink the controllers
+/// stay as they were.
+fn keep_leaving_hosts(state: &mut Value, prior: &Value) {
+    let before = host_names(prior.get(attr::CONTROLLERS));
+    let now = host_names(state.get(attr::CONTROLLERS));
+    if now.len() < before.len() && before.starts_with(&now) {
+        if let Some(controllers) = prior.get(attr::CONTROLLERS) {
+            state.set_attr(attr::CONTROLLERS, controllers.clone());
+        }
+    }
+    let now = host_names(state.get(attr::WORKERS));
+    let gone: Vec<Value> = prior
+        .get(attr::WORKERS)
+        .and_then(Value::as_list)
+        .unwrap_or_default()
+        .iter()
+        .filter(|w| {
+            w.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !now.iter().any(|m| m == n))
+        })
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        let mut workers = state
+            .get(attr::WORKERS)
+            .and_then(Value::as_list)
+            .map(<[Value]>::to_vec)
+            .unwrap_or_default();
+        workers.extend(gone);
+        state.set_attr(attr::WORKERS, Value::List(workers));
+    }
 }
 
 /// Marks, in `etcd_snapshot`, a snapshot whose update has not converged yet.
@@ -597,6 +637,28 @@ mod tests {
         // Not known yet (a controllers list from another resource): nothing to say at plan time.
         let unknown = Value::object([(attr::CONTROLLERS, Value::Unknown)]);
         assert!(!removed_controllers(&prior, &unknown).has_errors());
+    }
+
+    #[test]
+    fn a_failed_update_keeps_the_hosts_it_had_still_to_remove() {
+        let hosts = |names: &[&str]| {
+            Value::List(
+                names
+                    .iter()
+                    .map(|n| Value::object([("name", Value::from(*n))]))
+                    .collect(),
+            )
+        };
+        let state = |c: &[&str], w: &[&str]| Value::object([(attr::CONTROLLERS, hosts(c)), (attr::WORKERS, hosts(w))]);
+        let prior = state(&["c0", "c1", "c2"], &["w0", "w1"]);
+        // A shrink and a worker removed (and one added): all kept for the rerun.
+        let mut after = state(&["c0"], &["w0", "w2"]);
+        keep_leaving_hosts(&mut after, &prior);
+        assert_eq!(after, state(&["c0", "c1", "c2"], &["w0", "w2", "w1"]));
+        // A controller replaced, or none removed: the configuration's lists stand.
+        let mut after = state(&["c0", "c1", "n2"], &["w0", "w1"]);
+        keep_leaving_hosts(&mut after, &prior);
+        assert_eq!(after, state(&["c0", "c1", "n2"], &["w0", "w1"]));
     }
 
     #[test]
