@@ -615,6 +615,11 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
             calls.contains("disable --now etcd-member.path etcd-member.service kubelet.path kubelet.service"),
             "{name}'s etcd and kubelet are stopped for good (the test bed's systemctl records the call): {calls}"
         );
+        let data = lane.ls_at(i, "/var/lib/etcd");
+        assert!(
+            !data.lines().any(|l| l == "member") && data.lines().any(|l| l.starts_with("member.removed-")),
+            "{name}'s etcd data is moved aside, kept: {data}"
+        );
         eventually(
             Duration::from_secs(30),
             &format!("etcd gone on {name}"),

@@ -27,7 +27,7 @@ const PHASE: Phase = Phase::EtcdMembers;
 const ETCD_ENV: &str = "/etc/etcd/etcd.env";
 
 /// etcd's data folder on every host OS the contract renders; `member/` exists once it ran.
-const ETCD_MEMBER_DIR: &str = "/var/lib/etcd/member";
+pub(crate) const ETCD_MEMBER_DIR: &str = "/var/lib/etcd/member";
 
 /// The line that makes an empty member join the running cluster.
 const JOIN_EXISTING: &str = "ETCD_INITIAL_CLUSTER_STATE=existing";

@@ -25,9 +25,16 @@ use crate::teardown;
 /// How long the leaving controllers' apiservers may take to stop once unlabelled.
 const APISERVERS_GONE_WITHIN: Duration = Duration::from_secs(90);
 
-/// What stops a leaving controller's services (the contract's units; not every host has all).
-const STOP_SERVICES: &str =
-    "systemctl disable --now etcd-member.path etcd-member.service kubelet.path kubelet.service >/dev/null 2>&1 || true";
+/// What stops a leaving controller's services (the contract's units; not every host has all),
+/// then moves its removed member's data aside (kept, never deleted): the same machine added
+/// back later starts as an empty member, which the update lets join.
+fn stop_services() -> String {
+    format!(
+        "systemctl disable --now etcd-member.path etcd-member.service kubelet.path kubelet.service >/dev/null 2>&1 || true; \
+         if [ -d {dir} ]; then mv {dir} {dir}.removed-$(date -u +%Y%m%dT%H%M%SZ); fi",
+        dir = crate::etcd_members::ETCD_MEMBER_DIR
+    )
+}
 
 /// Pause between looks at the leaving controllers' apiserver pods.
 const POLL: Duration = Duration::from_secs(1);
@@ -168,7 +175,7 @@ impl Leaving {
                     ),
                 )
             })?;
-            session.sudo(STOP_SERVICES).await.map_err(|e| {
+            session.sudo(&stop_services()).await.map_err(|e| {
                 PivotError::on(
                     phase,
                     host,
