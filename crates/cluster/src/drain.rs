@@ -83,6 +83,49 @@ fn full_name(pod: &Pod) -> String {
     )
 }
 
+/// Marks `node` unschedulable; `false` when there is no such node.
+///
+/// # Errors
+/// [`DrainError::Api`].
+pub async fn cordon(client: &Client, node: &str) -> Result<bool, DrainError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let patch = serde_json::json!({ "spec": { "unschedulable": true } });
+    match nodes.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(api_err("cordoning", node)(e)),
+    }
+}
+
+/// Deletes (gracefully, without eviction: no disruption budget is asked) the pods in
+/// `namespace` on `node` that a drain would move. For pods that cannot work there any more,
+/// such as a leaving controller's control-plane pods, which reach the API on their host's
+/// own apiserver. Returns `namespace/name` of each.
+///
+/// # Errors
+/// [`DrainError::Api`].
+pub async fn delete_pods(client: &Client, node: &str, namespace: &str) -> Result<Vec<String>, DrainError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    let mut deleted = Vec::new();
+    for pod in pods
+        .list(&on_node)
+        .await
+        .map_err(api_err("listing pods", node))?
+        .items
+        .into_iter()
+        .filter(evictable)
+    {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        match pods.delete(&name, &Default::default()).await {
+            Ok(_) => deleted.push(full_name(&pod)),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(api_err("deleting a pod", node)(e)),
+        }
+    }
+    Ok(deleted)
+}
+
 /// Cordons `node`, evicts its pods until none is left or `deadline`, then deletes the Node.
 ///
 /// # Errors
@@ -91,11 +134,8 @@ fn full_name(pod: &Pod) -> String {
 pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Result<Removed, DrainError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut removed = Removed::default();
-    let cordon = serde_json::json!({ "spec": { "unschedulable": true } });
-    match nodes.patch(node, &PatchParams::default(), &Patch::Merge(&cordon)).await {
-        Ok(_) => {}
-        Err(e) if is_not_found(&e) => return Ok(removed),
-        Err(e) => return Err(api_err("cordoning", node)(e)),
+    if !cordon(client, node).await? {
+        return Ok(removed);
     }
     // A node that stopped reporting (a machine gone for good) has no kubelet to end its
     // evicted pods: they stay Terminating. Once evicted they are left to Kubernetes' pod

@@ -114,8 +114,8 @@ impl Leaving {
         Ok(())
     }
 
-    /// Takes the control-plane label off the leaving nodes and waits (a while, then goes on)
-    /// until no apiserver pod is left on them.
+    /// Cordons the leaving nodes, deletes their control-plane pods, takes the control-plane
+    /// label off them and waits (a while, then goes on) until no apiserver pod is left there.
     ///
     /// # Errors
     /// The API refusing the label change.
@@ -123,6 +123,21 @@ impl Leaving {
         let phase = Phase::LabelControllers;
         let client = api.waiter.client();
         for name in &self.names {
+            // The control plane's Deployments (controller-manager, scheduler, approver) reach
+            // the API on their host's 127.0.0.1, so on a leaving controller they stop working
+            // once its apiserver goes, and a scale-down later may keep exactly those. Cordoned,
+            // and those pods deleted while its apiserver still serves: their replacements go
+            // to the controllers that stay, or wait, Pending, until the scale-down ends them.
+            let drain_err = |e: selfhosted_cluster::drain::DrainError| PivotError::on(phase, name.clone(), chain(&e));
+            if selfhosted_cluster::drain::cordon(client, name)
+                .await
+                .map_err(drain_err)?
+            {
+                let deleted = selfhosted_cluster::drain::delete_pods(client, name, "kube-system")
+                    .await
+                    .map_err(drain_err)?;
+                tracing::info!(node = %name, ?deleted, "control-plane pods of a leaving controller deleted");
+            }
             selfhosted_cluster::labels::unlabel_control_plane(client, name)
                 .await
                 .map_err(|e| PivotError::on(phase, name.clone(), chain(&e)))?;
