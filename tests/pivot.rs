@@ -1356,18 +1356,11 @@ fn apiserver_hand_overs_in_a_row_lose_no_request() {
 /// When the recovery pod of the first controller stands by: the start time of its `standby`
 /// init container, empty while it serves.
 fn recovery_standby(kubeconfig: &Path) -> String {
-    kubectl(
+    kube_system_pods(
         kubeconfig,
-        &[
-            "-n",
-            "kube-system",
-            "get",
-            "pods",
-            "-l",
-            "k8s-app=kube-apiserver-recovery",
-            "-o",
-            "jsonpath={.items[*].status.initContainerStatuses[0].state.running.startedAt}",
-        ],
+        "k8s-app=kube-apiserver-recovery",
+        &[],
+        "{.items[*].status.initContainerStatuses[0].state.running.startedAt}",
     )
 }
 

@@ -23,6 +23,72 @@ fn config(lane: &Lane, version: &str) -> String {
         .hcl()
 }
 
+/// The upgrade's cluster: hosts whose kubelet runs from an image (Flatcar's contract), which
+/// the test bed's agent plays by running the binary of that image's release.
+fn image_kubelet_config(lane: &Lane, version: &str) -> String {
+    image_kubelet_config_within(lane, version, "update = \"10m\"")
+}
+
+/// As [`image_kubelet_config`], with the update's timeout.
+fn image_kubelet_config_within(lane: &Lane, version: &str, update: &str) -> String {
+    let timeouts = format!("create = \"10m\", {update}");
+    LaneConfig::new(lane)
+        .version(version)
+        .assets("  host_os = \"flatcar\"")
+        .timeouts(&timeouts)
+        .hcl()
+}
+
+/// A pod on the controller (host network, tolerating the control plane's taint) and a
+/// disruption budget that allows no eviction of it.
+const HELD: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: held
+  namespace: default
+  labels: {app: held}
+spec:
+  nodeName: NODE
+  hostNetwork: true
+  tolerations: [{operator: Exists}]
+  containers: [{name: pause, image: PAUSE}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: held
+  namespace: default
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: held}}
+"#;
+
+/// Each node's `name=kubeletVersion unschedulable`.
+fn kubelets(kubeconfig: &std::path::Path) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.nodeInfo.kubeletVersion} {.spec.unschedulable}{\"\\n\"}{end}",
+        ],
+    )
+}
+
+/// The apiserver pods' restarts, summed.
+fn apiserver_restarts(kubeconfig: &std::path::Path) -> u64 {
+    kube_system_pods(
+        kubeconfig,
+        "k8s-app=kube-apiserver",
+        &[],
+        "{.items[*].status.containerStatuses[*].restartCount}",
+    )
+    .split_whitespace()
+    .filter_map(|n| n.parse::<u64>().ok())
+    .sum()
+}
+
 /// `gitVersion` of the apiserver that answers.
 fn apiserver_version(kubeconfig: &std::path::Path) -> String {
     let v: Value = serde_json::from_str(&kubectl(kubeconfig, &["get", "--raw", "/version"])).expect("/version json");
@@ -57,7 +123,7 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
     let Some(lane) = Lane::up_for_upgrade("minor upgrade", FROM, TO) else {
         return;
     };
-    let ws = Workspace::new(&config(&lane, FROM));
+    let ws = Workspace::new(&image_kubelet_config(&lane, FROM));
     let (took, samples) = apply_while_probing(&ws, &lane, "pivot", None, Duration::from_secs(3));
     eprintln!(
         "minor upgrade: pivot at {FROM} took {took:?} ({} probes)",
@@ -68,7 +134,7 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
 
     // The plan changes exactly the control plane's manifests: a new apiserver generation
     // (blue/green) in place of the old, the controller-manager and the scheduler.
-    ws.write("main.tf", &config(&lane, TO));
+    ws.write("main.tf", &image_kubelet_config(&lane, TO));
     let changed = changed_manifests(&ws);
     for component in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
         assert!(
@@ -86,11 +152,72 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
     );
 
     let before = apiserver_generations(&kubeconfig);
+    let kubelets_before = kubelets(&kubeconfig);
+    assert!(kubelets_before.contains(&format!("={FROM}")), "{kubelets_before}");
+
+    // First with a pod a disruption budget keeps on the controller: the control plane moves,
+    // then the kubelet's turn fails at the deadline, naming the node and the budget, with the
+    // node left cordoned and no request failed.
+    let node = lane.host().name.clone();
+    ws.write(
+        "held.yaml",
+        &HELD.replace("NODE", &node).replace("PAUSE", &lane.pause_image()),
+    );
+    let held = ws.path().join("held.yaml");
+    kubectl(&kubeconfig, &["apply", "-f", held.to_str().unwrap()]);
+    kubectl(
+        &kubeconfig,
+        &["wait", "--for=condition=Ready", "pod/held", "--timeout=120s"],
+    );
+    eventually(Duration::from_secs(60), "the budget counted", || {
+        let allowed = kubectl(
+            &kubeconfig,
+            &[
+                "get",
+                "pdb",
+                "held",
+                "-o",
+                "jsonpath={.status.disruptionsAllowed}/{.status.currentHealthy}",
+            ],
+        );
+        (allowed == "0/1").then_some(()).ok_or(allowed)
+    });
+    ws.write("main.tf", &image_kubelet_config_within(&lane, TO, "update = \"3m\""));
+    let prober = Prober::start(&ws.path().join("assets"), lane.api_address(), Some(API_REQUEST));
+    let started = std::time::Instant::now();
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let held_took = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let held_samples = prober.finish();
+    let held_failures: Vec<&String> = held_samples.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    eprintln!(
+        "minor upgrade, a budget holding the node: failed after {held_took:?}; {} requests, {} failed",
+        held_samples.len(),
+        held_failures.len()
+    );
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("kubelets")
+            && flat.contains(&node)
+            && flat.contains("kept by disruption budget default/held: it allows no disruption now"),
+        "the error names the phase, the node and the budget:\n{text}"
+    );
+    assert_eq!(held_failures.len(), 0, "no failed request: {held_failures:?}");
+    assert_eq!(apiserver_version(&kubeconfig), TO, "the control plane moved first");
+    let held_kubelets = kubelets(&kubeconfig);
+    assert!(
+        held_kubelets.contains(&format!("{node}={FROM} true")),
+        "the node's kubelet did not move, and it stays cordoned: {held_kubelets}"
+    );
+
+    // The budget relaxed (here: gone), the same apply again converges.
+    kubectl(&kubeconfig, &["delete", "pdb", "held"]);
+    ws.write("main.tf", &image_kubelet_config(&lane, TO));
     let (took, samples) = apply_while_probing(&ws, &lane, "minor upgrade", Some(API_REQUEST), Duration::from_secs(3));
     let failures: Vec<&String> = samples.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
     let after = apiserver_generations(&kubeconfig);
     eprintln!(
-        "minor upgrade: {FROM} → {TO} took {took:?}; {} requests, {} failed; apiserver generation {before} → {after}",
+        "minor upgrade: {FROM} → {TO}, the rerun took {took:?}; {} requests, {} failed; apiserver generation {before} → {after}",
         samples.len(),
         failures.len()
     );
@@ -109,16 +236,30 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
     for component in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
         assert_eq!(state["control_plane_versions"][component], TO, "{state}");
     }
-    let kubelet = kubectl(
-        &kubeconfig,
-        &[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={.items[*].status.nodeInfo.kubeletVersion}",
-        ],
+    // The kubelets followed, after the control plane: each node at the new version and
+    // schedulable again; the apiserver it carried ran on through the kubelet's restart.
+    let kubelets_after = kubelets(&kubeconfig);
+    eprintln!(
+        "minor upgrade: kubelets {} → {}",
+        kubelets_before.trim(),
+        kubelets_after.trim()
     );
-    assert_eq!(kubelet.trim(), FROM, "the kubelet stays where the host put it");
+    for line in kubelets_after.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.trim_end().ends_with(&format!("={TO}")),
+            "every kubelet at {TO} and uncordoned: {kubelets_after}"
+        );
+    }
+    let restarts = apiserver_restarts(&kubeconfig);
+    assert_eq!(restarts, 0, "no apiserver container restarted when its kubelet moved");
+    let env = lane
+        .tb
+        .host_exec(&lane.host().name, &["cat", "/etc/kubernetes/kubelet.env"]);
+    let env = String::from_utf8_lossy(&env.stdout);
+    assert!(
+        env.contains(&format!("KUBELET_IMAGE=quay.io/poseidon/kubelet:{TO}")),
+        "the host's kubelet.env names the new image: {env}"
+    );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the next plan is empty:\n{text}");
 }
@@ -145,9 +286,9 @@ fn the_newest_minor_pivots() {
     assert!(!changes, "the next plan is empty:\n{text}");
 }
 
-/// Kubelets are the hosts' job: an update that a registered kubelet may not follow (here a
-/// kubelet newer than the control plane) fails in preflight, naming the node, before anything
-/// changes.
+/// Kubernetes' skew policy holds before anything moves: an update that a registered kubelet
+/// may not follow (here a kubelet newer than the control plane) fails in preflight, naming the
+/// node, before anything changes.
 #[test]
 fn an_update_refuses_a_control_plane_older_than_a_kubelet() {
     let Some(lane) = Lane::up_for_upgrade("kubelet skew", TO, FROM) else {

@@ -5,7 +5,12 @@
 #   kubelet.path/.service   the kubelet, once /etc/kubernetes/kubeconfig exists (ExecStartPre as typhoon:
 #                           /etc/kubernetes/ca.crt := certificate-authority-data of that kubeconfig)
 #   etcd-member.service     etcd with /etc/etcd/etcd.env, once /etc/ssl/etcd/etcd/server.crt exists
-# A unit that exits is restarted after $RESTART_SEC s (Restart=always, RestartSec). While
+# The kubelet runs /usr/local/bin/kubelet, or, when /etc/kubernetes/kubelet.env sets KUBELET_IMAGE
+# (the contract's switch on Fedora CoreOS/Flatcar, where the kubelet is an image), the binary of that
+# image's release, /usr/local/lib/selfhosted-lane/kubelet-<tag> (as `podman run` of the image would;
+# a tag with no binary fails to start, as a failed pull). /run/selfhosted-lane/kubelet.restart (the
+# test bed's `systemctl restart kubelet`) stops the kubelet and starts it at once; its containers
+# run on. A unit that exits is restarted after $RESTART_SEC s (Restart=always, RestartSec). While
 # /run/selfhosted-lane/etcd.stopped exists, etcd is stopped and stays so (`systemctl stop etcd-member`). On SIGTERM it stops,
 # in order: kubelet, every container (SIGTERM first when /run/selfhosted-lane/graceful exists, as an
 # OS reboot; then tasks killed and deleted, so no shim outlives containerd),
@@ -47,8 +52,16 @@ start_kubelet() {
   fi
   local runtime_flag=()   # gone in 1.27
   if [ "${KUBELET_MINOR:-20}" -lt 27 ]; then runtime_flag=(--container-runtime=remote); fi
+  local bin=/usr/local/bin/kubelet image
+  image=$(sed -n 's/^KUBELET_IMAGE=//p' /etc/kubernetes/kubelet.env 2>/dev/null | tail -n1)
+  if [ -n "$image" ]; then
+    bin=/usr/local/lib/selfhosted-lane/kubelet-${image##*:}
+    if [ ! -x "$bin" ]; then
+      log "kubelet: no binary for image $image ($bin): not started"; KUBELET_NEXT=$(( $(date +%s) + RESTART_SEC )); return
+    fi
+  fi
   # shellcheck disable=SC2086
-  /usr/local/bin/kubelet \
+  "$bin" \
     --bootstrap-kubeconfig=/etc/kubernetes/kubeconfig \
     --cert-dir=/var/lib/kubelet/pki \
     --config=/etc/selfhosted-lane/kubelet.yaml \
@@ -60,7 +73,7 @@ start_kubelet() {
     --node-ip="$NODE_IP" \
     --oom-score-adj=0 \
     --v=2 $KUBELET_EXTRA_ARGS >> "$LOG/kubelet.log" 2>&1 &
-  KUBELET=$!; log "kubelet started (pid $KUBELET)"
+  KUBELET=$!; log "kubelet started (pid $KUBELET, $bin)"
 }
 
 start_etcd() {
@@ -91,6 +104,11 @@ while [ -z "$STOP" ]; do
   [ -z "$CTRD" ] && [ "$now" -ge "$CTRD_NEXT" ] && start_containerd
   if [ -n "$KUBELET" ] && ! alive "$KUBELET"; then
     log "kubelet exited (status $(status_of "$KUBELET"))"; KUBELET=; KUBELET_NEXT=$(( now + RESTART_SEC ))
+  fi
+  if [ -e /run/selfhosted-lane/kubelet.restart ]; then
+    rm -f /run/selfhosted-lane/kubelet.restart   # `systemctl restart kubelet`
+    [ -n "$KUBELET" ] && { stop kubelet "$KUBELET" 15; KUBELET=; }
+    KUBELET_NEXT=0
   fi
   if [ -z "$KUBELET" ] && [ -f /etc/kubernetes/kubeconfig ] && [ "$now" -ge "$KUBELET_NEXT" ]; then start_kubelet; fi
   if [ -n "$ETCD" ] && ! alive "$ETCD"; then

@@ -326,6 +326,11 @@ ENV
       mkdir -p /usr/lib/modules'
   fi
   hexec sh -c 'cat > /usr/local/bin/kubelet.new && chmod 0755 /usr/local/bin/kubelet.new && mv -f /usr/local/bin/kubelet.new /usr/local/bin/kubelet' < "$BIN/kubelet"
+  # the kubelets of the releases an upgrade test moves to, as the kubelet images would bring them
+  # (agent.sh runs the one /etc/kubernetes/kubelet.env's KUBELET_IMAGE names)
+  for v in $UPGRADE_TO; do
+    hexec sh -c "cat > /usr/local/lib/selfhosted-lane/kubelet-$v.new && chmod 0755 /usr/local/lib/selfhosted-lane/kubelet-$v.new && mv -f /usr/local/lib/selfhosted-lane/kubelet-$v.new /usr/local/lib/selfhosted-lane/kubelet-$v" < "$CACHE/$v/bin/kubelet"
+  done
   hexec mkdir -p /etc/kubernetes/manifests /etc/ssl/etcd/etcd /var/log/selfhosted-lane /var/log/pods
 
   # --- data folders: containerd's overlayfs snapshots and the kubelet need a non-overlay filesystem ---
@@ -369,7 +374,7 @@ ENV
   for t in kube-apiserver kube-controller-manager kube-scheduler pause; do
     hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$IMG/$t.tar" >/dev/null
   done
-  # control-plane images of the releases an upgrade test moves to (the kubelet stays at $V)
+  # control-plane images of the releases an upgrade test moves to
   for v in $UPGRADE_TO; do
     for t in kube-apiserver kube-controller-manager kube-scheduler; do
       hexec ctr --address /run/containerd/containerd.sock --namespace k8s.io images import - < "$CACHE/$v/images/$t.tar" >/dev/null

@@ -838,21 +838,22 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `jsonpath` of the kube-system pods `selector` picks (and `more` arguments of `kubectl get`).
+pub fn kube_system_pods(kubeconfig: &Path, selector: &str, more: &[&str], jsonpath: &str) -> String {
+    let jsonpath = format!("jsonpath={jsonpath}");
+    let mut args = vec!["-n", "kube-system", "get", "pods", "-l", selector];
+    args.extend_from_slice(more);
+    args.extend(["-o", jsonpath.as_str()]);
+    kubectl(kubeconfig, &args)
+}
+
 /// The name of the generation of every running self-hosted apiserver pod, space-separated.
 pub fn running_apiserver_generations(kubeconfig: &Path) -> String {
-    kubectl(
+    kube_system_pods(
         kubeconfig,
-        &[
-            "-n",
-            "kube-system",
-            "get",
-            "pods",
-            "-l",
-            "k8s-app=kube-apiserver",
-            "--field-selector=status.phase=Running",
-            "-o",
-            "jsonpath={.items[*].metadata.labels.app\\.kubernetes\\.io/instance}",
-        ],
+        "k8s-app=kube-apiserver",
+        &["--field-selector=status.phase=Running"],
+        "{.items[*].metadata.labels.app\\.kubernetes\\.io/instance}",
     )
 }
 

@@ -117,8 +117,13 @@ make_shared_layer() { # users core (sudo) and guest (no sudo), authorized keys, 
   echo 'core ALL=(ALL) NOPASSWD:ALL' > "$s/etc/sudoers.d/core"; chmod 440 "$s/etc/sudoers.d/core"
   cat > "$s/usrlocal/bin/systemctl" <<'SH'
 #!/bin/sh
-# Test-bed stand-in for systemd: records the call, succeeds.
+# Test-bed stand-in for systemd: records the call, succeeds. `restart kubelet[.service]` asks the
+# lane's agent (tests/lane/agent.sh) to restart the kubelet, as systemd would.
 echo "systemctl $*" >> /var/log/systemctl.log 2>/dev/null || true
+case " $* " in
+  *" restart "*) case " $* " in *" kubelet "*|*" kubelet.service "*)
+    [ -d /run/selfhosted-lane ] && touch /run/selfhosted-lane/kubelet.restart ;; esac ;;
+esac
 exit 0
 SH
   chmod 755 "$s/usrlocal/bin/systemctl"

@@ -65,6 +65,11 @@ pub fn node_ready(node: &Node) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
+/// The version a node's kubelet reports (`status.nodeInfo.kubeletVersion`).
+pub fn kubelet_version(node: &Node) -> Option<&str> {
+    Some(node.status.as_ref()?.node_info.as_ref()?.kubelet_version.as_str())
+}
+
 /// Whether a CRD is Established (its kinds are served).
 pub fn crd_established(crd: &CustomResourceDefinition) -> bool {
     crd.status
@@ -152,6 +157,11 @@ pub fn is_pod_ready() -> impl Condition<Pod> + Clone {
 /// [`Condition`]: the node is registered and Ready.
 pub fn is_node_ready() -> impl Condition<Node> + Clone {
     |n: Option<&Node>| n.is_some_and(node_ready)
+}
+
+/// [`Condition`]: the node is Ready with its kubelet at `version`.
+pub fn is_node_ready_at(version: String) -> impl Condition<Node> + Clone {
+    move |n: Option<&Node>| n.is_some_and(|n| node_ready(n) && kubelet_version(n) == Some(version.as_str()))
 }
 
 /// [`Condition`]: the node is registered (Ready or not).
@@ -253,10 +263,14 @@ pub fn describe_node(node: &Node) -> String {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"));
+    let kubelet = kubelet_version(node)
+        .filter(|v| !v.is_empty())
+        .map(|v| format!(", kubelet {v}"))
+        .unwrap_or_default();
     match ready {
-        None => format!("node {name}: registered, no Ready condition yet"),
+        None => format!("node {name}: registered, no Ready condition yet{kubelet}"),
         Some(c) => format!(
-            "node {name}: Ready={} ({}: {})",
+            "node {name}: Ready={} ({}: {}){kubelet}",
             c.status,
             c.reason.as_deref().unwrap_or(""),
             c.message.as_deref().unwrap_or("")

@@ -1,12 +1,14 @@
-//! Taking a node out of the cluster when the configuration no longer names its host: cordon
-//! it, evict its pods the way `kubectl drain` does (disruption budgets respected; DaemonSet
-//! pods and static pods stay, as they belong to the host), and delete the Node object.
-//! Every step is idempotent, and a node that is already gone is done.
+//! Draining a node the way `kubectl drain` does (disruption budgets respected; DaemonSet pods
+//! and static pods stay, as they belong to the host): before its kubelet moves to another
+//! version, and before its Node object is deleted when the configuration no longer names its
+//! host. Every step is idempotent, and a node that is already gone is done.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::{Selector, SelectorExt};
 use kube::{Api, Client};
 use tokio::time::Instant;
 
@@ -126,16 +128,35 @@ pub async fn delete_pods(client: &Client, node: &str, namespace: &str) -> Result
     Ok(deleted)
 }
 
-/// Cordons `node`, evicts its pods until none is left or `deadline`, then deletes the Node.
+/// Marks `node` schedulable again; `false` when there is no such node.
+///
+/// # Errors
+/// [`DrainError::Api`].
+pub async fn uncordon(client: &Client, node: &str) -> Result<bool, DrainError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let patch = serde_json::json!({ "spec": { "unschedulable": null } });
+    match nodes.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(e) => Err(api_err("uncordoning", node)(e)),
+    }
+}
+
+/// Cordons `node` and evicts its pods (except those in `spared`, a namespace whose pods
+/// stay) until none is left or `deadline`. `None` when there is no such node.
 ///
 /// # Errors
 /// [`DrainError`]: an API call that failed, or pods still there at the deadline (the node
 /// stays cordoned, nothing else changed: a rerun continues).
-pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Result<Removed, DrainError> {
+pub async fn drain(
+    client: &Client,
+    node: &str,
+    spared: Option<&str>,
+    deadline: Instant,
+) -> Result<Option<Vec<String>>, DrainError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let mut removed = Removed::default();
     if !cordon(client, node).await? {
-        return Ok(removed);
+        return Ok(None);
     }
     // A node that stopped reporting (a machine gone for good) has no kubelet to end its
     // evicted pods: they stay Terminating. Once evicted they are left to Kubernetes' pod
@@ -147,6 +168,7 @@ pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Resu
     let eviction_version = eviction_api_version(client).await;
     let pods: Api<Pod> = Api::all(client.clone());
     let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
+    let mut evicted = Vec::new();
     loop {
         let left: Vec<Pod> = pods
             .list(&on_node)
@@ -155,19 +177,25 @@ pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Resu
             .items
             .into_iter()
             .filter(evictable)
+            .filter(|p| spared.is_none() || p.metadata.namespace.as_deref() != spared)
             .filter(|p| !(lost && p.metadata.deletion_timestamp.is_some()))
             .collect();
         if left.is_empty() {
-            break;
+            return Ok(Some(evicted));
         }
         let mut answers = Vec::new();
+        let budgets = budgets(client, eviction_version).await;
         for pod in &left {
             let name = full_name(pod);
+            if let Some(budget) = holding_budget(&budgets, pod) {
+                answers.push(format!("{name}: {budget}"));
+                continue;
+            }
             match evict(client, pod, eviction_version).await {
                 Ok(()) => {
-                    if !removed.evicted.contains(&name) {
+                    if !evicted.contains(&name) {
                         tracing::info!(pod = %name, node, "evicted");
-                        removed.evicted.push(name);
+                        evicted.push(name);
                     }
                 }
                 Err(answer) => answers.push(format!("{name}: {answer}")),
@@ -188,6 +216,22 @@ pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Resu
         }
         tokio::time::sleep(ROUND).await;
     }
+}
+
+/// Cordons `node`, evicts its pods until none is left or `deadline`, then deletes the Node.
+///
+/// # Errors
+/// [`DrainError`]: an API call that failed, or pods still there at the deadline (the node
+/// stays cordoned, nothing else changed: a rerun continues).
+pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Result<Removed, DrainError> {
+    let Some(evicted) = drain(client, node, None, deadline).await? else {
+        return Ok(Removed::default());
+    };
+    let mut removed = Removed {
+        evicted,
+        deleted: false,
+    };
+    let nodes: Api<Node> = Api::all(client.clone());
     match nodes.delete(node, &Default::default()).await {
         Ok(_) => removed.deleted = true,
         Err(e) if is_not_found(&e) => {}
@@ -211,8 +255,97 @@ async fn eviction_api_version(client: &Client) -> &'static str {
     }
 }
 
+/// A disruption budget as far as a drain needs it.
+#[derive(Debug, Clone)]
+struct Budget {
+    namespace: String,
+    name: String,
+    selector: Selector,
+    /// `status.disruptionsAllowed`, `None` until the disruption controller has counted.
+    allowed: Option<i64>,
+    current: i64,
+    desired: i64,
+}
+
+/// Every disruption budget (`api_version`: the eviction's, the same group and version);
+/// none when they cannot be read (the evictions still answer for them).
+async fn budgets(client: &Client, api_version: &str) -> Vec<Budget> {
+    let request = match http::Request::get(format!("/apis/{api_version}/poddisruptionbudgets")).body(Vec::new()) {
+        Ok(r) => r,
+        Err(_) => return Vec::new(),
+    };
+    let list: serde_json::Value = match client.request(request).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::debug!(error = %crate::retry::api_message(&e), "reading disruption budgets");
+            return Vec::new();
+        }
+    };
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(budget)
+        .collect()
+}
+
+fn budget(item: &serde_json::Value) -> Option<Budget> {
+    let selector: LabelSelector = serde_json::from_value(item["spec"]["selector"].clone()).ok()?;
+    let status = &item["status"];
+    let counted = status["observedGeneration"].as_i64() >= item["metadata"]["generation"].as_i64();
+    Some(Budget {
+        namespace: item["metadata"]["namespace"].as_str()?.to_owned(),
+        name: item["metadata"]["name"].as_str()?.to_owned(),
+        selector: Selector::try_from(selector).ok()?,
+        allowed: if counted {
+            status["disruptionsAllowed"].as_i64()
+        } else {
+            None
+        },
+        current: status["currentHealthy"].as_i64().unwrap_or(0),
+        desired: status["desiredHealthy"].as_i64().unwrap_or(0),
+    })
+}
+
+/// The budget that keeps `pod` where it is now, said for a person. Only a Ready pod is held
+/// (the API evicts others whatever the budget says); the eviction itself still decides.
+fn holding_budget(budgets: &[Budget], pod: &Pod) -> Option<String> {
+    if !crate::conditions::pod_ready(pod) {
+        return None;
+    }
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let b = budgets
+        .iter()
+        .find(|b| b.namespace == ns && b.selector.matches(&labels) && b.allowed.is_none_or(|a| a <= 0))?;
+    Some(match b.allowed {
+        None => format!(
+            "kept by disruption budget {}/{}, which the disruption controller has not counted yet",
+            b.namespace, b.name
+        ),
+        Some(_) => format!(
+            "kept by disruption budget {}/{}: it allows no disruption now ({} healthy pods, {} needed)",
+            b.namespace, b.name, b.current, b.desired
+        ),
+    })
+}
+
+/// How long one eviction may take: the client retries `429 Too Many Requests`, which is also
+/// how the API answers an eviction a budget refuses.
+const EVICTION_WITHIN: Duration = Duration::from_secs(10);
+
 /// Posts an Eviction for `pod`; `Err` carries the API's refusal (a disruption budget: 429).
 async fn evict(client: &Client, pod: &Pod, api_version: &str) -> Result<(), String> {
+    match tokio::time::timeout(EVICTION_WITHIN, post_eviction(client, pod, api_version)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the eviction was refused for {} s (429 Too Many Requests: a disruption budget, or an apiserver under load)",
+            EVICTION_WITHIN.as_secs()
+        )),
+    }
+}
+
+async fn post_eviction(client: &Client, pod: &Pod, api_version: &str) -> Result<(), String> {
     let (Some(ns), Some(name)) = (pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref()) else {
         return Ok(());
     };
@@ -263,5 +396,43 @@ mod tests {
         assert!(!evictable(&pod(Some("DaemonSet"), false, "Running")));
         assert!(!evictable(&pod(None, true, "Running")));
         assert!(!evictable(&pod(Some("Job"), false, "Succeeded")));
+    }
+
+    #[test]
+    fn a_ready_pod_under_a_budget_that_allows_nothing_is_named_with_the_budget() {
+        let item = |generation: i64, allowed: i64| {
+            serde_json::json!({
+                "metadata": {"name": "web", "namespace": "default", "generation": generation},
+                "spec": {"selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}},
+                "status": {"observedGeneration": 1, "disruptionsAllowed": allowed, "currentHealthy": 2, "desiredHealthy": 2}
+            })
+        };
+        let mut web = pod(Some("ReplicaSet"), false, "Running");
+        web.metadata.namespace = Some("default".into());
+        web.metadata.labels = Some([("app".to_owned(), "web".to_owned())].into());
+        let ready = k8s_openapi::api::core::v1::PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        };
+        web.status.as_mut().unwrap().conditions = Some(vec![ready]);
+        let held = holding_budget(&[budget(&item(1, 0)).unwrap()], &web).unwrap();
+        assert_eq!(
+            held,
+            "kept by disruption budget default/web: it allows no disruption now (2 healthy pods, 2 needed)"
+        );
+        let uncounted = holding_budget(&[budget(&item(2, 1)).unwrap()], &web).unwrap();
+        assert!(uncounted.contains("has not counted yet"), "{uncounted}");
+        assert_eq!(holding_budget(&[budget(&item(1, 1)).unwrap()], &web), None);
+        let mut other = web.clone();
+        other.metadata.labels = Some([("app".to_owned(), "db".to_owned())].into());
+        assert_eq!(holding_budget(&[budget(&item(1, 0)).unwrap()], &other), None);
+        let mut starting = web.clone();
+        starting.status.as_mut().unwrap().conditions = None;
+        assert_eq!(
+            holding_budget(&[budget(&item(1, 0)).unwrap()], &starting),
+            None,
+            "the API evicts a pod not Ready"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Kubernetes' version skew policy against what runs: the kubelets a new apiserver minor
-//! would serve. Checked before an upgrade hands the API to the new apiserver, since kubelets
-//! are the hosts' job and the provider does not move them.
+//! would serve. Checked before an upgrade hands the API to the new apiserver: kubelets move
+//! after the control plane, so they must be within the policy of the new apiserver first.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::ListParams;
@@ -20,17 +22,30 @@ pub fn image_minor(manifest: &Manifest) -> Option<u32> {
     selfhosted_manifests::versions::release_minor(tag)
 }
 
+/// Each registered node's kubelet version, by node name.
+pub async fn kubelet_versions(client: &Client) -> Result<BTreeMap<String, String>, kube::Error> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    Ok(nodes
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n.metadata.name.clone()?,
+                crate::conditions::kubelet_version(n)?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
 /// Every node whose kubelet an apiserver of `apiserver_minor` may not serve, as
 /// `node: why` lines (empty when all are within the policy).
 pub async fn kubelets_out_of_skew(client: &Client, apiserver_minor: u32) -> Result<Vec<String>, kube::Error> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let list = nodes.list(&ListParams::default()).await?;
-    Ok(list
-        .items
+    Ok(kubelet_versions(client)
+        .await?
         .iter()
-        .filter_map(|node| {
-            let name = node.metadata.name.clone().unwrap_or_default();
-            let kubelet = &node.status.as_ref()?.node_info.as_ref()?.kubelet_version;
+        .filter_map(|(name, kubelet)| {
             selfhosted_manifests::versions::kubelet_skew(apiserver_minor, kubelet)
                 .err()
                 .map(|why| format!("node {name}: {why}"))

@@ -329,6 +329,17 @@ impl Waiter {
             })
     }
 
+    /// Wait until node `name` is Ready with its kubelet at `version` (after the kubelet moved).
+    pub async fn node_ready_at(&self, name: &str, version: &str) -> Result<Node, WaitError> {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let cond = conditions::is_node_ready_at(version.to_owned());
+        self.object(api, name, cond, conditions::describe_node)
+            .await?
+            .ok_or_else(|| WaitError::StreamEnded {
+                what: format!("node {name}"),
+            })
+    }
+
     /// Wait until node `name` is registered (Ready or not).
     pub async fn node_registered(&self, name: &str) -> Result<Node, WaitError> {
         let api: Api<Node> = Api::all(self.client.clone());

@@ -855,3 +855,167 @@ async fn the_rendered_manifests_apply_to_a_real_apiserver_of_their_version() {
         assert_eq!(again.digest, first.digest);
     }
 }
+
+/// Before a kubelet moves, its node is drained as `kubectl drain` does: a disruption budget
+/// that allows no eviction holds the drain until the deadline, which names the pod and the
+/// budget's answer (the node stays cordoned); once the budget goes, the pod is evicted, while
+/// pods of the spared namespace stay. The node is then awaited Ready at the new kubelet
+/// version, and uncordoned.
+#[tokio::test]
+async fn a_drain_respects_disruption_budgets_and_a_moved_kubelet_is_awaited_at_its_version() {
+    let Some(bin) = support::apiserver_binary() else { return };
+    let server = ApiServer::start(&bin).await;
+    let client = server.client();
+    let waiter = Waiter::new(client.clone());
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(serde_json::json!({"metadata": {"name": "w1"}})).unwrap();
+    nodes.create(&PostParams::default(), &node).await.unwrap();
+    let ready_at = |version: &str| {
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        serde_json::json!({"status": {
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "",
+                "lastHeartbeatTime": now, "lastTransitionTime": now}],
+            "nodeInfo": {"kubeletVersion": version, "machineID": "", "systemUUID": "", "bootID": "",
+                "kernelVersion": "", "osImage": "", "containerRuntimeVersion": "", "kubeProxyVersion": "",
+                "operatingSystem": "linux", "architecture": "amd64"}}})
+    };
+    nodes
+        .patch_status("w1", &PatchParams::default(), &Patch::Merge(&ready_at("v1.34.3")))
+        .await
+        .unwrap();
+    assert_eq!(
+        selfhosted_cluster::skew::kubelet_versions(&client).await.unwrap(),
+        BTreeMap::from([("w1".to_owned(), "v1.34.3".to_owned())])
+    );
+
+    // A workload pod under a budget that allows no eviction, and a control-plane pod.
+    let pod = |ns: &str, name: &str| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": "web"}},
+            "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}
+        }))
+        .unwrap()
+    };
+    let web: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let kubelet_stop = selfhosted_cluster::CancellationToken::new();
+    let kubelet = tokio::spawn(play_kubelet(client.clone(), "default", kubelet_stop.clone()));
+    web.create(&PostParams::default(), &pod("default", "web-0"))
+        .await
+        .unwrap();
+    waiter
+        .until(soon(10), "web-0 Ready", waiter.pods_ready("default", "app=web", 1))
+        .await
+        .unwrap();
+    kubelet_stop.cancel();
+    kubelet.await.unwrap();
+    pods_api(&client)
+        .create(&PostParams::default(), &pod("kube-system", "scheduler-0"))
+        .await
+        .unwrap();
+    let minor = client.apiserver_version().await.unwrap().minor;
+    let policy = if minor.trim_end_matches('+').parse::<u32>().unwrap() >= 21 {
+        "policy/v1"
+    } else {
+        "policy/v1beta1"
+    };
+    let budget = serde_json::json!({"apiVersion": policy, "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
+    let pdb_path = format!("/apis/{policy}/namespaces/default/poddisruptionbudgets");
+    let request = http::Request::post(&pdb_path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&budget).unwrap())
+        .unwrap();
+    client.request_text(request).await.unwrap();
+    // What the disruption controller would write: no eviction allowed.
+    let status = serde_json::json!({"status": {"observedGeneration": 1, "disruptionsAllowed": 0,
+        "currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1}});
+    let request = http::Request::patch(format!("{pdb_path}/web/status"))
+        .header(http::header::CONTENT_TYPE, "application/merge-patch+json")
+        .body(serde_json::to_vec(&status).unwrap())
+        .unwrap();
+    client.request_text(request).await.unwrap();
+
+    let err = selfhosted_cluster::drain::drain(&client, "w1", Some("kube-system"), soon(5))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "node w1 still runs 1 pods at the deadline: default/web-0: kept by disruption budget default/web: \
+             it allows no disruption now (1 healthy pods, 1 needed)"
+        ),
+        "{text}"
+    );
+    let cordoned = nodes.get("w1").await.unwrap();
+    assert_eq!(cordoned.spec.unwrap().unschedulable, Some(true), "left cordoned");
+
+    // The budget relaxed (gone): the pod is evicted and ended (as its kubelet would end it);
+    // the spared namespace's pod stays.
+    let request = http::Request::delete(format!("{pdb_path}/web"))
+        .body(Vec::new())
+        .unwrap();
+    client.request_text(request).await.unwrap();
+    let stop = selfhosted_cluster::CancellationToken::new();
+    let ender = tokio::spawn(end_deleted_pods(client.clone(), stop.clone()));
+    let evicted = selfhosted_cluster::drain::drain(&client, "w1", Some("kube-system"), soon(30))
+        .await
+        .unwrap();
+    stop.cancel();
+    ender.await.unwrap();
+    assert_eq!(evicted, Some(vec!["default/web-0".to_owned()]));
+    assert!(pods_api(&client).get_opt("scheduler-0").await.unwrap().is_some());
+    assert_eq!(
+        selfhosted_cluster::drain::drain(&client, "absent", None, soon(5))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // The kubelet moves: the wait names the version it still sees, then ends once it reports the new one.
+    let err = waiter
+        .until(soon(2), "node w1 at v1.35.4", waiter.node_ready_at("w1", "v1.35.4"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("kubelet v1.34.3"), "{err}");
+    let moved = {
+        let w = waiter.clone();
+        tokio::spawn(async move { w.node_ready_at("w1", "v1.35.4").await })
+    };
+    nodes
+        .patch_status("w1", &PatchParams::default(), &Patch::Merge(&ready_at("v1.35.4")))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), moved)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(selfhosted_cluster::drain::uncordon(&client, "w1").await.unwrap());
+    assert_eq!(nodes.get("w1").await.unwrap().spec.unwrap().unschedulable, None);
+}
+
+/// Ends pods that were deleted gracefully, as their kubelet would (there is none here).
+async fn end_deleted_pods(client: kube::Client, stop: selfhosted_cluster::CancellationToken) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    while !stop.is_cancelled() {
+        for p in pods
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            if p.metadata.deletion_timestamp.is_some() {
+                let ns: Api<Pod> =
+                    Api::namespaced(client.clone(), p.metadata.namespace.as_deref().unwrap_or("default"));
+                let _ = ns
+                    .delete(
+                        p.metadata.name.as_deref().unwrap_or_default(),
+                        &kube::api::DeleteParams::default().grace_period(0),
+                    )
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

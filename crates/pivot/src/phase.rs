@@ -41,13 +41,16 @@ pub enum Phase {
     /// The recovery apiserver's credentials and standby static Pod on every controller, so a
     /// rebooted controller brings the API back by itself.
     RecoveryApiserver,
+    /// Upgrade: kubelets of the hosts reached move to the contract's kubelet image, one node
+    /// at a time, controllers first (drained, moved, awaited Ready, uncordoned).
+    Kubelets,
     /// The API answers from the self-hosted apiserver; leases held.
     Verify,
 }
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 15] = [
+    pub const ALL: [Phase; 16] = [
         Phase::Preflight,
         Phase::EtcdSnapshot,
         Phase::EtcdMembers,
@@ -62,6 +65,7 @@ impl Phase {
         Phase::RollOut,
         Phase::RemoveNodes,
         Phase::RecoveryApiserver,
+        Phase::Kubelets,
         Phase::Verify,
     ];
 
@@ -82,6 +86,7 @@ impl Phase {
             Phase::RollOut => "roll-out",
             Phase::RemoveNodes => "remove-nodes",
             Phase::RecoveryApiserver => "recovery-apiserver",
+            Phase::Kubelets => "kubelets",
             Phase::Verify => "verify",
         }
     }

@@ -112,7 +112,8 @@ impl Procedure {
             | Phase::EtcdMembers
             | Phase::ApiserverHandOver
             | Phase::RollOut
-            | Phase::RemoveNodes => self == Procedure::Upgrade,
+            | Phase::RemoveNodes
+            | Phase::Kubelets => self == Procedure::Upgrade,
             Phase::Preflight
             | Phase::NodeSecrets
             | Phase::WaitForApiserver
@@ -237,6 +238,7 @@ mod tests {
                 RollOut,
                 RemoveNodes,
                 RecoveryApiserver,
+                Kubelets,
                 Verify
             ]
         );

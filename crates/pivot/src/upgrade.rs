@@ -265,6 +265,14 @@ async fn through_api(
     .await?;
     outcome.reached = Some(Phase::RecoveryApiserver);
 
+    let moved = phase::run(
+        Phase::Kubelets,
+        crate::kubelets::follow(api, inventory, sessions, assets, deadline, cancel),
+    )
+    .await?;
+    outcome.warnings.extend(moved);
+    outcome.reached = Some(Phase::Kubelets);
+
     outcome.applied_digest = selfhosted_cluster::apply::digest(&manifests);
     let mut versions = api.versions(deadline, controllers, Phase::Verify, &boot).await?;
     phase::run(Phase::Verify, async {
@@ -279,8 +287,9 @@ async fn through_api(
 }
 
 /// Refuses, before anything changes, an apiserver minor that a registered kubelet may not
-/// talk to (Kubernetes' skew policy): kubelets are the hosts' job, so the user upgrades them
-/// first (or keeps the version). A preflight of the upgrade, made once the API answers.
+/// talk to (Kubernetes' skew policy): kubelets move after the control plane, so they must be
+/// within the policy of the new apiserver first. A preflight of the upgrade, made once the
+/// API answers.
 async fn kubelet_skew(
     api: &Api,
     apiservers: &[Manifest],
@@ -305,7 +314,8 @@ async fn kubelet_skew(
         Phase::Preflight,
         format!(
             "the new apiserver (1.{minor}) would break Kubernetes' version skew policy; nothing was changed:\n{}\n\
-             Upgrade these kubelets (the hosts' job), or keep kubernetes_version where it is.",
+             Upgrade these kubelets first (KUBELET_IMAGE in /etc/kubernetes/kubelet.env and a kubelet restart on \
+             Fedora CoreOS and Flatcar, the host's packages elsewhere), or keep kubernetes_version where it is.",
             out_of_skew.join("\n")
         ),
     ))

@@ -281,7 +281,7 @@ pub fn schema() -> Schema {
             attr::KUBERNETES_VERSION,
             Type::String,
             &format!(
-                "Kubernetes version of the control plane, `vMAJOR.MINOR.PATCH`. Supported minors: {}. Default `{}`. A change is an upgrade: the plan shows exactly which manifests change. Minor versions go up one at a time (the plan refuses a skipped or reverted minor); kubelets stay as the hosts run them, and must be at most 3 minors older than the new version (checked before the upgrade changes anything).",
+                "Kubernetes version of the control plane, `vMAJOR.MINOR.PATCH`. Supported minors: {}. Default `{}`. A change is an upgrade: the plan shows exactly which manifests change. Minor versions go up one at a time (the plan refuses a skipped or reverted minor); kubelets must be at most 3 minors older than the new version (checked before the upgrade changes anything), and follow it on Fedora CoreOS and Flatcar hosts that `selfhosted_bootstrap` reaches, node by node.",
                 selfhosted_manifests::versions::supported_minors(),
                 selfhosted_manifests::DEFAULT_VERSION
             ),

@@ -338,6 +338,70 @@ fn the_kubelet_service_takes_extra_flags_and_another_image_from_the_hosts_env_fi
     }
 }
 
+/// The provider moves a host's kubelet by the same file: the image the rendered unit names is
+/// read back from it, and the switch (run by `sh`, here on a copy of the file and with
+/// `systemctl` recorded) replaces `KUBELET_IMAGE`, keeps the host's other lines, and restarts
+/// the kubelet; run twice, it leaves one `KUBELET_IMAGE` line.
+#[test]
+fn the_provider_moves_a_kubelet_by_its_env_file_keeping_the_hosts_lines() {
+    use selfhosted_manifests::host::units::{image_release, kubelet_image_of, kubelet_image_switch, KUBELET_ENV_PATH};
+    let mut raw = common::raw();
+    raw.host_os = Some("flatcar".into());
+    raw.kubernetes_version = Some("v1.35.4".into());
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
+    let image = kubelet_image_of(&r.node.worker_unit).expect("the worker unit names an image");
+    assert_eq!(image, "quay.io/poseidon/kubelet:v1.35.4");
+    assert_eq!(image_release(image), Some("v1.35.4"));
+    assert_eq!(
+        image_release("mirror.example:5000/kubelet:v1.35.4@sha256:ab"),
+        Some("v1.35.4")
+    );
+    assert_eq!(image_release("mirror.example:5000/kubelet"), None);
+    assert_eq!(image_release("quay.io/poseidon/kubelet:latest"), None);
+    let generic = render(&common::parse(&common::raw()), &common::material()).expect("render");
+    assert_eq!(kubelet_image_of(&generic.node.worker_unit), None);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = dir.path().join("kubelet.env");
+    let log = dir.path().join("systemctl.log");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(
+        bin.join("systemctl"),
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("systemctl"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        &env,
+        "KUBELET_EXTRA_ARGS=\"--node-labels=pool=a\"\nKUBELET_IMAGE=quay.io/poseidon/kubelet:v1.34.3\n",
+    )
+    .unwrap();
+    let script = kubelet_image_switch(image).replace(KUBELET_ENV_PATH, &env.display().to_string());
+    for _ in 0..2 {
+        let out = Command::new("sh")
+            .args(["-c", &script])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        "KUBELET_EXTRA_ARGS=\"--node-labels=pool=a\"\nKUBELET_IMAGE=quay.io/poseidon/kubelet:v1.35.4\n"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&env).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "restart kubelet.service\nrestart kubelet.service\n"
+    );
+}
+
 /// Every worker's config (Ignition, the joining worker's, Butane) has `delete-node.service`,
 /// enabled, which at shutdown deletes the worker's own Node with its kubelet's credentials;
 /// no controller's has it. The kubelets' role allows deleting Nodes, which NodeRestriction

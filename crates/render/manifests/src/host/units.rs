@@ -19,6 +19,33 @@ pub const CONTAINERD_DROP_IN: &str = "10-selfhosted-config.conf";
 /// kubelet moves to another version by this file and a restart, without a new machine.
 pub const KUBELET_ENV_PATH: &str = "/etc/kubernetes/kubelet.env";
 
+/// The image a rendered kubelet service runs (`KUBELET_IMAGE`), `None` on a generic host,
+/// whose kubelet is a binary the host provides.
+pub fn kubelet_image_of(unit: &str) -> Option<&str> {
+    unit.lines().find_map(|l| l.strip_prefix("Environment=KUBELET_IMAGE="))
+}
+
+/// The release an image's tag names (`quay.io/poseidon/kubelet:v1.35.4` → `v1.35.4`), if its
+/// tag is one.
+pub fn image_release(image: &str) -> Option<&str> {
+    let name = image.split('@').next()?;
+    let (_, tag) = name.rsplit_once(':').filter(|(_, t)| !t.contains('/'))?;
+    crate::versions::release_minor(tag).map(|_| tag)
+}
+
+/// A shell command (run as root) that moves a host's kubelet to `image`: it sets
+/// `KUBELET_IMAGE` in [`KUBELET_ENV_PATH`] (written anew beside it and renamed over it; the
+/// host's other lines kept) and restarts the kubelet, whose running containers carry on.
+pub fn kubelet_image_switch(image: &str) -> String {
+    let quoted = format!("'{}'", image.replace('\'', r"'\''"));
+    format!(
+        "set -e; f={KUBELET_ENV_PATH}; mkdir -p \"$(dirname \"$f\")\"; \
+         {{ grep -v '^KUBELET_IMAGE=' \"$f\" 2>/dev/null || true; printf 'KUBELET_IMAGE=%s\\n' {quoted}; }} > \"$f.new\"; \
+         chmod 0644 \"$f.new\"; sync \"$f.new\" 2>/dev/null || true; mv -f \"$f.new\" \"$f\"; \
+         systemctl restart kubelet.service"
+    )
+}
+
 /// Folders the kubelet needs before it starts.
 const KUBELET_DIRS: &str = "/etc/kubernetes/manifests /var/lib/kubelet/volumeplugins /var/log/pods";
 
