@@ -39,19 +39,25 @@ fn image_kubelet_config_within(lane: &Lane, version: &str, update: &str) -> Stri
         .hcl()
 }
 
-/// A pod on the controller (host network, tolerating the control plane's taint) and a
-/// disruption budget that allows no eviction of it.
-const HELD: &str = r#"apiVersion: v1
-kind: Pod
+/// A workload on the controller (one replica, host network, tolerating the control plane's
+/// taint but not a cordon) and a disruption budget that allows no eviction of it. (A pod no
+/// controller owns would be spared: a kubelet move leaves those where they are.)
+const HELD: &str = r#"apiVersion: apps/v1
+kind: Deployment
 metadata:
   name: held
   namespace: default
-  labels: {app: held}
 spec:
-  nodeName: NODE
-  hostNetwork: true
-  tolerations: [{operator: Exists}]
-  containers: [{name: pause, image: PAUSE}]
+  replicas: 1
+  selector: {matchLabels: {app: held}}
+  template:
+    metadata:
+      labels: {app: held}
+    spec:
+      nodeSelector: {kubernetes.io/hostname: NODE}
+      hostNetwork: true
+      tolerations: [{key: node-role.kubernetes.io/control-plane, operator: Exists, effect: NoSchedule}]
+      containers: [{name: pause, image: PAUSE}]
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
@@ -62,6 +68,14 @@ spec:
   minAvailable: 1
   selector: {matchLabels: {app: held}}
 "#;
+
+/// The `held` Deployment's ready replicas.
+fn held_ready(kubeconfig: &std::path::Path) -> String {
+    kubectl(
+        kubeconfig,
+        &["get", "deployment", "held", "-o", "jsonpath={.status.readyReplicas}"],
+    )
+}
 
 /// Each node's `name=kubeletVersion unschedulable`.
 fn kubelets(kubeconfig: &std::path::Path) -> String {
@@ -154,21 +168,30 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
     let before = apiserver_generations(&kubeconfig);
     let kubelets_before = kubelets(&kubeconfig);
     assert!(kubelets_before.contains(&format!("={FROM}")), "{kubelets_before}");
+    // The plan names the kubelet it will move, from the version the pivot recorded.
+    let node = lane.host().name.clone();
+    let recorded = ws.resource_values("selfhosted_bootstrap");
+    assert_eq!(recorded["kubelet_versions"][&node], FROM, "{recorded}");
+    let plan = ws.ok(&["plan", "-input=false"]);
+    let flat = plan.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!("- {node}: {FROM} → {TO}")),
+        "the plan names the kubelet's move:\n{plan}"
+    );
 
     // First with a pod a disruption budget keeps on the controller: the control plane moves,
     // then the kubelet's turn fails at the deadline, naming the node and the budget, with the
     // node left cordoned and no request failed.
-    let node = lane.host().name.clone();
     ws.write(
         "held.yaml",
         &HELD.replace("NODE", &node).replace("PAUSE", &lane.pause_image()),
     );
     let held = ws.path().join("held.yaml");
     kubectl(&kubeconfig, &["apply", "-f", held.to_str().unwrap()]);
-    kubectl(
-        &kubeconfig,
-        &["wait", "--for=condition=Ready", "pod/held", "--timeout=120s"],
-    );
+    eventually(Duration::from_secs(120), "the held workload Ready", || {
+        let ready = held_ready(&kubeconfig);
+        (ready == "1").then_some(()).ok_or(ready)
+    });
     eventually(Duration::from_secs(60), "the budget counted", || {
         let allowed = kubectl(
             &kubeconfig,
@@ -236,6 +259,7 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
     for component in ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] {
         assert_eq!(state["control_plane_versions"][component], TO, "{state}");
     }
+    assert_eq!(state["kubelet_versions"][&node], TO, "{state}");
     // The kubelets followed, after the control plane: each node at the new version and
     // schedulable again; the apiserver it carried ran on through the kubelet's restart.
     let kubelets_after = kubelets(&kubeconfig);
@@ -250,6 +274,11 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
             "every kubelet at {TO} and uncordoned: {kubelets_after}"
         );
     }
+    // Uncordoned, the node takes its workload back.
+    eventually(Duration::from_secs(120), "the held workload Ready again", || {
+        let ready = held_ready(&kubeconfig);
+        (ready == "1").then_some(()).ok_or(ready)
+    });
     let restarts = apiserver_restarts(&kubeconfig);
     assert_eq!(restarts, 0, "no apiserver container restarted when its kubelet moved");
     let env = lane

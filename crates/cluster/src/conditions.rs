@@ -159,9 +159,12 @@ pub fn is_node_ready() -> impl Condition<Node> + Clone {
     |n: Option<&Node>| n.is_some_and(node_ready)
 }
 
-/// [`Condition`]: the node is Ready with its kubelet at `version`.
+/// [`Condition`]: the node is Ready with its kubelet at `version` (a vendor suffix aside).
 pub fn is_node_ready_at(version: String) -> impl Condition<Node> + Clone {
-    move |n: Option<&Node>| n.is_some_and(|n| node_ready(n) && kubelet_version(n) == Some(version.as_str()))
+    use selfhosted_manifests::versions::release_core;
+    move |n: Option<&Node>| {
+        n.is_some_and(|n| node_ready(n) && kubelet_version(n).map(release_core) == Some(release_core(&version)))
+    }
 }
 
 /// [`Condition`]: the node is registered (Ready or not).

@@ -3,6 +3,7 @@
 //! version, and before its Node object is deleted when the configuration no longer names its
 //! host. Every step is idempotent, and a node that is already gone is done.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -85,18 +86,104 @@ fn full_name(pod: &Pod) -> String {
     )
 }
 
-/// Marks `node` unschedulable; `false` when there is no such node.
-///
-/// # Errors
-/// [`DrainError::Api`].
-pub async fn cordon(client: &Client, node: &str) -> Result<bool, DrainError> {
+/// Annotation on a Node the provider cordoned, saying what for. The provider uncordons only
+/// nodes that carry it: a node an operator cordoned stays cordoned.
+pub const CORDONED_FOR: &str = "selfhosted.dev/cordoned-for";
+
+/// What the provider cordons a node for (the value of [`CORDONED_FOR`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CordonFor {
+    /// Its kubelet moves to another version; uncordoned after.
+    KubeletMove,
+    /// Its host leaves the cluster; the Node is deleted after.
+    Removal,
+}
+
+impl CordonFor {
+    /// The annotation's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CordonFor::KubeletMove => "kubelet-move",
+            CordonFor::Removal => "removal",
+        }
+    }
+}
+
+/// Which pods a drain leaves on the node.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spare<'a> {
+    /// A namespace whose pods stay.
+    pub namespace: Option<&'a str>,
+    /// Pods no controller owns: evicted, they are gone for good (`kubectl drain` refuses them
+    /// without `--force`). Spared where the node comes back, as a kubelet restart leaves
+    /// running containers alone.
+    pub unowned: bool,
+}
+
+impl Spare<'_> {
+    fn keeps(&self, pod: &Pod) -> bool {
+        let in_namespace = self.namespace.is_some() && pod.metadata.namespace.as_deref() == self.namespace;
+        let unowned = self.unowned
+            && !pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true));
+        in_namespace || unowned
+    }
+}
+
+/// Whether `node` carries the provider's cordon for `what`.
+pub fn cordoned_for(node: &Node, what: CordonFor) -> bool {
+    node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true)
+        && node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CORDONED_FOR))
+            .is_some_and(|v| v == what.as_str())
+}
+
+/// Sets or clears `spec.unschedulable` and the provider's mark in one patch; `false` when
+/// there is no such node.
+async fn set_unschedulable(client: &Client, node: &str, mark: Option<CordonFor>) -> Result<bool, DrainError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let patch = serde_json::json!({ "spec": { "unschedulable": true } });
+    let patch = serde_json::json!({
+        "metadata": { "annotations": { CORDONED_FOR: mark.map(CordonFor::as_str) } },
+        "spec": { "unschedulable": mark.map(|_| true) }
+    });
     match nodes.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(false),
-        Err(e) => Err(api_err("cordoning", node)(e)),
+        Err(e) => Err(api_err(if mark.is_some() { "cordoning" } else { "uncordoning" }, node)(
+            e,
+        )),
     }
+}
+
+/// Marks `node` unschedulable for `what`, unless an operator had cordoned it already (then it
+/// is left as it is, theirs to uncordon). Returns the Node as it was, `None` when there is no
+/// such node.
+///
+/// # Errors
+/// [`DrainError::Api`].
+pub async fn cordon(client: &Client, node: &str, what: CordonFor) -> Result<Option<Node>, DrainError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let Some(found) = nodes.get_opt(node).await.map_err(api_err("reading the Node", node))? else {
+        return Ok(None);
+    };
+    let cordoned = found.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    let ours = found
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(CORDONED_FOR));
+    if cordoned && !ours {
+        tracing::info!(node, "already cordoned by someone else: left cordoned");
+        return Ok(Some(found));
+    }
+    Ok(set_unschedulable(client, node, Some(what)).await?.then_some(found))
 }
 
 /// Deletes (gracefully, without eviction: no disruption budget is asked) the pods in
@@ -128,22 +215,23 @@ pub async fn delete_pods(client: &Client, node: &str, namespace: &str) -> Result
     Ok(deleted)
 }
 
-/// Marks `node` schedulable again; `false` when there is no such node.
+/// Marks `node` schedulable again if the provider cordoned it for `what` (a node an operator
+/// cordoned stays so); `false` when it did not.
 ///
 /// # Errors
 /// [`DrainError::Api`].
-pub async fn uncordon(client: &Client, node: &str) -> Result<bool, DrainError> {
+pub async fn uncordon(client: &Client, node: &str, what: CordonFor) -> Result<bool, DrainError> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let patch = serde_json::json!({ "spec": { "unschedulable": null } });
-    match nodes.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_not_found(&e) => Ok(false),
-        Err(e) => Err(api_err("uncordoning", node)(e)),
+    match nodes.get_opt(node).await.map_err(api_err("reading the Node", node))? {
+        Some(n) if cordoned_for(&n, what) => set_unschedulable(client, node, None).await,
+        _ => Ok(false),
     }
 }
 
-/// Cordons `node` and evicts its pods (except those in `spared`, a namespace whose pods
-/// stay) until none is left or `deadline`. `None` when there is no such node.
+/// Cordons `node` for `what` and evicts its pods (except those `spare` keeps) until the pods
+/// it found are gone or `deadline`, as `kubectl drain` does: a pod that lands on the node
+/// afterwards (one that tolerates the cordon) is not waited for. `None` when there is no such
+/// node.
 ///
 /// # Errors
 /// [`DrainError`]: an API call that failed, or pods still there at the deadline (the node
@@ -151,24 +239,22 @@ pub async fn uncordon(client: &Client, node: &str) -> Result<bool, DrainError> {
 pub async fn drain(
     client: &Client,
     node: &str,
-    spared: Option<&str>,
+    what: CordonFor,
+    spare: Spare<'_>,
     deadline: Instant,
 ) -> Result<Option<Vec<String>>, DrainError> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    if !cordon(client, node).await? {
+    let Some(found) = cordon(client, node, what).await? else {
         return Ok(None);
-    }
+    };
     // A node that stopped reporting (a machine gone for good) has no kubelet to end its
     // evicted pods: they stay Terminating. Once evicted they are left to Kubernetes' pod
     // garbage collector, which deletes them with the Node, instead of waited for.
-    let lost = match nodes.get_opt(node).await {
-        Ok(n) => n.as_ref().and_then(crate::lost::lost).is_some(),
-        Err(e) => return Err(api_err("reading the Node", node)(e)),
-    };
+    let lost = crate::lost::lost(&found).is_some();
     let eviction_version = eviction_api_version(client).await;
     let pods: Api<Pod> = Api::all(client.clone());
     let on_node = ListParams::default().fields(&format!("spec.nodeName={node}"));
     let mut evicted = Vec::new();
+    let mut found: Option<BTreeSet<String>> = None;
     loop {
         let left: Vec<Pod> = pods
             .list(&on_node)
@@ -177,9 +263,17 @@ pub async fn drain(
             .items
             .into_iter()
             .filter(evictable)
-            .filter(|p| spared.is_none() || p.metadata.namespace.as_deref() != spared)
+            .filter(|p| !spare.keeps(p))
             .filter(|p| !(lost && p.metadata.deletion_timestamp.is_some()))
+            .filter(|p| {
+                found
+                    .as_ref()
+                    .is_none_or(|f| p.metadata.uid.as_ref().is_some_and(|u| f.contains(u)))
+            })
             .collect();
+        if found.is_none() {
+            found = Some(left.iter().filter_map(|p| p.metadata.uid.clone()).collect());
+        }
         if left.is_empty() {
             return Ok(Some(evicted));
         }
@@ -224,7 +318,7 @@ pub async fn drain(
 /// [`DrainError`]: an API call that failed, or pods still there at the deadline (the node
 /// stays cordoned, nothing else changed: a rerun continues).
 pub async fn remove_node(client: &Client, node: &str, deadline: Instant) -> Result<Removed, DrainError> {
-    let Some(evicted) = drain(client, node, None, deadline).await? else {
+    let Some(evicted) = drain(client, node, CordonFor::Removal, Spare::default(), deadline).await? else {
         return Ok(Removed::default());
     };
     let mut removed = Removed {
@@ -285,12 +379,18 @@ async fn budgets(client: &Client, api_version: &str) -> Vec<Budget> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(budget)
+        .filter_map(|item| budget(item, api_version))
         .collect()
 }
 
-fn budget(item: &serde_json::Value) -> Option<Budget> {
+fn budget(item: &serde_json::Value, api_version: &str) -> Option<Budget> {
     let selector: LabelSelector = serde_json::from_value(item["spec"]["selector"].clone()).ok()?;
+    // An empty selector selects every pod of the namespace in policy/v1, none in v1beta1.
+    let empty = selector.match_labels.as_ref().is_none_or(|m| m.is_empty())
+        && selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
+    if empty && api_version == "policy/v1beta1" {
+        return None;
+    }
     let status = &item["status"];
     let counted = status["observedGeneration"].as_i64() >= item["metadata"]["generation"].as_i64();
     Some(Budget {
@@ -308,9 +408,10 @@ fn budget(item: &serde_json::Value) -> Option<Budget> {
 }
 
 /// The budget that keeps `pod` where it is now, said for a person. Only a Ready pod is held
-/// (the API evicts others whatever the budget says); the eviction itself still decides.
+/// (the API evicts others whatever the budget says), and not one already terminating; the
+/// eviction itself still decides.
 fn holding_budget(budgets: &[Budget], pod: &Pod) -> Option<String> {
-    if !crate::conditions::pod_ready(pod) {
+    if !crate::conditions::pod_ready(pod) || pod.metadata.deletion_timestamp.is_some() {
         return None;
     }
     let labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -416,23 +517,63 @@ mod tests {
             ..Default::default()
         };
         web.status.as_mut().unwrap().conditions = Some(vec![ready]);
-        let held = holding_budget(&[budget(&item(1, 0)).unwrap()], &web).unwrap();
+        let held = holding_budget(&[budget(&item(1, 0), "policy/v1").unwrap()], &web).unwrap();
         assert_eq!(
             held,
             "kept by disruption budget default/web: it allows no disruption now (2 healthy pods, 2 needed)"
         );
-        let uncounted = holding_budget(&[budget(&item(2, 1)).unwrap()], &web).unwrap();
+        let uncounted = holding_budget(&[budget(&item(2, 1), "policy/v1").unwrap()], &web).unwrap();
         assert!(uncounted.contains("has not counted yet"), "{uncounted}");
-        assert_eq!(holding_budget(&[budget(&item(1, 1)).unwrap()], &web), None);
+        assert_eq!(holding_budget(&[budget(&item(1, 1), "policy/v1").unwrap()], &web), None);
         let mut other = web.clone();
         other.metadata.labels = Some([("app".to_owned(), "db".to_owned())].into());
-        assert_eq!(holding_budget(&[budget(&item(1, 0)).unwrap()], &other), None);
+        assert_eq!(
+            holding_budget(&[budget(&item(1, 0), "policy/v1").unwrap()], &other),
+            None
+        );
         let mut starting = web.clone();
         starting.status.as_mut().unwrap().conditions = None;
         assert_eq!(
-            holding_budget(&[budget(&item(1, 0)).unwrap()], &starting),
+            holding_budget(&[budget(&item(1, 0), "policy/v1").unwrap()], &starting),
             None,
             "the API evicts a pod not Ready"
         );
+        let mut leaving = web.clone();
+        leaving.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+        assert_eq!(
+            holding_budget(&[budget(&item(1, 0), "policy/v1").unwrap()], &leaving),
+            None,
+            "a pod already terminating is not held"
+        );
+    }
+
+    #[test]
+    fn an_empty_selector_holds_every_pod_in_v1_and_none_in_v1beta1() {
+        let item = serde_json::json!({
+            "metadata": {"name": "all", "namespace": "default", "generation": 1},
+            "spec": {"selector": {}},
+            "status": {"observedGeneration": 1, "disruptionsAllowed": 0}
+        });
+        assert!(budget(&item, "policy/v1").is_some());
+        assert!(budget(&item, "policy/v1beta1").is_none());
+    }
+
+    #[test]
+    fn a_kubelet_move_spares_its_namespace_and_pods_no_controller_owns() {
+        let spare = Spare {
+            namespace: Some("kube-system"),
+            unowned: true,
+        };
+        let mut system = pod(Some("ReplicaSet"), false, "Running");
+        system.metadata.namespace = Some("kube-system".into());
+        assert!(spare.keeps(&system));
+        let bare = pod(None, false, "Running");
+        assert!(spare.keeps(&bare), "a bare pod evicted is gone for good");
+        let mut owned = pod(Some("ReplicaSet"), false, "Running");
+        owned.metadata.owner_references.as_mut().unwrap()[0].controller = Some(true);
+        assert!(!spare.keeps(&owned));
+        assert!(!Spare::default().keeps(&bare), "a removal moves every pod");
     }
 }

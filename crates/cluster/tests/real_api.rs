@@ -936,7 +936,27 @@ async fn a_drain_respects_disruption_budgets_and_a_moved_kubelet_is_awaited_at_i
         .unwrap();
     client.request_text(request).await.unwrap();
 
-    let err = selfhosted_cluster::drain::drain(&client, "w1", Some("kube-system"), soon(5))
+    use selfhosted_cluster::drain::{CordonFor, Spare};
+    // The pods here have no owner: a kubelet move leaves such pods alone (evicted they would
+    // be gone for good), so this drain moves them as a removal would, sparing kube-system.
+    let spare = Spare {
+        namespace: Some("kube-system"),
+        unowned: false,
+    };
+    let kept = selfhosted_cluster::drain::drain(
+        &client,
+        "w1",
+        CordonFor::KubeletMove,
+        Spare {
+            namespace: Some("kube-system"),
+            unowned: true,
+        },
+        soon(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept, Some(vec![]), "pods without an owner are spared by a kubelet move");
+    let err = selfhosted_cluster::drain::drain(&client, "w1", CordonFor::KubeletMove, spare, soon(5))
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -958,7 +978,7 @@ async fn a_drain_respects_disruption_budgets_and_a_moved_kubelet_is_awaited_at_i
     client.request_text(request).await.unwrap();
     let stop = selfhosted_cluster::CancellationToken::new();
     let ender = tokio::spawn(end_deleted_pods(client.clone(), stop.clone()));
-    let evicted = selfhosted_cluster::drain::drain(&client, "w1", Some("kube-system"), soon(30))
+    let evicted = selfhosted_cluster::drain::drain(&client, "w1", CordonFor::KubeletMove, spare, soon(30))
         .await
         .unwrap();
     stop.cancel();
@@ -966,7 +986,7 @@ async fn a_drain_respects_disruption_budgets_and_a_moved_kubelet_is_awaited_at_i
     assert_eq!(evicted, Some(vec!["default/web-0".to_owned()]));
     assert!(pods_api(&client).get_opt("scheduler-0").await.unwrap().is_some());
     assert_eq!(
-        selfhosted_cluster::drain::drain(&client, "absent", None, soon(5))
+        selfhosted_cluster::drain::drain(&client, "absent", CordonFor::Removal, Spare::default(), soon(5))
             .await
             .unwrap(),
         None
@@ -991,8 +1011,48 @@ async fn a_drain_respects_disruption_budgets_and_a_moved_kubelet_is_awaited_at_i
         .unwrap()
         .unwrap()
         .unwrap();
-    assert!(selfhosted_cluster::drain::uncordon(&client, "w1").await.unwrap());
-    assert_eq!(nodes.get("w1").await.unwrap().spec.unwrap().unschedulable, None);
+    assert!(
+        !selfhosted_cluster::drain::uncordon(&client, "w1", CordonFor::Removal)
+            .await
+            .unwrap(),
+        "only the cordon's own purpose lifts it"
+    );
+    assert!(
+        selfhosted_cluster::drain::uncordon(&client, "w1", CordonFor::KubeletMove)
+            .await
+            .unwrap()
+    );
+    let w1 = nodes.get("w1").await.unwrap();
+    assert_eq!(w1.spec.unwrap().unschedulable, None);
+    assert!(
+        !w1.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(selfhosted_cluster::drain::CORDONED_FOR),
+        "the provider's mark goes with its cordon"
+    );
+
+    // A node an operator cordoned stays cordoned through a drain and is not uncordoned after.
+    nodes
+        .patch(
+            "w1",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"unschedulable": true}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        selfhosted_cluster::drain::drain(&client, "w1", CordonFor::KubeletMove, spare, soon(5))
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+    assert!(
+        !selfhosted_cluster::drain::uncordon(&client, "w1", CordonFor::KubeletMove)
+            .await
+            .unwrap()
+    );
+    assert_eq!(nodes.get("w1").await.unwrap().spec.unwrap().unschedulable, Some(true));
 }
 
 /// Ends pods that were deleted gracefully, as their kubelet would (there is none here).

@@ -12,7 +12,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use selfhosted_cluster::conditions;
+use selfhosted_cluster::drain::{self, CordonFor, Spare};
 use selfhosted_manifests::host::units;
+use selfhosted_manifests::versions::release_core;
 use selfhosted_transport::{CancellationToken, Session};
 use tokio::time::Instant;
 
@@ -48,16 +51,23 @@ enum Move {
     HostBinary { version: String },
 }
 
-/// Decides a node's move from its kubelet's version and the contract's unit for its role.
-fn plan_move(assets: &BTreeMap<String, String>, role: Role, reported: &str) -> Move {
+/// The release the contract's kubelet image for `role` runs, with the image.
+fn contract_kubelet(assets: &BTreeMap<String, String>, role: Role) -> Option<(&str, &str)> {
+    let image = assets.get(unit_asset(role)).and_then(|u| units::kubelet_image_of(u))?;
+    Some((image, units::image_release(image)?))
+}
+
+/// Decides a node's move from its kubelet's version, the contract's unit for its role and the
+/// apiservers' release (what a host's own kubelet should follow).
+fn plan_move(assets: &BTreeMap<String, String>, role: Role, reported: &str, apiserver: Option<&str>) -> Move {
     let Some(image) = assets.get(unit_asset(role)).and_then(|u| units::kubelet_image_of(u)) else {
-        return match generic_target(assets) {
-            Some(v) if minor_behind(reported, &v) => Move::HostBinary { version: v },
+        return match apiserver {
+            Some(v) if minor_behind(reported, v) => Move::HostBinary { version: v.to_owned() },
             _ => Move::Stay,
         };
     };
     match units::image_release(image) {
-        Some(version) if version != reported => Move::To {
+        Some(version) if release_core(version) != release_core(reported) => Move::To {
             image: image.to_owned(),
             version: version.to_owned(),
         },
@@ -72,44 +82,55 @@ fn minor_behind(reported: &str, target: &str) -> bool {
     matches!((release_minor(reported), release_minor(target)), (Some(r), Some(t)) if r < t)
 }
 
-/// The version generic hosts' kubelets should report: the apiserver's image tag.
-fn generic_target(assets: &BTreeMap<String, String>) -> Option<String> {
-    assets
-        .iter()
-        .filter(|(k, _)| k.starts_with("manifests/") && k.contains("-daemonset-kube-system-kube-apiserver-"))
-        .find_map(|(_, v)| {
-            v.lines()
-                .filter_map(|l| l.trim().trim_start_matches("- ").strip_prefix("image:"))
-                .find_map(|i| units::image_release(i.trim().trim_matches('"')).map(str::to_owned))
-        })
-}
-
-/// Moves every reached host's kubelet that is not at the contract's version; returns what the
-/// user should know about the nodes it could not move.
+/// Moves every reached host's kubelet that is not at the contract's version (`apiserver`: the
+/// release the apiservers now run); returns what the user should know about the nodes it
+/// could not move.
 pub(crate) async fn follow(
     api: &Api,
     inventory: &Inventory,
     sessions: &[Session],
     assets: &BTreeMap<String, String>,
+    apiserver: Option<&str>,
     deadline: Instant,
     cancel: &CancellationToken,
 ) -> Result<Vec<Warning>, PivotError> {
-    let versions = bounded(
+    let client = api.waiter.client();
+    let nodes = bounded(
         &api.waiter,
         PHASE,
         deadline,
         cancel,
-        selfhosted_cluster::skew::kubelet_versions(api.waiter.client()),
+        selfhosted_cluster::skew::nodes(client),
     )
     .await?;
     let mut host_binaries = Vec::new();
+    let mut unregistered = Vec::new();
     // `hosts()` lists the controllers first.
     for host in inventory.hosts() {
-        let Some(reported) = versions.get(&host.name) else {
+        let Some(node) = nodes.get(&host.name) else {
+            unregistered.push(format!("- {}", host.name));
             continue;
         };
-        match plan_move(assets, host.role, reported) {
-            Move::Stay => {}
+        let Some(reported) = conditions::kubelet_version(node) else {
+            continue;
+        };
+        match plan_move(assets, host.role, reported, apiserver) {
+            Move::Stay => {
+                // A move an earlier apply began (then failed or was stopped) once its kubelet
+                // came up: the node is at the target but still under the provider's cordon.
+                if drain::cordoned_for(node, CordonFor::KubeletMove) {
+                    bounded(
+                        &api.waiter,
+                        PHASE,
+                        deadline,
+                        cancel,
+                        drain::uncordon(client, &host.name, CordonFor::KubeletMove),
+                    )
+                    .await
+                    .map_err(|e| PivotError::on(PHASE, host.name.clone(), e.message))?;
+                    tracing::info!(phase = PHASE.name(), node = %host.name, "uncordoned: its kubelet had moved");
+                }
+            }
             Move::HostBinary { version } => host_binaries.push(format!("- {}: {reported} (→ {version})", host.name)),
             Move::To { image, version } => {
                 let session = sessions.iter().find(|s| s.host() == host.name).ok_or_else(|| {
@@ -135,17 +156,24 @@ pub(crate) async fn follow(
             ),
         });
     }
-    let reached: Vec<&str> = inventory.hosts().iter().map(|h| h.name.as_str()).collect();
-    let target = assets
-        .get(unit_asset(Role::Worker))
-        .and_then(|u| units::kubelet_image_of(u))
-        .and_then(units::image_release)
-        .map(str::to_owned)
-        .or_else(|| generic_target(assets));
+    if !unregistered.is_empty() {
+        warnings.push(Warning {
+            summary: "selfhosted_bootstrap: hosts without a Node",
+            detail: format!(
+                "These hosts are in `controllers` or `workers`, but no Node of their name is registered, so their \
+                 kubelets were not checked against kubernetes_version. See the kubelet's log on each \
+                 (journalctl -u kubelet); once it registers, apply again:\n{}",
+                unregistered.join("\n")
+            ),
+        });
+    }
+    let target = contract_kubelet(assets, Role::Worker).map(|(_, v)| v).or(apiserver);
     if let Some(target) = target {
-        let others: Vec<String> = versions
+        let others: Vec<String> = nodes
             .iter()
-            .filter(|(name, v)| !reached.contains(&name.as_str()) && minor_behind(v, &target))
+            .filter(|(name, _)| inventory.hosts().iter().all(|h| &h.name != *name))
+            .filter_map(|(name, n)| Some((name, conditions::kubelet_version(n)?)))
+            .filter(|(_, v)| minor_behind(v, target))
             .map(|(name, v)| format!("- {name}: {v}"))
             .collect();
         if !others.is_empty() {
@@ -161,6 +189,91 @@ pub(crate) async fn follow(
         }
     }
     Ok(warnings)
+}
+
+/// Each node's kubelet version now, for the state; empty when the API does not say.
+pub(crate) async fn versions(api: &Api, deadline: Instant, cancel: &CancellationToken) -> BTreeMap<String, String> {
+    let client = api.waiter.client();
+    bounded(
+        &api.waiter,
+        PHASE,
+        deadline,
+        cancel,
+        selfhosted_cluster::skew::kubelet_versions(client),
+    )
+    .await
+    .unwrap_or_default()
+}
+
+/// The release the apiservers of `assets` run.
+fn apiserver_release(assets: &BTreeMap<String, String>) -> Option<String> {
+    let manifests = selfhosted_cluster::parse_manifests(&crate::api::manifests(assets)).ok()?;
+    manifests
+        .iter()
+        .filter(|m| m.gvk.kind == "DaemonSet" && m.label("k8s-app") == Some("kube-apiserver"))
+        .find_map(|m| selfhosted_cluster::skew::image_release(m).map(str::to_owned))
+}
+
+/// What an update with `assets` will do with each host's kubelet, said for the plan, from the
+/// versions the last apply recorded (`recorded`, by node): `None` when no kubelet moves and
+/// none is left behind.
+pub fn preview(
+    assets: &BTreeMap<String, String>,
+    hosts: &[(String, Role)],
+    recorded: &BTreeMap<String, String>,
+) -> Option<String> {
+    let apiserver = apiserver_release(assets);
+    let mut moves = Vec::new();
+    let mut behind = Vec::new();
+    for (name, role) in hosts {
+        match recorded.get(name) {
+            Some(reported) => match plan_move(assets, *role, reported, apiserver.as_deref()) {
+                Move::Stay => {}
+                Move::To { version, .. } => moves.push(format!("- {name}: {reported} → {version}")),
+                Move::HostBinary { version } => behind.push(format!(
+                    "- {name}: {reported}; its own kubelet (a generic host): upgrade it to {version} yourself"
+                )),
+            },
+            None => {
+                if let Some((_, version)) = contract_kubelet(assets, *role) {
+                    moves.push(format!(
+                        "- {name}: (not recorded) → {version}, if it reports another version"
+                    ));
+                }
+            }
+        }
+    }
+    let target = contract_kubelet(assets, Role::Worker)
+        .map(|(_, v)| v.to_owned())
+        .or(apiserver);
+    if let Some(target) = &target {
+        for (name, reported) in recorded {
+            if hosts.iter().all(|(h, _)| h != name) && minor_behind(reported, target) {
+                behind.push(format!(
+                    "- {name}: {reported}; not in controllers or workers: roll its machine (an instance refresh) once the control plane is at {target}"
+                ));
+            }
+        }
+    }
+    if moves.iter().all(|m| m.contains("(not recorded)")) && behind.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    if !moves.is_empty() {
+        text.push_str(
+            "After the control plane, the apply moves these kubelets one node at a time, controllers first \
+             (drained, moved, uncordoned):\n",
+        );
+        text.push_str(&moves.join("\n"));
+    }
+    if !behind.is_empty() {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str("Kubelets this apply does not move:\n");
+        text.push_str(&behind.join("\n"));
+    }
+    Some(text)
 }
 
 /// Drains `host`'s node, switches its kubelet to `image`, awaits it Ready at `version`, uncordons it.
@@ -182,14 +295,18 @@ async fn move_one(
     let on_node = |message: String| PivotError::on(PHASE, node, message);
     // The control plane's own pods stay on a controller: a restarted kubelet leaves running
     // containers alone, and on one controller an evicted scheduler could not be scheduled again.
-    let spared = (host.role == Role::Controller).then_some("kube-system");
+    // So do pods no controller owns, which an eviction would end for good.
+    let spare = Spare {
+        namespace: (host.role == Role::Controller).then_some("kube-system"),
+        unowned: true,
+    };
     let drain_until = deadline.min(Instant::now() + DRAIN_WITHIN);
     let evicted = bounded(
         &api.waiter,
         PHASE,
         deadline,
         cancel,
-        selfhosted_cluster::drain::drain(client, node, spared, drain_until),
+        drain::drain(client, node, CordonFor::KubeletMove, spare, drain_until),
     )
     .await
     .map_err(|e| {
@@ -227,7 +344,7 @@ async fn move_one(
         PHASE,
         deadline,
         cancel,
-        selfhosted_cluster::drain::uncordon(client, node),
+        drain::uncordon(client, node, CordonFor::KubeletMove),
     )
     .await
     .map_err(|e| on_node(e.message))?;
@@ -259,14 +376,12 @@ async fn kubelet_log(session: &Session) -> String {
 mod tests {
     use super::*;
 
+    const APISERVER: Option<&str> = Some("v1.35.4");
+
     fn assets(unit: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("node/kubelet-controller.service".to_owned(), unit.to_owned()),
             ("node/kubelet-worker.service".to_owned(), unit.to_owned()),
-            (
-                "manifests/60-daemonset-kube-system-kube-apiserver-v1-35-4-f43ce136.yaml".to_owned(),
-                "      initContainers:\n      - image: ghcr.io/selfhosted-dev/selfhosted-agent:v0.1.0\n      containers:\n        image: registry.k8s.io/kube-apiserver:v1.35.4\n".to_owned(),
-            ),
         ])
     }
 
@@ -274,35 +389,79 @@ mod tests {
     fn a_kubelet_behind_the_contracts_image_moves_to_it_and_one_at_it_stays() {
         let a = assets("[Service]\nEnvironment=KUBELET_IMAGE=quay.io/poseidon/kubelet:v1.35.4\n");
         assert_eq!(
-            plan_move(&a, Role::Controller, "v1.34.3"),
+            plan_move(&a, Role::Controller, "v1.34.3", APISERVER),
             Move::To {
                 image: "quay.io/poseidon/kubelet:v1.35.4".into(),
                 version: "v1.35.4".into()
             }
         );
-        assert_eq!(plan_move(&a, Role::Worker, "v1.35.4"), Move::Stay);
+        assert_eq!(plan_move(&a, Role::Worker, "v1.35.4", APISERVER), Move::Stay);
+        assert_eq!(
+            plan_move(&a, Role::Worker, "v1.35.4+vendor.1", APISERVER),
+            Move::Stay,
+            "a vendor's build of the release is the release"
+        );
     }
 
     #[test]
     fn a_generic_hosts_kubelet_is_named_not_moved() {
         let a = assets("[Service]\nExecStart=/usr/bin/kubelet\n");
         assert_eq!(
-            plan_move(&a, Role::Worker, "v1.34.3"),
+            plan_move(&a, Role::Worker, "v1.34.3", APISERVER),
             Move::HostBinary {
                 version: "v1.35.4".into()
             }
         );
-        assert_eq!(plan_move(&a, Role::Worker, "v1.35.4"), Move::Stay);
+        assert_eq!(plan_move(&a, Role::Worker, "v1.35.4", APISERVER), Move::Stay);
         assert_eq!(
-            plan_move(&a, Role::Worker, "v1.35.2"),
+            plan_move(&a, Role::Worker, "v1.35.2", APISERVER),
             Move::Stay,
             "a host's own patch release is its choice"
         );
     }
 
     #[test]
+    fn the_plan_names_each_kubelet_it_moves_and_each_it_cannot() {
+        let mut a = assets("[Service]\nEnvironment=KUBELET_IMAGE=quay.io/poseidon/kubelet:v1.35.4\n");
+        a.insert(
+            "manifests/60-daemonset-kube-system-kube-apiserver.yaml".into(),
+            "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: kube-apiserver, namespace: kube-system, labels: {k8s-app: kube-apiserver}}\nspec:\n  template:\n    spec:\n      containers: [{name: kube-apiserver, image: 'registry.k8s.io/kube-apiserver:v1.35.4'}]\n".into(),
+        );
+        let hosts = [("c0".to_owned(), Role::Controller), ("w0".to_owned(), Role::Worker)];
+        let recorded = BTreeMap::from([
+            ("c0".to_owned(), "v1.34.3".to_owned()),
+            ("w0".to_owned(), "v1.35.4".to_owned()),
+            ("asg-1".to_owned(), "v1.34.3".to_owned()),
+        ]);
+        let text = preview(&a, &hosts, &recorded).expect("a preview");
+        assert!(text.contains("- c0: v1.34.3 → v1.35.4"), "{text}");
+        assert!(!text.contains("w0"), "a kubelet at the version stays: {text}");
+        assert!(
+            text.contains("- asg-1: v1.34.3; not in controllers or workers: roll its machine"),
+            "{text}"
+        );
+        let at_target = BTreeMap::from([
+            ("c0".to_owned(), "v1.35.4".to_owned()),
+            ("w0".to_owned(), "v1.35.4".to_owned()),
+        ]);
+        assert_eq!(preview(&a, &hosts, &at_target), None, "nothing to say");
+        let generic = assets("[Service]\nExecStart=/usr/bin/kubelet\n");
+        let mut generic = generic;
+        generic.extend(
+            a.iter()
+                .filter(|(k, _)| k.starts_with("manifests/"))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let text = preview(&generic, &hosts, &recorded).expect("a preview");
+        assert!(
+            text.contains("- c0: v1.34.3; its own kubelet (a generic host): upgrade it to v1.35.4 yourself"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn an_image_whose_tag_is_no_release_moves_nothing() {
         let a = assets("Environment=KUBELET_IMAGE=mirror.example/kubelet:latest\n");
-        assert_eq!(plan_move(&a, Role::Controller, "v1.34.3"), Move::Stay);
+        assert_eq!(plan_move(&a, Role::Controller, "v1.34.3", APISERVER), Move::Stay);
     }
 }

@@ -129,9 +129,10 @@ impl Leaving {
             // and those pods deleted while its apiserver still serves: their replacements go
             // to the controllers that stay, or wait, Pending, until the scale-down ends them.
             let drain_err = |e: selfhosted_cluster::drain::DrainError| PivotError::on(phase, name.clone(), chain(&e));
-            if selfhosted_cluster::drain::cordon(client, name)
+            if selfhosted_cluster::drain::cordon(client, name, selfhosted_cluster::drain::CordonFor::Removal)
                 .await
                 .map_err(drain_err)?
+                .is_some()
             {
                 let deleted = selfhosted_cluster::drain::delete_pods(client, name, "kube-system")
                     .await

@@ -25,7 +25,7 @@ mod etcd_members;
 pub mod etcd_snapshot;
 pub mod health;
 pub mod inventory;
-mod kubelets;
+pub mod kubelets;
 mod leaving;
 pub mod node_files;
 pub mod paths;

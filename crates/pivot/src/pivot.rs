@@ -121,6 +121,7 @@ pub(crate) async fn pivot_phases(
             .await
     })
     .await?;
+    outcome.kubelets = crate::kubelets::versions(&api, deadline, cancel).await;
     outcome.reached = Some(Phase::Verify);
     Ok(())
 }

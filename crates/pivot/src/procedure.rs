@@ -76,6 +76,9 @@ pub struct Outcome {
     pub applied_digest: String,
     /// Observed control-plane versions, by component.
     pub versions: BTreeMap<String, String>,
+    /// Each node's kubelet version once the run verified the cluster: what the plan of the
+    /// next version change compares against.
+    pub kubelets: BTreeMap<String, String>,
     /// What the user should know though nothing failed (nodes that stopped reporting, etcd
     /// members that do not answer): Terraform shows them as warnings.
     pub warnings: Vec<Warning>,

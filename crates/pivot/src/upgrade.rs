@@ -267,7 +267,15 @@ async fn through_api(
 
     let moved = phase::run(
         Phase::Kubelets,
-        crate::kubelets::follow(api, inventory, sessions, assets, deadline, cancel),
+        crate::kubelets::follow(
+            api,
+            inventory,
+            sessions,
+            assets,
+            apiservers.iter().find_map(selfhosted_cluster::skew::image_release),
+            deadline,
+            cancel,
+        ),
     )
     .await?;
     outcome.warnings.extend(moved);
@@ -282,6 +290,7 @@ async fn through_api(
     })
     .await?;
     outcome.versions = versions;
+    outcome.kubelets = crate::kubelets::versions(api, deadline, cancel).await;
     outcome.reached = Some(Phase::Verify);
     Ok(())
 }

@@ -42,13 +42,14 @@ fn string_map(m: &BTreeMap<String, String>) -> Value {
 }
 
 /// Computed attributes a change makes unknown until apply.
-const COMPUTED: [&str; 7] = [
+const COMPUTED: [&str; 8] = [
     attr::ID,
     attr::LEARNED_HOST_KEYS,
     attr::PHASE,
     attr::API_ENDPOINT,
     attr::APPLIED_DIGEST,
     attr::CONTROL_PLANE_VERSIONS,
+    attr::KUBELET_VERSIONS,
     attr::ETCD_SNAPSHOT,
 ];
 
@@ -64,6 +65,16 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
     state.set_attr(attr::PHASE, Value::from(outcome.reached.map_or("none", Phase::name)));
     state.set_attr(attr::API_ENDPOINT, Value::from(outcome.api_endpoint.as_str()));
     state.set_attr(attr::ETCD_SNAPSHOT, snapshot_after(prior, outcome, done));
+    let kubelets = if outcome.kubelets.is_empty() {
+        prior
+            .get(attr::KUBELET_VERSIONS)
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or_else(|| string_map(&BTreeMap::new()))
+    } else {
+        string_map(&outcome.kubelets)
+    };
+    state.set_attr(attr::KUBELET_VERSIONS, kubelets);
     let keep = |name: &str| {
         prior
             .get(name)
@@ -133,6 +144,21 @@ fn keep_leaving_hosts(state: &mut Value, prior: &Value) {
         workers.extend(gone);
         state.set_attr(attr::WORKERS, Value::List(workers));
     }
+}
+
+/// What an update will do with each host's kubelet, from the versions the prior state recorded.
+fn kubelet_preview(config: &Config, prior: &Value) -> Option<String> {
+    let recorded = prior
+        .get(attr::KUBELET_VERSIONS)
+        .and_then(string_entries)
+        .unwrap_or_default();
+    let hosts: Vec<(String, selfhosted_pivot::Role)> = config
+        .inventory
+        .hosts()
+        .iter()
+        .map(|h| (h.name.clone(), h.role))
+        .collect();
+    selfhosted_pivot::kubelets::preview(&config.assets, &hosts, &recorded)
 }
 
 /// Marks, in `etcd_snapshot`, a snapshot whose update has not converged yet.
@@ -310,7 +336,7 @@ fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
 }
 
 impl Bootstrap {
-    fn plan_inner(&self, req: &PlanRequest) -> Result<Value, Diagnostics> {
+    fn plan_inner(&self, req: &PlanRequest) -> Result<(Value, Diagnostics), Diagnostics> {
         let mut planned = req.proposed_new_state.clone();
         if !req.prior_state.is_null() && !req.proposed_new_state.is_null() {
             let refused = removed_controllers(&req.prior_state, &req.config);
@@ -361,7 +387,13 @@ impl Bootstrap {
             }
             planned.set_attr(attr::ASSETS_SHA256, digest.map_or(Value::Unknown, Value::from));
         }
-        Ok(planned)
+        let mut warnings = Diagnostics::new();
+        if let (true, false, Some(c)) = (changed, create, &config) {
+            if let Some(text) = kubelet_preview(c, &req.prior_state) {
+                warnings.warning("selfhosted_bootstrap: kubelets follow kubernetes_version", text);
+            }
+        }
+        Ok((planned, warnings))
     }
 
     async fn converge(&self, req: &ApplyRequest, update: bool) -> ApplyResponse {
@@ -505,8 +537,9 @@ impl Resource for Bootstrap {
 
     async fn plan(&self, req: PlanRequest) -> PlanResponse {
         match self.plan_inner(&req) {
-            Ok(planned_state) => PlanResponse {
+            Ok((planned_state, diagnostics)) => PlanResponse {
                 planned_state,
+                diagnostics,
                 ..PlanResponse::default()
             },
             Err(diagnostics) => PlanResponse {

@@ -38,6 +38,8 @@ pub mod attr {
     pub const ASSETS_SHA256: &str = "assets_sha256";
     /// `control_plane_versions`
     pub const CONTROL_PLANE_VERSIONS: &str = "control_plane_versions";
+    /// `kubelet_versions`
+    pub const KUBELET_VERSIONS: &str = "kubelet_versions";
     /// `etcd_snapshot_dir`
     pub const ETCD_SNAPSHOT_DIR: &str = "etcd_snapshot_dir";
     /// `etcd_snapshot`
@@ -229,6 +231,11 @@ pub fn schema() -> Schema {
             Attribute::new(attr::CONTROL_PLANE_VERSIONS, Type::map(Type::String))
                 .computed()
                 .description("Versions observed at the end of the pivot: `kube-apiserver` as the answering apiserver reports itself, the controller-manager's and scheduler's image tags."),
+        )
+        .attribute(
+            Attribute::new(attr::KUBELET_VERSIONS, Type::map(Type::String))
+                .computed()
+                .description("Each node's kubelet version (node name → version) when the last apply verified the cluster. The plan of a `kubernetes_version` change compares against it and names, in a warning, each kubelet it will move (`from → to`) and each it cannot."),
         )
         .attribute(
             Attribute::new(attr::ETCD_SNAPSHOT, Type::map(Type::String))

@@ -284,6 +284,12 @@ pub fn release_minor(release: &str) -> Option<u32> {
     parts.next().is_some().then_some(minor)
 }
 
+/// A release without its pre-release or build suffix (`v1.35.4+vendor.1` → `v1.35.4`): a
+/// kubelet built by a vendor is at the release its tag names.
+pub fn release_core(release: &str) -> &str {
+    release.split(['-', '+']).next().unwrap_or(release)
+}
+
 /// Whether a kubelet reporting `kubelet` (`v1.34.3`, `v1.34.3+vendor`, …) may serve an
 /// apiserver of minor `apiserver_minor`: same minor, or up to
 /// [`KUBELET_MAX_MINORS_BEHIND`] older; never newer. `Err` says what is wrong; an unparsable
@@ -343,6 +349,9 @@ mod tests {
             .contains("newer than the apiserver"));
         assert!(kubelet_skew(34, "unknown").is_ok());
         assert_eq!(release_minor("v1.35.4+vendor.1"), Some(35));
+        assert_eq!(release_core("v1.35.4+vendor.1"), "v1.35.4");
+        assert_eq!(release_core("v1.35.4-eks-1a2b"), "v1.35.4");
+        assert_eq!(release_core("v1.35.4"), "v1.35.4");
         assert_eq!(release_minor("v1.35"), None);
         assert_eq!(release_minor("latest"), None);
     }
