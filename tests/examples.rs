@@ -100,6 +100,18 @@ fn planned(plan: &serde_json::Value) -> Vec<(String, String, serde_json::Value, 
         .collect()
 }
 
+/// Asserts how many resources of each type a plan makes.
+fn assert_counts(resources: &[(String, String, serde_json::Value, serde_json::Value)], counts: &[(&str, usize)]) {
+    for (t, n) in counts {
+        assert_eq!(
+            resources.iter().filter(|r| r.1 == *t).count(),
+            *n,
+            "{t}: {:?}",
+            resources.iter().map(|r| &r.0).collect::<Vec<_>>()
+        );
+    }
+}
+
 /// What a `data:;base64,` URL of an Ignition config carries.
 fn data_url(source: &serde_json::Value) -> String {
     use base64::Engine;
@@ -108,6 +120,36 @@ fn data_url(source: &serde_json::Value) -> String {
         .and_then(|s| s.strip_prefix("data:;base64,"))
         .expect("a base64 data URL");
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).expect("base64")).expect("UTF-8")
+}
+
+/// A new SSH key pair in `ws`: the private key's path and the public key's line.
+fn ssh_key_pair(ws: &Workspace) -> (std::path::PathBuf, String) {
+    let key = ws.path().join("id_ed25519");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nemo", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen");
+    assert!(out.status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    (key, public)
+}
+
+/// Asserts that Ignition's own validator finds nothing to say of each of `configs` (`what`'s).
+fn ignition_valid(ws: &Workspace, what: &str, configs: &[&str]) {
+    let validator = std::env::var("SELFHOSTED_IGNITION_VALIDATE")
+        .unwrap_or_else(|_| "/var/cache/selfhosted-lane/tools/ignition-validate-v2.24.0".into());
+    for (i, config) in configs.iter().enumerate() {
+        let file = ws.path().join("config.ign");
+        std::fs::write(&file, config).expect("write");
+        let out = Command::new(&validator).arg(&file).output().expect("ignition-validate");
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "{what}, config {i}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -131,14 +173,7 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
 }
 "#,
     );
-    let key = ws.path().join("id_ed25519");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nemo", "-f"])
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen");
-    assert!(out.status.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let (key, public) = ssh_key_pair(&ws);
     // The module looks the region's zones up when none are given: a data source, which
     // needs AWS. Offline, the zones are given (an override file, as a user may write one).
     ws.write(
@@ -185,29 +220,22 @@ output "spot_pool_kubelet_extra_args" {
     ws.ok(&["plan", "-input=false", "-out=tf.plan"]);
     let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "tf.plan"])).expect("plan JSON");
     let resources = planned(&plan);
-    let count = |t: &str| resources.iter().filter(|r| r.1 == t).count();
-    for (t, n) in [
-        ("aws_instance", 3),
-        ("aws_route53_record", 4),
-        ("aws_lb", 1),
-        ("aws_lb_target_group_attachment", 3),
-        ("aws_launch_template", 2),
-        ("aws_autoscaling_group", 2),
-        ("aws_subnet", 3),
-        ("selfhosted_cluster_assets", 1),
-        ("selfhosted_bootstrap", 1),
-    ] {
-        assert_eq!(
-            count(t),
-            n,
-            "{t}: {:?}",
-            resources.iter().map(|r| &r.0).collect::<Vec<_>>()
-        );
-    }
+    assert_counts(
+        &resources,
+        &[
+            ("aws_instance", 3),
+            ("aws_route53_record", 4),
+            ("aws_lb", 1),
+            ("aws_lb_target_group_attachment", 3),
+            ("aws_launch_template", 2),
+            ("aws_autoscaling_group", 2),
+            ("aws_subnet", 3),
+            ("selfhosted_cluster_assets", 1),
+            ("selfhosted_bootstrap", 1),
+        ],
+    );
     // The controllers' user data is known at plan: instances do not wait for the load
     // balancer or for anything else created with them.
-    let validator = std::env::var("SELFHOSTED_IGNITION_VALIDATE")
-        .unwrap_or_else(|_| "/var/cache/selfhosted-lane/tools/ignition-validate-v2.24.0".into());
     let user_data = plan["planned_values"]["outputs"]["controller_user_data"]["value"]
         .as_array()
         .expect("controller user data known at plan")
@@ -219,17 +247,7 @@ output "spot_pool_kubelet_extra_args" {
         let outer: serde_json::Value = serde_json::from_str(user_data).expect("user data is Ignition JSON");
         let inner = data_url(&outer["ignition"]["config"]["merge"][0]["source"]);
         assert!(inner.contains("etcd-member.service"), "{address}");
-        for (name, config) in [("outer", user_data.to_owned()), ("inner", inner.clone())] {
-            let file = ws.path().join(format!("controller{i}-{name}.ign"));
-            std::fs::write(&file, &config).expect("write");
-            let out = Command::new(&validator).arg(&file).output().expect("ignition-validate");
-            assert!(
-                out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-                "{address} {name}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        ignition_valid(&ws, address, &[user_data, &inner]);
         // Each controller is its own etcd member, under the name the DNS record gives it.
         let config: serde_json::Value = serde_json::from_str(&inner).expect("JSON");
         let env = config["storage"]["files"]
@@ -397,5 +415,198 @@ output "spot_pool_kubelet_extra_args" {
     assert_eq!(
         port_of("worker-cilium-health-controller"),
         Some((json!(4240), json!("tcp")))
+    );
+}
+
+/// The DigitalOcean provider release `examples/digitalocean` was written and checked against;
+/// `tests/fixtures` holds what the module uses of its schema (tests/tools/record-schema.py).
+const DIGITALOCEAN: &str = "2.99.1";
+
+/// A filesystem mirror with `digitalocean/digitalocean` at [`DIGITALOCEAN`], and what serves
+/// it. The real provider is not installable here (no registry, and the Go module proxy refuses
+/// its module): `SELFHOSTED_DIGITALOCEAN_MIRROR` may name a mirror holding a build of it from
+/// source; otherwise the `recorded_schema` stand-in serves the recorded schema, so that the
+/// module cannot drift from the resource types and attributes it was written for.
+fn digitalocean_mirror(scratch: &std::path::Path) -> (std::path::PathBuf, &'static str) {
+    if let Some(real) = std::env::var_os("SELFHOSTED_DIGITALOCEAN_MIRROR") {
+        return (real.into(), "the DigitalOcean provider built from source");
+    }
+    let exe = std::env::current_exe().expect("test exe path");
+    let profile_dir = exe.parent().and_then(std::path::Path::parent).expect("profile dir");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "selfhosted-protocol",
+            "--example",
+            "recorded_schema",
+        ])
+        .status()
+        .expect("cargo build --example recorded_schema");
+    assert!(status.success(), "building the recorded_schema stand-in failed");
+    let dir = scratch.join(format!(
+        "registry.terraform.io/digitalocean/digitalocean/{DIGITALOCEAN}/linux_amd64"
+    ));
+    std::fs::create_dir_all(&dir).expect("mirror dir");
+    std::fs::copy(
+        profile_dir.join("examples/recorded_schema"),
+        dir.join(format!("terraform-provider-digitalocean_v{DIGITALOCEAN}")),
+    )
+    .expect("copy the stand-in");
+    (scratch.to_owned(), "its recorded schema (stand-in)")
+}
+
+#[test]
+fn digitalocean_example_plans_against_digitaloceans_schema() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch");
+    // Read by the stand-in, which terraform starts with its own environment.
+    std::env::set_var(
+        "SELFHOSTED_RECORDED_SCHEMA",
+        root.join(format!("tests/fixtures/digitalocean-{DIGITALOCEAN}.schema.json")),
+    );
+    let (mirror, served_by) = digitalocean_mirror(scratch.path());
+    eprintln!("digitalocean/digitalocean {DIGITALOCEAN}: {served_by}");
+    let ws = Workspace::from_tree(
+        &root.join("examples/digitalocean"),
+        &[(&mirror, "registry.terraform.io/digitalocean/digitalocean")],
+    );
+    let (key, public) = ssh_key_pair(&ws);
+    ws.write(
+        "terraform.tfvars",
+        &format!(
+            "os_image = \"123456789\"\ndns_zone = \"do.example.com\"\nssh_authorized_key = \"{}\"\nssh_private_key_file = \"{}\"\n",
+            public.trim(),
+            key.display()
+        ),
+    );
+    ws.ok(&["validate"]);
+    let mut plan_cmd = ws.command(&["plan", "-input=false", "-out=tf.plan"]);
+    // Plans of new droplets make no API call; the provider only wants a token to exist.
+    plan_cmd.env("DIGITALOCEAN_TOKEN", "offline-plan-only");
+    let out = plan_cmd.output().expect("terraform plan");
+    assert!(
+        out.status.success(),
+        "plan: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "tf.plan"])).expect("plan JSON");
+    let resources = planned(&plan);
+    assert_counts(
+        &resources,
+        &[
+            ("digitalocean_droplet", 5),
+            ("digitalocean_record", 6),
+            ("digitalocean_firewall", 3),
+            ("digitalocean_vpc", 1),
+            ("digitalocean_tag", 2),
+            ("digitalocean_ssh_key", 1),
+            ("selfhosted_cluster_assets", 1),
+            ("selfhosted_bootstrap", 1),
+        ],
+    );
+    // The apiserver's name is a round robin of the controllers; each etcd member has its own.
+    let records: Vec<&serde_json::Value> = resources
+        .iter()
+        .filter(|r| r.1 == "digitalocean_record")
+        .map(|r| &r.2)
+        .collect();
+    let named = |name: &str| records.iter().filter(|r| r["name"] == name).count();
+    assert_eq!(named("nemo"), 3, "{records:?}");
+    for i in 0..3 {
+        assert_eq!(named(&format!("nemo-etcd{i}")), 1, "{records:?}");
+    }
+    assert!(
+        records.iter().all(|r| r["type"] == "A" && r["ttl"] == 60),
+        "{records:?}"
+    );
+    // Every droplet boots from Ignition known at plan, named as its node, with no credentials.
+    // (The provider keeps a hash of `user_data` in its plan and state: the outputs show it.)
+    for (address, _, _, unknown) in resources.iter().filter(|r| r.1 == "digitalocean_droplet") {
+        assert_ne!(unknown["user_data"], true, "{address}: user data unknown at plan");
+    }
+    for (role, count) in [("controller", 3), ("worker", 2)] {
+        let user_data = plan["planned_values"]["outputs"][format!("{role}_user_data")]["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{role} user data known at plan"))
+            .clone();
+        assert_eq!(user_data.len(), count, "{role}");
+        for (i, user_data) in user_data.iter().enumerate() {
+            let name = format!("nemo-{role}-{i}");
+            let user_data = user_data.as_str().expect("user data");
+            let outer: serde_json::Value = serde_json::from_str(user_data).expect("user data is Ignition JSON");
+            let inner = data_url(&outer["ignition"]["config"]["merge"][0]["source"]);
+            ignition_valid(&ws, &name, &[user_data, &inner]);
+            let hostname = outer["storage"]["files"]
+                .as_array()
+                .and_then(|f| f.iter().find(|f| f["path"] == "/etc/hostname"))
+                .map(|f| data_url(&f["contents"]["source"]))
+                .expect("/etc/hostname");
+            assert_eq!(hostname.trim(), name, "the host is named as its droplet and node");
+            assert!(
+                resources
+                    .iter()
+                    .any(|r| r.1 == "digitalocean_droplet" && r.2["name"] == name.as_str()),
+                "a droplet {name}"
+            );
+            assert_eq!(
+                inner.contains("etcd-member.service"),
+                role == "controller",
+                "{name}: etcd on controllers only"
+            );
+            assert!(
+                !inner.contains("/etc/kubernetes/kubeconfig\""),
+                "{name}: no credentials in user data"
+            );
+        }
+    }
+    // The pod network's VXLAN port (flannel), only between the cluster's droplets; etcd's
+    // ports only between controllers.
+    let firewall = |name: &str| {
+        &resources
+            .iter()
+            .find(|r| r.1 == "digitalocean_firewall" && r.2["name"] == name)
+            .unwrap_or_else(|| panic!("firewall {name}"))
+            .2
+    };
+    let rules = |fw: &serde_json::Value| fw["inbound_rule"].as_array().cloned().unwrap_or_default();
+    assert!(
+        rules(firewall("nemo-nodes")).iter().any(|r| r["protocol"] == "udp"
+            && r["port_range"] == "4789"
+            && r["source_addresses"].as_array().is_none_or(|a| a.is_empty())),
+        "{}",
+        firewall("nemo-nodes")
+    );
+    let etcd = rules(firewall("nemo-controller"))
+        .into_iter()
+        .find(|r| r["port_range"] == "2379-2380")
+        .expect("etcd's ports");
+    assert_eq!(etcd["source_tags"], json!(["nemo-controller"]), "{etcd}");
+    // The provider reaches the workers too (their kubelets move node by node).
+    let bootstrap = &resources
+        .iter()
+        .find(|r| r.1 == "selfhosted_bootstrap")
+        .expect("bootstrap")
+        .2;
+    let workers: Vec<&str> = bootstrap["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert_eq!(workers, ["nemo-worker-0", "nemo-worker-1"]);
+    let assets = &resources
+        .iter()
+        .find(|r| r.1 == "selfhosted_cluster_assets")
+        .expect("assets")
+        .2;
+    assert_eq!(assets["kubernetes_version"], "v1.34.3");
+    assert_eq!(assets["api_servers"], json!(["nemo.do.example.com"]));
+    assert_eq!(
+        plan["output_changes"]["admin_client_key"]["after_sensitive"], true,
+        "the key is sensitive"
     );
 }

@@ -1,0 +1,29 @@
+variable "names" {
+  description = "Droplet names, one per droplet: each becomes the host name, hence the kubelet's node name."
+  type        = list(string)
+}
+
+variable "contract_ignition" {
+  description = "The contract's Ignition of each droplet, in the order of `names` (`node.controller_ignition[i]`, or `node.worker_ignition` for every worker)."
+  type        = list(string)
+  validation {
+    condition     = length(var.contract_ignition) == length(var.names)
+    error_message = "contract_ignition needs one config per name, in the order of names."
+  }
+}
+
+variable "ignition_version" {
+  description = "Ignition spec version of the OS (3.4.0 Fedora CoreOS, 3.3.0 Flatcar)."
+  type        = string
+}
+
+variable "ssh_authorized_key" {
+  description = "Public key the droplets let in as `core`."
+  type        = string
+}
+
+variable "kubelet_flags" {
+  description = "Flags the kubelets add after `--node-ip` (a worker pool's labels and taints)."
+  type        = list(string)
+  default     = []
+}
