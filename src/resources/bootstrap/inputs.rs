@@ -711,6 +711,18 @@ pub fn assets_digest(assets: &BTreeMap<String, String>) -> String {
 mod tests {
     use super::*;
 
+    fn login(tofu: bool, pins: BTreeMap<String, String>) -> Login {
+        Login {
+            user: "core".to_owned(),
+            port: 22,
+            tofu,
+            connect_timeout: Duration::ZERO,
+            auth: None,
+            gone_on_destroy: false,
+            pins,
+        }
+    }
+
     #[test]
     fn a_host_key_comes_from_the_first_source_given() {
         let learned = BTreeMap::from([("n".to_owned(), "SHA256:learned".to_owned())]);
@@ -721,15 +733,7 @@ mod tests {
             config: &config,
             learned: &learned,
         };
-        let mut login = Login {
-            user: "core".to_owned(),
-            port: 22,
-            tofu: false,
-            connect_timeout: Duration::ZERO,
-            auth: None,
-            gone_on_destroy: false,
-            pins: BTreeMap::from([("n".to_owned(), "SHA256:pinned".to_owned())]),
-        };
+        let mut login = login(false, BTreeMap::from([("n".to_owned(), "SHA256:pinned".to_owned())]));
         let path = AttributePath::root(attr::CONTROLLERS).index(0);
         let own = Value::object([("host_key", Value::from("SHA256:own"))]);
         let key = |ctx: &mut Ctx, obj: &Value, kind, name, login: &Login| {
@@ -764,15 +768,7 @@ mod tests {
             config: &config,
             learned: &learned,
         };
-        let mut login = Login {
-            user: "core".to_owned(),
-            port: 22,
-            tofu: true,
-            connect_timeout: Duration::ZERO,
-            auth: None,
-            gone_on_destroy: false,
-            pins: BTreeMap::new(),
-        };
+        let mut login = login(true, BTreeMap::new());
         let path = AttributePath::root(attr::CONTROLLERS).index(0);
         let mut key = |login: &Login, address: &str| {
             format!(

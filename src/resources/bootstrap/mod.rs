@@ -53,6 +53,18 @@ const COMPUTED: [&str; 8] = [
     attr::ETCD_SNAPSHOT,
 ];
 
+/// Versions a run saw, or (when it saw none) the prior state's `name`, or an empty map.
+fn seen_or_prior(seen: &BTreeMap<String, String>, prior: &Value, name: &str) -> Value {
+    if !seen.is_empty() {
+        return string_map(seen);
+    }
+    prior
+        .get(name)
+        .filter(|v| !v.is_null())
+        .cloned()
+        .unwrap_or_else(|| string_map(&BTreeMap::new()))
+}
+
 /// The state after a (possibly partial) run of the pivot.
 fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcome, done: bool) -> Value {
     let mut state = planned.clone();
@@ -65,16 +77,10 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
     state.set_attr(attr::PHASE, Value::from(outcome.reached.map_or("none", Phase::name)));
     state.set_attr(attr::API_ENDPOINT, Value::from(outcome.api_endpoint.as_str()));
     state.set_attr(attr::ETCD_SNAPSHOT, snapshot_after(prior, outcome, done));
-    let kubelets = if outcome.kubelets.is_empty() {
-        prior
-            .get(attr::KUBELET_VERSIONS)
-            .filter(|v| !v.is_null())
-            .cloned()
-            .unwrap_or_else(|| string_map(&BTreeMap::new()))
-    } else {
-        string_map(&outcome.kubelets)
-    };
-    state.set_attr(attr::KUBELET_VERSIONS, kubelets);
+    state.set_attr(
+        attr::KUBELET_VERSIONS,
+        seen_or_prior(&outcome.kubelets, prior, attr::KUBELET_VERSIONS),
+    );
     let keep = |name: &str| {
         prior
             .get(name)
@@ -90,16 +96,10 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
         // Not converged. The last complete apply's digest stays (it also says the pivot
         // was done once); the assets digest is cleared, so the next plan converges again
         // whatever the configuration is then, even one reverted to what last worked.
-        let versions = if outcome.versions.is_empty() {
-            prior
-                .get(attr::CONTROL_PLANE_VERSIONS)
-                .filter(|v| !v.is_null())
-                .cloned()
-                .unwrap_or_else(|| string_map(&BTreeMap::new()))
-        } else {
-            string_map(&outcome.versions)
-        };
-        state.set_attr(attr::CONTROL_PLANE_VERSIONS, versions);
+        state.set_attr(
+            attr::CONTROL_PLANE_VERSIONS,
+            seen_or_prior(&outcome.versions, prior, attr::CONTROL_PLANE_VERSIONS),
+        );
         state.set_attr(attr::APPLIED_DIGEST, keep(attr::APPLIED_DIGEST));
         state.set_attr(attr::ASSETS_SHA256, Value::from(""));
         if outcome.reached.is_none_or(|p| p < Phase::RemoveNodes) {
