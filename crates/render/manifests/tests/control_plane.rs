@@ -794,6 +794,34 @@ fn node_agents_tolerate_every_taint_but_a_lost_node_s() {
     }
 }
 
+/// flannel's VXLAN goes over the interface of the node's InternalIP (the kubelet's
+/// `--node-ip`), which on the host's network is the pod's IP: not over whichever interface
+/// holds the default route (a droplet's public one).
+#[test]
+fn flannel_tunnels_over_the_nodes_own_address() {
+    let r = render(&common::parse(&common::raw()), &common::material()).expect("render");
+    let ds = find(&r.manifests, "daemonset-kube-system-flannel");
+    let spec = &ds["spec"]["template"]["spec"];
+    assert_eq!(spec["hostNetwork"], true);
+    let container = &spec["containers"][0];
+    assert!(
+        container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .any(|a| a == "--iface=$(POD_IP)"),
+        "{container}"
+    );
+    assert!(
+        container["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e["name"] == "POD_IP" && e["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"),
+        "{container}"
+    );
+}
+
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
 /// (bind address included), as the apiserver's user, from the agent image a user can move.
 #[test]

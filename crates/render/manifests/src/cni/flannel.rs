@@ -21,6 +21,10 @@ pub fn objects(p: &ManifestParams) -> Vec<Value> {
         json!({ "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } }),
         json!({ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }),
         json!({ "name": "POD_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } }),
+        // On the host's network the pod's IP is the node's InternalIP (the kubelet's
+        // --node-ip): the VXLAN goes over that interface, not whichever holds the default
+        // route (a droplet's public one on DigitalOcean).
+        json!({ "name": "POD_IP", "valueFrom": { "fieldRef": { "fieldPath": "status.podIP" } } }),
     ];
     env.extend(apiserver_env(p.in_cluster_host(), p.api_server_port));
     vec![
@@ -79,7 +83,7 @@ pub fn objects(p: &ManifestParams) -> Vec<Value> {
                             "name": "flannel",
                             "image": image(p, Component::Flannel),
                             "command": ["/opt/bin/flanneld"],
-                            "args": ["--ip-masq", "--kube-subnet-mgr"],
+                            "args": ["--ip-masq", "--kube-subnet-mgr", "--iface=$(POD_IP)"],
                             "env": env,
                             "resources": { "requests": { "cpu": "100m", "memory": "50Mi" } },
                             "securityContext": { "privileged": false, "capabilities": { "add": ["NET_ADMIN", "NET_RAW"] } },
