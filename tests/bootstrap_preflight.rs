@@ -279,12 +279,15 @@ resource "selfhosted_bootstrap" "c" {{
 "#
         )
     };
-    let ws = Workspace::new(&with_hosts(
-        r#"[{ name = "ctl-0", address = "10.0.0.1", port = 22.5 }, { name = "ctl-0", address = "" }]"#,
-        r#"private_key = "not a key"
+    let ws = Workspace::new(
+        &with_hosts(
+            r#"[{ name = "ctl-0", address = "10.0.0.1", port = 22.5 }, { name = "ctl-0", address = "" }]"#,
+            r#"private_key = "not a key"
     bastions    = [{ address = " " }]
     host_keys   = { "ctl-0" = "nonsense" }"#,
-    ));
+        )
+        .replace("  ssh = {", "  kubelet_max_unavailable = 0\n  ssh = {"),
+    );
     let text = ws.fails(&["plan", "-input=false", "-no-color"]);
     for want in [
         "Duplicate host name: controllers[1].name",
@@ -296,6 +299,7 @@ resource "selfhosted_bootstrap" "c" {{
         "Invalid port: controllers[0].port",
         "Unreadable SSH private key: ssh.private_key",
         "Invalid host key: ssh.host_keys[\"ctl-0\"]",
+        "Invalid kubelet_max_unavailable: kubelet_max_unavailable",
     ] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }

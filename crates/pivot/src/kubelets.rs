@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::api::Api;
 use crate::inventory::{Host, Inventory, Role};
 use crate::phase::{chain, Phase, PivotError};
-use crate::procedure::{bounded, Warning};
+use crate::procedure::{bounded, PivotParams, Warning};
 
 /// How long one node may take to drain.
 const DRAIN_WITHIN: Duration = Duration::from_secs(300);
@@ -57,6 +57,27 @@ fn contract_kubelet(assets: &BTreeMap<String, String>, role: Role) -> Option<(&s
     Some((image, units::image_release(image)?))
 }
 
+/// A move to make: a reached host whose kubelet is not at the contract's image.
+struct Planned<'a> {
+    host: &'a Host,
+    session: &'a Session,
+    image: String,
+    version: String,
+    from: &'a str,
+}
+
+/// The order moves run in: controllers one at a time (each carries an etcd member and an
+/// apiserver), then the workers, `max_unavailable` at once; each batch ends before the next.
+fn batches<T>(moves: Vec<T>, controller: impl Fn(&T) -> bool, max_unavailable: usize) -> Vec<Vec<T>> {
+    let (controllers, workers): (Vec<T>, Vec<T>) = moves.into_iter().partition(|m| controller(m));
+    let mut out: Vec<Vec<T>> = controllers.into_iter().map(|c| vec![c]).collect();
+    let mut workers = workers.into_iter().peekable();
+    while workers.peek().is_some() {
+        out.push(workers.by_ref().take(max_unavailable.max(1)).collect());
+    }
+    out
+}
+
 /// Decides a node's move from its kubelet's version, the contract's unit for its role and the
 /// apiservers' release (what a host's own kubelet should follow).
 fn plan_move(assets: &BTreeMap<String, String>, role: Role, reported: &str, apiserver: Option<&str>) -> Move {
@@ -83,17 +104,18 @@ fn minor_behind(reported: &str, target: &str) -> bool {
 }
 
 /// Moves every reached host's kubelet that is not at the contract's version (`apiserver`: the
-/// release the apiservers now run); returns what the user should know about the nodes it
+/// release the apiservers now run), `params.kubelet_max_unavailable` workers at once; returns what the user should know about the nodes it
 /// could not move.
 pub(crate) async fn follow(
     api: &Api,
     inventory: &Inventory,
     sessions: &[Session],
-    assets: &BTreeMap<String, String>,
+    params: &PivotParams,
     apiserver: Option<&str>,
     deadline: Instant,
     cancel: &CancellationToken,
 ) -> Result<Vec<Warning>, PivotError> {
+    let (assets, max_unavailable) = (&params.assets, params.kubelet_max_unavailable);
     let client = api.waiter.client();
     let nodes = bounded(
         &api.waiter,
@@ -105,6 +127,7 @@ pub(crate) async fn follow(
     .await?;
     let mut host_binaries = Vec::new();
     let mut unregistered = Vec::new();
+    let mut moves = Vec::new();
     // `hosts()` lists the controllers first.
     for host in inventory.hosts() {
         let Some(node) = nodes.get(&host.name) else {
@@ -140,8 +163,26 @@ pub(crate) async fn follow(
                         "no SSH session to this host (it was not reached)",
                     )
                 })?;
-                move_one(api, host, session, &image, &version, reported, deadline, cancel).await?;
+                moves.push(Planned {
+                    host,
+                    session,
+                    image,
+                    version,
+                    from: reported,
+                });
             }
+        }
+    }
+    for batch in batches(moves, |m| m.host.role == Role::Controller, max_unavailable) {
+        let done = futures::future::join_all(
+            batch
+                .iter()
+                .map(|m| move_one(api, m.host, m.session, &m.image, &m.version, m.from, deadline, cancel)),
+        )
+        .await;
+        let mut failed = done.into_iter().filter_map(Result::err);
+        if let Some(first) = failed.next() {
+            return Err(failed.fold(first, |err, other| err.with_evidence(other.to_string())));
         }
     }
     let mut warnings = Vec::new();
@@ -456,6 +497,25 @@ mod tests {
         assert!(
             text.contains("- c0: v1.34.3; its own kubelet (a generic host): upgrade it to v1.35.4 yourself"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn controllers_move_one_at_a_time_then_workers_max_unavailable_at_once() {
+        // Even numbers are controllers.
+        let moves = vec![0, 1, 2, 3, 5, 7, 9];
+        assert_eq!(
+            batches(moves.clone(), |m| m % 2 == 0, 2),
+            vec![vec![0], vec![2], vec![1, 3], vec![5, 7], vec![9]]
+        );
+        assert_eq!(
+            batches(moves, |m| m % 2 == 0, 1),
+            vec![vec![0], vec![2], vec![1], vec![3], vec![5], vec![7], vec![9]]
+        );
+        assert_eq!(
+            batches(vec![1, 3], |_| false, 0),
+            vec![vec![1], vec![3]],
+            "at least one"
         );
     }
 

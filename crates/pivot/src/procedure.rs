@@ -52,6 +52,9 @@ pub struct PivotParams {
     /// the rerun keeps it rather than take one of the half-changed cluster, so reruns never
     /// rotate the state from before the change out of the controller's newest three.
     pub earlier_snapshot: Option<String>,
+    /// Workers whose kubelets may move at once (drained together); controllers move one at
+    /// a time.
+    pub kubelet_max_unavailable: usize,
 }
 
 /// A controller that leaves the cluster in a shrink.

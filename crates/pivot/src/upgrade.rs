@@ -271,7 +271,7 @@ async fn through_api(
             api,
             inventory,
             sessions,
-            assets,
+            params,
             apiservers.iter().find_map(selfhosted_cluster::skew::image_release),
             deadline,
             cancel,

@@ -52,6 +52,8 @@ pub struct Config {
     pub delete_timeout: Duration,
     /// A local folder that also keeps each etcd snapshot.
     pub etcd_snapshot_dir: Option<std::path::PathBuf>,
+    /// `kubelet_max_unavailable`: workers whose kubelets move at once.
+    pub kubelet_max_unavailable: usize,
 }
 
 struct Ctx<'a> {
@@ -246,6 +248,7 @@ impl Config {
         let paths = paths(&mut ctx);
         let assets = assets(&mut ctx);
         let etcd_snapshot_dir = etcd_snapshot_dir(&mut ctx);
+        let kubelet_max_unavailable = kubelet_max_unavailable(&mut ctx);
 
         if ctx.diags.has_errors() {
             return Err(ctx.diags);
@@ -269,6 +272,7 @@ impl Config {
             update_timeout,
             delete_timeout,
             etcd_snapshot_dir,
+            kubelet_max_unavailable,
         }))
     }
 }
@@ -285,6 +289,31 @@ fn etcd_snapshot_dir(ctx: &mut Ctx) -> Option<std::path::PathBuf> {
         return None;
     }
     Some(dir.into())
+}
+
+/// `kubelet_max_unavailable`: a whole number from 1; 1 when left out.
+fn kubelet_max_unavailable(ctx: &mut Ctx) -> usize {
+    let path = AttributePath::root(attr::KUBELET_MAX_UNAVAILABLE);
+    let bad = |ctx: &mut Ctx, what: String| {
+        ctx.err(
+            path.clone(),
+            "Invalid kubelet_max_unavailable",
+            format!("{what}; write how many workers may be cordoned at once, 1 or more (1 when left out)"),
+        );
+        1
+    };
+    match field(ctx.config, attr::KUBELET_MAX_UNAVAILABLE) {
+        Field::Int(n) => match usize::try_from(n) {
+            Ok(n) if n >= 1 => n,
+            _ => bad(ctx, format!("{n} is not 1 or more")),
+        },
+        Field::Unknown => {
+            ctx.unknown = true;
+            1
+        }
+        Field::Absent => 1,
+        Field::Str(_) | Field::Bool(_) | Field::Other => bad(ctx, "not a whole number".to_owned()),
+    }
 }
 
 /// A nested block, null when absent.

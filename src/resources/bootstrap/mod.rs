@@ -434,6 +434,7 @@ impl Bootstrap {
             removed_nodes: removed_nodes(&req.prior_state, &config),
             leaving_controllers: leaving_controllers(&req.prior_state, &req.config, &learned),
             etcd_snapshot_dir: config.etcd_snapshot_dir.clone(),
+            kubelet_max_unavailable: config.kubelet_max_unavailable,
             earlier_snapshot: earlier_snapshot(&req.prior_state),
         };
         // A cluster that once completed the pivot (or was imported as one) is upgraded in

@@ -40,6 +40,8 @@ pub mod attr {
     pub const CONTROL_PLANE_VERSIONS: &str = "control_plane_versions";
     /// `kubelet_versions`
     pub const KUBELET_VERSIONS: &str = "kubelet_versions";
+    /// `kubelet_max_unavailable`
+    pub const KUBELET_MAX_UNAVAILABLE: &str = "kubelet_max_unavailable";
     /// `etcd_snapshot_dir`
     pub const ETCD_SNAPSHOT_DIR: &str = "etcd_snapshot_dir";
     /// `etcd_snapshot`
@@ -203,6 +205,11 @@ pub fn schema() -> Schema {
             attr::ETCD_SNAPSHOT_DIR,
             Type::String,
             "A folder on the machine running Terraform that also keeps the etcd snapshot each update takes before it changes anything (files `etcd-<UTC time>-r<revision>.db`, 0600; the folder is made 0700 if missing; none is ever removed here). The snapshot holds every Secret of the cluster: keep the folder private. Without it, snapshots are kept only on the controller that took them, under `<state_dir>/etcd-snapshots/` (the newest 3).",
+        ))
+        .attribute(opt(
+            attr::KUBELET_MAX_UNAVAILABLE,
+            Type::Number,
+            "How many workers' nodes an update may have cordoned at once while their kubelets move to a new version (`kubernetes_version`): drained, moved and awaited Ready together. Default 1. Controllers always move one at a time, before the workers.",
         ))
         .attribute(opt(
             attr::CONVERGE_TRIGGER,
