@@ -512,7 +512,7 @@ fn hop(
     path: AttributePath,
     login: &Login,
 ) -> Option<HopSpec> {
-    let host_key = host_key(ctx, obj, kind, &name, &address, &path, login);
+    let host_key = host_key(ctx, obj, kind, &name, &path, login);
     let user = string(ctx, obj, "user").unwrap_or_else(|| login.user.clone());
     let default_port = match kind {
         Hop::Bastion => 22,
@@ -529,32 +529,13 @@ fn hop(
     })
 }
 
-/// The address a learned `known_hosts` line was learned at (`addr key` or `[addr]:port key`);
-/// `None` for a bare key or fingerprint.
-fn learned_address(line: &str) -> Option<&str> {
-    let (host, key) = line.trim().split_once(' ')?;
-    let bare = ["ssh-", "ecdsa-", "sk-", "SHA256:"].iter().any(|p| host.starts_with(p));
-    if bare || key.trim().is_empty() {
-        return None;
-    }
-    Some(
-        host.strip_prefix('[')
-            .and_then(|h| h.split_once("]:"))
-            .map_or(host, |(a, _)| a),
-    )
-}
-
 /// The first given of: the hop's own `host_key`, its `ssh.host_keys` entry (hosts only),
-/// the key learned on an earlier apply at this `address`; else trust on first use where
-/// allowed. A key learned at another address is not this host's: a machine replaced under
-/// the same name comes at a new address with a new key, which is learned anew as on the
-/// first apply (at the same address, a changed key is refused).
+/// the key learned on an earlier apply; else trust on first use where allowed.
 fn host_key(
     ctx: &mut Ctx,
     obj: &Value,
     kind: Hop,
     name: &str,
-    address: &str,
     path: &AttributePath,
     login: &Login,
 ) -> Option<HostKeyPolicy> {
@@ -570,25 +551,18 @@ fn host_key(
     if let Some(k) = pinned {
         return pin(ctx, k, AttributePath::root(attr::SSH).attr("host_keys").key(name));
     }
-    let moved_from = match learned.get(name) {
-        Some(k) => match learned_address(k) {
-            Some(at) if at != address => Some(at),
-            _ => return pin(ctx, k, own),
-        },
-        None => None,
-    };
+    if let Some(k) = learned.get(name) {
+        return pin(ctx, k, own);
+    }
     if login.tofu {
         return Some(HostKeyPolicy::TrustOnFirstUse);
     }
-    let mut detail = match kind {
+    let detail = match kind {
         Hop::Bastion => "Pin this bastion's host key, or set ssh.trust_on_first_use = true.".to_owned(),
         Hop::Host => {
             format!("Pin {name}'s host key here or in ssh.host_keys, or set ssh.trust_on_first_use = true.")
         }
     };
-    if let Some(at) = moved_from {
-        detail = format!("The key learned for {name} was learned at {at}, and it is now at {address}. {detail}");
-    }
     ctx.err(own, "No host key", detail);
     None
 }
@@ -766,7 +740,7 @@ mod tests {
         let path = AttributePath::root(attr::CONTROLLERS).index(0);
         let own = Value::object([("host_key", Value::from("SHA256:own"))]);
         let key = |ctx: &mut Ctx, obj: &Value, kind, name, login: &Login| {
-            format!("{:?}", host_key(ctx, obj, kind, name, "10.0.0.1", &path, login))
+            format!("{:?}", host_key(ctx, obj, kind, name, &path, login))
         };
         assert!(key(&mut ctx, &own, Hop::Host, "n", &login).contains("SHA256:own"));
         assert!(key(&mut ctx, &Value::Null, Hop::Host, "n", &login).contains("SHA256:pinned"));
@@ -784,41 +758,5 @@ mod tests {
             key(&mut ctx, &Value::Null, Hop::Bastion, "m", &login),
             "Some(TrustOnFirstUse)"
         );
-    }
-
-    #[test]
-    fn a_key_learned_at_another_address_is_learned_anew() {
-        let line = "10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOjp09XT3UZSzYKsgYzMZWCOpAeKHmveLlMk/IYSRRlJ";
-        let learned = BTreeMap::from([("n".to_owned(), line.to_owned())]);
-        let config = Value::Null;
-        let mut ctx = Ctx {
-            diags: Diagnostics::new(),
-            unknown: false,
-            config: &config,
-            learned: &learned,
-        };
-        let mut login = login(true, BTreeMap::new());
-        let path = AttributePath::root(attr::CONTROLLERS).index(0);
-        let mut key = |login: &Login, address: &str| {
-            format!(
-                "{:?}",
-                host_key(&mut ctx, &Value::Null, Hop::Host, "n", address, &path, login)
-            )
-        };
-        assert!(
-            key(&login, "10.0.0.1").contains("Pinned"),
-            "the same address: the learned key"
-        );
-        assert_eq!(key(&login, "10.0.0.7"), "Some(TrustOnFirstUse)", "a replaced machine");
-        login.tofu = false;
-        assert_eq!(key(&login, "10.0.0.7"), "None");
-        let text = format!("{:?}", ctx.diags);
-        assert!(
-            text.contains("The key learned for n was learned at 10.0.0.1, and it is now at 10.0.0.7"),
-            "{text}"
-        );
-        assert_eq!(learned_address("[10.0.0.1]:2222 ssh-ed25519 AAAA"), Some("10.0.0.1"));
-        assert_eq!(learned_address("ssh-ed25519 AAAA"), None);
-        assert_eq!(learned_address("SHA256:abc"), None);
     }
 }

@@ -109,7 +109,7 @@ pub fn schema() -> Schema {
         opt(
             "trust_on_first_use",
             Type::Bool,
-            "Accept an unpinned host's key on first contact and keep it in `learned_host_keys`, pinned from then on at that address (a host back under its name at another address, a replaced machine, is trusted on first use again). Default `true`; set `false` to require pins.",
+            "Accept an unpinned host's key on first contact and keep it in `learned_host_keys`, pinned from then on. Default `true`; set `false` to require pins.",
         ),
         Attribute::nested("bastions", ObjectNesting::List, hop)
             .optional()
