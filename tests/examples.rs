@@ -462,11 +462,7 @@ fn digitalocean_mirror(scratch: &std::path::Path) -> (std::path::PathBuf, &'stat
 fn digitalocean_example_plans_against_digitaloceans_schema() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("scratch");
-    // Read by the stand-in, which terraform starts with its own environment.
-    std::env::set_var(
-        "SELFHOSTED_RECORDED_SCHEMA",
-        root.join(format!("tests/fixtures/digitalocean-{DIGITALOCEAN}.schema.json")),
-    );
+    let schema = root.join(format!("tests/fixtures/digitalocean-{DIGITALOCEAN}.schema.json"));
     let (mirror, served_by) = digitalocean_mirror(scratch.path());
     eprintln!("digitalocean/digitalocean {DIGITALOCEAN}: {served_by}");
     let ws = Workspace::from_tree(
@@ -482,18 +478,27 @@ fn digitalocean_example_plans_against_digitaloceans_schema() {
             key.display()
         ),
     );
-    ws.ok(&["validate"]);
-    let mut plan_cmd = ws.command(&["plan", "-input=false", "-out=tf.plan"]);
-    // Plans of new droplets make no API call; the provider only wants a token to exist.
-    plan_cmd.env("DIGITALOCEAN_TOKEN", "offline-plan-only");
-    let out = plan_cmd.output().expect("terraform plan");
-    assert!(
-        out.status.success(),
-        "plan: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: serde_json::Value = serde_json::from_str(&ws.ok(&["show", "-json", "tf.plan"])).expect("plan JSON");
+    // Terraform starts the provider with its own environment: the stand-in reads its schema
+    // from it, and the real provider wants a token to exist (plans of new droplets make no
+    // API call).
+    let run = |args: &[&str]| {
+        let out = ws
+            .command(args)
+            .env("SELFHOSTED_RECORDED_SCHEMA", &schema)
+            .env("DIGITALOCEAN_TOKEN", "offline-plan-only")
+            .output()
+            .expect("terraform");
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["validate"]);
+    run(&["plan", "-input=false", "-out=tf.plan"]);
+    let plan: serde_json::Value = serde_json::from_str(&run(&["show", "-json", "tf.plan"])).expect("plan JSON");
     let resources = planned(&plan);
     assert_counts(
         &resources,

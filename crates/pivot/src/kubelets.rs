@@ -1,6 +1,7 @@
 //! Kubelets follow the control plane: once an update has moved the control plane, each
 //! host the provider reaches whose kubelet reports another version than the contract's
-//! kubelet image moves to it, one node at a time, controllers first: the node is drained as
+//! kubelet image moves to it, controllers first and one at a time, then the workers
+//! (`kubelet_max_unavailable` at a time): the node is drained as
 //! `kubectl drain` does (disruption budgets respected; on a controller the control plane's
 //! own pods stay, as a kubelet restart leaves running containers alone and an evicted
 //! scheduler could not be scheduled again), `KUBELET_IMAGE` is set in the host's
@@ -182,7 +183,7 @@ pub(crate) async fn follow(
         .await;
         let mut failed = done.into_iter().filter_map(Result::err);
         if let Some(first) = failed.next() {
-            return Err(failed.fold(first, |err, other| err.with_evidence(other.to_string())));
+            return Err(failed.fold(first, |err, other| err.with_evidence(other.detail())));
         }
     }
     let mut warnings = Vec::new();
@@ -302,8 +303,9 @@ pub fn preview(
     let mut text = String::new();
     if !moves.is_empty() {
         text.push_str(
-            "After the control plane, the apply moves these kubelets one node at a time, controllers first \
-             (drained, moved, uncordoned):\n",
+            "After the control plane, the apply moves these kubelets node by node, controllers first, one at a \
+             time, then the workers, kubelet_max_unavailable at a time (each drained, moved, awaited Ready and \
+             uncordoned, unless you had cordoned it):\n",
         );
         text.push_str(&moves.join("\n"));
     }

@@ -284,10 +284,15 @@ pub fn release_minor(release: &str) -> Option<u32> {
     parts.next().is_some().then_some(minor)
 }
 
-/// A release without its pre-release or build suffix (`v1.35.4+vendor.1` → `v1.35.4`): a
-/// kubelet built by a vendor is at the release its tag names.
+/// A release without a vendor's suffix (`v1.35.4+vendor.1`, `v1.35.4-eks-1a2b` → `v1.35.4`):
+/// a kubelet built by a vendor is at the release its tag names. A pre-release
+/// (`v1.36.0-rc.1`) is not the release and keeps its suffix.
 pub fn release_core(release: &str) -> &str {
-    release.split(['-', '+']).next().unwrap_or(release)
+    let built = release.split('+').next().unwrap_or(release);
+    match built.split_once('-') {
+        Some((core, suffix)) if !["alpha", "beta", "rc"].iter().any(|p| suffix.starts_with(p)) => core,
+        _ => built,
+    }
 }
 
 /// Whether a kubelet reporting `kubelet` (`v1.34.3`, `v1.34.3+vendor`, …) may serve an
@@ -352,6 +357,12 @@ mod tests {
         assert_eq!(release_core("v1.35.4+vendor.1"), "v1.35.4");
         assert_eq!(release_core("v1.35.4-eks-1a2b"), "v1.35.4");
         assert_eq!(release_core("v1.35.4"), "v1.35.4");
+        assert_eq!(
+            release_core("v1.36.0-rc.1"),
+            "v1.36.0-rc.1",
+            "a pre-release is not the release"
+        );
+        assert_eq!(release_core("v1.36.0-beta.0+build.3"), "v1.36.0-beta.0");
         assert_eq!(release_minor("v1.35"), None);
         assert_eq!(release_minor("latest"), None);
     }
