@@ -60,6 +60,51 @@ fn upgrade_losing_no_request(ws: &Workspace, lane: &Lane, what: &str) {
     );
 }
 
+/// Runs `during` while etcd's members are listed from the first controller every 0.25 s;
+/// each learner seen is asked for its status at the client address it advertises. Returns
+/// what `during` returned, the looks that saw a learner, and the answers a learner gave there.
+fn watching_learners<T>(lane: &Lane, during: impl FnOnce() -> T) -> (T, usize, Vec<String>) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let watch = s.spawn(|| {
+            let (mut looks, mut open) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let first = lane.controllers[0];
+                let own = format!("https://{}:2379", lane.at(first).address);
+                let list = lane.etcdctl_at(first, &own, &["member", "list", "--write-out", "json"]);
+                let out: Value = serde_json::from_slice(&list.stdout).unwrap_or_default();
+                let learners = out["members"].as_array().cloned().unwrap_or_default();
+                let learners: Vec<&Value> = learners.iter().filter(|m| m["isLearner"] == true).collect();
+                if !learners.is_empty() {
+                    looks += 1;
+                }
+                for m in learners {
+                    for url in m["clientURLs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                    {
+                        // etcdctl dials for up to 2 s: what answers must say of itself that it is a
+                        // learner (a member promoted meanwhile serves there, rightly).
+                        let st = lane.etcdctl_at(first, url, &["endpoint", "status", "--write-out", "json"]);
+                        let status: Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+                        if st.status.success() && status[0]["Status"]["isLearner"] == true {
+                            open.push(format!("{url}: {status}"));
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (looks, open)
+        });
+        let out = during();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (looks, open) = watch.join().expect("the learner watch");
+        (out, looks, open)
+    })
+}
+
 /// `kubectl get <what> -o json`'s items.
 fn items(kubeconfig: &std::path::Path, args: &[&str]) -> Vec<Value> {
     let mut all = args.to_vec();
@@ -497,7 +542,18 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
         changes && flat.contains(&third_name),
         "the refresh names the blank controller and plans the update:\n{text}"
     );
-    upgrade_losing_no_request(&ws, &lane, "replacement of a controller whose disk was lost");
+    let ((), learner_looks, open) = watching_learners(&lane, || {
+        upgrade_losing_no_request(&ws, &lane, "replacement of a controller whose disk was lost")
+    });
+    eprintln!(
+        "topology replacement: etcd members listed every 0.25 s; {learner_looks} looks saw a learner, \
+         {} found its client address open",
+        open.len()
+    );
+    assert!(
+        open.is_empty(),
+        "a learner serves clients only on loopback (the apiservers' etcd client would send it reads it refuses): {open:?}"
+    );
     let members = lane.etcdctl(lane.controllers[0], &["member", "list"]);
     let started: Vec<&str> = members.lines().filter(|l| l.contains(", started, ")).collect();
     eprintln!("topology: etcd members after the replacement:\n{members}");

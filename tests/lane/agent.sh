@@ -11,7 +11,8 @@
 # a tag with no binary fails to start, as a failed pull). /run/selfhosted-lane/kubelet.restart (the
 # test bed's `systemctl restart kubelet`) stops the kubelet and starts it at once; its containers
 # run on. A unit that exits is restarted after $RESTART_SEC s (Restart=always, RestartSec). While
-# /run/selfhosted-lane/etcd.stopped exists, etcd is stopped and stays so (`systemctl stop etcd-member`). On SIGTERM it stops,
+# /run/selfhosted-lane/etcd.stopped exists, etcd is stopped and stays so (`systemctl stop etcd-member`);
+# /run/selfhosted-lane/etcd.restart (`systemctl restart etcd-member`) stops etcd and starts it at once. On SIGTERM it stops,
 # in order: kubelet, every container (SIGTERM first when /run/selfhosted-lane/graceful exists, as an
 # OS reboot; then tasks killed and deleted, so no shim outlives containerd),
 # containerd, etcd; then it unmounts what the kubelet and containerd mounted and exits.
@@ -113,6 +114,13 @@ while [ -z "$STOP" ]; do
   if [ -z "$KUBELET" ] && [ -f /etc/kubernetes/kubeconfig ] && [ "$now" -ge "$KUBELET_NEXT" ]; then start_kubelet; fi
   if [ -n "$ETCD" ] && ! alive "$ETCD"; then
     log "etcd exited (status $(status_of "$ETCD"))"; ETCD=; ETCD_NEXT=$(( now + RESTART_SEC ))
+  fi
+  if [ -e /run/selfhosted-lane/etcd.restart ]; then
+    # `systemctl restart etcd-member`: it reads etcd.env anew (the file goes once it is started)
+    [ -n "$ETCD" ] && { stop etcd "$ETCD" 15; ETCD=; }
+    ETCD_NEXT=0
+    if [ ! -e /run/selfhosted-lane/etcd.stopped ] && [ -f /etc/ssl/etcd/etcd/server.crt ]; then start_etcd; fi
+    rm -f /run/selfhosted-lane/etcd.restart
   fi
   if [ -e /run/selfhosted-lane/etcd.stopped ]; then
     # `systemctl stop etcd-member`: stopped, and not restarted until the file goes

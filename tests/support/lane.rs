@@ -452,14 +452,19 @@ impl Lane {
     /// `etcdctl ARGS` on the controller at `index`, against its own member, with the client
     /// certificate the provider delivered there.
     fn etcdctl_output(&self, index: usize, args: &[&str]) -> std::process::Output {
+        let endpoint = format!("https://{}:2379", self.at(index).address);
+        self.etcdctl_at(index, &endpoint, args)
+    }
+
+    /// `etcdctl ARGS` run on the controller at `index` against the member at `endpoint`.
+    pub fn etcdctl_at(&self, index: usize, endpoint: &str, args: &[&str]) -> std::process::Output {
         let host = self.at(index);
-        let endpoint = format!("https://{}:2379", host.address);
         let mut all = vec![
             "env",
             "ETCDCTL_API=3",
             "etcdctl",
             "--endpoints",
-            &endpoint,
+            endpoint,
             "--cacert",
             "/etc/ssl/etcd/etcd-client-ca.crt",
             "--cert",

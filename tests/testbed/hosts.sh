@@ -117,12 +117,20 @@ make_shared_layer() { # users core (sudo) and guest (no sudo), authorized keys, 
   echo 'core ALL=(ALL) NOPASSWD:ALL' > "$s/etc/sudoers.d/core"; chmod 440 "$s/etc/sudoers.d/core"
   cat > "$s/usrlocal/bin/systemctl" <<'SH'
 #!/bin/sh
-# Test-bed stand-in for systemd: records the call, succeeds. `restart kubelet[.service]` asks the
-# lane's agent (tests/lane/agent.sh) to restart the kubelet, as systemd would.
+# Test-bed stand-in for systemd: records the call, succeeds. `restart kubelet[.service]` and
+# `restart etcd-member[.service]` ask the lane's agent (tests/lane/agent.sh) to restart the kubelet
+# or etcd, as systemd would.
 echo "systemctl $*" >> /var/log/systemctl.log 2>/dev/null || true
 case " $* " in
-  *" restart "*) case " $* " in *" kubelet "*|*" kubelet.service "*)
-    [ -d /run/selfhosted-lane ] && touch /run/selfhosted-lane/kubelet.restart ;; esac ;;
+  *" restart "*)
+    case " $* " in *" kubelet "*|*" kubelet.service "*)
+      [ -d /run/selfhosted-lane ] && touch /run/selfhosted-lane/kubelet.restart ;; esac
+    case " $* " in *" etcd-member "*|*" etcd-member.service "*)
+      # as systemd's restart, it returns once etcd was stopped and started again
+      if [ -d /run/selfhosted-lane ]; then
+        touch /run/selfhosted-lane/etcd.restart
+        i=0; while [ -e /run/selfhosted-lane/etcd.restart ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+      fi ;; esac ;;
 esac
 exit 0
 SH

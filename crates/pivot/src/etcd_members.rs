@@ -7,6 +7,11 @@
 //! sync (so quorum never waits on a member still catching up), and the next controller
 //! follows only once it answers.
 //!
+//! A learner refuses reads ("rpc not supported for learner"), and the apiservers' etcd client
+//! does not skip one: while it learns, its client port listens on loopback only (the SSH
+//! tunnel reaches it there), so the apiservers that list its address find it closed and use
+//! the others. Once it votes, its own listen addresses come back and etcd restarts on them.
+//!
 //! Only an empty data folder counts as lost: a member that holds data but does not answer
 //! (rebooting, or crash-looping) is left alone and reported.
 
@@ -35,6 +40,16 @@ const JOIN_EXISTING: &str = "ETCD_INITIAL_CLUSTER_STATE=existing";
 /// Pause between looks at a rejoining member.
 const JOIN_POLL: Duration = Duration::from_secs(2);
 
+/// The key of etcd's client listen addresses in `etcd.env`.
+const LISTEN_CLIENT: &str = "ETCD_LISTEN_CLIENT_URLS";
+
+/// Where a learner serves clients: loopback only, which the SSH tunnel reaches.
+const LEARNER_LISTEN: &str = "ETCD_LISTEN_CLIENT_URLS=https://127.0.0.1:2379";
+
+/// Marks the comment that keeps a learner's own client listen line until it votes (a comment
+/// to systemd's and the container engines' env-file readers alike).
+const WHILE_LEARNER: &str = "#selfhosted-while-learner ";
+
 /// What a controller's `etcd.env` and data folder say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Local {
@@ -52,24 +67,51 @@ fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-/// The env file told to join the running cluster: [`JOIN_EXISTING`], and `initial_cluster`
-/// (the members as they are, this one added) as `ETCD_INITIAL_CLUSTER`; `None` when it says
-/// so already.
+/// The env file told to join the running cluster: [`JOIN_EXISTING`], `initial_cluster` (the
+/// members as they are, this one added) as `ETCD_INITIAL_CLUSTER`, and clients served on
+/// loopback only while a learner ([`LEARNER_LISTEN`], its own line kept after
+/// [`WHILE_LEARNER`]); `None` when it says so already.
 fn joining_env(env: &str, initial_cluster: &str) -> Option<String> {
-    let cluster = format!("ETCD_INITIAL_CLUSTER={initial_cluster}");
-    let lines: Vec<&str> = env.lines().map(str::trim).collect();
-    if lines.contains(&JOIN_EXISTING) && lines.contains(&cluster.as_str()) {
-        return None;
+    let mut out = String::new();
+    for l in env.lines() {
+        let t = l.trim_start();
+        if t.starts_with("ETCD_INITIAL_CLUSTER_STATE=") || t.starts_with("ETCD_INITIAL_CLUSTER=") {
+            continue;
+        }
+        if t.starts_with(&format!("{LISTEN_CLIENT}=")) && t.trim_end() != LEARNER_LISTEN {
+            out.push_str(&format!("{WHILE_LEARNER}{}\n{LEARNER_LISTEN}\n", t.trim_end()));
+            continue;
+        }
+        out.push_str(&format!("{l}\n"));
     }
-    let mut out: String = env
+    out.push_str(&format!("ETCD_INITIAL_CLUSTER={initial_cluster}\n{JOIN_EXISTING}\n"));
+    let before: String = env.lines().map(|l| format!("{l}\n")).collect();
+    (out != before).then_some(out)
+}
+
+/// The env file of a member that votes now: its own client listen line back in place of
+/// [`LEARNER_LISTEN`]; `None` when [`joining_env`] did not move it.
+fn voting_env(env: &str) -> Option<String> {
+    let own = env
         .lines()
-        .filter(|l| {
-            let l = l.trim_start();
-            !l.starts_with("ETCD_INITIAL_CLUSTER_STATE=") && !l.starts_with("ETCD_INITIAL_CLUSTER=")
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    out.push_str(&format!("{cluster}\n{JOIN_EXISTING}\n"));
+        .find_map(|l| l.trim().strip_prefix(WHILE_LEARNER.trim_end()))
+        .map(str::trim)?;
+    let mut out = String::new();
+    let mut placed = false;
+    for l in env.lines().filter(|l| !l.trim().starts_with(WHILE_LEARNER.trim_end())) {
+        let l = if l.trim() == LEARNER_LISTEN && !placed {
+            placed = true;
+            own
+        } else if l.trim() == LEARNER_LISTEN {
+            continue;
+        } else {
+            l
+        };
+        out.push_str(&format!("{l}\n"));
+    }
+    if !placed {
+        out.push_str(&format!("{own}\n"));
+    }
     Some(out)
 }
 
@@ -173,16 +215,17 @@ where
     Fut: Future<Output = Result<(), PivotError>>,
 {
     let mut empty = Vec::new();
-    let mut holding: Vec<&Session> = Vec::new();
+    let mut holding: Vec<(&Session, Local)> = Vec::new();
     for session in controllers {
         match local(session).await? {
             Some(l) if !l.has_data => empty.push((*session, l)),
-            Some(_) => holding.push(*session),
+            Some(l) => holding.push((*session, l)),
             None => {}
         }
     }
     let creds = credentials(assets).map_err(|e| PivotError::new(PHASE, e.message))?;
-    let (found, silent) = quorum(&holding, &creds).await;
+    let holding_sessions: Vec<&Session> = holding.iter().map(|(s, _)| *s).collect();
+    let (found, silent) = quorum(&holding_sessions, &creds).await;
     let Some(q) = found else {
         if empty.is_empty() {
             // Nothing to bring back; silent members are the update's warning to give.
@@ -203,8 +246,14 @@ where
         }
         return Err(err);
     };
-    // A learner of an interrupted run, started since, still waits for its vote.
+    // A learner of an interrupted run, started since, still waits for its vote, and one
+    // promoted then may still serve clients on loopback only.
     promote(&q.client, None, deadline).await?;
+    for (session, l) in &holding {
+        if reopen(session).await? {
+            joined(session, &creds, l, deadline).await?;
+        }
+    }
     let mut answering = q.answering;
     let mut back = Vec::new();
     for (session, l) in empty {
@@ -239,6 +288,7 @@ where
         }
         deliver((*session).clone()).await?;
         promote(&q.client, Some((host, &l)), deadline).await?;
+        reopen(session).await?;
         let id = joined(session, &creds, &l, deadline).await?;
         answering.push(id);
         tracing::info!(phase = PHASE.name(), host, member = %l.name, "etcd member joined again");
@@ -364,6 +414,42 @@ async fn promote(client: &Client, awaited: Option<(&str, &Local)>, deadline: Ins
         })
 }
 
+/// Gives a member that votes its own client listen addresses back ([`voting_env`]) and
+/// restarts its etcd on them; false when its `etcd.env` was not moved. Called only once the
+/// member votes: a learner must stay unreachable to the apiservers.
+///
+/// # Errors
+/// The file cannot be read or written, or etcd not restarted.
+async fn reopen(session: &Session) -> Result<bool, PivotError> {
+    let Some(env) = local(session).await?.and_then(|l| voting_env(&l.env)) else {
+        return Ok(false);
+    };
+    let host = session.host();
+    session
+        .upload(&[FileSpec::secret(ETCD_ENV, env).with_mode(0o644)])
+        .await
+        .map_err(|e| PivotError::on(PHASE, host, format!("cannot write {ETCD_ENV}: {}", chain(&e))))?;
+    session
+        .sudo("systemctl restart etcd-member.service")
+        .await
+        .map_err(|e| {
+            PivotError::on(
+                PHASE,
+                host,
+                format!(
+                    "its etcd member votes, but etcd did not restart to serve clients on its own addresses: {}",
+                    chain(&e)
+                ),
+            )
+        })?;
+    tracing::info!(
+        phase = PHASE.name(),
+        host,
+        "etcd member votes; serving clients on its own addresses again"
+    );
+    Ok(true)
+}
+
 /// Waits until the member on `session`'s host answers with a leader; returns its ID.
 async fn joined(session: &Session, creds: &Credentials, l: &Local, deadline: Instant) -> Result<Id, PivotError> {
     loop {
@@ -408,6 +494,37 @@ mod tests {
         );
         assert_eq!(joining_env(&joined, cluster), None);
         assert!(joining_env(&joined, "etcd2=https://c:2380").is_some());
+    }
+
+    #[test]
+    fn a_learner_serves_clients_on_loopback_until_it_votes() {
+        let env = "ETCD_NAME=etcd1\nETCD_LISTEN_CLIENT_URLS=https://0.0.0.0:2379\nETCD_DATA_DIR=/var/lib/etcd\n";
+        let cluster = "etcd0=https://a:2380,etcd1=https://b:2380";
+        let learning = joining_env(env, cluster).expect("changed");
+        assert_eq!(
+            learning,
+            "ETCD_NAME=etcd1\n#selfhosted-while-learner ETCD_LISTEN_CLIENT_URLS=https://0.0.0.0:2379\n\
+             ETCD_LISTEN_CLIENT_URLS=https://127.0.0.1:2379\nETCD_DATA_DIR=/var/lib/etcd\n\
+             ETCD_INITIAL_CLUSTER=etcd0=https://a:2380,etcd1=https://b:2380\nETCD_INITIAL_CLUSTER_STATE=existing\n"
+        );
+        // The only value of the key etcd reads is the loopback one.
+        assert_eq!(env_value(&learning, LISTEN_CLIENT), Some("https://127.0.0.1:2379"));
+        assert_eq!(joining_env(&learning, cluster), None, "a rerun finds it told already");
+        let voting = voting_env(&learning).expect("moved back");
+        assert_eq!(env_value(&voting, LISTEN_CLIENT), Some("https://0.0.0.0:2379"));
+        assert!(!voting.contains("127.0.0.1") && !voting.contains('#'), "{voting}");
+        assert!(voting.contains(JOIN_EXISTING), "{voting}");
+        assert_eq!(voting_env(&voting), None, "a member that votes already is left alone");
+        assert_eq!(voting_env(env), None);
+    }
+
+    #[test]
+    fn a_learner_listen_line_lost_by_hand_comes_back_from_the_comment() {
+        let env = "ETCD_NAME=etcd1\n#selfhosted-while-learner ETCD_LISTEN_CLIENT_URLS=https://10.0.0.2:2379\n";
+        assert_eq!(
+            voting_env(env).as_deref(),
+            Some("ETCD_NAME=etcd1\nETCD_LISTEN_CLIENT_URLS=https://10.0.0.2:2379\n")
+        );
     }
 
     #[test]
