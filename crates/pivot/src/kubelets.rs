@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::api::Api;
 use crate::inventory::{Host, Inventory, Role};
 use crate::phase::{chain, Phase, PivotError};
-use crate::procedure::{bounded, PivotParams, Warning};
+use crate::procedure::{bounded, Outcome, PivotParams, Warning};
 
 /// How long one node may take to drain.
 const DRAIN_WITHIN: Duration = Duration::from_secs(300);
@@ -233,10 +233,11 @@ pub(crate) async fn follow(
     Ok(warnings)
 }
 
-/// Each node's kubelet version now, for the state; empty when the API does not say.
-pub(crate) async fn versions(api: &Api, deadline: Instant, cancel: &CancellationToken) -> BTreeMap<String, String> {
+/// Records each node's kubelet version now in `outcome` (for the state); when the API does
+/// not say, the state keeps the last apply's, and a warning says so.
+pub(crate) async fn record_versions(api: &Api, deadline: Instant, cancel: &CancellationToken, outcome: &mut Outcome) {
     let client = api.waiter.client();
-    bounded(
+    match bounded(
         &api.waiter,
         PHASE,
         deadline,
@@ -244,7 +245,17 @@ pub(crate) async fn versions(api: &Api, deadline: Instant, cancel: &Cancellation
         selfhosted_cluster::skew::kubelet_versions(client),
     )
     .await
-    .unwrap_or_default()
+    {
+        Ok(versions) => outcome.kubelets = versions,
+        Err(e) => outcome.warnings.push(Warning {
+            summary: "selfhosted_bootstrap: kubelet versions not read",
+            detail: format!(
+                "The nodes could not be listed after the apply ({}), so kubelet_versions keeps what the last apply \
+                 recorded; the next plan's kubelet preview may be out of date until an apply reads them again",
+                e.message
+            ),
+        }),
+    }
 }
 
 /// The release the apiservers of `assets` run.

@@ -121,7 +121,7 @@ pub(crate) async fn pivot_phases(
             .await
     })
     .await?;
-    outcome.kubelets = crate::kubelets::versions(&api, deadline, cancel).await;
+    crate::kubelets::record_versions(&api, deadline, cancel, outcome).await;
     outcome.reached = Some(Phase::Verify);
     Ok(())
 }

@@ -290,7 +290,7 @@ async fn through_api(
     })
     .await?;
     outcome.versions = versions;
-    outcome.kubelets = crate::kubelets::versions(api, deadline, cancel).await;
+    crate::kubelets::record_versions(api, deadline, cancel, outcome).await;
     outcome.reached = Some(Phase::Verify);
     Ok(())
 }

@@ -148,10 +148,7 @@ fn keep_leaving_hosts(state: &mut Value, prior: &Value) {
 
 /// What an update will do with each host's kubelet, from the versions the prior state recorded.
 fn kubelet_preview(config: &Config, prior: &Value) -> Option<String> {
-    let recorded = prior
-        .get(attr::KUBELET_VERSIONS)
-        .and_then(string_entries)
-        .unwrap_or_default();
+    let recorded = recorded_kubelets(prior, &removed_nodes(prior, config));
     let hosts: Vec<(String, selfhosted_pivot::Role)> = config
         .inventory
         .hosts()
@@ -159,6 +156,17 @@ fn kubelet_preview(config: &Config, prior: &Value) -> Option<String> {
         .map(|h| (h.name.clone(), h.role))
         .collect();
     selfhosted_pivot::kubelets::preview(&config.assets, &hosts, &recorded)
+}
+
+/// The kubelet versions the prior state recorded, but for the nodes that leave in this update
+/// (their nodes are deleted: there is nothing to say of their kubelets).
+fn recorded_kubelets(prior: &Value, leaving: &[String]) -> BTreeMap<String, String> {
+    let mut recorded = prior
+        .get(attr::KUBELET_VERSIONS)
+        .and_then(string_entries)
+        .unwrap_or_default();
+    recorded.retain(|node, _| !leaving.contains(node));
+    recorded
 }
 
 /// Marks, in `etcd_snapshot`, a snapshot whose update has not converged yet.
@@ -671,6 +679,18 @@ mod tests {
         // Not known yet (a controllers list from another resource): nothing to say at plan time.
         let unknown = Value::object([(attr::CONTROLLERS, Value::Unknown)]);
         assert!(!removed_controllers(&prior, &unknown).has_errors());
+    }
+
+    #[test]
+    fn the_plan_says_nothing_of_the_kubelets_of_nodes_that_leave() {
+        let versions = [("c0", "v1.34.3"), ("w0", "v1.34.3"), ("w1", "v1.34.3")]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), Value::from(v)))
+            .collect();
+        let prior = Value::object([(attr::KUBELET_VERSIONS, Value::Map(versions))]);
+        let kept = recorded_kubelets(&prior, &["w1".to_owned()]);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["c0", "w0"]);
+        assert_eq!(recorded_kubelets(&Value::Null, &[]), BTreeMap::new());
     }
 
     #[test]

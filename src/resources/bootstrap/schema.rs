@@ -242,7 +242,7 @@ pub fn schema() -> Schema {
         .attribute(
             Attribute::new(attr::KUBELET_VERSIONS, Type::map(Type::String))
                 .computed()
-                .description("Each node's kubelet version (node name → version) when the last apply verified the cluster. The plan of a `kubernetes_version` change compares against it and names, in a warning, each kubelet it will move (`from → to`) and each it cannot."),
+                .description("Each node's kubelet version (node name → version) when the last apply verified the cluster. The plan of a `kubernetes_version` change compares against it and names, in a warning, each kubelet it will move (`from → to`) and each it cannot. An apply that cannot list the nodes keeps the last one's, with a warning."),
         )
         .attribute(
             Attribute::new(attr::ETCD_SNAPSHOT, Type::map(Type::String))
