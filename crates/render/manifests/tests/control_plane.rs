@@ -822,6 +822,28 @@ fn flannel_tunnels_over_the_nodes_own_address() {
     );
 }
 
+/// Calico takes the node's InternalIP as its address (the kubelet's `--node-ip`), as flannel
+/// does, on every row of the version table: not the first interface that is up.
+#[test]
+fn calico_takes_the_nodes_own_address() {
+    for version in ["v1.20.2", "v1.34.3"] {
+        let mut raw = common::raw();
+        raw.networking = Some("calico".into());
+        raw.kubernetes_version = Some(version.into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let ds = find(&r.manifests, "daemonset-kube-system-calico-node");
+        let container = &ds["spec"]["template"]["spec"]["containers"][0];
+        let env = container["env"].as_array().expect("env");
+        let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+        assert_eq!(value("IP"), Some("autodetect".into()), "{version}: {container}");
+        assert_eq!(
+            value("IP_AUTODETECTION_METHOD"),
+            Some("kubernetes-internal-ip".into()),
+            "{version}: {container}"
+        );
+    }
+}
+
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
 /// (bind address included), as the apiserver's user, from the agent image a user can move.
 #[test]

@@ -92,6 +92,9 @@ pub fn objects(p: &ManifestParams) -> Vec<Value> {
         ("CLUSTER_TYPE", "k8s,selfhosted"),
         ("CALICO_NETWORKING_BACKEND", "vxlan"),
         ("IP", "autodetect"),
+        // The node's InternalIP (the kubelet's `--node-ip`), not the first interface that is
+        // up: on a droplet that is the public one, and VXLAN would leave the private network.
+        ("IP_AUTODETECTION_METHOD", "kubernetes-internal-ip"),
         ("CALICO_IPV4POOL_CIDR", &pod_cidr),
         ("CALICO_IPV4POOL_VXLAN", "Always"),
         ("CALICO_IPV4POOL_IPIP", "Never"),
