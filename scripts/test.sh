@@ -59,6 +59,9 @@ seconds() { printf '%d.%d' $(( $1 / 1000000 )) $(( $1 / 100000 % 10 )); }
 fuzz_pid=""
 fuzz_log=$(mktemp)
 fuzz_secs=$(mktemp)
+# The Go-built tools (below) build in the background from the start: their pid and log.
+prep_pid=""
+prep_log=$(mktemp)
 # nextest's JUnit report once the tests ran (for the lane tests' times), and the skip log.
 junit=""
 SELFHOSTED_SKIP_LOG=$(mktemp)
@@ -67,10 +70,13 @@ export SELFHOSTED_SKIP_LOG
 # shellcheck disable=SC2317 # the EXIT trap
 on_exit() {
   local rc=$?
-  if [ -n "$fuzz_pid" ] && kill -0 "$fuzz_pid" 2>/dev/null; then
-    kill -- "-$fuzz_pid" 2>/dev/null || true
-    wait "$fuzz_pid" 2>/dev/null || true
-  fi
+  local pid
+  for pid in "$fuzz_pid" "$prep_pid"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill -- "-$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
   phase_close
   if [ -n "$junit" ]; then
     echo "== seconds of each lane test and of any test over 30 s (nextest's $junit)"
@@ -85,10 +91,31 @@ on_exit() {
     printf '   %8s  %s\n' "$(cat "$fuzz_secs")" "(fuzz build in the background, beside nextest: cargo-fuzz if missing, the ASan build)"
   fi
   printf '   %8s  %s\n' "$(seconds $(( ${EPOCHREALTIME//[.,]/} - run_t0 )))" "in all"
-  rm -f "$SELFHOSTED_SKIP_LOG" "$fuzz_log" "$fuzz_secs"
+  rm -f "$SELFHOSTED_SKIP_LOG" "$fuzz_log" "$fuzz_secs" "$prep_log"
   return "$rc"
 }
 trap on_exit EXIT
+
+# The tools built from the Go module proxy (three Kubernetes releases for the lane, Ignition's
+# validator, OpenTofu, Terraform 1.13) need only Go and gcc, which the machine has: on a fresh
+# machine (about 20 minutes of builds) they start at once, in the background at nice 10, beside the
+# apt install and clippy. Each phase below that needs one runs its script as before, which waits on
+# that script's lock for the background build, then finds it cached (on a warm machine at once).
+# The default version (every lane test), the next minor (the minor-version upgrade) and the
+# newest minor claimed (its pivot), built from the Go module proxy. (v1.20.2, the lane's first
+# release, builds with tests/lane/build.sh and runs with SELFHOSTED_LANE_VERSION=v1.20.2.)
+KUBERNETES_VERSIONS=(v1.34.3 v1.35.4 v1.37.2)
+IGNITION_VALIDATE=(ignition-validate github.com/coreos/ignition/v2/validate@v2.24.0)
+TOFU_VERSION=v1.12.6
+TERRAFORM_NEWER_VERSION=v1.13.3
+# shellcheck disable=SC2016 # expanded by the inner bash
+setsid -w nice -n 10 bash -c 'set -e
+  for v in $1; do bash tests/lane/build-go.sh "$v" >/dev/null; done
+  bash tests/tools/go-tool.sh $2 >/dev/null
+  bash tests/tools/tofu.sh "$3" >/dev/null
+  bash tests/tools/terraform.sh "$4" >/dev/null' prep "${KUBERNETES_VERSIONS[*]}" "${IGNITION_VALIDATE[*]}" \
+  "$TOFU_VERSION" "$TERRAFORM_NEWER_VERSION" </dev/null >"$prep_log" 2>&1 &
+prep_pid=$!
 
 phase "test tools (scripts/install-test-deps.sh; cargo-fuzz is installed with the fuzz build)"
 # cargo install builds in a temporary folder of its own, not in the target dir.
@@ -136,24 +163,28 @@ phase "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 phase "terraform fmt -check examples"
 terraform fmt -check -recursive examples
-# The default version (every lane test), the next minor (the minor-version upgrade) and the
-# newest minor claimed (its pivot), built from the Go module proxy. (v1.20.2, the lane's first
-# release, builds with tests/lane/build.sh and runs with SELFHOSTED_LANE_VERSION=v1.20.2.)
-for v in v1.34.3 v1.35.4 v1.37.2; do
+phase "the node agent image (selfhosted-agent, imported by the lane hosts)"
+bash tests/lane/agent-image.sh
+phase "the Go-built tools: waiting for their background build (nothing on a warm machine)"
+prep_status=0
+wait "$prep_pid" || prep_status=$?
+prep_pid=""
+sed 's/^/[go tools] /' "$prep_log"
+# A failed background build is built again below, in the foreground, where its error shows.
+echo "background build: exit $prep_status"
+for v in "${KUBERNETES_VERSIONS[@]}"; do
   phase "real control-plane lane: Kubernetes $v binaries (cached after the first build)"
   bash tests/lane/build-go.sh "$v"
 done
 phase "Ignition's own validator (an independent check of the rendered Ignition; cached)"
-SELFHOSTED_IGNITION_VALIDATE=$(bash tests/tools/go-tool.sh ignition-validate github.com/coreos/ignition/v2/validate@v2.24.0)
+SELFHOSTED_IGNITION_VALIDATE=$(bash tests/tools/go-tool.sh "${IGNITION_VALIDATE[@]}")
 export SELFHOSTED_IGNITION_VALIDATE
 phase "OpenTofu (the quickstart and the assets lifecycle also run under tofu; cached)"
-SELFHOSTED_TOFU=$(bash tests/tools/tofu.sh v1.12.6)
+SELFHOSTED_TOFU=$(bash tests/tools/tofu.sh "$TOFU_VERSION")
 export SELFHOSTED_TOFU
 phase "Terraform 1.13 (the quickstart and the assets lifecycle also run under it; cached)"
-SELFHOSTED_TERRAFORM_NEWER=$(bash tests/tools/terraform.sh v1.13.3)
+SELFHOSTED_TERRAFORM_NEWER=$(bash tests/tools/terraform.sh "$TERRAFORM_NEWER_VERSION")
 export SELFHOSTED_TERRAFORM_NEWER
-phase "the node agent image (selfhosted-agent, imported by the lane hosts)"
-bash tests/lane/agent-image.sh
 
 # The fuzz targets' ASan build (cold: about 10 minutes of both cores) needs nothing the tests
 # make, and the lane tests mostly wait on kubelet and lease cadences: it runs beside nextest at the
