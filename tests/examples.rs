@@ -198,6 +198,7 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
   ignition_version   = module.nemo.ignition_version
   ssh_authorized_key = var.ssh_authorized_key
   joining_ignition   = module.nemo.joining_worker_ignition
+  target_group_arns  = module.nemo.worker_target_groups
   node_labels        = ["node.kubernetes.io/pool=spot", "example.com/gpu=false"]
   node_taints        = ["example.com/spot=true:NoSchedule"]
 }
@@ -226,6 +227,9 @@ output "spot_pool_kubelet_extra_args" {
             ("aws_instance", 3),
             ("aws_route53_record", 4),
             ("aws_lb", 1),
+            // The apiservers (6443, to the controllers) and ingress (80, 443, to the workers).
+            ("aws_lb_listener", 3),
+            ("aws_lb_target_group", 3),
             ("aws_lb_target_group_attachment", 3),
             ("aws_launch_template", 2),
             ("aws_autoscaling_group", 2),
@@ -234,6 +238,35 @@ output "spot_pool_kubelet_extra_args" {
             ("selfhosted_bootstrap", 1),
         ],
     );
+    // The module's workers join the ingress target groups (HTTP and HTTPS), whose listeners sit
+    // beside the apiservers' on the load balancer; the pool of its own joins them from the
+    // module's output. (Set-typed, their ARNs are wholly unknown at plan: the wiring is read
+    // from the configuration.)
+    let calls = &plan["configuration"]["root_module"]["module_calls"];
+    let references = |call: &serde_json::Value| {
+        call["expressions"]["target_group_arns"]["references"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let module_workers = references(&calls["nemo"]["module"]["module_calls"]["workers"]);
+    assert!(
+        module_workers.iter().any(|r| r == "aws_lb_target_group.workers"),
+        "{module_workers:?}"
+    );
+    let spot = references(&calls["spot_pool"]);
+    assert!(spot.iter().any(|r| r == "module.nemo.worker_target_groups"), "{spot:?}");
+    let mut ports: Vec<i64> = resources
+        .iter()
+        .filter(|r| r.1 == "aws_lb_listener")
+        .filter_map(|r| r.2["port"].as_i64())
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [80, 443, 6443]);
     // The controllers' user data is known at plan: instances do not wait for the load
     // balancer or for anything else created with them.
     let user_data = plan["planned_values"]["outputs"]["controller_user_data"]["value"]

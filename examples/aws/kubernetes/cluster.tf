@@ -58,7 +58,7 @@ module "workers" {
   ignition_version   = local.ignition_version
   ssh_authorized_key = var.ssh_authorized_key
   joining_ignition   = selfhosted_cluster_assets.cluster.joining_worker_ignition
-  target_group_arns  = []
+  target_group_arns  = [for tg in aws_lb_target_group.workers : tg.arn]
 
   # Workers would wait and retry on their own; this starts them once the API answers.
   depends_on = [selfhosted_bootstrap.cluster]

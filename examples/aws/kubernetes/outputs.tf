@@ -53,6 +53,16 @@ output "joining_worker_ignition" {
   sensitive   = true
 }
 
+output "ingress_dns_name" {
+  description = "The load balancer's DNS name, for records of your own pointing at the ingress (HTTP 80 and HTTPS 443 to the workers)."
+  value       = aws_lb.apiserver.dns_name
+}
+
+output "worker_target_groups" {
+  description = "The ingress target groups (HTTP 80, HTTPS 443): `target_group_arns` of a worker pool of your own."
+  value       = [for tg in aws_lb_target_group.workers : tg.arn]
+}
+
 output "vpc_id" {
   description = "The cluster's VPC."
   value       = aws_vpc.network.id
