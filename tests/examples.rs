@@ -188,7 +188,7 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
   source = "./kubernetes/workers"
 
   name               = "nemo-spot"
-  ami                = var.ami
+  ami                = module.nemo.ami
   instance_type      = "t3.large"
   disk_size          = 50
   spot_price         = "0.03"
@@ -260,6 +260,31 @@ output "spot_pool_kubelet_extra_args" {
     );
     let spot = references(&calls["spot_pool"]);
     assert!(spot.iter().any(|r| r == "module.nemo.worker_target_groups"), "{spot:?}");
+    // With `ami` null the module boots the newest AMI of `os_stream`, looked up while planning:
+    // `terraform test` plans it with the lookup's answer given (no AWS here).
+    ws.write(
+        "ami_lookup.tftest.hcl",
+        r#"variables {
+  ami = null
+}
+
+override_data {
+  target = module.nemo.data.aws_ami.os[0]
+  values = { image_id = "ami-0f0c05f0c05f0c05f" }
+}
+
+run "the_newest_ami_of_the_stream" {
+  command = plan
+
+  assert {
+    condition     = module.nemo.ami == "ami-0f0c05f0c05f0c05f"
+    error_message = "the module boots the AMI it looked up"
+  }
+}
+"#,
+    );
+    let tested = ws.ok(&["test"]);
+    assert!(tested.contains("1 passed, 0 failed"), "{tested}");
     let mut ports: Vec<i64> = resources
         .iter()
         .filter(|r| r.1 == "aws_lb_listener")

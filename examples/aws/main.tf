@@ -29,8 +29,9 @@ variable "region" {
 }
 
 variable "ami" {
-  description = "Fedora CoreOS (or Flatcar) AMI of the region, e.g. from `aws ec2 describe-images` or the OS's release page."
+  description = "Fedora CoreOS (or Flatcar) AMI of the region; null: the newest of the stable stream, looked up while planning."
   type        = string
+  default     = null
 }
 
 variable "dns_zone" {

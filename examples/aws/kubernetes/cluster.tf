@@ -46,7 +46,7 @@ module "workers" {
   source = "./workers"
 
   name               = "${var.cluster_name}-worker"
-  ami                = var.ami
+  ami                = local.ami
   instance_type      = var.worker_type
   disk_size          = coalesce(var.worker_disk_size, var.disk_size)
   spot_price         = var.worker_price

@@ -36,7 +36,7 @@ resource "aws_route53_record" "etcd" {
 resource "aws_instance" "controller" {
   count = var.controller_count
 
-  ami                    = var.ami
+  ami                    = local.ami
   instance_type          = var.controller_type
   subnet_id              = aws_subnet.public[count.index % length(aws_subnet.public)].id
   vpc_security_group_ids = [aws_security_group.controller.id]

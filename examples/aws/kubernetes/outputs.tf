@@ -53,6 +53,11 @@ output "joining_worker_ignition" {
   sensitive   = true
 }
 
+output "ami" {
+  description = "The AMI the hosts boot (`ami`, or the newest of `os_stream`): `ami` of a worker pool of your own."
+  value       = local.ami
+}
+
 output "ingress_dns_name" {
   description = "The load balancer's DNS name, for records of your own pointing at the ingress (HTTP 80 and HTTPS 443 to the workers)."
   value       = aws_lb.apiserver.dns_name

@@ -14,8 +14,19 @@ variable "dns_zone_id" {
 }
 
 variable "ami" {
-  description = "AMI of the hosts (Fedora CoreOS or Flatcar, matching `host_os`)."
+  description = "AMI of the hosts (Fedora CoreOS or Flatcar, matching `host_os`); null: the newest of `os_stream` in the region, looked up while planning (needs AWS credentials)."
   type        = string
+  default     = null
+}
+
+variable "os_stream" {
+  description = "The OS stream whose newest AMI the hosts boot when `ami` is null: Fedora CoreOS `stable`, `testing` or `next`; Flatcar `stable`, `beta` or `alpha`."
+  type        = string
+  default     = "stable"
+  validation {
+    condition     = contains(["stable", "testing", "next", "beta", "alpha"], var.os_stream)
+    error_message = "os_stream must be stable, testing or next (Fedora CoreOS), or stable, beta or alpha (Flatcar)."
+  }
 }
 
 variable "host_os" {

@@ -65,6 +65,10 @@ resource "aws_launch_template" "worker" {
 
   lifecycle {
     create_before_destroy = true
+    # The OS updates itself on running hosts; a newer AMI (of `os_stream`, looked up at every
+    # plan) would otherwise refresh every worker. It reaches the template with its next
+    # replacement (-replace of this template).
+    ignore_changes = [image_id]
   }
 }
 
