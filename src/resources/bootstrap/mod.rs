@@ -282,18 +282,52 @@ fn leaving_controllers(prior: &Value, config: &Value, learned: &BTreeMap<String,
 /// is a shrink: the update removes the leaving ones' etcd members and nodes. Refused: a shrink
 /// that is not the list's end (or that also replaces a controller), and more replaced at once
 /// than etcd's quorum allows (each replaced member is lost until its machine has joined).
+///
+/// A controller whose name the plan does not know yet, at a place the prior state fills (a
+/// machine replaced in this same apply, e.g. `-replace` of its instance, whose new name comes
+/// from it), counts as replaced: two of three so would be destroyed by Terraform before the
+/// update could refuse them.
 fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
     let mut diags = Diagnostics::new();
-    if config.get(attr::CONTROLLERS).is_none_or(|c| !c.is_known()) {
+    let Some(list) = config.get(attr::CONTROLLERS).and_then(Value::as_list) else {
         return diags;
-    }
+    };
     let before = host_names(prior.get(attr::CONTROLLERS));
+    let unknown: Vec<usize> = list
+        .iter()
+        .enumerate()
+        .take(before.len())
+        .filter(|(_, h)| h.get("name").is_none_or(|n| !n.is_known()))
+        .map(|(i, _)| i)
+        .collect();
     let now = host_names(config.get(attr::CONTROLLERS));
-    let gone: Vec<&String> = before.iter().filter(|n| !now.contains(n)).collect();
+    let gone: Vec<String> = before
+        .iter()
+        .filter(|n| !now.contains(n))
+        .map(|n| format!("{n:?}"))
+        .collect();
     if gone.is_empty() {
         return diags;
     }
     let at = AttributePath::root(attr::CONTROLLERS);
+    if !unknown.is_empty() {
+        // Known only after apply: no shrink can be told from a replacement, only the count.
+        if list.len() >= before.len() {
+            let places = unknown
+                .iter()
+                .map(|i| format!("controllers[{i}]"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            too_many_replaced(
+                &mut diags,
+                &at,
+                &format!("{} (now known only after apply: {places})", gone.join(", ")),
+                before.len(),
+                before.len() - gone.len(),
+            );
+        }
+        return diags;
+    }
     if now.len() < before.len() {
         if before.starts_with(&now) {
             return diags;
@@ -303,7 +337,7 @@ fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
             .map(|n| format!("{n:?}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let names = gone.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
+        let names = gone.join(", ");
         diags.push(
             Diagnostic::error(
                 "Controllers leave from the end of the list",
@@ -318,17 +352,29 @@ fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
         );
         return diags;
     }
-    let (members, kept) = (before.len(), before.len() - gone.len());
+    too_many_replaced(
+        &mut diags,
+        &at,
+        &gone.join(", "),
+        before.len(),
+        before.len() - gone.len(),
+    );
+    diags
+}
+
+/// Refuses replacing the controllers `names` of `members` when the `kept` ones are short of
+/// etcd's quorum.
+fn too_many_replaced(diags: &mut Diagnostics, at: &AttributePath, names: &str, members: usize, kept: usize) {
     let quorum = members / 2 + 1;
     if kept < quorum {
-        let names = gone.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ");
         diags.push(
             Diagnostic::error(
                 "Too many controllers replaced at once",
                 format!(
                     "Replacing {names} leaves {kept} of the {members} etcd members running while the new machines \
                      join, and etcd needs {quorum} for quorum: the cluster would stop. Replace one controller per \
-                     apply (keep the others' names in `controllers`), waiting for each apply to finish.{}",
+                     apply (keep the others' names in `controllers`; with `-replace`, name one machine), waiting \
+                     for each apply to finish.{}",
                     if members < 3 {
                         " With fewer than 3 controllers no controller can be replaced without losing etcd: \
                          restore from a snapshot instead (docs/guides/disaster-recovery.md)."
@@ -337,10 +383,9 @@ fn removed_controllers(prior: &Value, config: &Value) -> Diagnostics {
                     }
                 ),
             )
-            .at(at),
+            .at(at.clone()),
         );
     }
-    diags
 }
 
 impl Bootstrap {
@@ -679,6 +724,38 @@ mod tests {
         // Not known yet (a controllers list from another resource): nothing to say at plan time.
         let unknown = Value::object([(attr::CONTROLLERS, Value::Unknown)]);
         assert!(!removed_controllers(&prior, &unknown).has_errors());
+    }
+
+    #[test]
+    fn machines_replaced_in_the_same_apply_count_by_their_unknown_names() {
+        // Names from the machines (an instance's private DNS name): a machine replaced in this
+        // apply has a name known only after apply.
+        let hosts = |names: &[Option<&str>]| {
+            let list = names
+                .iter()
+                .map(|n| {
+                    let name = n.map_or(Value::Unknown, Value::from);
+                    Value::object([("name", name), ("address", Value::Unknown)])
+                })
+                .collect();
+            Value::object([(attr::CONTROLLERS, Value::List(list))])
+        };
+        let prior = with_controllers(&["c0", "c1", "c2"]);
+        // One replaced, or nothing replaced while addresses are unknown: planned.
+        assert!(!removed_controllers(&prior, &hosts(&[Some("c0"), Some("c1"), None])).has_errors());
+        assert!(!removed_controllers(&prior, &hosts(&[Some("c0"), Some("c1"), Some("c2")])).has_errors());
+        // Growth: the new places are unknown, the old ones kept.
+        assert!(!removed_controllers(&prior, &hosts(&[Some("c0"), Some("c1"), Some("c2"), None, None])).has_errors());
+        // Two of three: refused at plan, before Terraform destroys either machine.
+        let refused = removed_controllers(&prior, &hosts(&[Some("c0"), None, None]));
+        let text = format!("{refused:?}");
+        assert!(
+            refused.has_errors()
+                && text.contains("Too many controllers replaced at once")
+                && text.contains("controllers[1], controllers[2]")
+                && text.contains("-replace"),
+            "{text}"
+        );
     }
 
     #[test]
