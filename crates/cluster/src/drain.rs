@@ -53,6 +53,10 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
 /// What the drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Removed {
@@ -131,6 +135,44 @@ impl Spare<'_> {
                 .flatten()
                 .any(|o| o.controller == Some(true));
         in_namespace || unowned
+    }
+}
+
+/// Whether `node` carries the provider's mark but no cordon: an operator's `kubectl uncordon`
+/// lifted the provider's cordon and left the mark, which a later `kubectl cordon` (the
+/// operator's own, to stay) must not inherit.
+pub fn stale_mark(node: &Node) -> bool {
+    node.spec.as_ref().and_then(|s| s.unschedulable) != Some(true)
+        && node
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(CORDONED_FOR))
+}
+
+/// Removes the provider's mark from `node` if it is stale ([`stale_mark`], as read now).
+/// Returns whether it was.
+///
+/// # Errors
+/// [`DrainError::Api`].
+pub async fn clear_stale_mark(client: &Client, node: &str) -> Result<bool, DrainError> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    match nodes.get_opt(node).await.map_err(api_err("reading the Node", node))? {
+        Some(n) if stale_mark(&n) => {
+            // Only while still not cordoned: the resourceVersion makes a cordon meanwhile win.
+            let patch = serde_json::json!({
+                "metadata": {
+                    "resourceVersion": n.metadata.resource_version,
+                    "annotations": { CORDONED_FOR: null }
+                }
+            });
+            match nodes.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => Ok(true),
+                Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(false),
+                Err(e) => Err(api_err("clearing the provider's mark", node)(e)),
+            }
+        }
+        _ => Ok(false),
     }
 }
 
@@ -216,7 +258,7 @@ pub async fn delete_pods(client: &Client, node: &str, namespace: &str) -> Result
 }
 
 /// Marks `node` schedulable again if the provider cordoned it for `what` (a node an operator
-/// cordoned stays so); `false` when it did not.
+/// cordoned stays so); `false` when it did not. A stale mark ([`stale_mark`]) goes.
 ///
 /// # Errors
 /// [`DrainError::Api`].
@@ -224,6 +266,7 @@ pub async fn uncordon(client: &Client, node: &str, what: CordonFor) -> Result<bo
     let nodes: Api<Node> = Api::all(client.clone());
     match nodes.get_opt(node).await.map_err(api_err("reading the Node", node))? {
         Some(n) if cordoned_for(&n, what) => set_unschedulable(client, node, None).await,
+        Some(n) if stale_mark(&n) => clear_stale_mark(client, node).await.map(|_| false),
         _ => Ok(false),
     }
 }

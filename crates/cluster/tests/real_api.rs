@@ -1032,6 +1032,56 @@ async fn a_drain_respects_disruption_budgets_and_a_moved_kubelet_is_awaited_at_i
         "the provider's mark goes with its cordon"
     );
 
+    // The provider's cordon lifted by an operator (`kubectl uncordon` leaves the mark): the
+    // stale mark goes at the provider's next look, so the operator's own cordon later (for
+    // maintenance) is not taken for the provider's.
+    assert_eq!(
+        selfhosted_cluster::drain::drain(&client, "w1", CordonFor::KubeletMove, spare, soon(5))
+            .await
+            .unwrap(),
+        Some(vec![])
+    );
+    let mark = |n: &Node| {
+        n.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(selfhosted_cluster::drain::CORDONED_FOR))
+    };
+    let set = |unschedulable: serde_json::Value| {
+        let nodes = nodes.clone();
+        async move {
+            nodes
+                .patch(
+                    "w1",
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"spec": {"unschedulable": unschedulable}})),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let w1 = set(serde_json::Value::Null).await;
+    assert!(
+        mark(&w1) && selfhosted_cluster::drain::stale_mark(&w1),
+        "kubectl uncordon leaves the mark"
+    );
+    assert!(
+        !selfhosted_cluster::drain::uncordon(&client, "w1", CordonFor::KubeletMove)
+            .await
+            .unwrap()
+    );
+    assert!(!mark(&nodes.get("w1").await.unwrap()), "the stale mark is gone");
+    let w1 = set(serde_json::Value::Bool(true)).await;
+    assert!(!selfhosted_cluster::drain::cordoned_for(&w1, CordonFor::KubeletMove));
+    assert!(
+        !selfhosted_cluster::drain::uncordon(&client, "w1", CordonFor::KubeletMove)
+            .await
+            .unwrap(),
+        "the operator's cordon stays"
+    );
+    assert_eq!(nodes.get("w1").await.unwrap().spec.unwrap().unschedulable, Some(true));
+    set(serde_json::Value::Null).await;
+
     // A node an operator cordoned stays cordoned through a drain and is not uncordoned after.
     nodes
         .patch(

@@ -138,6 +138,19 @@ pub(crate) async fn follow(
         let Some(reported) = conditions::kubelet_version(node) else {
             continue;
         };
+        if drain::stale_mark(node) {
+            // Its cordon was lifted by hand: the mark goes, so that a later cordon of the
+            // operator's is not taken for the provider's.
+            bounded(
+                &api.waiter,
+                PHASE,
+                deadline,
+                cancel,
+                drain::clear_stale_mark(client, &host.name),
+            )
+            .await
+            .map_err(|e| PivotError::on(PHASE, host.name.clone(), e.message))?;
+        }
         match plan_move(assets, host.role, reported, apiserver) {
             Move::Stay => {
                 // A move an earlier apply began (then failed or was stopped) once its kubelet
