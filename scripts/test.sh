@@ -105,16 +105,20 @@ trap on_exit EXIT
 # newest minor claimed (its pivot), built from the Go module proxy. (v1.20.2, the lane's first
 # release, builds with tests/lane/build.sh and runs with SELFHOSTED_LANE_VERSION=v1.20.2.)
 KUBERNETES_VERSIONS=(v1.34.3 v1.35.4 v1.37.2)
+# The etcd release the minor-version upgrade moves etcd to (from Debian's 3.4), built from the Go
+# module proxy (tests/lane/build-etcd.sh).
+ETCD_RELEASE=v3.5.21
 IGNITION_VALIDATE=(ignition-validate github.com/coreos/ignition/v2/validate@v2.24.0)
 TOFU_VERSION=v1.12.6
 TERRAFORM_NEWER_VERSION=v1.13.3
 # shellcheck disable=SC2016 # expanded by the inner bash
 setsid -w nice -n 10 bash -c 'set -e
   for v in $1; do bash tests/lane/build-go.sh "$v" >/dev/null; done
+  bash tests/lane/build-etcd.sh "$5" >/dev/null
   bash tests/tools/go-tool.sh $2 >/dev/null
   bash tests/tools/tofu.sh "$3" >/dev/null
   bash tests/tools/terraform.sh "$4" >/dev/null' prep "${KUBERNETES_VERSIONS[*]}" "${IGNITION_VALIDATE[*]}" \
-  "$TOFU_VERSION" "$TERRAFORM_NEWER_VERSION" </dev/null >"$prep_log" 2>&1 &
+  "$TOFU_VERSION" "$TERRAFORM_NEWER_VERSION" "$ETCD_RELEASE" </dev/null >"$prep_log" 2>&1 &
 prep_pid=$!
 
 phase "test tools (scripts/install-test-deps.sh; cargo-fuzz is installed with the fuzz build)"
@@ -176,6 +180,8 @@ for v in "${KUBERNETES_VERSIONS[@]}"; do
   phase "real control-plane lane: Kubernetes $v binaries (cached after the first build)"
   bash tests/lane/build-go.sh "$v"
 done
+phase "real control-plane lane: etcd $ETCD_RELEASE (cached after the first build)"
+bash tests/lane/build-etcd.sh "$ETCD_RELEASE"
 phase "Ignition's own validator (an independent check of the rendered Ignition; cached)"
 SELFHOSTED_IGNITION_VALIDATE=$(bash tests/tools/go-tool.sh "${IGNITION_VALIDATE[@]}")
 export SELFHOSTED_IGNITION_VALIDATE

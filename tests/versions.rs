@@ -23,18 +23,33 @@ fn config(lane: &Lane, version: &str) -> String {
         .hcl()
 }
 
-/// The upgrade's cluster: hosts whose kubelet runs from an image (Flatcar's contract), which
-/// the test bed's agent plays by running the binary of that image's release.
+/// The upgrade's cluster: hosts whose kubelet and etcd run from images (Flatcar's contract),
+/// which the test bed's agent plays by running the binaries of those images' releases. etcd's
+/// image is pinned to the releases the lane has: Debian's at `FROM`, the next minor's at `TO`.
 fn image_kubelet_config(lane: &Lane, version: &str) -> String {
     image_kubelet_config_within(lane, version, "update = \"10m\"")
+}
+
+/// The etcd image a cluster at `version` runs on the lane.
+fn etcd_image(version: &str) -> String {
+    let release = if version == FROM {
+        LANE_ETCD
+    } else {
+        ETCD_UPGRADE_TO.trim_start_matches('v')
+    };
+    format!("registry.k8s.io/etcd:{release}-0")
 }
 
 /// As [`image_kubelet_config`], with the update's timeout.
 fn image_kubelet_config_within(lane: &Lane, version: &str, update: &str) -> String {
     let timeouts = format!("create = \"10m\", {update}");
+    let assets = format!(
+        "  host_os = \"flatcar\"\n  container_images = {{ etcd = \"{}\" }}",
+        etcd_image(version)
+    );
     LaneConfig::new(lane)
         .version(version)
-        .assets("  host_os = \"flatcar\"")
+        .assets(&assets)
         .timeouts(&timeouts)
         .hcl()
 }
@@ -178,6 +193,13 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
         flat.contains(&format!("- {node}: {FROM} → {TO}")),
         "the plan names the kubelet's move:\n{plan}"
     );
+    // And etcd's, from the release the pivot recorded.
+    assert_eq!(recorded["etcd_versions"][&node], LANE_ETCD, "{recorded}");
+    let etcd_to = ETCD_UPGRADE_TO.trim_start_matches('v');
+    assert!(
+        flat.contains(&format!("- {node}: {LANE_ETCD} → {etcd_to}")),
+        "the plan names the etcd member's move:\n{plan}"
+    );
 
     // First with a pod a disruption budget keeps on the controller: the control plane moves,
     // then the kubelet's turn fails at the deadline, naming the node and the budget, with the
@@ -260,6 +282,11 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
         assert_eq!(state["control_plane_versions"][component], TO, "{state}");
     }
     assert_eq!(state["kubelet_versions"][&node], TO, "{state}");
+    assert_eq!(
+        state["etcd_versions"][&node],
+        ETCD_UPGRADE_TO.trim_start_matches('v'),
+        "{state}"
+    );
     // The kubelets followed, after the control plane: each node at the new version and
     // schedulable again; the apiserver it carried ran on through the kubelet's restart.
     let kubelets_after = kubelets(&kubeconfig);
@@ -288,6 +315,23 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
     assert!(
         env.contains(&format!("KUBELET_IMAGE=quay.io/poseidon/kubelet:{TO}")),
         "the host's kubelet.env names the new image: {env}"
+    );
+    // etcd followed its image, on its data: the member reports the new release, and the
+    // cluster's keys are all there.
+    let image_env = lane.tb.host_exec(&node, &["cat", "/etc/etcd/image.env"]);
+    let image_env = String::from_utf8_lossy(&image_env.stdout);
+    assert_eq!(image_env.trim(), format!("ETCD_IMAGE={}", etcd_image(TO)));
+    let status = lane.etcdctl(0, &["endpoint", "status", "-w", "json"]);
+    let etcd_version = ETCD_UPGRADE_TO.trim_start_matches('v');
+    assert!(
+        status.contains(&format!("\"version\":\"{etcd_version}\"")),
+        "etcd at {etcd_version}: {status}"
+    );
+    eprintln!("minor upgrade: etcd {LANE_ETCD} → {etcd_version}");
+    assert_eq!(
+        held_ready(&kubeconfig),
+        "1",
+        "the cluster's objects survived etcd's move"
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the next plan is empty:\n{text}");

@@ -4,7 +4,9 @@
 #   containerd.service      containerd with /etc/selfhosted-lane/containerd.toml (always)
 #   kubelet.path/.service   the kubelet, once /etc/kubernetes/kubeconfig exists (ExecStartPre as typhoon:
 #                           /etc/kubernetes/ca.crt := certificate-authority-data of that kubeconfig)
-#   etcd-member.service     etcd with /etc/etcd/etcd.env, once /etc/ssl/etcd/etcd/server.crt exists
+#   etcd-member.service     etcd with /etc/etcd/etcd.env, once /etc/ssl/etcd/etcd/server.crt exists: Debian's
+#                           /usr/bin/etcd, or, when /etc/etcd/image.env sets ETCD_IMAGE (the contract's switch where
+#                           etcd is an image), /usr/local/lib/selfhosted-lane/etcd-vX.Y.Z of that image's release
 # The kubelet runs /usr/local/bin/kubelet, or, when /etc/kubernetes/kubelet.env sets KUBELET_IMAGE
 # (the contract's switch on Fedora CoreOS/Flatcar, where the kubelet is an image), the binary of that
 # image's release, /usr/local/lib/selfhosted-lane/kubelet-<tag> (as `podman run` of the image would;
@@ -79,10 +81,22 @@ start_kubelet() {
 
 start_etcd() {
   chown -R etcd:etcd /var/lib/etcd 2>/dev/null; chmod 700 /var/lib/etcd
+  # the image /etc/etcd/image.env names (the contract's switch where etcd is an image) runs as the
+  # binary of its release, /usr/local/lib/selfhosted-lane/etcd-vX.Y.Z (a tag with no binary fails to
+  # start, as a failed pull); without the file, Debian's /usr/bin/etcd
+  local bin=/usr/bin/etcd image release
+  image=$(sed -n 's/^ETCD_IMAGE=//p' /etc/etcd/image.env 2>/dev/null | tail -n1)
+  if [ -n "$image" ]; then
+    release=${image##*:}; release=${release%%-*}
+    bin=/usr/local/lib/selfhosted-lane/etcd-v${release#v}
+    if [ ! -x "$bin" ]; then
+      log "etcd: no binary for image $image ($bin): not started"; ETCD_NEXT=$(( $(date +%s) + RESTART_SEC )); return
+    fi
+  fi
   # typhoon runs etcd as the etcd user with the certificates chowned to it
   ( set -a; . /etc/etcd/etcd.env; set +a
-    exec setpriv --reuid=etcd --regid=etcd --init-groups /usr/bin/etcd ) >> "$LOG/etcd.log" 2>&1 &
-  ETCD=$!; log "etcd started (pid $ETCD)"
+    exec setpriv --reuid=etcd --regid=etcd --init-groups "$bin" ) >> "$LOG/etcd.log" 2>&1 &
+  ETCD=$!; log "etcd started (pid $ETCD, $bin)"
 }
 
 stop() { # NAME PID SECONDS

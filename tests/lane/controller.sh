@@ -41,6 +41,9 @@ IMG=$CACHE/$V/images
 # the sandbox image kubeadm of that minor configures (3.2 for 1.20; 3.10.1 from 1.34)
 # SELFHOSTED_LANE_UPGRADE_TO: more releases whose control-plane images `up` imports (upgrade tests)
 UPGRADE_TO=${SELFHOSTED_LANE_UPGRADE_TO:-}
+# SELFHOSTED_LANE_ETCD_RELEASES: etcd releases (v3.X.Y) built by build-etcd.sh that `up` installs for the
+# agent's etcd image switch; Debian's own etcd is always there under its release
+ETCD_RELEASES=${SELFHOSTED_LANE_ETCD_RELEASES:-}
 if [ "$MINOR" -ge 34 ]; then PAUSE_IMAGE=registry.k8s.io/pause:3.10.1; else PAUSE_IMAGE=registry.k8s.io/pause:3.2; fi
 SYNC_FREQUENCY=${SELFHOSTED_LANE_SYNC_FREQUENCY:-10s}
 RESTART_SEC=${SELFHOSTED_LANE_RESTART_SEC:-5}
@@ -199,6 +202,7 @@ up)
     [ -x "$CACHE/$v/bin/kube-apiserver" ] || { log "binaries of $v missing: running build-go.sh $v"; "$HERE/build-go.sh" "$v" >/dev/null; }
     ensure_images "$v"
   done
+  for e in $ETCD_RELEASES; do "$HERE/build-etcd.sh" "$e" >/dev/null; done
   mkdir -p "$S/stage" "$S/data/kubelet" "$S/data/etcd" "$S/data/containerd"
   chmod 700 "$S/data/etcd"
   CG=$(cg_name); echo "$CG" > "$S/cgroup"
@@ -330,6 +334,11 @@ ENV
   # (agent.sh runs the one /etc/kubernetes/kubelet.env's KUBELET_IMAGE names)
   for v in $UPGRADE_TO; do
     hexec sh -c "cat > /usr/local/lib/selfhosted-lane/kubelet-$v.new && chmod 0755 /usr/local/lib/selfhosted-lane/kubelet-$v.new && mv -f /usr/local/lib/selfhosted-lane/kubelet-$v.new /usr/local/lib/selfhosted-lane/kubelet-$v" < "$CACHE/$v/bin/kubelet"
+  done
+  # the etcd releases an etcd image may name (agent.sh runs the one /etc/etcd/image.env's ETCD_IMAGE names)
+  hexec sh -c 'ln -sfn /usr/bin/etcd "/usr/local/lib/selfhosted-lane/etcd-v$(/usr/bin/etcd --version | sed -n "s/^etcd Version: //p")"'
+  for e in $ETCD_RELEASES; do
+    hexec sh -c "cat > /usr/local/lib/selfhosted-lane/etcd-$e.new && chmod 0755 /usr/local/lib/selfhosted-lane/etcd-$e.new && mv -f /usr/local/lib/selfhosted-lane/etcd-$e.new /usr/local/lib/selfhosted-lane/etcd-$e" < "$CACHE/etcd-$e/etcd"
   done
   hexec mkdir -p /etc/kubernetes/manifests /etc/ssl/etcd/etcd /var/log/selfhosted-lane /var/log/pods
 

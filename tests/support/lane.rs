@@ -40,6 +40,14 @@ pub struct Lane {
 /// built from the Go module proxy by `tests/lane/build-go.sh`.
 pub const LANE_V1_20: &str = "v1.20.2";
 
+/// Debian's etcd, which the lane's controllers run unless `/etc/etcd/image.env` names another
+/// release (as `registry.k8s.io/etcd:<release>-0`).
+pub const LANE_ETCD: &str = "3.4.23";
+
+/// The etcd release an upgrade lane also holds (`tests/lane/build-etcd.sh`): the next minor
+/// after [`LANE_ETCD`], which a restart on its data can take.
+pub const ETCD_UPGRADE_TO: &str = "v3.5.21";
+
 /// The release the lane tests run unless they name one: `SELFHOSTED_LANE_VERSION`, else the
 /// provider's default version (what a user's first apply runs).
 pub fn lane_version() -> &'static str {
@@ -214,6 +222,11 @@ impl Lane {
     fn script_env(&self) -> Vec<(&'static str, &'static str)> {
         let mut env = vec![("SELFHOSTED_LANE_VERSION", self.version)];
         env.extend(self.upgrade_to.map(|to| ("SELFHOSTED_LANE_UPGRADE_TO", to)));
+        // An upgrade's etcd moves too: from Debian's to this release's binary.
+        env.extend(
+            self.upgrade_to
+                .map(|_| ("SELFHOSTED_LANE_ETCD_RELEASES", ETCD_UPGRADE_TO)),
+        );
         env
     }
 

@@ -98,6 +98,8 @@ pub struct Status {
     pub db_size: i64,
     /// Whether a leader is known (a member without one cannot serve a consistent snapshot).
     pub has_leader: bool,
+    /// Whether this member is the leader (restarting it costs an election).
+    pub is_leader: bool,
     /// Errors the member reports about itself (e.g. `NOSPACE` alarms).
     pub errors: Vec<String>,
 }
@@ -239,6 +241,7 @@ impl Client {
             revision: header.revision,
             db_size: reply.db_size,
             has_leader: reply.leader != 0,
+            is_leader: reply.leader != 0 && reply.leader == header.member_id,
             errors: reply.errors,
         })
     }

@@ -404,7 +404,7 @@ async fn move_one(
              (journalctl -u kubelet), fix the cause and apply again",
             chain(&e)
         ))
-        .with_evidence(kubelet_log(session).await));
+        .with_evidence(crate::phase::journal_tail(session, "kubelet.service", "kubelet").await));
     }
     bounded(
         &api.waiter,
@@ -423,20 +423,6 @@ async fn move_one(
         "kubelet moved"
     );
     Ok(())
-}
-
-/// The kubelet's last log lines on a host, for evidence.
-async fn kubelet_log(session: &Session) -> String {
-    let script = "journalctl -u kubelet.service -n 30 --no-pager 2>/dev/null | tail -n 30";
-    match session.sudo(script).await {
-        Ok(out) if !out.stdout_text().trim().is_empty() => {
-            format!("kubelet log on {}:\n{}", session.host(), out.stdout_text())
-        }
-        _ => format!(
-            "kubelet log on {}: none found (journalctl -u kubelet.service)",
-            session.host()
-        ),
-    }
 }
 
 #[cfg(test)]

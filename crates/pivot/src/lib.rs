@@ -22,6 +22,7 @@
 mod api;
 pub mod distribute;
 mod etcd_members;
+pub mod etcd_release;
 pub mod etcd_snapshot;
 pub mod health;
 pub mod inventory;

@@ -44,13 +44,16 @@ pub enum Phase {
     /// Upgrade: kubelets of the hosts reached move to the contract's kubelet image, one node
     /// at a time, controllers first (drained, moved, awaited Ready, uncordoned).
     Kubelets,
+    /// Upgrade: controllers' etcd members move to the contract's etcd image, one at a time,
+    /// the leader last, each awaited back with a leader at the new release.
+    Etcd,
     /// The API answers from the self-hosted apiserver; leases held.
     Verify,
 }
 
 impl Phase {
     /// Every phase, in order.
-    pub const ALL: [Phase; 16] = [
+    pub const ALL: [Phase; 17] = [
         Phase::Preflight,
         Phase::EtcdSnapshot,
         Phase::EtcdMembers,
@@ -66,6 +69,7 @@ impl Phase {
         Phase::RemoveNodes,
         Phase::RecoveryApiserver,
         Phase::Kubelets,
+        Phase::Etcd,
         Phase::Verify,
     ];
 
@@ -87,6 +91,7 @@ impl Phase {
             Phase::RemoveNodes => "remove-nodes",
             Phase::RecoveryApiserver => "recovery-apiserver",
             Phase::Kubelets => "kubelets",
+            Phase::Etcd => "etcd",
             Phase::Verify => "verify",
         }
     }
@@ -168,4 +173,16 @@ where
         Err(e) => tracing::warn!(phase = phase.name(), seconds = elapsed.as_secs_f64(), error = %e, "phase failed"),
     }
     result
+}
+
+/// The last 30 lines of `unit`'s journal on a host, for evidence (`what`: whose log, e.g.
+/// "kubelet").
+pub(crate) async fn journal_tail(session: &selfhosted_transport::Session, unit: &str, what: &str) -> String {
+    let script = format!("journalctl -u {unit} -n 30 --no-pager 2>/dev/null | tail -n 30");
+    match session.sudo(&script).await {
+        Ok(out) if !out.stdout_text().trim().is_empty() => {
+            format!("{what} log on {}:\n{}", session.host(), out.stdout_text())
+        }
+        _ => format!("{what} log on {}: none found (journalctl -u {unit})", session.host()),
+    }
 }

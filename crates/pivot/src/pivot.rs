@@ -122,6 +122,8 @@ pub(crate) async fn pivot_phases(
     })
     .await?;
     crate::kubelets::record_versions(&api, deadline, cancel, outcome).await;
+    outcome.etcd =
+        crate::etcd_release::versions(&api::controller_sessions(inventory, ready.fleet.sessions()), assets).await;
     outcome.reached = Some(Phase::Verify);
     Ok(())
 }

@@ -82,6 +82,9 @@ pub struct Outcome {
     /// Each node's kubelet version once the run verified the cluster: what the plan of the
     /// next version change compares against.
     pub kubelets: BTreeMap<String, String>,
+    /// Each controller's etcd release (host → version) once the run verified the cluster:
+    /// what the plan of the next etcd image change compares against.
+    pub etcd: BTreeMap<String, String>,
     /// What the user should know though nothing failed (nodes that stopped reporting, etcd
     /// members that do not answer): Terraform shows them as warnings.
     pub warnings: Vec<Warning>,
@@ -119,7 +122,8 @@ impl Procedure {
             | Phase::ApiserverHandOver
             | Phase::RollOut
             | Phase::RemoveNodes
-            | Phase::Kubelets => self == Procedure::Upgrade,
+            | Phase::Kubelets
+            | Phase::Etcd => self == Procedure::Upgrade,
             Phase::Preflight
             | Phase::NodeSecrets
             | Phase::WaitForApiserver
@@ -245,6 +249,7 @@ mod tests {
                 RemoveNodes,
                 RecoveryApiserver,
                 Kubelets,
+                Etcd,
                 Verify
             ]
         );

@@ -281,6 +281,11 @@ async fn through_api(
     outcome.warnings.extend(moved);
     outcome.reached = Some(Phase::Kubelets);
 
+    let members = api::controller_sessions(inventory, ready.fleet.sessions());
+    let left = phase::run(Phase::Etcd, crate::etcd_release::follow(&members, assets, deadline)).await?;
+    outcome.warnings.extend(left);
+    outcome.reached = Some(Phase::Etcd);
+
     outcome.applied_digest = selfhosted_cluster::apply::digest(&manifests);
     let mut versions = api.versions(deadline, controllers, Phase::Verify, &boot).await?;
     phase::run(Phase::Verify, async {
@@ -291,6 +296,7 @@ async fn through_api(
     .await?;
     outcome.versions = versions;
     crate::kubelets::record_versions(api, deadline, cancel, outcome).await;
+    outcome.etcd = crate::etcd_release::versions(&members, assets).await;
     outcome.reached = Some(Phase::Verify);
     Ok(())
 }

@@ -42,7 +42,7 @@ fn string_map(m: &BTreeMap<String, String>) -> Value {
 }
 
 /// Computed attributes a change makes unknown until apply.
-const COMPUTED: [&str; 8] = [
+const COMPUTED: [&str; 9] = [
     attr::ID,
     attr::LEARNED_HOST_KEYS,
     attr::PHASE,
@@ -50,6 +50,7 @@ const COMPUTED: [&str; 8] = [
     attr::APPLIED_DIGEST,
     attr::CONTROL_PLANE_VERSIONS,
     attr::KUBELET_VERSIONS,
+    attr::ETCD_VERSIONS,
     attr::ETCD_SNAPSHOT,
 ];
 
@@ -80,6 +81,10 @@ fn state_after(planned: &Value, prior: &Value, config: &Config, outcome: &Outcom
     state.set_attr(
         attr::KUBELET_VERSIONS,
         seen_or_prior(&outcome.kubelets, prior, attr::KUBELET_VERSIONS),
+    );
+    state.set_attr(
+        attr::ETCD_VERSIONS,
+        seen_or_prior(&outcome.etcd, prior, attr::ETCD_VERSIONS),
     );
     let keep = |name: &str| {
         prior
@@ -156,6 +161,23 @@ fn kubelet_preview(config: &Config, prior: &Value) -> Option<String> {
         .map(|h| (h.name.clone(), h.role))
         .collect();
     selfhosted_pivot::kubelets::preview(&config.assets, &hosts, &recorded)
+}
+
+/// What an update will do with each controller's etcd, from the releases the prior state
+/// recorded.
+fn etcd_preview(config: &Config, prior: &Value) -> Option<String> {
+    let recorded = prior
+        .get(attr::ETCD_VERSIONS)
+        .and_then(string_entries)
+        .unwrap_or_default();
+    let controllers: Vec<String> = config
+        .inventory
+        .hosts()
+        .iter()
+        .filter(|h| h.role == selfhosted_pivot::Role::Controller)
+        .map(|h| h.name.clone())
+        .collect();
+    selfhosted_pivot::etcd_release::preview(&config.assets, &controllers, &recorded)
 }
 
 /// The kubelet versions the prior state recorded, but for the nodes that leave in this update
@@ -444,6 +466,9 @@ impl Bootstrap {
         if let (true, false, Some(c)) = (changed, create, &config) {
             if let Some(text) = kubelet_preview(c, &req.prior_state) {
                 warnings.warning("selfhosted_bootstrap: kubelets follow kubernetes_version", text);
+            }
+            if let Some(text) = etcd_preview(c, &req.prior_state) {
+                warnings.warning("selfhosted_bootstrap: etcd follows its image", text);
             }
         }
         Ok((planned, warnings))

@@ -40,6 +40,8 @@ pub mod attr {
     pub const CONTROL_PLANE_VERSIONS: &str = "control_plane_versions";
     /// `kubelet_versions`
     pub const KUBELET_VERSIONS: &str = "kubelet_versions";
+    /// `etcd_versions`
+    pub const ETCD_VERSIONS: &str = "etcd_versions";
     /// `kubelet_max_unavailable`
     pub const KUBELET_MAX_UNAVAILABLE: &str = "kubelet_max_unavailable";
     /// `etcd_snapshot_dir`
@@ -243,6 +245,11 @@ pub fn schema() -> Schema {
             Attribute::new(attr::KUBELET_VERSIONS, Type::map(Type::String))
                 .computed()
                 .description("Each node's kubelet version (node name → version) when the last apply verified the cluster. The plan of a `kubernetes_version` change compares against it and names, in a warning, each kubelet it will move (`from → to`) and each it cannot. An apply that cannot list the nodes keeps the last one's, with a warning."),
+        )
+        .attribute(
+            Attribute::new(attr::ETCD_VERSIONS, Type::map(Type::String))
+                .computed()
+                .description("Each controller's etcd release (host name → version, as etcd reports it) when the last apply verified the cluster. The plan of an etcd image change (a `kubernetes_version` change, or `container_images[\"etcd\"]`) compares against it and names, in a warning, each member it will move (`from → to`) and each step etcd would refuse. Members that did not answer keep no entry; an apply that reaches none keeps the last one's."),
         )
         .attribute(
             Attribute::new(attr::ETCD_SNAPSHOT, Type::map(Type::String))

@@ -30,6 +30,7 @@ impl Public {
             ("node/kubelet-controller.service", &n.controller_unit),
             ("node/kubelet-worker.service", &n.worker_unit),
             ("node/delete-node.service", &n.delete_node_unit),
+            ("node/etcd-member.service", &n.etcd_unit),
             ("node/controller.bu", &n.controller_butane),
             ("node/worker.bu", &n.worker_butane),
         ]

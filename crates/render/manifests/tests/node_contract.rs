@@ -303,13 +303,7 @@ fn the_kubelet_service_takes_extra_flags_and_another_image_from_the_hosts_env_fi
                 .iter()
                 .position(|l| *l == format!("EnvironmentFile=-{KUBELET_ENV_PATH}"))
                 .unwrap_or_else(|| panic!("{os}: an optional EnvironmentFile: {unit}"));
-            // ExecStart= and its continuation lines (ending in a backslash).
-            let start = lines
-                .iter()
-                .position(|l| l.starts_with("ExecStart="))
-                .expect("ExecStart");
-            let end = (start..lines.len()).find(|&i| !lines[i].ends_with('\\')).unwrap();
-            let exec = lines[start..=end].join("\n");
+            let exec = exec_start(unit);
             let words: Vec<&str> = exec.split_whitespace().filter(|w| *w != "\\").collect();
             assert_eq!(
                 words.last(),
@@ -363,8 +357,103 @@ fn the_provider_moves_a_kubelet_by_its_env_file_keeping_the_hosts_lines() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let env = dir.path().join("kubelet.env");
-    let log = dir.path().join("systemctl.log");
-    let bin = dir.path().join("bin");
+    std::fs::write(
+        &env,
+        "KUBELET_EXTRA_ARGS=\"--node-labels=pool=a\"\nKUBELET_IMAGE=quay.io/poseidon/kubelet:v1.34.3\n",
+    )
+    .unwrap();
+    let script = kubelet_image_switch(image).replace(KUBELET_ENV_PATH, &env.display().to_string());
+    let log = run_twice_recording_systemctl(dir.path(), &script);
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        "KUBELET_EXTRA_ARGS=\"--node-labels=pool=a\"\nKUBELET_IMAGE=quay.io/poseidon/kubelet:v1.35.4\n"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&env).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(log, "restart kubelet.service\nrestart kubelet.service\n");
+}
+
+/// etcd follows the same way on controllers whose etcd is an image: the service takes the
+/// contract's image as the default and the host's `/etc/etcd/image.env` over it (never the
+/// env file the container reads, where etcd would warn of the unknown `ETCD_IMAGE`); the
+/// switch (run by `sh` on a copy, `systemctl` recorded) sets it and restarts etcd. A generic
+/// host's etcd is its own binary: no image, no switch.
+#[test]
+fn the_provider_moves_etcd_by_its_image_file() {
+    use selfhosted_manifests::host::etcd::{ETCD_ENV_PATH, ETCD_IMAGE_ENV_PATH};
+    use selfhosted_manifests::host::units::{etcd_image_of, etcd_image_release, etcd_image_switch};
+    for os in HostOs::ALL {
+        let mut raw = common::raw();
+        raw.host_os = Some(os.name().into());
+        raw.kubernetes_version = Some("v1.35.4".into());
+        let r = render(&common::parse(&raw), &common::material()).expect("render");
+        let unit = &r.node.etcd_unit;
+        let lines: Vec<&str> = unit.lines().collect();
+        let at = |line: &str| lines.iter().position(|l| *l == line);
+        let exec = exec_start(unit);
+        if os.container_engine().is_some() {
+            assert_eq!(
+                etcd_image_of(unit),
+                Some("registry.k8s.io/etcd:3.6.6-0"),
+                "{os}: {unit}"
+            );
+            let default = at("Environment=ETCD_IMAGE=registry.k8s.io/etcd:3.6.6-0").expect("default");
+            let file = at(&format!("EnvironmentFile=-{ETCD_IMAGE_ENV_PATH}")).expect("optional image file");
+            assert!(default < file, "{os}: the file overrides the default: {unit}");
+            assert!(
+                exec.contains("${ETCD_IMAGE}") && !exec.contains("registry.k8s.io"),
+                "{os}: {exec}"
+            );
+            assert!(exec.contains(&format!("--env-file {ETCD_ENV_PATH}")), "{os}: {exec}");
+            assert!(!exec.contains(ETCD_IMAGE_ENV_PATH), "{os}: not etcd's own env: {exec}");
+        } else {
+            assert_eq!(etcd_image_of(unit), None, "{os}: {unit}");
+            assert!(!unit.contains("ETCD_IMAGE"), "{os}: {unit}");
+        }
+    }
+    assert_eq!(
+        etcd_image_release("registry.k8s.io/etcd:3.6.6-0").as_deref(),
+        Some("3.6.6")
+    );
+    assert_eq!(
+        etcd_image_release("quay.io/coreos/etcd:v3.5.21").as_deref(),
+        Some("3.5.21")
+    );
+    assert_eq!(
+        etcd_image_release("mirror.example:5000/etcd:3.5.21-0@sha256:ab").as_deref(),
+        Some("3.5.21")
+    );
+    assert_eq!(etcd_image_release("mirror.example:5000/etcd"), None);
+    assert_eq!(etcd_image_release("registry.k8s.io/etcd:latest"), None);
+    assert_eq!(etcd_image_release("registry.k8s.io/etcd:3.6"), None);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = dir.path().join("image.env");
+    let script =
+        etcd_image_switch("registry.k8s.io/etcd:3.6.6-0").replace(ETCD_IMAGE_ENV_PATH, &env.display().to_string());
+    let log = run_twice_recording_systemctl(dir.path(), &script);
+    assert_eq!(
+        std::fs::read_to_string(&env).unwrap(),
+        "ETCD_IMAGE=registry.k8s.io/etcd:3.6.6-0\n"
+    );
+    assert_eq!(log, "restart etcd-member.service\nrestart etcd-member.service\n");
+}
+
+/// A unit's `ExecStart=` line with its continuation lines (ending in a backslash).
+fn exec_start(unit: &str) -> String {
+    let lines: Vec<&str> = unit.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("ExecStart="))
+        .expect("ExecStart");
+    let end = (start..lines.len()).find(|&i| !lines[i].ends_with('\\')).unwrap();
+    lines[start..=end].join("\n")
+}
+
+/// Runs `script` twice under `sh` with a `systemctl` that records its calls; returns them.
+fn run_twice_recording_systemctl(dir: &std::path::Path, script: &str) -> String {
+    let log = dir.join("systemctl.log");
+    let bin = dir.join("bin");
     std::fs::create_dir(&bin).unwrap();
     std::fs::write(
         bin.join("systemctl"),
@@ -376,30 +465,15 @@ fn the_provider_moves_a_kubelet_by_its_env_file_keeping_the_hosts_lines() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    std::fs::write(
-        &env,
-        "KUBELET_EXTRA_ARGS=\"--node-labels=pool=a\"\nKUBELET_IMAGE=quay.io/poseidon/kubelet:v1.34.3\n",
-    )
-    .unwrap();
-    let script = kubelet_image_switch(image).replace(KUBELET_ENV_PATH, &env.display().to_string());
     for _ in 0..2 {
         let out = Command::new("sh")
-            .args(["-c", &script])
+            .args(["-c", script])
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .output()
             .expect("sh");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    assert_eq!(
-        std::fs::read_to_string(&env).unwrap(),
-        "KUBELET_EXTRA_ARGS=\"--node-labels=pool=a\"\nKUBELET_IMAGE=quay.io/poseidon/kubelet:v1.35.4\n"
-    );
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&env).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o644);
-    assert_eq!(
-        std::fs::read_to_string(&log).unwrap(),
-        "restart kubelet.service\nrestart kubelet.service\n"
-    );
+    std::fs::read_to_string(&log).unwrap()
 }
 
 /// Every worker's config (Ignition, the joining worker's, Butane) has `delete-node.service`,

@@ -1,7 +1,7 @@
 //! etcd's settings on each controller: members named `etcd0`, `etcd1`, … in the order of
 //! `etcd_servers`, each advertising its own name, TLS from the files the provider delivers.
 
-pub use super::paths::{ETCD_ENV_PATH, ETCD_SERVER_CERT, ETCD_TLS_DIR};
+pub use super::paths::{ETCD_ENV_PATH, ETCD_IMAGE_ENV_PATH, ETCD_SERVER_CERT, ETCD_TLS_DIR};
 use crate::params::ManifestParams;
 
 /// The member name of the `i`-th of `etcd_servers`.

@@ -22,6 +22,11 @@ pub const ETCD_TLS_DIR: &str = "/etc/ssl/etcd/etcd";
 pub const ETCD_SERVER_CERT: &str = "/etc/ssl/etcd/etcd/server.crt";
 /// A controller's etcd settings.
 pub const ETCD_ENV_PATH: &str = "/etc/etcd/etcd.env";
+/// Where etcd runs from an image, the image a controller's etcd runs (`ETCD_IMAGE`), if not
+/// the contract's: an update writes it to move etcd to another release without a new machine.
+/// Apart from [`ETCD_ENV_PATH`], which the container reads, since etcd warns of `ETCD_*`
+/// variables it does not know.
+pub const ETCD_IMAGE_ENV_PATH: &str = "/etc/etcd/image.env";
 /// The provider's own markers and staging (never secrets left behind).
 pub const STATE_DIR: &str = "/var/lib/selfhosted";
 

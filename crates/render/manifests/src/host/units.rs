@@ -2,7 +2,7 @@
 //! (a path unit starts it when the file appears), so hosts can boot before
 //! `selfhosted_bootstrap` reaches them, and a service never starts on half a configuration.
 
-use super::etcd::{ETCD_ENV_PATH, ETCD_SERVER_CERT};
+use super::etcd::{ETCD_ENV_PATH, ETCD_IMAGE_ENV_PATH, ETCD_SERVER_CERT};
 use super::HostOs;
 use crate::kubelet::{BOOTSTRAP_KUBECONFIG, KUBELET_KUBECONFIG};
 
@@ -25,6 +25,27 @@ pub fn kubelet_image_of(unit: &str) -> Option<&str> {
     unit.lines().find_map(|l| l.strip_prefix("Environment=KUBELET_IMAGE="))
 }
 
+/// The image a rendered etcd service runs (`ETCD_IMAGE`), `None` on a generic host, whose
+/// etcd is a binary the host provides.
+pub fn etcd_image_of(unit: &str) -> Option<&str> {
+    unit.lines().find_map(|l| l.strip_prefix("Environment=ETCD_IMAGE="))
+}
+
+/// The etcd release an image's tag names (`registry.k8s.io/etcd:3.6.6-0` → `3.6.6`, as etcd
+/// reports its version), if its tag is one.
+pub fn etcd_image_release(image: &str) -> Option<String> {
+    let name = image.split('@').next()?;
+    let (_, tag) = name.rsplit_once(':').filter(|(_, t)| !t.contains('/'))?;
+    let core = tag.strip_prefix('v').unwrap_or(tag);
+    let core = core.split_once('-').map_or(core, |(c, _)| c);
+    let parts: Vec<&str> = core.split('.').collect();
+    (parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+    .then(|| core.to_owned())
+}
+
 /// The release an image's tag names (`quay.io/poseidon/kubelet:v1.35.4` → `v1.35.4`), if its
 /// tag is one.
 pub fn image_release(image: &str) -> Option<&str> {
@@ -33,16 +54,29 @@ pub fn image_release(image: &str) -> Option<&str> {
     crate::versions::release_minor(tag).map(|_| tag)
 }
 
+/// A shell command (run as root) that moves a controller's etcd to `image`: it sets
+/// `ETCD_IMAGE` in [`ETCD_IMAGE_ENV_PATH`] and restarts etcd, which comes back on the same
+/// data under the new release.
+pub fn etcd_image_switch(image: &str) -> String {
+    image_switch(ETCD_IMAGE_ENV_PATH, "ETCD_IMAGE", image, "etcd-member.service")
+}
+
 /// A shell command (run as root) that moves a host's kubelet to `image`: it sets
-/// `KUBELET_IMAGE` in [`KUBELET_ENV_PATH`] (written anew beside it and renamed over it; the
-/// host's other lines kept) and restarts the kubelet, whose running containers carry on.
+/// `KUBELET_IMAGE` in [`KUBELET_ENV_PATH`] and restarts the kubelet, whose running containers
+/// carry on.
 pub fn kubelet_image_switch(image: &str) -> String {
+    image_switch(KUBELET_ENV_PATH, "KUBELET_IMAGE", image, "kubelet.service")
+}
+
+/// Sets `key=image` in the env file `path` (written anew beside it and renamed over it; the
+/// host's other lines kept), then restarts `unit`.
+fn image_switch(path: &str, key: &str, image: &str, unit: &str) -> String {
     let quoted = format!("'{}'", image.replace('\'', r"'\''"));
     format!(
-        "set -e; f={KUBELET_ENV_PATH}; mkdir -p \"$(dirname \"$f\")\"; \
-         {{ grep -v '^KUBELET_IMAGE=' \"$f\" 2>/dev/null || true; printf 'KUBELET_IMAGE=%s\\n' {quoted}; }} > \"$f.new\"; \
+        "set -e; f={path}; mkdir -p \"$(dirname \"$f\")\"; \
+         {{ grep -v '^{key}=' \"$f\" 2>/dev/null || true; printf '{key}=%s\\n' {quoted}; }} > \"$f.new\"; \
          chmod 0644 \"$f.new\"; sync \"$f.new\" 2>/dev/null || true; mv -f \"$f.new\" \"$f\"; \
-         systemctl restart kubelet.service"
+         systemctl restart {unit}"
     )
 }
 
@@ -196,12 +230,22 @@ pub fn etcd_path() -> String {
     path_unit("etcd", ETCD_SERVER_CERT, "etcd-member.service")
 }
 
-/// etcd's service (`etcd-member.service`), reading its settings from [`ETCD_ENV_PATH`].
+/// etcd's service (`etcd-member.service`), reading its settings from [`ETCD_ENV_PATH`] and,
+/// where it runs from an image, the image from `ETCD_IMAGE`: the contract's, unless the
+/// host's [`ETCD_IMAGE_ENV_PATH`] names another (systemd reads the file after the default).
 pub fn etcd(os: HostOs, image: &str) -> String {
     let mut s = format!(
         "[Unit]\nDescription=etcd (terraform-provider-selfhosted contract)\nWants=network-online.target\nAfter=network-online.target\n\
-         ConditionPathExists={ETCD_SERVER_CERT}\n\n[Service]\nEnvironmentFile={ETCD_ENV_PATH}\nExecStartPre=+/bin/mkdir -p /var/lib/etcd\n"
+         ConditionPathExists={ETCD_SERVER_CERT}\n\n[Service]\n"
     );
+    if os.container_engine().is_some() {
+        s.push_str(&format!(
+            "Environment=ETCD_IMAGE={image}\nEnvironmentFile=-{ETCD_IMAGE_ENV_PATH}\n"
+        ));
+    }
+    s.push_str(&format!(
+        "EnvironmentFile={ETCD_ENV_PATH}\nExecStartPre=+/bin/mkdir -p /var/lib/etcd\n"
+    ));
     match os.container_engine() {
         None => {
             // The provider hands etcd's TLS files to the `etcd` user where it exists.
@@ -220,7 +264,7 @@ pub fn etcd(os: HostOs, image: &str) -> String {
                 format!("/etc/ssl/etcd:/etc/ssl/etcd:ro{shared}"),
             ];
             s.push_str(&format!("ExecStartPre=-{engine} rm --force etcd\nExecStart="));
-            s.push_str(&container_run(engine, "etcd", &options, &volumes, image));
+            s.push_str(&container_run(engine, "etcd", &options, &volumes, "${ETCD_IMAGE}"));
             continued(&mut s, ["/usr/local/bin/etcd".to_owned()]);
             s.push_str(&format!("\nExecStop=-{engine} stop etcd\n"));
         }
