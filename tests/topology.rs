@@ -185,7 +185,7 @@ impl MemoryWatch {
 fn three_controllers_and_workers_behind_a_load_balancer() {
     let before = mem_available_kib();
     let memory = MemoryWatch::start();
-    let Some(lane) = Lane::up_with(
+    let Some(mut lane) = Lane::up_with(
         "topology",
         Topology {
             controllers: 3,
@@ -197,8 +197,8 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     };
     // The third worker host waits for the scale-out; the cluster starts with one controller,
     // booted when it was the only one, and grows to three.
-    let initial = &lane.workers[..2];
-    let first = &lane.controllers[..1];
+    let initial = &lane.workers[..2].to_vec();
+    let first = &lane.controllers[..1].to_vec();
     lane.boot_first_controller_alone();
     let ws = Workspace::new(&config_with(&lane, first, initial, "", ""));
     let assets = ws.path().join("assets");
@@ -235,7 +235,9 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
         "no failed request once the bootstrap apiserver left: {after:?}"
     );
     assert_eq!(samples.last().unwrap().1.as_ref(), Ok(&self_hosted));
-    let names = |idx: &[usize]| -> Vec<String> { idx.iter().map(|i| lane.at(*i).name.clone()).collect() };
+    // Host names stay for life (a new machine takes the old one's).
+    let host_names: Vec<String> = lane.tb.hosts().iter().map(|h| h.name.clone()).collect();
+    let names = |idx: &[usize]| -> Vec<String> { idx.iter().map(|i| host_names[*i].clone()).collect() };
     let mut seen: Vec<String> = nodes(&kubeconfig).into_iter().map(|(n, _, _)| n).collect();
     seen.sort();
     let mut want = names(first);
@@ -519,10 +521,38 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "the plan after the reboots is empty:\n{text}");
 
-    // --- the third controller's disk is lost; the machine comes back blank ---
-    // Its etcd data, kubelet state and node secrets are gone, and its etcd.env is a first boot's
-    // (a new cluster). The refresh sees it; the apply replaces its etcd member (removed, added
-    // again), delivers its secrets, and it serves again: no request lost meanwhile.
+    // --- the third controller is a new machine under its name and address ---
+    // Its etcd data, kubelet state and node secrets are gone, its etcd.env is a first boot's
+    // (a new cluster), and it has a new SSH host key. The refresh cannot log in with the key it
+    // holds and says so, naming the key the host shows; once the user pins the new key, the
+    // plan updates, and the apply replaces its etcd member (removed, added again), delivers
+    // its secrets, and it serves again: no request lost meanwhile.
+    // The three controllers with host checks on refresh, pinning the keys the hosts have now.
+    let checked = |lane: &Lane| {
+        config_with(
+            lane,
+            &lane.controllers,
+            initial,
+            flags,
+            "  check_hosts_on_refresh = true",
+        )
+    };
+    ws.write("main.tf", &checked(&lane));
+    apply_ok(&ws, &lane, "host checks on refresh");
+    let third_name = lane.at(third).name.clone();
+    let old_key = lane.at(third).fingerprint.clone();
+    lane.new_machine(third);
+    let new_key = lane.at(third).fingerprint.clone();
+    assert_ne!(old_key, new_key, "a new host key");
+    let (changes, text) = ws.plan_has_changes();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        !changes
+            && flat.contains("the hosts were not checked")
+            && flat.contains(&third_name)
+            && flat.contains(&new_key),
+        "the refresh cannot log in to the new machine with its old key, and says which key it shows:\n{text}"
+    );
     ws.write(
         "main.tf",
         &config_with(
@@ -533,15 +563,8 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
             "  check_hosts_on_refresh = true",
         ),
     );
-    apply_ok(&ws, &lane, "host checks on refresh");
-    let third_name = lane.at(third).name.clone();
-    lane.lose_disk(third);
     let (changes, text) = ws.plan_has_changes();
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(
-        changes && flat.contains(&third_name),
-        "the refresh names the blank controller and plans the update:\n{text}"
-    );
+    assert!(changes, "the new key pinned, the plan updates:\n{text}");
     let ((), learner_looks, open) = watching_learners(&lane, || {
         upgrade_losing_no_request(&ws, &lane, "replacement of a controller whose disk was lost")
     });
@@ -590,13 +613,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     assert!(!changes, "the plan after the replacement is empty:\n{text}");
 
     // --- two controllers replaced at once would lose etcd's quorum: refused at plan, by name ---
-    let current = config_with(
-        &lane,
-        &lane.controllers,
-        initial,
-        flags,
-        "  check_hosts_on_refresh = true",
-    );
+    let current = checked(&lane);
     let second = &lane.at(lane.controllers[1]).name;
     let two_new = current
         .replace(&format!("name = \"{second}\""), &format!("name = \"{second}-new\""))

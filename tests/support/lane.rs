@@ -395,7 +395,7 @@ impl Lane {
     /// name and address does: powered off; its etcd data, kubelet state and everything the
     /// provider delivered (node secrets, recovery files and static Pods, the state folder)
     /// removed; booted from its "OS image" again (an `etcd.env` for a new cluster, as Ignition
-    /// writes it on a first boot). Its SSH host key stays (a test-bed host has one for life).
+    /// writes it on a first boot). Its SSH host key stays (see [`Lane::new_machine`]).
     pub fn lose_disk(&self, index: usize) {
         self.each("down", &[index]);
         let name = &self.at(index).name;
@@ -421,6 +421,16 @@ impl Lane {
             String::from_utf8_lossy(&out.stderr)
         );
         self.each("up", &[index]);
+    }
+
+    /// As [`Lane::lose_disk`], and the host comes back with a new SSH host key, as a new
+    /// machine under the same name and address does; [`Lane::at`] names the new key.
+    pub fn new_machine(&mut self, index: usize) {
+        self.lose_disk(index);
+        let name = self.at(index).name.clone();
+        self.tb
+            .rekey(&name)
+            .unwrap_or_else(|e| panic!("a new host key for {name}: {e}"));
     }
 
     /// Stops the etcd member of the controller at `index` and keeps it stopped (the agent's

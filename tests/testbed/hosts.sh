@@ -5,6 +5,7 @@
 #   hosts.sh down --dir D
 #   hosts.sh exec --dir D NAME -- CMD...        run CMD inside a host (mount/uts/pid/net), bypassing SSH
 #   hosts.sh kill-sessions --dir D NAME         SIGKILL every per-connection sshd of a host (not the listener)
+#   hosts.sh rekey --dir D NAME                 give a host a new SSH host key (a new machine's), as inventory.json then says
 #   hosts.sh cleanup                            remove leftovers of runs whose owner process is gone
 #
 # Each host: its own network namespace on a bridge (10.213.X.0/24, X allocated per run; the bridge
@@ -297,6 +298,38 @@ kill-sessions)
   descendants() { local c; for c in $(pgrep -P "$1"); do echo "$c"; descendants "$c"; done; }
   VICTIMS=$(descendants "$P")
   for c in $VICTIMS; do kill -KILL "$c" 2>/dev/null || true; done
+  ;;
+rekey)
+  [ -n "$D" ] && [ -n "$NAME" ] || die "usage: rekey --dir D NAME"
+  P=$(host_pid1 "$NAME"); [ -n "$P" ] || die "host $NAME is not running"
+  h="$D/hosts/$NAME"
+  rm -f "$h/ssh_host_ed25519_key" "$h/ssh_host_ed25519_key.pub"
+  ssh-keygen -q -t ed25519 -N '' -C "$NAME" -f "$h/ssh_host_ed25519_key"
+  nsenter -t "$P" -m -- sh -c 'umask 077; cat > /etc/ssh/ssh_host_ed25519_key.new && mv -f /etc/ssh/ssh_host_ed25519_key.new /etc/ssh/ssh_host_ed25519_key' \
+    < "$h/ssh_host_ed25519_key"
+  pub=$(cut -d' ' -f1,2 "$h/ssh_host_ed25519_key.pub")
+  fp=$(ssh-keygen -lf "$h/ssh_host_ed25519_key.pub" | cut -d' ' -f2)
+  addr=$(python3 - "$D/inventory.json" "$NAME" "$pub" "$fp" <<'PY'
+import json, os, sys
+path, name, pub, fp = sys.argv[1:]
+inv = json.load(open(path))
+host = next(h for h in inv["hosts"] + ([inv["bastion"]] if inv["bastion"] else []) if h["name"] == name)
+host["host_key"], host["fingerprint"] = pub, fp
+with open(path + ".tmp", "w") as f:
+    json.dump(inv, f)
+os.replace(path + ".tmp", path)
+print(host["address"])
+PY
+)
+  awk -v a="$addr" -v l="$addr $pub" '$1 == a {print l; next} {print}' "$D/known_hosts" > "$D/known_hosts.tmp"
+  mv -f "$D/known_hosts.tmp" "$D/known_hosts"
+  # sshd re-executes itself on SIGHUP and reads its host keys anew
+  kill -HUP "$P"
+  for _ in $(seq 1 100); do
+    if nsenter -t "$P" -n -- ssh-keyscan -t ed25519 -T 2 "$addr" 2>/dev/null | grep -qF "${pub#* }"; then exit 0; fi
+    sleep 0.1
+  done
+  die "$NAME: sshd does not show its new host key"
   ;;
 cleanup)
   [ -d "$REG/runs" ] || exit 0

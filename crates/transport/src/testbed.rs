@@ -279,6 +279,24 @@ impl Testbed {
         self.hosts_sh(&["kill-sessions", name], &[])
     }
 
+    /// Gives host `name` a new SSH host key, as a new machine in its place has; the inventory
+    /// (and [`Testbed::hosts`]) then names the new key.
+    ///
+    /// # Errors
+    /// When `hosts.sh rekey` fails or the inventory cannot be read again.
+    pub fn rekey(&mut self, name: &str) -> Result<(), TestbedError> {
+        let out = self.hosts_sh(&["rekey", name], &[]);
+        if !out.status.success() {
+            return Err(TestbedError::Up {
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        let text = std::fs::read_to_string(self.dir.path().join("inventory.json"))
+            .map_err(|e| TestbedError::Inventory(e.to_string()))?;
+        self.inventory = serde_json::from_str(&text).map_err(|e| TestbedError::Inventory(e.to_string()))?;
+        Ok(())
+    }
+
     fn hosts_sh(&self, pre: &[&str], args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new("bash");
         cmd.arg(script()).arg(pre[0]).arg("--dir").arg(self.dir.path());
