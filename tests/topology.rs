@@ -522,8 +522,9 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     assert!(!changes, "the plan after the reboots is empty:\n{text}");
 
     // --- the third controller is a new machine under its name and address ---
-    // Its etcd data, kubelet state and node secrets are gone, its etcd.env is a first boot's
-    // (a new cluster), and it has a new SSH host key. The refresh cannot log in with the key it
+    // Its etcd data, kubelet state and node secrets are gone, and its etcd.env is a first
+    // boot's (a new cluster). While it keeps its SSH host key, the refresh sees the blank disk
+    // and plans the update. With a new host key (a new machine) it cannot log in with the key it
     // holds and says so, naming the key the host shows; once the user pins the new key, the
     // plan updates, and the apply replaces its etcd member (removed, added again), delivers
     // its secrets, and it serves again: no request lost meanwhile.
@@ -541,7 +542,14 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     apply_ok(&ws, &lane, "host checks on refresh");
     let third_name = lane.at(third).name.clone();
     let old_key = lane.at(third).fingerprint.clone();
-    lane.new_machine(third);
+    lane.lose_disk(third);
+    let (changes, text) = ws.plan_has_changes();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        changes && flat.contains(&third_name),
+        "the refresh names the blank controller and plans the update:\n{text}"
+    );
+    lane.new_host_key(third);
     let new_key = lane.at(third).fingerprint.clone();
     assert_ne!(old_key, new_key, "a new host key");
     let (changes, text) = ws.plan_has_changes();
@@ -553,16 +561,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
             && flat.contains(&new_key),
         "the refresh cannot log in to the new machine with its old key, and says which key it shows:\n{text}"
     );
-    ws.write(
-        "main.tf",
-        &config_with(
-            &lane,
-            &lane.controllers,
-            initial,
-            flags,
-            "  check_hosts_on_refresh = true",
-        ),
-    );
+    ws.write("main.tf", &checked(&lane));
     let (changes, text) = ws.plan_has_changes();
     assert!(changes, "the new key pinned, the plan updates:\n{text}");
     let ((), learner_looks, open) = watching_learners(&lane, || {
@@ -707,7 +706,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
 
     let least = memory.least_kib();
     eprintln!(
-        "topology lane memory: MemAvailable {} MiB before, {} MiB at the least: {} MiB at the peak for 7 hosts (3 controllers, 3 workers, load balancer) and terraform",
+        "topology lane memory: MemAvailable {} MiB before, {} MiB at the least: {} MiB at the peak for 7 hosts (3 controllers, 3 workers, load balancer), terraform and the lane test that runs beside it",
         before / 1024,
         least / 1024,
         before.saturating_sub(least) / 1024

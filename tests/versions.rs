@@ -42,11 +42,13 @@ fn etcd_image(version: &str) -> String {
 
 /// As [`image_kubelet_config`], with the update's timeout.
 fn image_kubelet_config_within(lane: &Lane, version: &str, update: &str) -> String {
+    image_config(lane, version, &etcd_image(version), update)
+}
+
+/// The upgrade's cluster at `version` with etcd's image `etcd` and the update's timeout.
+fn image_config(lane: &Lane, version: &str, etcd: &str, update: &str) -> String {
     let timeouts = format!("create = \"10m\", {update}");
-    let assets = format!(
-        "  host_os = \"flatcar\"\n  container_images = {{ etcd = \"{}\" }}",
-        etcd_image(version)
-    );
+    let assets = format!("  host_os = \"flatcar\"\n  container_images = {{ etcd = \"{etcd}\" }}");
     LaneConfig::new(lane)
         .version(version)
         .assets(&assets)
@@ -200,6 +202,24 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
         flat.contains(&format!("- {node}: {LANE_ETCD} → {etcd_to}")),
         "the plan names the etcd member's move:\n{plan}"
     );
+
+    // An etcd move etcd would refuse (3.4 → 3.6 skips a minor) is refused in preflight, naming
+    // the member and what to set, before anything changes.
+    ws.write(
+        "main.tf",
+        &image_config(&lane, TO, "registry.k8s.io/etcd:3.6.5-0", "update = \"3m\""),
+    );
+    let text = ws.fails(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("preflight")
+            && flat.contains(&node)
+            && flat.contains(&format!("its etcd member runs {LANE_ETCD}"))
+            && flat.contains("registry.k8s.io/etcd:3.5.N-0"),
+        "the error names the phase, the member and the release to set:\n{text}"
+    );
+    assert_eq!(apiserver_version(&kubeconfig), FROM, "nothing changed");
+    assert_eq!(apiserver_generations(&kubeconfig), before, "nothing changed");
 
     // First with a pod a disruption budget keeps on the controller: the control plane moves,
     // then the kubelet's turn fails at the deadline, naming the node and the budget, with the

@@ -395,7 +395,7 @@ impl Lane {
     /// name and address does: powered off; its etcd data, kubelet state and everything the
     /// provider delivered (node secrets, recovery files and static Pods, the state folder)
     /// removed; booted from its "OS image" again (an `etcd.env` for a new cluster, as Ignition
-    /// writes it on a first boot). Its SSH host key stays (see [`Lane::new_machine`]).
+    /// writes it on a first boot). Its SSH host key stays (see [`Lane::new_host_key`]).
     pub fn lose_disk(&self, index: usize) {
         self.each("down", &[index]);
         let name = &self.at(index).name;
@@ -423,10 +423,9 @@ impl Lane {
         self.each("up", &[index]);
     }
 
-    /// As [`Lane::lose_disk`], and the host comes back with a new SSH host key, as a new
-    /// machine under the same name and address does; [`Lane::at`] names the new key.
-    pub fn new_machine(&mut self, index: usize) {
-        self.lose_disk(index);
+    /// The host at `index` gets a new SSH host key, as a new machine in its place has;
+    /// [`Lane::at`] names the new key.
+    pub fn new_host_key(&mut self, index: usize) {
         let name = self.at(index).name.clone();
         self.tb
             .rekey(&name)

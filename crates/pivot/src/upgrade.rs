@@ -67,6 +67,12 @@ pub(crate) async fn upgrade_phases(
 ) -> Result<(), PivotError> {
     let assets = &params.assets;
     let controllers = api::controller_sessions(inventory, ready.fleet.sessions());
+    // An etcd move the members could not make is refused before anything changes.
+    phase::run(
+        Phase::Preflight,
+        crate::etcd_release::check(&controllers, assets, Phase::Preflight),
+    )
+    .await?;
     if let Some(path) = &params.earlier_snapshot {
         tracing::info!(phase = Phase::EtcdSnapshot.name(), %path, "a rerun of a failed update: the snapshot taken before its first run stands");
     } else {

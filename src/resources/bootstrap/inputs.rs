@@ -512,7 +512,7 @@ fn hop(
     path: AttributePath,
     login: &Login,
 ) -> Option<HopSpec> {
-    let host_key = host_key(ctx, obj, kind, &name, &address, &path, login);
+    let host_key = host_key(ctx, obj, kind, &name, &path, login);
     let user = string(ctx, obj, "user").unwrap_or_else(|| login.user.clone());
     let default_port = match kind {
         Hop::Bastion => 22,
@@ -529,30 +529,13 @@ fn hop(
     })
 }
 
-/// The address a learned `known_hosts` line was learned at (`addr key` or `[addr]:port key`);
-/// `None` for a line without one.
-fn learned_address(line: &str) -> Option<&str> {
-    let (host, rest) = line.trim().split_once(' ')?;
-    if !rest.trim_start().starts_with("ssh-") && !rest.trim_start().starts_with("ecdsa-") {
-        return None;
-    }
-    Some(
-        host.strip_prefix('[')
-            .and_then(|h| h.split_once(']'))
-            .map_or(host, |(a, _)| a),
-    )
-}
-
 /// The first given of: the hop's own `host_key`, its `ssh.host_keys` entry (hosts only),
-/// the key learned on an earlier apply at the same `address`; else trust on first use where
-/// allowed. A host at another address than its key was learned at is a new machine in the
-/// same place (a replaced droplet or instance keeps its name), whose key is learned anew.
+/// the key learned on an earlier apply; else trust on first use where allowed.
 fn host_key(
     ctx: &mut Ctx,
     obj: &Value,
     kind: Hop,
     name: &str,
-    address: &str,
     path: &AttributePath,
     login: &Login,
 ) -> Option<HostKeyPolicy> {
@@ -568,25 +551,18 @@ fn host_key(
     if let Some(k) = pinned {
         return pin(ctx, k, AttributePath::root(attr::SSH).attr("host_keys").key(name));
     }
-    let moved = match learned.get(name) {
-        Some(k) => match learned_address(k) {
-            Some(at) if at != address => Some(at),
-            _ => return pin(ctx, k, own),
-        },
-        None => None,
-    };
+    if let Some(k) = learned.get(name) {
+        return pin(ctx, k, own);
+    }
     if login.tofu {
         return Some(HostKeyPolicy::TrustOnFirstUse);
     }
-    let mut detail = match kind {
+    let detail = match kind {
         Hop::Bastion => "Pin this bastion's host key, or set ssh.trust_on_first_use = true.".to_owned(),
         Hop::Host => {
             format!("Pin {name}'s host key here or in ssh.host_keys, or set ssh.trust_on_first_use = true.")
         }
     };
-    if let Some(at) = moved {
-        detail = format!("Its key was learned at {at}, and it is at {address} now (a new machine). {detail}");
-    }
     ctx.err(own, "No host key", detail);
     None
 }
@@ -750,25 +726,21 @@ mod tests {
         }
     }
 
-    fn test_ctx<'a>(config: &'a Value, learned: &'a BTreeMap<String, String>) -> Ctx<'a> {
-        Ctx {
-            diags: Diagnostics::new(),
-            unknown: false,
-            config,
-            learned,
-        }
-    }
-
     #[test]
     fn a_host_key_comes_from_the_first_source_given() {
         let learned = BTreeMap::from([("n".to_owned(), "SHA256:learned".to_owned())]);
         let config = Value::Null;
-        let mut ctx = test_ctx(&config, &learned);
+        let mut ctx = Ctx {
+            diags: Diagnostics::new(),
+            unknown: false,
+            config: &config,
+            learned: &learned,
+        };
         let mut login = login(false, BTreeMap::from([("n".to_owned(), "SHA256:pinned".to_owned())]));
         let path = AttributePath::root(attr::CONTROLLERS).index(0);
         let own = Value::object([("host_key", Value::from("SHA256:own"))]);
         let key = |ctx: &mut Ctx, obj: &Value, kind, name, login: &Login| {
-            format!("{:?}", host_key(ctx, obj, kind, name, "10.0.0.1", &path, login))
+            format!("{:?}", host_key(ctx, obj, kind, name, &path, login))
         };
         assert!(key(&mut ctx, &own, Hop::Host, "n", &login).contains("SHA256:own"));
         assert!(key(&mut ctx, &Value::Null, Hop::Host, "n", &login).contains("SHA256:pinned"));
@@ -786,46 +758,5 @@ mod tests {
             key(&mut ctx, &Value::Null, Hop::Bastion, "m", &login),
             "Some(TrustOnFirstUse)"
         );
-    }
-
-    /// A key learned at one address pins the host there; at another address (a new machine
-    /// under the same name) it is learned anew where trust on first use is allowed, and
-    /// otherwise the error says where it was learned.
-    #[test]
-    fn a_learned_key_pins_its_host_at_the_address_it_was_learned_at() {
-        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFifVo1RierJ/n5uYMTpo9Ms3iAKJ5Ez+xE2d5lJbiUl";
-        let learned = BTreeMap::from([
-            ("n".to_owned(), format!("10.0.0.1 {key}")),
-            ("p".to_owned(), format!("[10.0.0.2]:2222 {key}")),
-        ]);
-        let config = Value::Null;
-        let mut ctx = test_ctx(&config, &learned);
-        let path = AttributePath::root(attr::CONTROLLERS).index(0);
-        let mut login = login(true, BTreeMap::new());
-        let policy = |ctx: &mut Ctx, name, address, login: &Login| {
-            format!(
-                "{:?}",
-                host_key(ctx, &Value::Null, Hop::Host, name, address, &path, login)
-            )
-        };
-        assert!(
-            policy(&mut ctx, "n", "10.0.0.1", &login).contains("Pinned"),
-            "the same machine"
-        );
-        assert!(
-            policy(&mut ctx, "p", "10.0.0.2", &login).contains("Pinned"),
-            "with its port"
-        );
-        assert_eq!(policy(&mut ctx, "n", "10.0.0.9", &login), "Some(TrustOnFirstUse)");
-        assert!(!ctx.diags.has_errors());
-        login.tofu = false;
-        assert_eq!(policy(&mut ctx, "n", "10.0.0.9", &login), "None");
-        let text = format!("{:?}", ctx.diags);
-        assert!(
-            text.contains("learned at 10.0.0.1, and it is at 10.0.0.9 now"),
-            "{text}"
-        );
-        assert_eq!(learned_address("SHA256:abc"), None);
-        assert_eq!(learned_address(&format!("[10.0.0.2]:2222 {key}")), Some("10.0.0.2"));
     }
 }

@@ -227,7 +227,7 @@ pub fn schema() -> Schema {
         .attribute(
             Attribute::new(attr::LEARNED_HOST_KEYS, Type::map(Type::String))
                 .computed()
-                .description("Host keys accepted on first use, by host name (known_hosts lines, with the address each was learned at); pinned from then on while the host keeps that address. A host at a new address is a new machine, whose key is learned anew."),
+                .description("Host keys accepted on first use, by host name (known_hosts lines); pinned from then on."),
         )
         .attribute(Attribute::new(attr::PHASE, Type::String).computed().description("The last pivot phase completed."))
         .attribute(Attribute::new(attr::API_ENDPOINT, Type::String).computed().description("How the API was reached."))

@@ -426,6 +426,7 @@ fn the_provider_moves_etcd_by_its_image_file() {
     assert_eq!(etcd_image_release("mirror.example:5000/etcd"), None);
     assert_eq!(etcd_image_release("registry.k8s.io/etcd:latest"), None);
     assert_eq!(etcd_image_release("registry.k8s.io/etcd:3.6"), None);
+    assert_eq!(etcd_image_release("quay.io/coreos/etcd:v3.6.0-rc.1"), None);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let env = dir.path().join("image.env");

@@ -37,7 +37,13 @@ pub fn etcd_image_release(image: &str) -> Option<String> {
     let name = image.split('@').next()?;
     let (_, tag) = name.rsplit_once(':').filter(|(_, t)| !t.contains('/'))?;
     let core = tag.strip_prefix('v').unwrap_or(tag);
-    let core = core.split_once('-').map_or(core, |(c, _)| c);
+    // Only the image's own revision (`-0`) goes; a pre-release (`-rc.1`) is no release etcd
+    // reports as `X.Y.Z`.
+    let core = match core.split_once('-') {
+        Some((c, rev)) if !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_digit()) => c,
+        Some(_) => return None,
+        None => core,
+    };
     let parts: Vec<&str> = core.split('.').collect();
     (parts.len() == 3
         && parts
