@@ -195,6 +195,39 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
         text.contains("Refresh cannot log in") && text.contains("check_hosts_on_refresh"),
         "{text}"
     );
+
+    // Authorized keys: a line that is no key is named by its place; a list without the key the
+    // provider logs in with is refused, with the line to add (the test bed's client key).
+    let login = std::fs::read_to_string(tb.inventory().key.with_extension("pub")).expect("the client's public key");
+    let login = login.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICjRVqpiGaWBDZSVhV4OfOTSnv7vQU497KVQ/eGosOqm new@laptop";
+    let keys = |list: &str| {
+        config(&tb, "core", &hosts(&tb)).replace(
+            "    connect_timeout = \"3s\"",
+            &format!("    connect_timeout = \"3s\"\n    authorized_keys = {list}"),
+        )
+    };
+    ws.write("main.tf", &keys(&format!("[\"{login}\", \"ssh-ed25519 not-a-key\"]")));
+    let text = ws.fails(&["validate", "-no-color"]);
+    assert!(
+        text.contains("Invalid authorized keys: ssh.authorized_keys[1]") && text.contains("entry 1"),
+        "{text}"
+    );
+    ws.write("main.tf", &keys(&format!("[\"{other}\"]")));
+    let text = ws
+        .fails(&["validate", "-no-color"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("The login key is not listed") && text.contains(&login),
+        "{text}"
+    );
+    ws.write("main.tf", &keys("[]"));
+    let text = ws.fails(&["validate", "-no-color"]);
+    assert!(text.contains("the list is empty"), "{text}");
+    ws.write("main.tf", &keys(&format!("[\"{other}\", \"{login} me@ci\"]")));
+    ws.ok(&["validate", "-no-color"]);
 }
 
 #[test]

@@ -122,17 +122,14 @@ fn data_url(source: &serde_json::Value) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).expect("base64")).expect("UTF-8")
 }
 
-/// A new SSH key pair in `ws`: the private key's path and the public key's line.
-fn ssh_key_pair(ws: &Workspace) -> (std::path::PathBuf, String) {
-    let key = ws.path().join("id_ed25519");
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nemo", "-f"])
-        .arg(&key)
-        .output()
-        .expect("ssh-keygen");
-    assert!(out.status.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
-    (key, public)
+/// The module's key is the whole set the provider keeps on the hosts it lists: a rotated key
+/// reaches machines whose user data is read at first boot only.
+fn assert_the_module_keeps_its_key(resources: &[(String, String, serde_json::Value, serde_json::Value)], public: &str) {
+    let bootstrap = resources
+        .iter()
+        .find(|r| r.1 == "selfhosted_bootstrap")
+        .expect("bootstrap");
+    assert_eq!(bootstrap.2["ssh"]["authorized_keys"], serde_json::json!([public]));
 }
 
 /// Asserts that Ignition's own validator finds nothing to say of each of `configs` (`what`'s).
@@ -173,7 +170,7 @@ fn aws_example_plans_offline_with_the_real_aws_provider() {
 }
 "#,
     );
-    let (key, public) = ssh_key_pair(&ws);
+    let (key, public) = ws.ssh_key_pair("id_ed25519");
     // The module looks the region's zones up when none are given: a data source, which
     // needs AWS. Offline, the zones are given (an override file, as a user may write one).
     ws.write(
@@ -237,6 +234,20 @@ output "spot_pool_kubelet_extra_args" {
             ("selfhosted_cluster_assets", 1),
             ("selfhosted_bootstrap", 1),
         ],
+    );
+    assert_the_module_keeps_its_key(&resources, &public);
+    // A public key that is not the private key's half is refused at plan, before any machine.
+    let stranger = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICjRVqpiGaWBDZSVhV4OfOTSnv7vQU497KVQ/eGosOqm stranger";
+    let text = ws.fails(&[
+        "plan",
+        "-input=false",
+        "-no-color",
+        &format!("-var=ssh_authorized_key={stranger}"),
+    ]);
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("The login key is not listed") && flat.contains(public.split_whitespace().nth(1).unwrap()),
+        "{text}"
     );
     // The module's workers join the ingress target groups (HTTP and HTTPS), whose listeners sit
     // beside the apiservers' on the load balancer; the pool of its own joins them from the
@@ -527,7 +538,7 @@ fn digitalocean_example_plans_against_digitaloceans_schema() {
         &root.join("examples/digitalocean"),
         &[(&mirror, "registry.terraform.io/digitalocean/digitalocean")],
     );
-    let (key, public) = ssh_key_pair(&ws);
+    let (key, public) = ws.ssh_key_pair("id_ed25519");
     ws.write(
         "terraform.tfvars",
         &format!(
@@ -571,6 +582,7 @@ fn digitalocean_example_plans_against_digitaloceans_schema() {
             ("selfhosted_bootstrap", 1),
         ],
     );
+    assert_the_module_keeps_its_key(&resources, &public);
     // The apiserver's name is a round robin of the controllers; each etcd member has its own.
     let records: Vec<&serde_json::Value> = resources
         .iter()

@@ -124,6 +124,7 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "a second plan is empty:\n{text}");
+    the_ssh_key_is_rotated_in_two_applies(&ws, &lane);
 
     // Destroy keeps the cluster serving.
     ws.ok(&[
@@ -134,6 +135,73 @@ fn pivot_to_a_self_hosted_control_plane_with_no_failed_request_after_teardown() 
     ]);
     let version = kubectl(&kubeconfig, &["get", "--raw", "/readyz"]);
     assert_eq!(version.trim(), "ok");
+}
+
+/// The guide's rotation of the SSH key (docs/resources/bootstrap.md): the new key listed beside
+/// the old one, then logged in with and the old one dropped; the old key is refused by every
+/// host's sshd afterwards, and the next plan is empty.
+fn the_ssh_key_is_rotated_in_two_applies(ws: &Workspace, lane: &Lane) {
+    let old_key = lane.tb.inventory().key.clone();
+    let (new_key, new_pub) = ws.ssh_key_pair("rotated_ed25519");
+    let old_pub = std::fs::read_to_string(old_key.with_extension("pub")).unwrap();
+    let old_pub = old_pub.trim();
+    let with_ssh = |key: &Path, keys: &[&str]| {
+        let list = keys.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ");
+        config(lane, "").replace(
+            &format!("    private_key = file(\"{}\")\n", old_key.display()),
+            &format!(
+                "    private_key = file(\"{}\")\n    authorized_keys = [{list}]\n",
+                key.display()
+            ),
+        )
+    };
+    let ssh_with = |key: &Path| {
+        let host = lane.host();
+        Command::new("ssh")
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=5", "-i"])
+            .arg(key)
+            .args(["-p", &host.port.to_string(), &format!("core@{}", host.address), "true"])
+            .output()
+            .expect("ssh")
+    };
+    assert!(
+        !ssh_with(&new_key).status.success(),
+        "the new key is not let in before the rotation"
+    );
+
+    // 1. Listed beside the old one: the plan updates, the apply lets it in.
+    ws.write("main.tf", &with_ssh(&old_key, &[old_pub, &new_pub]));
+    let (changes, text) = ws.plan_has_changes();
+    assert!(
+        changes && text.contains("authorized_keys"),
+        "adding a key plans an update:\n{text}"
+    );
+    let start = Instant::now();
+    ws.ok(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let first = start.elapsed();
+    assert!(ssh_with(&new_key).status.success(), "the new key is let in");
+
+    // 2. Logged in with the new key, the old one dropped.
+    ws.write("main.tf", &with_ssh(&new_key, &[&new_pub]));
+    let start = Instant::now();
+    ws.ok(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    let second = start.elapsed();
+    let refused = ssh_with(&old_key);
+    assert!(
+        !refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("Permission denied"),
+        "the old key is refused: {refused:?}"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the rotation is empty:\n{text}");
+    eprintln!("pivot: the SSH key rotated in two applies, {first:?} and {second:?}");
 }
 
 /// `curl` of `path` on the lane's apiserver with the client certificate `cert`/`key` (paths

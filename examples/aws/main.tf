@@ -49,6 +49,12 @@ variable "ssh_authorized_key" {
   type        = string
 }
 
+variable "ssh_authorized_keys" {
+  description = "More public keys the hosts keep letting in, beside `ssh_authorized_key`: the new key during a rotation (docs/resources/bootstrap.md, \"Rotating the SSH key\")."
+  type        = list(string)
+  default     = []
+}
+
 variable "ssh_private_key_file" {
   description = "Its private key, which the provider uses for the pivot (read write-only, never stored)."
   type        = string
@@ -58,14 +64,15 @@ variable "ssh_private_key_file" {
 module "nemo" {
   source = "./kubernetes"
 
-  cluster_name       = "nemo"
-  dns_zone           = var.dns_zone
-  dns_zone_id        = var.dns_zone_id
-  ami                = var.ami
-  ssh_authorized_key = var.ssh_authorized_key
-  ssh_private_key    = file(pathexpand(var.ssh_private_key_file))
-  controller_count   = 3
-  worker_count       = 2
+  cluster_name        = "nemo"
+  dns_zone            = var.dns_zone
+  dns_zone_id         = var.dns_zone_id
+  ami                 = var.ami
+  ssh_authorized_key  = var.ssh_authorized_key
+  ssh_authorized_keys = var.ssh_authorized_keys
+  ssh_private_key     = file(pathexpand(var.ssh_private_key_file))
+  controller_count    = 3
+  worker_count        = 2
   # Set, never left to the provider's default, so `terraform init -upgrade` never moves the
   # cluster to another Kubernetes by itself. Upgrades: docs/guides/upgrades.md.
   kubernetes_version = "v1.34.3"

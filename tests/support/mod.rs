@@ -214,6 +214,21 @@ impl Workspace {
         std::fs::write(self.dir.path().join(name), content).expect("write tf file");
     }
 
+    /// A new SSH key pair in the working directory under `name`, as a user makes one: the
+    /// private key's path and the public key's line.
+    #[allow(dead_code)] // not every test binary makes keys
+    pub fn ssh_key_pair(&self, name: &str) -> (PathBuf, String) {
+        let key = self.path().join(name);
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key)
+            .output()
+            .expect("ssh-keygen");
+        assert!(out.status.success(), "ssh-keygen: {out:?}");
+        let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+        (key, public.trim().to_owned())
+    }
+
     /// A terraform command, configured but not run.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.cli);

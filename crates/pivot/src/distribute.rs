@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use selfhosted_transport::{CancellationToken, Session};
 
 use crate::inventory::{Host, Inventory};
+use crate::login_keys;
 use crate::node_files::{self, HostFiles};
 use crate::paths::RemotePaths;
 use crate::phase::{chain, Phase, PivotError};
@@ -54,22 +55,36 @@ pub async fn node_secrets(
     for (host, facts) in inventory.hosts().iter().zip(&ready.facts) {
         plans.insert(
             host.name.clone(),
-            host_secrets(host, facts, assets, paths, Phase::NodeSecrets)?,
+            host_secrets(host, facts, inventory, assets, paths, Phase::NodeSecrets)?,
         );
     }
     place_on_fleet(ready, &plans, Phase::NodeSecrets, cancel).await
 }
 
 /// The node secrets of one host, for its role and what preflight found on it.
+/// With the SSH user's authorized keys when the provider keeps them.
 fn host_secrets(
     host: &Host,
     facts: &HostFacts,
+    inventory: &Inventory,
     assets: &BTreeMap<String, String>,
     paths: &RemotePaths,
     phase: Phase,
 ) -> Result<HostFiles, PivotError> {
-    node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
-        .map_err(|e| PivotError::on(phase, &host.name, e.to_string()))
+    let secrets = node_files::node_secrets(assets, host.role, paths, facts.etcd_user.as_deref())
+        .map_err(|e| PivotError::on(phase, &host.name, e.to_string()))?;
+    match (inventory.authorized_keys(), &facts.account) {
+        (Some(keys), Some(account)) => {
+            let keys = login_keys::files(keys, account).map_err(|why| PivotError::on(phase, &host.name, why))?;
+            Ok(secrets.and(keys))
+        }
+        (Some(_), None) => Err(PivotError::on(
+            phase,
+            &host.name,
+            "preflight did not read the SSH user's account; this is a bug",
+        )),
+        (None, _) => Ok(secrets),
+    }
 }
 
 /// [`node_secrets`] of the one host `session` reaches: a controller whose etcd member must
@@ -91,7 +106,7 @@ pub async fn node_secrets_of(
         .zip(&ready.facts)
         .find(|(h, _)| h.name == session.host())
         .ok_or_else(|| PivotError::on(phase, session.host(), "not in the inventory"))?;
-    let files = host_secrets(host, facts, assets, paths, phase)?;
+    let files = host_secrets(host, facts, inventory, assets, paths, phase)?;
     place(session, &files)
         .await
         .map_err(|why| PivotError::on(phase, session.host(), why))

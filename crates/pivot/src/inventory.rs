@@ -1,7 +1,7 @@
 //! The hosts of a cluster and their roles. The first controller is the
 //! bootstrap node: the temporary control plane runs there.
 
-use selfhosted_transport::HostSpec;
+use selfhosted_transport::{AuthorizedKeys, HostSpec};
 
 /// What a host is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,7 @@ pub struct Host {
 #[derive(Debug, Clone)]
 pub struct Inventory {
     hosts: Vec<Host>,
+    authorized_keys: Option<AuthorizedKeys>,
 }
 
 /// Why an inventory cannot be used.
@@ -55,7 +56,22 @@ impl Inventory {
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
             return Err(InventoryError::DuplicateName(w[0].to_owned()));
         }
-        Ok(Inventory { hosts })
+        Ok(Inventory {
+            hosts,
+            authorized_keys: None,
+        })
+    }
+
+    /// The same hosts, whose SSH users the provider keeps letting in `keys` (and no other key).
+    #[must_use]
+    pub fn with_authorized_keys(mut self, keys: Option<AuthorizedKeys>) -> Self {
+        self.authorized_keys = keys;
+        self
+    }
+
+    /// The keys every host's SSH user is to let in; `None`: the hosts' own are left alone.
+    pub fn authorized_keys(&self) -> Option<&AuthorizedKeys> {
+        self.authorized_keys.as_ref()
     }
 
     /// Every host, controllers first.

@@ -28,6 +28,7 @@ pub mod health;
 pub mod inventory;
 pub mod kubelets;
 mod leaving;
+pub mod login_keys;
 pub mod node_files;
 pub mod paths;
 pub mod phase;

@@ -32,6 +32,21 @@ const APISERVER_SYSCTL_CONTENT: &str = "-net.ipv4.tcp_migrate_req = 1\n";
 /// Sets it now; a kernel without it (older than 5.14) changes nothing and fails nothing.
 const APISERVER_SYSCTL_NOW: &str = "sysctl -q -w net.ipv4.tcp_migrate_req=1 2>/dev/null || true";
 
+impl HostFiles {
+    /// These files and `more`'s, each batch in its place; `more`'s command runs after this one's
+    /// succeeded.
+    #[must_use]
+    pub fn and(mut self, more: HostFiles) -> Self {
+        self.files.extend(more.files);
+        self.triggers.extend(more.triggers);
+        self.now = match (self.now, more.now) {
+            (Some(a), Some(b)) => Some(format!("{{ {a}; }} && {{ {b}; }}")),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+}
+
 /// An asset the host contract needs is not in the assets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the assets lack {0}; pass selfhosted_cluster_assets.<name>.assets unchanged")]

@@ -18,6 +18,44 @@ pub struct HostFacts {
     pub name: String,
     /// The user etcd runs as, if the host has typhoon's `etcd` user.
     pub etcd_user: Option<String>,
+    /// The SSH user's account, read when the provider keeps its authorized keys.
+    pub account: Option<Account>,
+}
+
+/// The SSH user's account on a host: where its authorized keys live and who owns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// User name.
+    pub user: String,
+    /// Primary group name.
+    pub group: String,
+    /// Home directory.
+    pub home: String,
+    /// Whether `~/.ssh/authorized_keys.d` exists (Fedora CoreOS' and Flatcar's keys, one file
+    /// per source).
+    pub key_dir: bool,
+}
+
+/// Prints the lines [`Account`] is read from.
+const ACCOUNT_PROBE: &str =
+    "id -un && id -gn && printf '%s\\n' ~ && if test -d ~/.ssh/authorized_keys.d; then echo dir; else echo none; fi";
+
+async fn account(session: &Session) -> Result<Account, String> {
+    let out = session.run(ACCOUNT_PROBE).await.map_err(|e| chain(&e))?;
+    let text = out.stdout_text();
+    match (out.is_success(), text.lines().collect::<Vec<_>>().as_slice()) {
+        (true, [user, group, home, dir]) if home.starts_with('/') => Ok(Account {
+            user: (*user).to_owned(),
+            group: (*group).to_owned(),
+            home: home.trim_end_matches('/').to_owned(),
+            key_dir: *dir == "dir",
+        }),
+        _ => Err(format!(
+            "cannot read the SSH user's account (name, group, home) for ssh.authorized_keys: {:?} {}",
+            text.trim(),
+            out.stderr_tail().trim()
+        )),
+    }
 }
 
 /// Connected hosts, ready for the next phases.
@@ -38,7 +76,7 @@ const KUBELET_PROBE: &str = "command -v kubelet >/dev/null 2>&1 \
     || systemctl cat kubelet.service >/dev/null 2>&1 \
     || { echo 'no kubelet binary (PATH, /usr/local/bin, /usr/bin, /opt/bin) and no kubelet.service unit' >&2; exit 3; }";
 
-async fn check(session: Session, role: Role) -> Result<HostFacts, String> {
+async fn check(session: Session, role: Role, keys_kept: bool) -> Result<HostFacts, String> {
     let name = session.host().to_owned();
     session
         .sudo("true")
@@ -61,7 +99,16 @@ async fn check(session: Session, role: Role) -> Result<HostFacts, String> {
             .filter(|s| !s.is_empty()),
         Role::Worker => None,
     };
-    Ok(HostFacts { name, etcd_user })
+    let account = if keys_kept {
+        Some(account(&session).await?)
+    } else {
+        None
+    };
+    Ok(HostFacts {
+        name,
+        etcd_user,
+        account,
+    })
 }
 
 /// Connects every host and checks it; fails, naming each bad host, before
@@ -99,7 +146,7 @@ pub async fn preflight(inventory: &Inventory, cancel: &CancellationToken) -> Res
                 .iter()
                 .find(|h| h.ssh.host.name == s.host())
                 .map_or(Role::Worker, |h| h.role);
-            check(s, role)
+            check(s, role, inventory.authorized_keys().is_some())
         })
         .await
         .map_err(|_| PivotError::new(Phase::Preflight, "cancelled"))?;

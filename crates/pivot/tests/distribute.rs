@@ -298,3 +298,117 @@ async fn a_host_check_names_missing_node_secrets_until_they_are_delivered_again(
     assert!(findings.iter().all(|f| !f.update_fixes), "{findings:?}");
     ready.fleet.close().await;
 }
+
+/// `inventory(tb)` logging in with `auth` on every host.
+fn inventory_with(tb: &Testbed, auth: &selfhosted_transport::Auth) -> Inventory {
+    let hosts: Vec<Host> = inventory(tb)
+        .hosts()
+        .iter()
+        .map(|h| {
+            let mut h = h.clone();
+            h.ssh.host.auth = auth.clone();
+            h
+        })
+        .collect();
+    Inventory::try_new(hosts[..2].to_vec(), hosts[2..].to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorized_keys_rotate_the_login_key_and_drop_every_other_key() {
+    use selfhosted_transport::{Auth, AuthorizedKeys};
+    let Some(tb) = hosts_with_kubelet("authorized keys") else {
+        return;
+    };
+    let (cancel, paths, a) = (CancellationToken::new(), RemotePaths::default(), assets());
+    let names: Vec<String> = tb.hosts().iter().map(|h| h.name.clone()).collect();
+    let first_line = |path: &std::path::Path| {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.lines().next().unwrap_or_default().to_owned()
+    };
+    let old = first_line(&tb.inventory().key.with_extension("pub"));
+    // The new key pair, made as a user would.
+    let new_key = tb.dir().join("rotated_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "rotated", "-f"])
+        .arg(&new_key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let new = first_line(&new_key.with_extension("pub"));
+    let new_auth = Auth::try_private_key(&std::fs::read_to_string(&new_key).unwrap(), None).unwrap();
+    // Host 0 keeps its keys a file per source, as Fedora CoreOS does: Ignition's holds the
+    // first key (the old one), and another source's a key nobody listed.
+    let key_dir = "/home/core/.ssh/authorized_keys.d";
+    tb.host_exec(&names[0], &["mkdir", "-p", key_dir]);
+    let stray = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICjRVqpiGaWBDZSVhV4OfOTSnv7vQU497KVQ/eGosOqm stray";
+    for (file, line) in [("ignition", old.as_str()), ("afterburn", stray)] {
+        let out = tb.host_exec(
+            &names[0],
+            &[
+                "sh",
+                "-c",
+                &format!("echo '{line}' > {key_dir}/{file} && chown -R core: /home/core/.ssh"),
+            ],
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    let new_login = || {
+        let inv = inventory_with(&tb, &new_auth);
+        async move { preflight(&inv, &CancellationToken::new()).await }
+    };
+    let refused = new_login().await.expect_err("the new key is not let in yet");
+    assert!(refused.detail().contains("refused"), "{}", refused.detail());
+
+    // 1. Both keys listed, logged in with the old one: the new one is let in everywhere.
+    let both = AuthorizedKeys::parse(&[old.as_str(), new.as_str()]).unwrap();
+    let inv = inventory(&tb).with_authorized_keys(Some(both.clone()));
+    let ready = preflight(&inv, &cancel).await.expect("preflight with the old key");
+    let written = distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
+        .await
+        .expect("node secrets and keys");
+    ready.fleet.close().await;
+    for name in &names {
+        assert!(
+            written.written[name].contains(&"/home/core/.ssh/authorized_keys".to_owned()),
+            "{written:?}"
+        );
+        assert!(
+            stat(&tb, name, "/home/core/.ssh/authorized_keys").starts_with("600 core"),
+            "{name}"
+        );
+    }
+    let listed = String::from_utf8(tb.host_exec(&names[0], &["ls", key_dir]).stdout).unwrap();
+    assert_eq!(
+        listed.trim(),
+        "selfhosted",
+        "the other sources' files are gone on {}",
+        names[0]
+    );
+    let kept = String::from_utf8(
+        tb.host_exec(&names[0], &["cat", &format!("{key_dir}/selfhosted")])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(kept, both.file());
+
+    // 2. Logged in with the new key, the old one dropped: the new key works on every host ...
+    let only_new = AuthorizedKeys::parse(&[new.as_str()]).unwrap();
+    let inv = inventory_with(&tb, &new_auth).with_authorized_keys(Some(only_new));
+    let ready = preflight(&inv, &cancel).await.expect("preflight with the new key");
+    distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
+        .await
+        .expect("keys without the old one");
+    let again = distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(again.count(), 0, "a rerun writes nothing: {again:?}");
+    ready.fleet.close().await;
+    // ... and the old one is refused on every host.
+    let err = preflight(&inventory(&tb), &cancel)
+        .await
+        .expect_err("the old key is out");
+    for name in &names {
+        assert!(err.detail().contains(name.as_str()), "{name}: {}", err.detail());
+    }
+    assert!(err.detail().contains("refused"), "{}", err.detail());
+}

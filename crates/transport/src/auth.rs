@@ -97,6 +97,14 @@ impl Auth {
             .map_err(|source| AuthError::DecodeKey { source })
     }
 
+    /// The public half of a private key; `None` for the agent, whose keys are its own.
+    pub fn public_key(&self) -> Option<&russh::keys::PublicKey> {
+        match self {
+            Auth::Key(k) => Some(k.public_key()),
+            Auth::Agent(_) => None,
+        }
+    }
+
     /// Logs `user` in on an established connection.
     pub(crate) async fn authenticate<H: Handler>(&self, handle: &mut Handle<H>, user: &str) -> Result<(), AuthError> {
         match self {

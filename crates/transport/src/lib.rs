@@ -3,6 +3,7 @@
 //! - [`session`]: one connection per host (through bastions), retries, `exec`/`sudo`.
 //! - [`bastion`]: opening hops, bastion chains shared by a fleet ([`Jump`]), retries.
 //! - [`auth`]: in-memory private keys (OpenSSH, PKCS#8, PKCS#1, with passphrase) or the agent.
+//! - [`authorized_keys`]: the keys a host's SSH user is kept letting in, checked.
 //! - [`host_keys`]: pinned keys or trust on first use; mismatches refused with both fingerprints.
 //! - [`files`]: atomic, durable, idempotent batch uploads with owner and mode; removal.
 //! - [`sftp`]: small upload batches through a root sftp-server, one process per batch.
@@ -14,6 +15,7 @@
 //! Knows nothing of Kubernetes.
 
 pub mod auth;
+pub mod authorized_keys;
 pub mod bastion;
 pub mod files;
 pub mod fleet;
@@ -26,6 +28,7 @@ pub mod testbed;
 pub mod tunnel;
 
 pub use auth::{Auth, AuthError};
+pub use authorized_keys::{AuthorizedKeys, AuthorizedKeysError};
 pub use bastion::Jump;
 pub use files::{FileSpec, FilesError, UploadReport};
 pub use fleet::{Fleet, FleetError};

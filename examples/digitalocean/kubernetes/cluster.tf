@@ -49,7 +49,10 @@ resource "selfhosted_bootstrap" "cluster" {
   ssh = {
     user           = "core"
     private_key_wo = var.ssh_private_key
-    host_keys      = var.ssh_host_keys
+    # Kept on the hosts at every apply that changes them: a rotated key reaches machines whose
+    # user data (read at first boot only) still names the old one.
+    authorized_keys = distinct(concat([var.ssh_authorized_key], var.ssh_authorized_keys))
+    host_keys       = var.ssh_host_keys
   }
 
   # Every update first takes an etcd snapshot; also keep it off the controllers.

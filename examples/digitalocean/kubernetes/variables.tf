@@ -191,6 +191,12 @@ variable "ssh_fingerprints" {
   default     = []
 }
 
+variable "ssh_authorized_keys" {
+  description = "More public keys the provider keeps letting in as `core` on the controllers and the listed workers, beside `ssh_authorized_key`. Together they are the whole set: a key a host got elsewhere (an account key of `ssh_fingerprints` that is not `ssh_authorized_key`) is removed at the next apply. To rotate the SSH key: list the new key here and apply; then make it `ssh_authorized_key` (and `ssh_private_key` its private half), empty this list, and apply again (docs/resources/bootstrap.md, \"Rotating the SSH key\")."
+  type        = list(string)
+  default     = []
+}
+
 variable "ssh_private_key" {
   description = "Private key of `ssh_authorized_key`, for the pivot over SSH. Passed write-only: never stored in state."
   type        = string

@@ -8,7 +8,7 @@ use selfhosted_pivot::procedure::ApiAccess;
 use selfhosted_pivot::{Host, Inventory, RemotePaths, Role};
 use selfhosted_protocol::diagnostics::{AttributePath, Diagnostic, Diagnostics};
 use selfhosted_protocol::value::Value;
-use selfhosted_transport::{Auth, HopSpec, HostKeyPolicy, HostSpec};
+use selfhosted_transport::{Auth, AuthorizedKeys, AuthorizedKeysError, HopSpec, HostKeyPolicy, HostSpec};
 
 use super::schema::attr;
 use crate::resources::config::string_entries;
@@ -240,6 +240,7 @@ impl Config {
         let ssh = block(config, attr::SSH);
         let login = ssh_login(&mut ctx, &ssh);
         let bastions = bastions(&mut ctx, &ssh, &login);
+        let authorized_keys = authorized_keys(&mut ctx, &ssh, &login);
         let (controllers, workers) = hosts(&mut ctx, &login, &bastions);
         let access = api_access(&mut ctx, &controllers);
         check_on_destroy(&mut ctx, &login);
@@ -258,11 +259,13 @@ impl Config {
         }
         // Names, addresses and logins were checked above: what is left is a list the
         // inventory takes.
-        let inventory = Inventory::try_new(controllers, workers).map_err(|e| {
-            Diagnostics::from(
-                Diagnostic::error("Invalid hosts", e.to_string()).at(AttributePath::root(attr::CONTROLLERS)),
-            )
-        })?;
+        let inventory = Inventory::try_new(controllers, workers)
+            .map_err(|e| {
+                Diagnostics::from(
+                    Diagnostic::error("Invalid hosts", e.to_string()).at(AttributePath::root(attr::CONTROLLERS)),
+                )
+            })?
+            .with_authorized_keys(authorized_keys);
         Ok(Some(Config {
             inventory,
             assets,
@@ -400,6 +403,58 @@ fn ssh_auth(ctx: &mut Ctx, ssh: &Value, ssh_path: AttributePath) -> (Option<Auth
         }
     };
     (auth, gone_on_destroy)
+}
+
+/// `ssh.authorized_keys`: every line a public key, and the key the provider logs in with among
+/// them (else the apply that writes them would be its last).
+fn authorized_keys(ctx: &mut Ctx, ssh: &Value, login: &Login) -> Option<AuthorizedKeys> {
+    let path = AttributePath::root(attr::SSH).attr("authorized_keys");
+    let list = match ssh.get("authorized_keys") {
+        None => return None,
+        Some(v) if v.is_null() => return None,
+        Some(v) if !v.is_known() => {
+            ctx.unknown = true;
+            return None;
+        }
+        Some(v) => v.as_list().unwrap_or_default(),
+    };
+    let mut lines = Vec::new();
+    for item in list {
+        match item.as_str() {
+            Some(line) => lines.push(line.to_owned()),
+            None if !item.is_known() => {
+                ctx.unknown = true;
+                return None;
+            }
+            None => {}
+        }
+    }
+    let keys = match AuthorizedKeys::parse(&lines) {
+        Ok(keys) => keys,
+        Err(e) => {
+            let at = match &e {
+                AuthorizedKeysError::NotAKey { index, .. } => path.index(*index as i64),
+                AuthorizedKeysError::Empty => path,
+            };
+            ctx.err(at, "Invalid authorized keys", e.to_string());
+            return None;
+        }
+    };
+    if let Some(public) = login.auth.as_ref().and_then(Auth::public_key) {
+        if !keys.admits(public) {
+            let line = public.to_openssh().unwrap_or_default();
+            ctx.err(
+                path,
+                "The login key is not listed",
+                format!(
+                    "the public half of ssh.private_key is not in the list, so after this apply the provider could not log in \
+                     again; add {line:?}, and drop it only once ssh.private_key is the new key (docs: rotating the SSH key)"
+                ),
+            );
+            return None;
+        }
+    }
+    Some(keys)
 }
 
 /// Bastions and hosts take their defaults from different places.

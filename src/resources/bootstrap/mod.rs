@@ -440,9 +440,17 @@ impl Bootstrap {
             .get(attr::ASSETS_SHA256)
             .and_then(Value::as_str)
             .map(str::to_owned);
+        // Null and absent (a state written before the attribute existed) are the same.
+        let authorized_keys = |v: &Value| {
+            v.get(attr::SSH)
+                .and_then(|s| s.get("authorized_keys"))
+                .filter(|k| !k.is_null())
+                .cloned()
+        };
         let inputs_changed = [attr::CONTROLLERS, attr::WORKERS, attr::CONVERGE_TRIGGER]
             .iter()
-            .any(|a| req.prior_state.get(a) != req.config.get(a));
+            .any(|a| req.prior_state.get(a) != req.config.get(a))
+            || authorized_keys(&req.prior_state) != authorized_keys(&req.config);
         let create = req.prior_state.is_null();
         let changed = create || inputs_changed || digest.is_none() || digest != prior_digest;
         if changed {

@@ -104,6 +104,11 @@ pub fn schema() -> Schema {
         opt("private_key_passphrase", Type::String, "Passphrase of an encrypted `private_key`.").sensitive(),
         opt("agent", Type::Bool, "Log in through the SSH agent at `SSH_AUTH_SOCK` (when no private key is given)."),
         opt(
+            "authorized_keys",
+            Type::list(Type::String),
+            "Public keys (`authorized_keys` lines) the SSH user of every listed host lets in, and no other: written at each apply that changes them, so a key can be rotated on machines whose OS config set it at first boot only. Must hold the public half of `private_key`. Unset: the hosts' keys are left as they are.",
+        ),
+        opt(
             "host_keys",
             Type::map(Type::String),
             "Pinned host keys by host name (known_hosts lines, public keys or `SHA256:` fingerprints); a host's own `host_key` wins.",
