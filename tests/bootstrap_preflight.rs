@@ -214,11 +214,7 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
         "{text}"
     );
     ws.write("main.tf", &keys(&format!("[\"{other}\"]")));
-    let text = ws
-        .fails(&["validate", "-no-color"])
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = ws.fails_flat(&["validate", "-no-color"]);
     assert!(
         text.contains("The login key is not listed") && text.contains(&login),
         "{text}"

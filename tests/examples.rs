@@ -122,6 +122,59 @@ fn data_url(source: &serde_json::Value) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).expect("base64")).expect("UTF-8")
 }
 
+/// A snippet as a user passes one: an Ignition config (rendered from Butane) that writes a
+/// file of its own.
+fn snippet(role: &str) -> String {
+    format!(
+        r#"{{"ignition":{{"version":"3.3.0"}},"storage":{{"files":[{{"path":"/etc/snippet-{role}","mode":420,"contents":{{"source":"data:,{role}"}}}}]}}}}"#
+    )
+}
+
+/// An override of the example's module call that gives it `lines` (snippets, say).
+fn module_override(ws: &Workspace, lines: &str) {
+    ws.write("snippets_override.tf", &format!("module \"nemo\" {{\n{lines}\n}}\n"));
+}
+
+/// Both roles' snippets given to the example's module call, as a user writes them in HCL.
+fn snippets_override(ws: &Workspace) {
+    let line = |name: &str, role: &str| format!("  {name} = [<<-EOT\n    {}\n  EOT\n  ]", snippet(role));
+    module_override(
+        ws,
+        &format!(
+            "{}\n{}",
+            line("controller_snippets", "controller"),
+            line("worker_snippets", "worker")
+        ),
+    );
+}
+
+/// Asserts that `outer` (a host's user data) merges `snippet(role)` after the provider's
+/// config, compressed, and that Ignition's validator takes the snippet as the host would.
+fn assert_merges_the_snippet(ws: &Workspace, what: &str, outer: &serde_json::Value, role: &str) {
+    use base64::Engine;
+    use std::io::Write;
+    let merge = outer["ignition"]["config"]["merge"].as_array().expect("merge");
+    assert_eq!(merge.len(), 2, "{what}: the provider's config, then the snippet");
+    assert_eq!(merge[1]["compression"], "gzip", "{what}");
+    let b64 = merge[1]["source"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("data:;base64,"))
+        .expect("a base64 data URL");
+    let gz = base64::engine::general_purpose::STANDARD.decode(b64).expect("base64");
+    let mut gunzip = Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    gunzip.stdin.take().unwrap().write_all(&gz).unwrap();
+    let out = gunzip.wait_with_output().unwrap();
+    assert!(out.status.success(), "{what}: gzip");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim(), snippet(role), "{what}");
+    ignition_valid(ws, what, &[&text]);
+}
+
 /// The module's key is the whole set the provider keeps on the hosts it lists: a rotated key
 /// reaches machines whose user data is read at first boot only.
 fn assert_the_module_keeps_its_key(resources: &[(String, String, serde_json::Value, serde_json::Value)], public: &str) {
@@ -213,6 +266,7 @@ output "spot_pool_kubelet_extra_args" {
             key.display()
         ),
     );
+    snippets_override(&ws);
     ws.ok(&["init", "-input=false"]); // the pool is a module call of its own
     ws.ok(&["validate"]);
     ws.ok(&["plan", "-input=false", "-out=tf.plan"]);
@@ -238,16 +292,15 @@ output "spot_pool_kubelet_extra_args" {
     assert_the_module_keeps_its_key(&resources, &public);
     // A public key that is not the private key's half is refused at plan, before any machine.
     let stranger = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICjRVqpiGaWBDZSVhV4OfOTSnv7vQU497KVQ/eGosOqm stranger";
-    let text = ws.fails(&[
+    let flat = ws.fails_flat(&[
         "plan",
         "-input=false",
         "-no-color",
         &format!("-var=ssh_authorized_key={stranger}"),
     ]);
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
         flat.contains("The login key is not listed") && flat.contains(public.split_whitespace().nth(1).unwrap()),
-        "{text}"
+        "{flat}"
     );
     // The module's workers join the ingress target groups (HTTP and HTTPS), whose listeners sit
     // beside the apiservers' on the load balancer; the pool of its own joins them from the
@@ -317,6 +370,7 @@ run "the_newest_ami_of_the_stream" {
         let inner = data_url(&outer["ignition"]["config"]["merge"][0]["source"]);
         assert!(inner.contains("etcd-member.service"), "{address}");
         ignition_valid(&ws, address, &[user_data, &inner]);
+        assert_merges_the_snippet(&ws, address, &outer, "controller");
         // Each controller is its own etcd member, under the name the DNS record gives it.
         let config: serde_json::Value = serde_json::from_str(&inner).expect("JSON");
         let env = config["storage"]["files"]
@@ -443,17 +497,21 @@ run "the_newest_ami_of_the_stream" {
         "pool_override.tf",
         "module \"spot_pool\" {\n  node_labels = [\"node-role.kubernetes.io/worker=true\"]\n}\n",
     );
-    let refused = ws.fails(&["validate"]);
-    let words = refused
-        .replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let refused = ws.fails_flat(&["validate"]);
     assert!(
-        words.contains("set roles (node-role.kubernetes.io/...) through the API"),
+        refused.contains("set roles (node-role.kubernetes.io/...) through the API"),
         "{refused}"
     );
     std::fs::remove_file(ws.path().join("pool_override.tf")).expect("remove the override");
+
+    // A snippet that is Butane, not Ignition, is refused at validate with what to do.
+    module_override(&ws, "  worker_snippets = [\"variant: fcos\\nversion: 1.5.0\\n\"]");
+    let refused = ws.fails_flat(&["validate"]);
+    assert!(
+        refused.contains("Each of worker_snippets is an Ignition config") && refused.contains("butane --strict"),
+        "{refused}"
+    );
+    std::fs::remove_file(ws.path().join("snippets_override.tf")).expect("remove the override");
 
     // Cilium: its VXLAN port and health checks open between hosts, flannel's port closed.
     ws.write(
@@ -547,6 +605,7 @@ fn digitalocean_example_plans_against_digitaloceans_schema() {
             key.display()
         ),
     );
+    snippets_override(&ws);
     // Terraform starts the provider with its own environment: the stand-in reads its schema
     // from it, and the real provider wants a token to exist (plans of new droplets make no
     // API call).
@@ -615,6 +674,7 @@ fn digitalocean_example_plans_against_digitaloceans_schema() {
             let outer: serde_json::Value = serde_json::from_str(user_data).expect("user data is Ignition JSON");
             let inner = data_url(&outer["ignition"]["config"]["merge"][0]["source"]);
             ignition_valid(&ws, &name, &[user_data, &inner]);
+            assert_merges_the_snippet(&ws, &name, &outer, role);
             let hostname = outer["storage"]["files"]
                 .as_array()
                 .and_then(|f| f.iter().find(|f| f["path"] == "/etc/hostname"))

@@ -229,6 +229,14 @@ impl Workspace {
         (key, public.trim().to_owned())
     }
 
+    /// As [`Workspace::fails`], the output's words joined by single spaces (Terraform wraps
+    /// and frames what it prints), for `contains` checks across its line breaks.
+    #[allow(dead_code)] // not every test binary checks refusals
+    pub fn fails_flat(&self, args: &[&str]) -> String {
+        let text = self.fails(args);
+        text.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
     /// A terraform command, configured but not run.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.cli);

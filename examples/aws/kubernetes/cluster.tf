@@ -55,6 +55,7 @@ module "workers" {
   spot_price         = var.worker_price
   node_labels        = var.worker_node_labels
   node_taints        = var.worker_node_taints
+  snippets           = var.worker_snippets
   desired_count      = var.worker_count
   subnet_ids         = aws_subnet.public[*].id
   security_group_ids = [aws_security_group.worker.id]

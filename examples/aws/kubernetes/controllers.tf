@@ -7,12 +7,16 @@ locals {
   # The spec version the OS's Ignition reads (Butane's fcos 1.5.0 / flatcar 1.0.0).
   ignition_version = var.host_os == "flatcar" ? "3.3.0" : "3.4.0"
   # The provider's config of each controller, merged into one that lets `core` in with
-  # your key.
+  # your key, then your snippets.
   controller_user_data = [
     for ignition in selfhosted_cluster_assets.cluster.node.controller_ignition : jsonencode({
       ignition = {
         version = local.ignition_version
-        config  = { merge = [{ source = "data:;base64,${base64encode(ignition)}" }] }
+        config = { merge = concat(
+          [{ source = "data:;base64,${base64encode(ignition)}" }],
+          # Yours after the provider's: compressed, as user data holds 16 KiB.
+          [for s in var.controller_snippets : { source = "data:;base64,${base64gzip(s)}", compression = "gzip" }],
+        ) }
       }
       passwd = {
         users = [{ name = "core", sshAuthorizedKeys = [var.ssh_authorized_key] }]

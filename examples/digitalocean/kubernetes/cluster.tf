@@ -28,6 +28,7 @@ module "workers" {
   worker_ignition    = selfhosted_cluster_assets.cluster.node.worker_ignition
   node_labels        = var.worker_node_labels
   node_taints        = var.worker_node_taints
+  snippets           = var.worker_snippets
 }
 
 resource "selfhosted_bootstrap" "cluster" {

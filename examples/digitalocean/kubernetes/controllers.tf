@@ -17,6 +17,7 @@ module "controller_ignition" {
   contract_ignition  = selfhosted_cluster_assets.cluster.node.controller_ignition
   ignition_version   = local.ignition_version
   ssh_authorized_key = var.ssh_authorized_key
+  snippets           = var.controller_snippets
 }
 
 # etcd members find each other by these names, on the VPC.

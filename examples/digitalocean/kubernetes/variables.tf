@@ -134,6 +134,26 @@ variable "worker_node_taints" {
   default     = []
 }
 
+variable "controller_snippets" {
+  description = "Ignition configs (JSON, spec 3.x) merged into the controllers' user data after the provider's, at first boot: files, units, users of your own. Butane snippets as typhoon takes them: render each first (`butane --strict`, or the `ct_config` data source of poseidon/ct and its `rendered`). A running controller keeps its user data: a change reaches controllers made after it."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for s in var.controller_snippets : can(jsondecode(s).ignition.version)])
+    error_message = "Each of controller_snippets is an Ignition config: JSON with ignition.version (\"3.4.0\" on Fedora CoreOS, \"3.3.0\" on Flatcar). Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
+  }
+}
+
+variable "worker_snippets" {
+  description = "Ignition configs (JSON, spec 3.x) merged into the workers' user data after the provider's, at first boot: files, units, users of your own. Butane snippets as typhoon takes them: render each first (`butane --strict`, or the `ct_config` data source of poseidon/ct and its `rendered`)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for s in var.worker_snippets : can(jsondecode(s).ignition.version)])
+    error_message = "Each of worker_snippets is an Ignition config: JSON with ignition.version (\"3.4.0\" on Fedora CoreOS, \"3.3.0\" on Flatcar). Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
+  }
+}
+
 variable "extra_workers" {
   description = "Workers of pools made outside this module (the workers module's `hosts`), reached over SSH by the same `selfhosted_bootstrap` as the module's own."
   type        = list(object({ name = string, address = string }))

@@ -80,6 +80,16 @@ variable "node_taints" {
   }
 }
 
+variable "snippets" {
+  description = "Ignition configs (JSON, spec 3.x) merged into the pool's user data after the provider's (Butane rendered first: `butane --strict`, or poseidon/ct's `ct_config`)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for s in var.snippets : can(jsondecode(s).ignition.version)])
+    error_message = "Each snippet is an Ignition config: JSON with ignition.version. Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
+  }
+}
+
 variable "target_group_arns" {
   description = "Load balancer target groups the workers join (e.g. for ingress)."
   type        = list(string)

@@ -26,7 +26,11 @@ resource "aws_launch_template" "worker" {
     ignition = {
       version = var.ignition_version
       config = {
-        merge = [{ source = "data:;base64,${base64encode(var.joining_ignition)}" }]
+        merge = concat(
+          [{ source = "data:;base64,${base64encode(var.joining_ignition)}" }],
+          # Yours after the provider's: compressed, as user data holds 16 KiB.
+          [for s in var.snippets : { source = "data:;base64,${base64gzip(s)}", compression = "gzip" }],
+        )
       }
     }
     passwd = {

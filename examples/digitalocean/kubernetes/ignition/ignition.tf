@@ -1,6 +1,7 @@
 # What a droplet boots from: the contract's Ignition, merged into a config that names the
 # host (the droplet's name, which the plan knows), lets `core` in with your key, and runs
-# kubelet-node-ip.sh before the kubelet, so that the node's address is the VPC one.
+# kubelet-node-ip.sh before the kubelet, so that the node's address is the VPC one; then
+# your snippets.
 
 locals {
   node_ip_script = "/opt/selfhosted/kubelet-node-ip"
@@ -25,7 +26,11 @@ locals {
       ignition = {
         version = var.ignition_version
         config = {
-          merge = [{ source = "data:;base64,${base64encode(var.contract_ignition[i])}" }]
+          merge = concat(
+            [{ source = "data:;base64,${base64encode(var.contract_ignition[i])}" }],
+            # Yours after the contract's: compressed, as user data holds 64 KiB.
+            [for s in var.snippets : { source = "data:;base64,${base64gzip(s)}", compression = "gzip" }],
+          )
         }
       }
       passwd = {

@@ -27,3 +27,13 @@ variable "kubelet_flags" {
   type        = list(string)
   default     = []
 }
+
+variable "snippets" {
+  description = "Ignition configs (JSON, spec 3.x) merged after the contract's into every droplet's (Butane rendered first: `butane --strict`, or poseidon/ct's `ct_config`)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for s in var.snippets : can(jsondecode(s).ignition.version)])
+    error_message = "Each snippet is an Ignition config: JSON with ignition.version. Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
+  }
+}

@@ -85,3 +85,9 @@ variable "node_taints" {
     error_message = "Each node taint is key=value:Effect or key:Effect, with Effect NoSchedule, PreferNoSchedule or NoExecute."
   }
 }
+
+variable "snippets" {
+  description = "Ignition configs (JSON, spec 3.x) merged into the pool's droplets' after the contract's (Butane rendered first: `butane --strict`, or poseidon/ct's `ct_config`)."
+  type        = list(string)
+  default     = []
+}

@@ -21,6 +21,7 @@ module "ignition" {
   ignition_version   = var.ignition_version
   ssh_authorized_key = var.ssh_authorized_key
   kubelet_flags      = local.kubelet_flags
+  snippets           = var.snippets
 }
 
 resource "digitalocean_droplet" "worker" {
