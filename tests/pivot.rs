@@ -1468,6 +1468,108 @@ fn kept(kubeconfig: &Path) -> String {
     )
 }
 
+/// #22 item 4: a self-hosted apiserver that cannot start (its image gone, here by a hand edit of
+/// its DaemonSet) leaves the controller on its recovery apiserver, whose mirror pod is Ready.
+/// A refresh that checks the hosts names the controller once it has served past a hand-back's
+/// time, with the evidence, and plans the update that applies the control plane's manifests
+/// again; that apply brings the self-hosted apiserver back and the recovery pod stands by.
+/// `assets`: the configuration's lines in the assets (unchanged by this step).
+fn a_recovery_apiserver_that_never_hands_back_is_named_and_the_next_apply_brings_it_back(
+    ws: &Workspace,
+    lane: &Lane,
+    kubeconfig: &Path,
+    assets: &str,
+) {
+    let checked = LaneConfig::new(lane)
+        .assets(assets)
+        .bootstrap("  check_hosts_on_refresh = true")
+        .hcl();
+    ws.write("main.tf", &checked);
+    ws.ok(&["apply", "-auto-approve", "-input=false"]);
+    let daemonset = apiserver_generations(kubeconfig);
+    let gone = "registry.invalid/kube-apiserver:gone";
+    kubectl(
+        kubeconfig,
+        &[
+            "-n",
+            "kube-system",
+            "set",
+            "image",
+            &format!("daemonset/{}", daemonset.trim()),
+            &format!("kube-apiserver={gone}"),
+        ],
+    );
+    let broken = Instant::now();
+    eventually(
+        Duration::from_secs(120),
+        "the recovery apiserver serves once the self-hosted one is gone",
+        || {
+            let started = kube_system_pods_result(
+                kubeconfig,
+                "k8s-app=kube-apiserver-recovery",
+                &[],
+                "{.items[*].status.containerStatuses[?(@.name==\"kube-apiserver\")].state.running.startedAt}",
+            )?;
+            if started.trim().is_empty() {
+                Err("the recovery apiserver does not run".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    let on_recovery = broken.elapsed();
+    // Plans before the hand-back's time has passed say nothing; the first after names it.
+    let node = lane.host().name.clone();
+    let (named, text) = loop {
+        let (changes, text) = ws.plan_has_changes();
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if flat.contains("served from its recovery apiserver") {
+            break (broken.elapsed(), (changes, flat));
+        }
+        assert!(!changes, "no update is planned before the report:\n{text}");
+        assert!(
+            broken.elapsed() < Duration::from_secs(240),
+            "no report within 4 min:\n{text}"
+        );
+        std::thread::sleep(Duration::from_secs(10));
+    };
+    let (changes, flat) = text;
+    assert!(
+        changes,
+        "the report plans the update that applies the manifests again:\n{flat}"
+    );
+    assert!(
+        flat.contains(&format!("- {node}: it has served from its recovery apiserver")) && flat.contains(gone),
+        "the controller is named, with its apiserver pod's evidence (the image it cannot pull):\n{flat}"
+    );
+    let report = flat.find("the hosts differ").map_or(flat.as_str(), |at| &flat[at..]);
+    eprintln!("the plan's report: {}", report.chars().take(1200).collect::<String>());
+    let started = Instant::now();
+    apply_ok(ws, lane, "apply after the recovery report");
+    let applied = started.elapsed();
+    recovery_stands_by(lane, kubeconfig);
+    let image = kube_system_pods(
+        kubeconfig,
+        "k8s-app=kube-apiserver",
+        &["--field-selector=status.phase=Running"],
+        "{.items[*].spec.containers[?(@.name==\"kube-apiserver\")].image}",
+    );
+    assert!(
+        !image.trim().is_empty() && !image.contains(gone),
+        "the contract's image runs: {image:?}"
+    );
+    let (changes, text) = ws.plan_has_changes();
+    assert!(
+        !changes && !text.contains("recovery apiserver"),
+        "the next plan is empty and reports nothing:\n{text}"
+    );
+    eprintln!(
+        "recovery never handing back: serving {on_recovery:?} after the image was gone, named by the plan after {named:?}, \
+         the apply brought the self-hosted apiserver back in {applied:?}"
+    );
+    ws.write("main.tf", &config(lane, assets));
+}
+
 /// A controller's reboot (containers gone, disk kept) brings the API back by itself: the
 /// recovery apiserver that stood by starts, the kubelet runs the self-hosted pods again, and
 /// the recovery apiserver hands back and stands by again. Objects survive; after an upgrade,
@@ -1578,6 +1680,12 @@ fn a_rebooted_controller_brings_the_api_back_by_itself() {
     );
     let (changes, text) = ws.plan_has_changes();
     assert!(!changes, "a plan after the reboot is empty:\n{text}");
+    a_recovery_apiserver_that_never_hands_back_is_named_and_the_next_apply_brings_it_back(
+        &ws,
+        &lane,
+        &kubeconfig,
+        "  extra_flags = { \"kube_apiserver\" = [\"--v=3\"] }",
+    );
 
     // Recovery files removed by hand: a reboot leaves the API down; apply -replace is the way out.
     lane.tb.host_exec(

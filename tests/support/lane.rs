@@ -851,27 +851,41 @@ pub fn assert_one_new_generation(kubeconfig: &Path, before: &str, flag: &str) ->
 }
 
 pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    kubectl_result(kubeconfig, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`kubectl`]'s output, or what it said when it failed (the API may be changing hands).
+pub fn kubectl_result(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(args)
         .output()
         .expect("kubectl runs");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
 }
 
 /// `jsonpath` of the kube-system pods `selector` picks (and `more` arguments of `kubectl get`).
 pub fn kube_system_pods(kubeconfig: &Path, selector: &str, more: &[&str], jsonpath: &str) -> String {
+    kube_system_pods_result(kubeconfig, selector, more, jsonpath).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`kube_system_pods`], or what kubectl said when it failed (the API may be changing hands).
+pub fn kube_system_pods_result(
+    kubeconfig: &Path,
+    selector: &str,
+    more: &[&str],
+    jsonpath: &str,
+) -> Result<String, String> {
     let jsonpath = format!("jsonpath={jsonpath}");
     let mut args = vec!["-n", "kube-system", "get", "pods", "-l", selector];
     args.extend_from_slice(more);
     args.extend(["-o", jsonpath.as_str()]);
-    kubectl(kubeconfig, &args)
+    kubectl_result(kubeconfig, &args)
 }
 
 /// The name of the generation of every running self-hosted apiserver pod, space-separated.

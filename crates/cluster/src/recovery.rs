@@ -96,6 +96,20 @@ pub struct RecoveryPod {
     pub state: RecoveryState,
     /// One line on its containers (phase, each container's state and restarts).
     pub described: String,
+    /// When its apiserver container started, while it runs: how long the controller has been
+    /// off its self-hosted apiserver.
+    pub serving_since: Option<crate::Timestamp>,
+}
+
+/// When the recovery apiserver container of `pod` started, if it runs.
+fn serving_since(pod: &Pod) -> Option<crate::Timestamp> {
+    let containers = pod.status.as_ref()?.container_statuses.as_ref();
+    let running = status(containers, APISERVER_CONTAINER)?
+        .state
+        .as_ref()?
+        .running
+        .as_ref()?;
+    running.started_at.as_ref().map(|t| t.0)
 }
 
 /// The recovery pods by node: one list call.
@@ -117,6 +131,7 @@ pub async fn recovery_pods(client: &Client) -> Result<BTreeMap<String, RecoveryP
                     name: pod.metadata.name.clone()?,
                     state: recovery_state(pod),
                     described,
+                    serving_since: serving_since(pod),
                 },
             ))
         })

@@ -150,8 +150,7 @@ impl Api {
                         .with_evidence(host_pod_logs(boot, expect.pod_prefix()).await))
                     }
                 };
-                let server = format!("https://127.0.0.1:{}", params.api_port);
-                let client = selfhosted_cluster::connect_through(&server, dialer.clone(), &creds, TLS_NAME);
+                let client = tunnel_client(dialer.clone(), params.api_port, &creds);
                 let probe = TlsProbe::through(&creds, dialer.clone(), TLS_NAME);
                 (client, probe, dialer.what().to_owned())
             }
@@ -576,7 +575,7 @@ const NEWEST_VIA: [&str; 2] = ["::1", "127.0.0.1"];
 /// A dialer through `session` to the first of `targets` that accepts a connection on `port`
 /// (a first channel opened and closed tells), retried until the deadline or cancellation;
 /// else the last error.
-async fn dialer_until(
+pub(crate) async fn dialer_until(
     session: &Session,
     targets: &[&str],
     port: u16,
@@ -600,6 +599,15 @@ async fn dialer_until(
             () = cancel.cancelled() => {}
         }
     }
+}
+
+/// A client of the apiserver at the far end of `dialer` (the controller's own `127.0.0.1`).
+pub(crate) fn tunnel_client(
+    dialer: Dialer,
+    api_port: u16,
+    creds: &ApiCredentials,
+) -> Result<selfhosted_cluster::Client, selfhosted_cluster::ClientError> {
+    selfhosted_cluster::connect_through(&format!("https://127.0.0.1:{api_port}"), dialer, creds, TLS_NAME)
 }
 
 /// Connections to `host:port` as `session`'s host sees it, each a new SSH channel.

@@ -1,12 +1,15 @@
 //! What a refresh finds on the hosts when the user asks it to look
 //! (`check_hosts_on_refresh`): node secrets that are missing or differ from the assets (a
-//! wiped or replaced disk, a file removed by hand), and etcd members that do not answer,
-//! have no leader or raise alarms. Reads only; the next apply delivers what is missing.
+//! wiped or replaced disk, a file removed by hand), etcd members that do not answer, have no
+//! leader or raise alarms, and controllers that serve from their recovery apiserver long after
+//! a hand-back would have happened. Reads only; the next apply delivers what is missing.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use selfhosted_transport::{CancellationToken, Session};
+
+use selfhosted_cluster::recovery;
 
 use crate::etcd_snapshot::{credentials, member_status};
 use crate::inventory::{Host, Inventory, Role};
@@ -56,6 +59,7 @@ pub async fn check(
     inventory: &Inventory,
     assets: &BTreeMap<String, String>,
     paths: &RemotePaths,
+    api_port: u16,
     cancel: &CancellationToken,
 ) -> Result<Vec<Finding>, PivotError> {
     let inventory = &impatient(inventory);
@@ -88,8 +92,92 @@ pub async fn check(
     }
     let controllers = crate::api::controller_sessions(inventory, ready.fleet.sessions());
     findings.extend(silent_etcd_members(&controllers, assets).await);
+    findings.extend(stuck_on_recovery(&controllers, assets, api_port, cancel).await);
     ready.fleet.close().await;
     Ok(findings)
+}
+
+/// How long a recovery apiserver serves before a check names it: a rebooted controller's hands
+/// back within 15-36 s (`docs/guides/disaster-recovery.md`), so one serving a minute is not
+/// on its way back by itself.
+pub const STUCK_ON_RECOVERY_AFTER: Duration = Duration::from_secs(60);
+/// How long the look at the recovery pods may take, the tunnel included.
+const RECOVERY_LOOK_WITHIN: Duration = Duration::from_secs(20);
+
+/// The controllers that have served from their recovery apiserver for longer than
+/// [`STUCK_ON_RECOVERY_AFTER`], each with the evidence (the hand-back's log, the self-hosted
+/// apiserver pod's status and events). Their mirror pod is Ready and the API answers, so
+/// nothing else tells. An update applies the contract's manifests again, which brings back a
+/// self-hosted apiserver changed by hand; one that cannot start for another reason (an image
+/// gone from its registry) is named again by the update's `verify`. The API is asked through
+/// the first controller that lets a tunnel to its apiserver port open.
+async fn stuck_on_recovery(
+    controllers: &[&Session],
+    assets: &BTreeMap<String, String>,
+    api_port: u16,
+    cancel: &CancellationToken,
+) -> Vec<Finding> {
+    let look = async {
+        let creds = crate::api::credentials(assets, crate::Phase::Preflight).map_err(|e| e.message)?;
+        let mut last = "no controller".to_owned();
+        for session in controllers {
+            let until = tokio::time::Instant::now() + Duration::from_secs(5);
+            match crate::api::dialer_until(session, &["127.0.0.1"], api_port, until, cancel).await {
+                Ok(dialer) => {
+                    let client = crate::api::tunnel_client(dialer, api_port, &creds).map_err(|e| chain(&e))?;
+                    let pods = recovery::recovery_pods(&client)
+                        .await
+                        .map_err(|e| selfhosted_cluster::retry::api_message(&e))?;
+                    let mut stuck = Vec::new();
+                    for (node, pod) in pods {
+                        let serving_for = pod.serving_since.and_then(|t| {
+                            let secs = selfhosted_cluster::Timestamp::now().duration_since(t).as_secs();
+                            u64::try_from(secs).ok().map(Duration::from_secs)
+                        });
+                        let known = controllers.iter().any(|s| s.host() == node);
+                        if let (true, Some(d)) = (known, serving_for.filter(|d| *d >= STUCK_ON_RECOVERY_AFTER)) {
+                            let evidence = recovery::evidence(&client, &node, &pod, crate::api::APISERVER_PODS).await;
+                            stuck.push((node, d, evidence));
+                        }
+                    }
+                    return Ok(stuck);
+                }
+                Err(e) => last = format!("{}: {e}", session.host()),
+            }
+        }
+        Err(format!("no controller's apiserver port could be reached ({last})"))
+    };
+    let at = controllers.first().map(|s| s.host().to_owned()).unwrap_or_default();
+    match tokio::time::timeout(RECOVERY_LOOK_WITHIN, look).await {
+        Ok(Ok(stuck)) => stuck
+            .into_iter()
+            .map(|(host, d, evidence)| Finding {
+                host,
+                what: format!(
+                    "it has served from its recovery apiserver (static pod kube-apiserver-recovery) for {} s: its \
+                     self-hosted apiserver never took over (its pod cannot start, or never answered as itself); the \
+                     next apply applies the control plane's manifests again and names what still stands in the way; \
+                     see docs/guides/disaster-recovery.md.\n{}",
+                    d.as_secs(),
+                    evidence.trim_end()
+                ),
+                update_fixes: true,
+            })
+            .collect(),
+        Ok(Err(why)) => vec![Finding {
+            host: at,
+            what: format!("the API did not answer, so no recovery apiserver was looked for: {why}"),
+            update_fixes: false,
+        }],
+        Err(_) => vec![Finding {
+            host: at,
+            what: format!(
+                "the API did not answer within {} s, so no recovery apiserver was looked for",
+                RECOVERY_LOOK_WITHIN.as_secs()
+            ),
+            update_fixes: false,
+        }],
+    }
 }
 
 /// The etcd members on `controllers` that do not answer, have no leader or raise alarms.

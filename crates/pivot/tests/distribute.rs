@@ -259,7 +259,7 @@ async fn a_host_check_names_missing_node_secrets_until_they_are_delivered_again(
     // A worker's CA and a controller's etcd peer key gone, as a wiped disk leaves them.
     tb.host_exec(&names[2], &["rm", "/etc/kubernetes/ca.crt"]);
     tb.host_exec(&names[1], &["rm", "/etc/ssl/etcd/etcd/peer.key"]);
-    let findings = health::check(&inv, &a, &paths, &cancel).await.expect("checked");
+    let findings = health::check(&inv, &a, &paths, 6443, &cancel).await.expect("checked");
     let of = |host: &str, fixes: bool| -> Vec<String> {
         findings
             .iter()
@@ -281,7 +281,7 @@ async fn a_host_check_names_missing_node_secrets_until_they_are_delivered_again(
     );
     // No etcd runs on the test bed: each controller's member is named, no worker's.
     for (host, expect) in [(&names[0], 1), (&names[1], 1), (&names[2], 0)] {
-        let etcd = of(host, false);
+        let etcd: Vec<String> = of(host, false).into_iter().filter(|w| w.contains("etcd")).collect();
         assert_eq!(etcd.len(), expect, "{host}: {findings:?}");
         assert!(
             etcd.iter()
@@ -289,12 +289,22 @@ async fn a_host_check_names_missing_node_secrets_until_they_are_delivered_again(
             "{etcd:?}"
         );
     }
+    // Nor an apiserver: the look for recovery apiservers says it could not be made, once.
+    let api: Vec<&health::Finding> = findings
+        .iter()
+        .filter(|f| f.what.contains("API did not answer"))
+        .collect();
+    assert_eq!(api.len(), 1, "{findings:?}");
+    assert!(
+        api[0].host == names[0] && !api[0].update_fixes && api[0].what.contains("no recovery apiserver was looked for"),
+        "{api:?}"
+    );
 
     // Delivered again: only the etcd members are left to report.
     distribute::node_secrets(&ready, &inv, &a, &paths, &cancel)
         .await
         .unwrap();
-    let findings = health::check(&inv, &a, &paths, &cancel).await.expect("checked");
+    let findings = health::check(&inv, &a, &paths, 6443, &cancel).await.expect("checked");
     assert!(findings.iter().all(|f| !f.update_fixes), "{findings:?}");
     ready.fleet.close().await;
 }

@@ -45,7 +45,13 @@ pub(super) async fn check_hosts(state: &Value, cancel: &CancellationToken) -> (V
     };
     let checked = tokio::time::timeout(
         CHECK_WITHIN,
-        health::check(&config.inventory, &config.assets, &config.paths, cancel),
+        health::check(
+            &config.inventory,
+            &config.assets,
+            &config.paths,
+            super::api_port(&config.assets),
+            cancel,
+        ),
     )
     .await;
     let findings = match checked {

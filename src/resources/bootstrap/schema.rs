@@ -226,7 +226,7 @@ pub fn schema() -> Schema {
         .attribute(opt(
             attr::CHECK_HOSTS_ON_REFRESH,
             Type::Bool,
-            "Whether a refresh (every `terraform plan` and `apply` unless `-refresh=false`) logs in to the hosts and checks them: node secrets missing or changed (a wiped or replaced disk) make the plan show an update that delivers them again; an etcd member that does not answer, has no leader or raises an alarm is named in a warning. Reads only. Default `false`: a refresh never touches the network. Needs `ssh.private_key` or `ssh.agent` (a write-only key is not kept for refreshes).",
+            "Whether a refresh (every `terraform plan` and `apply` unless `-refresh=false`) logs in to the hosts and checks them: node secrets missing or changed (a wiped or replaced disk) make the plan show an update that delivers them again; an etcd member that does not answer, has no leader or raises an alarm is named in a warning; a controller serving from its recovery apiserver for over a minute is named, and the plan shows the update that applies the control plane again. Reads only. Default `false`: a refresh never touches the network. Needs `ssh.private_key` or `ssh.agent` (a write-only key is not kept for refreshes).",
         ))
         .attribute(Attribute::new(attr::ID, Type::String).computed().description("The cluster's first controller."))
         .attribute(
