@@ -413,3 +413,100 @@ fn an_update_refuses_a_control_plane_older_than_a_kubelet() {
     );
     assert_eq!(apiserver_generations(&kubeconfig), before, "nothing changed");
 }
+
+/// #24 on three controllers: etcd follows its image one member at a time, every other member
+/// answering with a leader before each restart, the leader last, while the API answers
+/// through the load balancer; every member then reports the image's release on its own data.
+#[test]
+fn etcd_follows_its_image_on_three_controllers_one_member_at_a_time_the_leader_last() {
+    let three = Topology {
+        controllers: 3,
+        workers: 0,
+        balancer: true,
+    };
+    let Some(lane) = Lane::up_for_upgrade_with("etcd on three", three, FROM, FROM) else {
+        return;
+    };
+    let from = format!("registry.k8s.io/etcd:{LANE_ETCD}-0");
+    let to_release = ETCD_UPGRADE_TO.trim_start_matches('v');
+    let to = format!("registry.k8s.io/etcd:{to_release}-0");
+    let ws = Workspace::new(&image_config(&lane, FROM, &from, "update = \"10m\""));
+    let (took, _) = apply_while_probing(&ws, &lane, "pivot", None, Duration::from_secs(1));
+    eprintln!("etcd on three: pivot took {took:?}");
+    let kubeconfig = ws.path().join("assets/auth/admin.kubeconfig");
+    kubectl(&kubeconfig, &["create", "configmap", "kept", "--from-literal=k=v"]);
+
+    // Which member leads now, by its host.
+    let status = |i: usize| -> Value {
+        let own = format!("https://{}:2379", lane.at(i).address);
+        let out = lane.etcdctl_at(i, &own, &["endpoint", "status", "--write-out", "json"]);
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_default()[0]["Status"].clone()
+    };
+    let leader_of = |s: &Value| s["header"]["member_id"] == s["leader"];
+    let leader = (0..3)
+        .find(|&i| leader_of(&status(i)))
+        .expect("a leader among the three");
+    let leader_name = lane.at(leader).name.clone();
+
+    // The plan names the three moves.
+    ws.write("main.tf", &image_config(&lane, FROM, &to, "update = \"10m\""));
+    let plan = ws.ok(&["plan", "-input=false"]);
+    let flat = plan.split_whitespace().collect::<Vec<_>>().join(" ");
+    for i in 0..3 {
+        let name = &lane.at(i).name;
+        assert!(
+            flat.contains(&format!("- {name}: {LANE_ETCD} → {to_release}")),
+            "the plan names {name}'s move:\n{plan}"
+        );
+    }
+
+    let (took, samples) = apply_while_probing(
+        &ws,
+        &lane,
+        "etcd move",
+        Some("/api/v1/namespaces/default/configmaps/kept"),
+        Duration::from_secs(3),
+    );
+    let failed: Vec<&String> = samples.iter().filter_map(|(_, r)| r.as_ref().err()).collect();
+    eprintln!(
+        "etcd on three: {LANE_ETCD} → {to_release} in an apply of {took:?}; {} requests through the load balancer, {} failed",
+        samples.len(),
+        failed.len()
+    );
+    assert!(samples.len() > 50, "the probe ran through the apply: {}", samples.len());
+    assert!(
+        failed.is_empty(),
+        "no failed request through the load balancer: {failed:?}"
+    );
+
+    // Every member runs the new release, on its data, and holds a leader.
+    for i in 0..3 {
+        let s = status(i);
+        assert_eq!(s["version"], to_release, "{}: {s}", lane.at(i).name);
+        let env = lane.tb.host_exec(&lane.at(i).name, &["cat", "/etc/etcd/image.env"]);
+        assert_eq!(String::from_utf8_lossy(&env.stdout).trim(), format!("ETCD_IMAGE={to}"));
+    }
+    assert_eq!(
+        kubectl(&kubeconfig, &["get", "configmap", "kept", "-o", "jsonpath={.data.k}"]),
+        "v"
+    );
+    // One at a time, the leader last: when each member started on the new release.
+    let started_at = |i: usize| -> String {
+        let log = lane.agent_log(i);
+        let line = log
+            .lines()
+            .rfind(|l| l.contains("etcd started") && l.contains(&format!("etcd-v{to_release}")))
+            .unwrap_or_else(|| panic!("{} started etcd {to_release}:\n{log}", lane.at(i).name));
+        line.split_whitespace().next().unwrap_or_default().to_owned()
+    };
+    let mut order: Vec<(String, String)> = (0..3).map(|i| (started_at(i), lane.at(i).name.clone())).collect();
+    order.sort();
+    eprintln!("etcd on three: started on {to_release} at {order:?}; the leader before was {leader_name}");
+    assert_eq!(order[2].1, leader_name, "the leader moves last: {order:?}");
+    let recorded = ws.resource_values("selfhosted_bootstrap");
+    for i in 0..3 {
+        assert_eq!(recorded["etcd_versions"][&lane.at(i).name], to_release, "{recorded}");
+    }
+    let (changes, text) = ws.plan_has_changes();
+    assert!(!changes, "the plan after the move is empty:\n{text}");
+}

@@ -126,7 +126,23 @@ impl Lane {
             workers: 0,
             balancer: false,
         };
-        Self::start(test, one, from, Some(to))
+        Self::up_for_upgrade_with(test, one, from, to)
+    }
+
+    /// The hosts of `topology` running Kubernetes `from`, holding the control-plane images of
+    /// `to` and the etcd release [`ETCD_UPGRADE_TO`].
+    pub fn up_for_upgrade_with(test: &str, topology: Topology, from: &'static str, to: &'static str) -> Option<Lane> {
+        Self::start(test, topology, from, Some(to))
+    }
+
+    /// The agent's log of the host at `index` (`tests/lane/agent.sh`: one `HH:MM:SS.mmm agent:`
+    /// line per thing it does).
+    pub fn agent_log(&self, index: usize) -> String {
+        let p = self
+            .tb
+            .dir()
+            .join(format!("lane/{}/logs/agent.log", self.at(index).name));
+        std::fs::read_to_string(&p).unwrap_or_default()
     }
 
     /// The hosts of `topology` with a real pod network: no CNI until flannel's DaemonSet

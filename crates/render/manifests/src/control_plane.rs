@@ -197,11 +197,19 @@ fn reuseport_gate(p: &ManifestParams, apiserver_flags: &[String]) -> Value {
         "name": "reuseport-gate",
         "image": image(p, Component::Agent),
         "command": command,
-        "securityContext": {
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "capabilities": { "drop": ["ALL"] }
-        }
+        "securityContext": agent_security()
+    })
+}
+
+/// Every agent container's: no capability, no privilege escalation, nothing written but its
+/// mounts. Within the apiserver pods' user (root, for the reuseport group), that still lets
+/// the hand-back rewrite the recovery manifest and read the CA, files root owns; it needs no
+/// capability to override a file's permissions.
+fn agent_security() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": { "drop": ["ALL"] }
     })
 }
 
@@ -373,7 +381,7 @@ pub fn bootstrap_pods(p: &ManifestParams) -> Vec<(String, Value)> {
 pub fn recovery_pod(p: &ManifestParams) -> (String, Value) {
     let flags = apiserver_flags(p, Apiserver::Recovery);
     let port = p.api_server_port.to_string();
-    let agent = |name: &str, command: Vec<String>| json!({ "name": name, "image": image(p, Component::Agent), "command": command });
+    let agent = |name: &str, command: Vec<String>| json!({ "name": name, "image": image(p, Component::Agent), "command": command, "securityContext": agent_security() });
     let standby = agent(
         "standby",
         vec![

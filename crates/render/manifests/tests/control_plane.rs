@@ -844,6 +844,34 @@ fn calico_takes_the_nodes_own_address() {
     }
 }
 
+/// The agent's containers hold no capability and cannot gain one, in every pod it runs in:
+/// the gates, the recovery pod's standby and hand-back. They run as the apiservers' user, root,
+/// which owns what the hand-back writes and reads on the host.
+#[test]
+fn the_agent_runs_with_no_capability_anywhere() {
+    let r = default_render();
+    let recovery = find(&r.recovery_manifests, "kube-apiserver-recovery.yaml");
+    let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
+    let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+    let mut seen = Vec::new();
+    for spec in [&recovery["spec"], &ds["spec"]["template"]["spec"], &boot["spec"]] {
+        let all = ["initContainers", "containers"]
+            .iter()
+            .flat_map(|k| spec[*k].as_array().cloned().unwrap_or_default());
+        for c in all.filter(|c| c["image"].as_str().is_some_and(|i| i.contains("selfhosted-agent"))) {
+            let security = &c["securityContext"];
+            assert_eq!(security["capabilities"], serde_json::json!({ "drop": ["ALL"] }), "{c}");
+            assert_eq!(security["allowPrivilegeEscalation"], false, "{c}");
+            assert_eq!(security["readOnlyRootFilesystem"], true, "{c}");
+            assert!(security["privileged"].is_null(), "{c}");
+            seen.push(c["name"].as_str().unwrap().to_owned());
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, ["hand-back", "reuseport-gate", "standby"]);
+}
+
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
 /// (bind address included), as the apiserver's user, from the agent image a user can move.
 #[test]
