@@ -845,20 +845,33 @@ fn calico_takes_the_nodes_own_address() {
 }
 
 /// The agent's containers hold no capability and cannot gain one, in every pod it runs in:
-/// the gates, the recovery pod's standby and hand-back. They run as the apiservers' user, root,
-/// which owns what the hand-back writes and reads on the host.
+/// the gates, the recovery pod's standby and hand-back, the CSR approver. The apiserver pods'
+/// run as the apiservers' user, root, which owns what the hand-back writes and reads on the
+/// host. An agent pinned by digest runs as pinned in every one.
 #[test]
-fn the_agent_runs_with_no_capability_anywhere() {
-    let r = default_render();
+fn the_agent_runs_with_no_capability_anywhere_and_as_pinned() {
+    let pinned = format!(
+        "registry.example.internal/selfhosted-agent@sha256:{}",
+        "0123456789abcdef".repeat(4)
+    );
+    let mut raw = common::raw();
+    raw.container_images.insert("selfhosted_agent".into(), pinned.clone());
+    let r = render(&common::parse(&raw), &common::material()).expect("render");
     let recovery = find(&r.recovery_manifests, "kube-apiserver-recovery.yaml");
     let ds = find(&r.manifests, "daemonset-kube-system-kube-apiserver-");
     let boot = find(&r.bootstrap_manifests, "bootstrap-kube-apiserver");
+    let approver = find(&r.manifests, "deployment-kube-system-selfhosted-csr-approver");
     let mut seen = Vec::new();
-    for spec in [&recovery["spec"], &ds["spec"]["template"]["spec"], &boot["spec"]] {
+    for spec in [
+        &recovery["spec"],
+        &ds["spec"]["template"]["spec"],
+        &boot["spec"],
+        &approver["spec"]["template"]["spec"],
+    ] {
         let all = ["initContainers", "containers"]
             .iter()
             .flat_map(|k| spec[*k].as_array().cloned().unwrap_or_default());
-        for c in all.filter(|c| c["image"].as_str().is_some_and(|i| i.contains("selfhosted-agent"))) {
+        for c in all.filter(|c| c["image"] == pinned.as_str()) {
             let security = &c["securityContext"];
             assert_eq!(security["capabilities"], serde_json::json!({ "drop": ["ALL"] }), "{c}");
             assert_eq!(security["allowPrivilegeEscalation"], false, "{c}");
@@ -869,7 +882,12 @@ fn the_agent_runs_with_no_capability_anywhere() {
     }
     seen.sort();
     seen.dedup();
-    assert_eq!(seen, ["hand-back", "reuseport-gate", "standby"]);
+    assert_eq!(seen, ["approver", "hand-back", "reuseport-gate", "standby"]);
+    let text = serde_json::to_string(&[&recovery, &ds, &boot, &approver]).unwrap();
+    assert!(
+        !text.contains("selfhosted-dev/selfhosted-agent"),
+        "no agent image but the pinned one"
+    );
 }
 
 /// Every apiserver pod first attaches the reuseport gate to the port it is about to share
