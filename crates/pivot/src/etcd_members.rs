@@ -23,7 +23,7 @@ use selfhosted_etcd::{rejoin, Client, Credentials, Id, RejoinError};
 use selfhosted_transport::{FileSpec, Session};
 use tokio::time::Instant;
 
-use crate::etcd_snapshot::{credentials, member_status};
+use crate::etcd_snapshot::{await_member, credentials, member_status};
 use crate::phase::{chain, Phase, PivotError};
 
 const PHASE: Phase = Phase::EtcdMembers;
@@ -59,9 +59,11 @@ struct Local {
     has_data: bool,
 }
 
-/// `KEY=value` of an env file.
-fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
+/// `KEY=value` of an env file (etcd's `etcd.env`, its `image.env`).
+pub(crate) fn env_value<'a>(env: &'a str, key: &str) -> Option<&'a str> {
+    // The last assignment wins, as in systemd's EnvironmentFile.
     env.lines()
+        .rev()
         .filter_map(|l| l.trim().split_once('='))
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v.trim())
@@ -452,14 +454,17 @@ async fn reopen(session: &Session) -> Result<bool, PivotError> {
 
 /// Waits until the member on `session`'s host answers with a leader; returns its ID.
 async fn joined(session: &Session, creds: &Credentials, l: &Local, deadline: Instant) -> Result<Id, PivotError> {
-    loop {
-        let last = match member_status(session, creds).await {
-            Ok((_, s)) if s.has_leader => return Ok(s.member_id),
-            Ok((_, s)) => format!("member {} has no leader yet", s.member_id),
-            Err(e) => e,
-        };
-        if Instant::now() + JOIN_POLL > deadline {
-            return Err(PivotError::on(
+    let answered = |s: &selfhosted_etcd::Status| {
+        if s.has_leader {
+            Ok(s.member_id)
+        } else {
+            Err(format!("member {} has no leader yet", s.member_id))
+        }
+    };
+    await_member(session, creds, deadline, JOIN_POLL, answered)
+        .await
+        .map_err(|last| {
+            PivotError::on(
                 PHASE,
                 session.host(),
                 format!(
@@ -468,10 +473,8 @@ async fn joined(session: &Session, creds: &Credentials, l: &Local, deadline: Ins
                     l.name, l.peer_url
                 ),
             )
-            .with_evidence(format!("last answer: {last}")));
-        }
-        tokio::time::sleep(JOIN_POLL).await;
-    }
+            .with_evidence(format!("last answer: {last}"))
+        })
 }
 
 fn names(hosts: &[(&Session, Local)]) -> String {
@@ -536,5 +539,10 @@ mod tests {
             Some("https://10.0.0.2:2380")
         );
         assert_eq!(env_value(env, "ETCD_INITIAL_CLUSTER"), None);
+        // As systemd reads an EnvironmentFile: the last assignment wins.
+        assert_eq!(
+            env_value("ETCD_IMAGE=a:3.5.21-0\nETCD_IMAGE=a:3.6.6-0\n", "ETCD_IMAGE"),
+            Some("a:3.6.6-0")
+        );
     }
 }

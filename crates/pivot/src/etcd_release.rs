@@ -17,7 +17,8 @@ use selfhosted_manifests::host::units;
 use selfhosted_transport::Session;
 use tokio::time::Instant;
 
-use crate::etcd_snapshot::{credentials, member_status};
+use crate::etcd_members::env_value;
+use crate::etcd_snapshot::{await_member, credentials, member_status};
 use crate::phase::{chain, Phase, PivotError};
 use crate::procedure::Warning;
 
@@ -101,21 +102,16 @@ fn in_order<'a>(mut members: Vec<Member<'a>>) -> Vec<Member<'a>> {
     members
 }
 
+/// The contract's etcd image; `None` where etcd is the host's own binary.
+fn contract_image(assets: &BTreeMap<String, String>) -> Option<&str> {
+    assets.get(UNIT_ASSET).and_then(|u| units::etcd_image_of(u))
+}
+
 /// The contract's etcd image and the release its tag names; `None` where etcd is the host's
 /// own binary, or the tag names no release (a digest, `latest`): then etcd is left as it is.
 fn target(assets: &BTreeMap<String, String>) -> Option<(&str, String)> {
-    let image = assets.get(UNIT_ASSET).and_then(|u| units::etcd_image_of(u))?;
-    match units::etcd_image_release(image) {
-        Some(release) => Some((image, release)),
-        None => {
-            tracing::info!(
-                phase = PHASE.name(),
-                image,
-                "the etcd image's tag names no release: etcd left as it is"
-            );
-            None
-        }
-    }
+    let image = contract_image(assets)?;
+    units::etcd_image_release(image).map(|release| (image, release))
 }
 
 /// The members as they answer now: those with a leader, and why each other is silent.
@@ -211,6 +207,13 @@ pub(crate) async fn follow(
     deadline: Instant,
 ) -> Result<Vec<Warning>, PivotError> {
     let Some((image, target)) = target(assets) else {
+        if let Some(image) = contract_image(assets) {
+            tracing::info!(
+                phase = PHASE.name(),
+                image,
+                "the etcd image's tag names no release: etcd left as it is"
+            );
+        }
         return Ok(Vec::new());
     };
     let creds = credentials(assets).map_err(|e| PivotError::new(PHASE, e.message))?;
@@ -338,12 +341,7 @@ async fn image_file(session: &Session) -> Result<Option<String>, PivotError> {
                 format!("cannot read {ETCD_IMAGE_ENV_PATH}: {}", chain(&e)),
             )
         })?;
-    Ok(out
-        .stdout_text()
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("ETCD_IMAGE="))
-        .map(str::to_owned))
+    Ok(env_value(&out.stdout_text(), "ETCD_IMAGE").map(str::to_owned))
 }
 
 /// Each answering controller's etcd release (host → version), for the state: the next plan's
@@ -368,8 +366,7 @@ pub fn preview(
     controllers: &[String],
     recorded: &BTreeMap<String, String>,
 ) -> Option<String> {
-    let image = assets.get(UNIT_ASSET).and_then(|u| units::etcd_image_of(u))?;
-    let target = units::etcd_image_release(image)?;
+    let (image, target) = target(assets)?;
     let mut moves = Vec::new();
     let mut refused = Vec::new();
     for host in controllers {
@@ -441,25 +438,28 @@ async fn quorum_holds(
 
 /// Waits until the member on `session`'s host answers with a leader at `target`.
 async fn back_at(session: &Session, creds: &Credentials, target: &str, until: Instant) -> Result<(), PivotError> {
-    loop {
-        let last = match member_status(session, creds).await {
-            Ok((_, s)) if s.has_leader && s.version == target => return Ok(()),
-            Ok((_, s)) => format!("member {} at {}, leader: {}", s.member_id, s.version, s.has_leader),
-            Err(e) => e,
-        };
-        if Instant::now() + POLL > until {
-            return Err(PivotError::on(
-                PHASE,
-                session.host(),
-                format!(
-                    "etcd did not come back at {target} in time. Its etcd log tells why; fix the cause (or set \
-                     container_images[\"etcd\"] back) and apply again"
-                ),
-            )
-            .with_evidence(format!("last answer: {last}"))
-            .with_evidence(crate::phase::journal_tail(session, "etcd-member.service", "etcd").await));
+    let back = |s: &Status| {
+        if s.has_leader && s.version == target {
+            Ok(())
+        } else {
+            Err(format!(
+                "member {} at {}, leader: {}",
+                s.member_id, s.version, s.has_leader
+            ))
         }
-        tokio::time::sleep(POLL).await;
+    };
+    match await_member(session, creds, until, POLL, back).await {
+        Ok(()) => Ok(()),
+        Err(last) => Err(PivotError::on(
+            PHASE,
+            session.host(),
+            format!(
+                "etcd did not come back at {target} in time. Its etcd log tells why; fix the cause (or set \
+                 container_images[\"etcd\"] back) and apply again"
+            ),
+        )
+        .with_evidence(format!("last answer: {last}"))
+        .with_evidence(crate::phase::journal_tail(session, "etcd-member.service", "etcd").await)),
     }
 }
 

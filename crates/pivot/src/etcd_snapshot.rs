@@ -117,6 +117,30 @@ pub(crate) async fn member_status(session: &Session, creds: &Credentials) -> Res
     Ok((client, status))
 }
 
+/// Asks the member on `session`'s host every `poll` until `accept` takes what it says of
+/// itself, or `until` passes; then `Err` is its last answer, or why there was none.
+pub(crate) async fn await_member<T>(
+    session: &Session,
+    creds: &Credentials,
+    until: tokio::time::Instant,
+    poll: std::time::Duration,
+    accept: impl Fn(&Status) -> Result<T, String>,
+) -> Result<T, String> {
+    loop {
+        let last = match member_status(session, creds).await {
+            Ok((_, status)) => match accept(&status) {
+                Ok(t) => return Ok(t),
+                Err(why) => why,
+            },
+            Err(why) => why,
+        };
+        if tokio::time::Instant::now() + poll > until {
+            return Err(last);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 /// Streams a snapshot from the member on `session`'s host.
 async fn stream_from(session: &Session, creds: &Credentials) -> Result<Snapshot, String> {
     member(session, creds).await?.snapshot().await.map_err(|e| chain(&e))
