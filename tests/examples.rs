@@ -504,6 +504,20 @@ run "the_newest_ami_of_the_stream" {
     );
     std::fs::remove_file(ws.path().join("pool_override.tf")).expect("remove the override");
 
+    // arm64 hosts need a node agent built for arm64: refused at plan without one, planned with one.
+    ws.write("arch_override.tf", "module \"nemo\" {\n  arch = \"arm64\"\n}\n");
+    let refused = ws.fails_flat(&["plan", "-input=false"]);
+    assert!(
+        refused.contains("needs the node agent built for arm64") && refused.contains("container_images"),
+        "{refused}"
+    );
+    ws.write(
+        "arch_override.tf",
+        "module \"nemo\" {\n  arch = \"arm64\"\n  container_images = { selfhosted_agent = \"registry.example.com/selfhosted-agent:arm64\" }\n}\n",
+    );
+    ws.ok(&["plan", "-input=false"]);
+    std::fs::remove_file(ws.path().join("arch_override.tf")).expect("remove the override");
+
     // A snippet that is Butane, not Ignition, is refused at validate with what to do.
     module_override(&ws, "  worker_snippets = [\"variant: fcos\\nversion: 1.5.0\\n\"]");
     let refused = ws.fails_flat(&["validate"]);

@@ -30,7 +30,7 @@ data "aws_ami" "os" {
 
   filter {
     name   = "architecture"
-    values = ["x86_64"]
+    values = [var.arch == "arm64" ? "arm64" : "x86_64"]
   }
   filter {
     name   = "virtualization-type"

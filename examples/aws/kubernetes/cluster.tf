@@ -10,11 +10,19 @@ resource "selfhosted_cluster_assets" "cluster" {
   networking         = var.networking
   pod_cidr           = var.pod_cidr
   service_cidr       = var.service_cidr
+  container_images   = var.container_images
 
   # A stopping apiserver fails /readyz and serves on until the load balancer's health check
   # (apiserver.tf: every 5 s, out after 2 failures) has taken it out.
   extra_flags = {
     kube_apiserver = ["--shutdown-delay-duration=15s"]
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.arch == "amd64" || contains(keys(var.container_images), "selfhosted_agent")
+      error_message = "arch = \"arm64\" needs the node agent built for arm64: this provider's releases publish it for amd64 only. Build it on an arm64 machine (bash tests/lane/agent-image.sh packs it), push it to a registry the hosts reach, and name it in container_images = { selfhosted_agent = \"<registry>/selfhosted-agent:<tag>\" }."
+    }
   }
 }
 

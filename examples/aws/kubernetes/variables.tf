@@ -73,6 +73,22 @@ variable "service_cidr" {
   default     = "10.3.0.0/16"
 }
 
+variable "arch" {
+  description = "`amd64` or `arm64` (Graviton): the AMIs looked up, and the instance types you choose (`controller_type`, `worker_type`, e.g. `t4g.medium`). The Kubernetes, etcd, kubelet and pod network images are multi-arch; this provider's releases publish its node agent for amd64 only, so arm64 needs one of your own in `container_images.selfhosted_agent`."
+  type        = string
+  default     = "amd64"
+  validation {
+    condition     = contains(["amd64", "arm64"], var.arch)
+    error_message = "arch must be \"amd64\" or \"arm64\"."
+  }
+}
+
+variable "container_images" {
+  description = "Images by component, passed to `selfhosted_cluster_assets` (a mirror, a pinned digest, your own arm64 node agent as `selfhosted_agent`)."
+  type        = map(string)
+  default     = {}
+}
+
 variable "controller_count" {
   description = "Number of controllers (etcd members): 1, 3 or 5."
   type        = number
