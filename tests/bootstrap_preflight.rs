@@ -219,6 +219,12 @@ fn bad_ssh_settings_fail_at_validate_with_the_attribute_path() {
         text.contains("The login key is not listed") && text.contains(&login),
         "{text}"
     );
+    ws.write("main.tf", &keys(&format!("[\"restrict {login}\"]")));
+    let text = ws.fails_flat(&["validate", "-no-color"]);
+    assert!(
+        text.contains("The login key is restricted") && text.contains("(restrict)"),
+        "{text}"
+    );
     ws.write("main.tf", &keys("[]"));
     let text = ws.fails(&["validate", "-no-color"]);
     assert!(text.contains("the list is empty"), "{text}");

@@ -525,6 +525,19 @@ run "the_newest_ami_of_the_stream" {
         refused.contains("Each of worker_snippets is an Ignition config") && refused.contains("butane --strict"),
         "{refused}"
     );
+    // A snippet of a newer spec than the OS's Ignition reads (Flatcar's 3.3.0) is refused at plan.
+    module_override(
+        &ws,
+        &format!(
+            "  host_os = \"flatcar\"\n  worker_snippets = [{:?}]",
+            snippet("worker").replace("3.3.0", "3.4.0")
+        ),
+    );
+    let refused = ws.fails_flat(&["plan", "-input=false"]);
+    assert!(
+        refused.contains("newer than the OS's Ignition reads (3.3.0)"),
+        "{refused}"
+    );
     std::fs::remove_file(ws.path().join("snippets_override.tf")).expect("remove the override");
 
     // Cilium: its VXLAN port and health checks open between hosts, flannel's port closed.

@@ -442,7 +442,7 @@ fn etcd_follows_its_image_on_three_controllers_one_member_at_a_time_the_leader_l
         let out = lane.etcdctl_at(i, &own, &["endpoint", "status", "--write-out", "json"]);
         serde_json::from_slice::<Value>(&out.stdout).unwrap_or_default()[0]["Status"].clone()
     };
-    let leader_of = |s: &Value| s["header"]["member_id"] == s["leader"];
+    let leader_of = |s: &Value| s["leader"].is_u64() && s["header"]["member_id"] == s["leader"];
     let leader = (0..3)
         .find(|&i| leader_of(&status(i)))
         .expect("a leader among the three");

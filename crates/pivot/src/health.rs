@@ -117,67 +117,87 @@ async fn stuck_on_recovery(
     api_port: u16,
     cancel: &CancellationToken,
 ) -> Vec<Finding> {
-    let look = async {
-        let creds = crate::api::credentials(assets, crate::Phase::Preflight).map_err(|e| e.message)?;
-        let mut last = "no controller".to_owned();
-        for session in controllers {
-            let until = tokio::time::Instant::now() + Duration::from_secs(5);
-            match crate::api::dialer_until(session, &["127.0.0.1"], api_port, until, cancel).await {
-                Ok(dialer) => {
-                    let client = crate::api::tunnel_client(dialer, api_port, &creds).map_err(|e| chain(&e))?;
-                    let pods = recovery::recovery_pods(&client)
-                        .await
-                        .map_err(|e| selfhosted_cluster::retry::api_message(&e))?;
-                    let mut stuck = Vec::new();
-                    for (node, pod) in pods {
-                        let serving_for = pod.serving_since.and_then(|t| {
-                            let secs = selfhosted_cluster::Timestamp::now().duration_since(t).as_secs();
-                            u64::try_from(secs).ok().map(Duration::from_secs)
-                        });
-                        let known = controllers.iter().any(|s| s.host() == node);
-                        if let (true, Some(d)) = (known, serving_for.filter(|d| *d >= STUCK_ON_RECOVERY_AFTER)) {
-                            let evidence = recovery::evidence(&client, &node, &pod, crate::api::APISERVER_PODS).await;
-                            stuck.push((node, d, evidence));
-                        }
-                    }
-                    return Ok(stuck);
-                }
-                Err(e) => last = format!("{}: {e}", session.host()),
-            }
-        }
-        Err(format!("no controller's apiserver port could be reached ({last})"))
-    };
     let at = controllers.first().map(|s| s.host().to_owned()).unwrap_or_default();
-    match tokio::time::timeout(RECOVERY_LOOK_WITHIN, look).await {
-        Ok(Ok(stuck)) => stuck
-            .into_iter()
-            .map(|(host, d, evidence)| Finding {
-                host,
-                what: format!(
-                    "it has served from its recovery apiserver (static pod kube-apiserver-recovery) for {} s: its \
-                     self-hosted apiserver never took over (its pod cannot start, or never answered as itself); the \
-                     next apply applies the control plane's manifests again and names what still stands in the way; \
-                     see docs/guides/disaster-recovery.md.\n{}",
-                    d.as_secs(),
-                    evidence.trim_end()
-                ),
-                update_fixes: true,
-            })
-            .collect(),
-        Ok(Err(why)) => vec![Finding {
-            host: at,
+    let unanswered = |why: String| {
+        vec![Finding {
+            host: at.clone(),
             what: format!("the API did not answer, so no recovery apiserver was looked for: {why}"),
             update_fixes: false,
-        }],
-        Err(_) => vec![Finding {
-            host: at,
-            what: format!(
-                "the API did not answer within {} s, so no recovery apiserver was looked for",
+        }]
+    };
+    let look = tokio::time::timeout(
+        RECOVERY_LOOK_WITHIN,
+        recovery_pods(controllers, assets, api_port, cancel),
+    );
+    let (client, pods) = match look.await {
+        Ok(Ok(found)) => found,
+        Ok(Err(why)) => return unanswered(why),
+        Err(_) => return unanswered(format!("no answer within {} s", RECOVERY_LOOK_WITHIN.as_secs())),
+    };
+    let mut findings = Vec::new();
+    for (node, pod) in pods {
+        let serving_for = pod.serving_since.and_then(|t| {
+            let secs = selfhosted_cluster::Timestamp::now().duration_since(t).as_secs();
+            u64::try_from(secs).ok().map(Duration::from_secs)
+        });
+        let Some(serving_for) = serving_for.filter(|d| *d >= STUCK_ON_RECOVERY_AFTER) else {
+            continue;
+        };
+        if !controllers.iter().any(|s| s.host() == node) {
+            continue;
+        }
+        // Found is found: the evidence is best effort, within its own time.
+        let evidence = tokio::time::timeout(
+            RECOVERY_LOOK_WITHIN,
+            recovery::evidence(&client, &node, &pod, crate::api::APISERVER_PODS),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            format!(
+                "{node}: its evidence was not read within {} s",
                 RECOVERY_LOOK_WITHIN.as_secs()
+            )
+        });
+        findings.push(Finding {
+            host: node,
+            what: format!(
+                "it has served from its recovery apiserver (static pod kube-apiserver-recovery) for {} s: its \
+                 self-hosted apiserver never took over (its pod cannot start, or never answered as itself); the \
+                 next apply applies the control plane's manifests again and names what still stands in the way; \
+                 see docs/guides/disaster-recovery.md.\n{}",
+                serving_for.as_secs(),
+                evidence.trim_end()
             ),
-            update_fixes: false,
-        }],
+            update_fixes: true,
+        });
     }
+    findings
+}
+
+/// The recovery pods by node, asked through the first controller that lets a tunnel to its
+/// apiserver port open, with the client that asked.
+async fn recovery_pods(
+    controllers: &[&Session],
+    assets: &BTreeMap<String, String>,
+    api_port: u16,
+    cancel: &CancellationToken,
+) -> Result<(selfhosted_cluster::Client, BTreeMap<String, recovery::RecoveryPod>), String> {
+    let creds = crate::api::credentials(assets, crate::Phase::Preflight).map_err(|e| e.message)?;
+    let mut last = "no controller".to_owned();
+    for session in controllers {
+        let until = tokio::time::Instant::now() + Duration::from_secs(5);
+        match crate::api::dialer_until(session, &["127.0.0.1"], api_port, until, cancel).await {
+            Ok(dialer) => {
+                let client = crate::api::tunnel_client(dialer, api_port, &creds).map_err(|e| chain(&e))?;
+                let pods = recovery::recovery_pods(&client)
+                    .await
+                    .map_err(|e| selfhosted_cluster::retry::api_message(&e))?;
+                return Ok((client, pods));
+            }
+            Err(e) => last = format!("{}: {e}", session.host()),
+        }
+    }
+    Err(format!("no controller's apiserver port could be reached ({last})"))
 }
 
 /// The etcd members on `controllers` that do not answer, have no leader or raise alarms.

@@ -10,13 +10,20 @@ use crate::preflight::Account;
 /// The provider's file among Fedora CoreOS' and Flatcar's per-source key files.
 pub const KEY_DIR_FILE: &str = "selfhosted";
 
+/// The services that put a cloud's metadata keys back at every boot (Fedora CoreOS'
+/// Afterburn, Flatcar's coreos-metadata), masked where the provider keeps the keys: else a key
+/// dropped from the list (the droplet's or instance's first one) would let in again after the
+/// next reboot.
+const CLOUD_KEY_SERVICES: [&str; 2] = ["afterburn-sshkeys", "coreos-metadata-sshkeys"];
+
 /// The files that make `keys` the whole set `account` lets in: `~/.ssh/authorized_keys`, and on
 /// hosts that keep a file per source (`~/.ssh/authorized_keys.d`, read by Fedora CoreOS' sshd
 /// and merged by Flatcar's `update-ssh-keys`) the provider's own file there, the others removed
-/// once it is written, so a key dropped from the list (Ignition's first one too) stops working.
+/// once it is written and the cloud's key services masked, so a key dropped from the list
+/// (Ignition's first one too) stops working for good.
 ///
 /// # Errors
-/// A home whose path the provider will not put into a command or a file name.
+/// A home or account name the provider will not put into a command or a file name.
 pub fn files(keys: &AuthorizedKeys, account: &Account) -> Result<HostFiles, String> {
     let home = &account.home;
     if !home.starts_with('/') || !home.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
@@ -25,14 +32,30 @@ pub fn files(keys: &AuthorizedKeys, account: &Account) -> Result<HostFiles, Stri
             account.user
         ));
     }
+    let plain = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !plain(&account.user) || !plain(&account.group) {
+        return Err(format!(
+            "the SSH user {:?} (group {:?}) is not a plain name: ssh.authorized_keys is kept only for letters, digits and . _ -",
+            account.user, account.group
+        ));
+    }
+    // `/` (root's home on some hosts) without a doubled slash.
+    let ssh = format!("{}/.ssh", home.trim_end_matches('/'));
     let file = |path: String| FileSpec::secret(path, keys.file()).with_owner(&account.user, &account.group);
     let mut out = HostFiles::default();
-    out.files.push(file(format!("{home}/.ssh/authorized_keys")));
+    out.files.push(file(format!("{ssh}/authorized_keys")));
     if account.key_dir {
-        let dir = format!("{home}/.ssh/authorized_keys.d");
+        let dir = format!("{ssh}/authorized_keys.d");
         out.files.push(file(format!("{dir}/{KEY_DIR_FILE}")));
+        let services: Vec<String> = CLOUD_KEY_SERVICES
+            .iter()
+            .map(|s| format!("{s}@{}.service", account.user))
+            .collect();
+        // `{dir}/`: into the folder even where it is a link to one.
         out.now = Some(format!(
-            "find '{dir}' -mindepth 1 -maxdepth 1 ! -name {KEY_DIR_FILE} ! -type d -delete"
+            "find '{dir}/' -mindepth 1 -maxdepth 1 ! -name {KEY_DIR_FILE} ! -type d -delete && \
+             {{ ! command -v systemctl >/dev/null || systemctl mask {} >/dev/null; }}",
+            services.join(" ")
         ));
     }
     Ok(out)
@@ -74,8 +97,12 @@ mod tests {
         assert_eq!(f.files[0].content, keys().file().as_bytes());
         let now = f.now.unwrap();
         assert!(
-            now.contains("'/var/home/core/.ssh/authorized_keys.d'") && now.contains("! -name selfhosted"),
+            now.contains("'/var/home/core/.ssh/authorized_keys.d/'") && now.contains("! -name selfhosted"),
             "{now}"
+        );
+        assert!(
+            now.contains("systemctl mask afterburn-sshkeys@core.service coreos-metadata-sshkeys@core.service"),
+            "the cloud's key services cannot put a dropped key back at the next boot: {now}"
         );
     }
 
@@ -86,5 +113,10 @@ mod tests {
         assert!(f.now.is_none());
         let err = files(&keys(), &account("/home/x'; rm -rf /", false)).unwrap_err();
         assert!(err.contains("letters, digits"), "{err}");
+        let mut odd = account("/home/core", true);
+        odd.user = "core;reboot".into();
+        assert!(files(&keys(), &odd).unwrap_err().contains("not a plain name"));
+        let root = files(&keys(), &account("/", false)).unwrap();
+        assert_eq!(root.files[0].path, "/.ssh/authorized_keys");
     }
 }

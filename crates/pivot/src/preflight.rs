@@ -47,7 +47,7 @@ async fn account(session: &Session) -> Result<Account, String> {
         (true, [user, group, home, dir]) if home.starts_with('/') => Ok(Account {
             user: (*user).to_owned(),
             group: (*group).to_owned(),
-            home: home.trim_end_matches('/').to_owned(),
+            home: (*home).to_owned(),
             key_dir: *dir == "dir",
         }),
         _ => Err(format!(

@@ -48,6 +48,8 @@ pub async fn teardown(
     paths: &RemotePaths,
     cancel: &CancellationToken,
 ) -> Result<(), PivotError> {
+    // A teardown writes no keys: it needs no account of the SSH user.
+    let inventory = &inventory.clone().with_authorized_keys(None);
     let ready = preflight::preflight(inventory, cancel).await?;
     let mut per_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (host, facts) in inventory.hosts().iter().zip(&ready.facts) {

@@ -400,6 +400,13 @@ async fn authorized_keys_rotate_the_login_key_and_drop_every_other_key() {
     )
     .unwrap();
     assert_eq!(kept, both.file());
+    // The cloud's key services are masked there, so none puts a dropped key back at a boot
+    // (the test bed's systemctl records its calls).
+    let calls = String::from_utf8(tb.host_exec(&names[0], &["cat", "/var/log/systemctl.log"]).stdout).unwrap();
+    assert!(
+        calls.contains("mask afterburn-sshkeys@core.service coreos-metadata-sshkeys@core.service"),
+        "{calls}"
+    );
 
     // 2. Logged in with the new key, the old one dropped: the new key works on every host ...
     let only_new = AuthorizedKeys::parse(&[new.as_str()]).unwrap();

@@ -26,6 +26,8 @@ pub enum AuthorizedKeysError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthorizedKeys {
     entries: Vec<Entry>,
+    /// The lines as given, written as they are.
+    lines: Vec<String>,
 }
 
 impl fmt::Debug for AuthorizedKeys {
@@ -54,24 +56,50 @@ impl AuthorizedKeys {
                 if line.contains(['\n', '\r']) {
                     return Err(bad("it holds a line break".to_owned()));
                 }
-                line.parse::<Entry>().map_err(|e| bad(e.to_string()))
+                entry(line).map(|e| (e, line.to_owned())).map_err(bad)
             })
             .collect::<Result<Vec<_>, _>>()?;
         if entries.is_empty() {
             return Err(AuthorizedKeysError::Empty);
         }
-        Ok(Self { entries })
+        let (entries, lines) = entries.into_iter().unzip();
+        Ok(Self { entries, lines })
     }
 
     /// Whether `key` may log in (options aside, comments ignored).
     pub fn admits(&self, key: &PublicKey) -> bool {
-        self.entries.iter().any(|e| e.public_key().key_data() == key.key_data())
+        self.options_for(key).is_some()
+    }
+
+    /// The options of `key`'s least restricted line (empty: none); `None` when no line lists
+    /// it. The provider's own login needs a line without options: it opens channels to the
+    /// apiserver and etcd, which `restrict` or `no-port-forwarding` refuse, and `from=` or
+    /// `command=` may shut it out.
+    pub fn options_for(&self, key: &PublicKey) -> Option<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.public_key().key_data() == key.key_data())
+            .map(|e| e.config_opts().as_str())
+            .min_by_key(|o| o.len())
     }
 
     /// The file's content: one line per key, as given (options kept).
     pub fn file(&self) -> String {
-        self.entries.iter().map(|e| e.to_string() + "\n").collect()
+        self.lines.iter().map(|l| format!("{l}\n")).collect()
     }
+}
+
+/// One `authorized_keys` line. The parser takes a line of two spaces or fewer for a key and its
+/// comment; `restrict ssh-ed25519 AAAA…` (options, no comment) is read again with a comment
+/// added, as sshd reads it.
+fn entry(line: &str) -> Result<Entry, String> {
+    line.parse::<Entry>().or_else(|first| {
+        (line.matches(' ').count() <= 2)
+            .then(|| format!("{line} comment").parse::<Entry>().ok())
+            .flatten()
+            .filter(|e| !e.config_opts().is_empty())
+            .ok_or_else(|| first.to_string())
+    })
 }
 
 #[cfg(test)]
@@ -87,6 +115,14 @@ mod tests {
         assert_eq!(keys.file(), format!("no-port-forwarding,from=\"10.0.0.0/8\" {ED}\n"));
         let bare: PublicKey = ED.trim_end_matches(" old@laptop").parse().unwrap();
         assert!(keys.admits(&bare), "the comment does not matter");
+        assert_eq!(keys.options_for(&bare), Some("no-port-forwarding,from=\"10.0.0.0/8\""));
+        let both = AuthorizedKeys::parse(&[format!("restrict {ED}"), ED.to_owned()]).unwrap();
+        assert_eq!(both.options_for(&bare), Some(""), "a plain line wins");
+        // Options and no comment, as sshd takes them; written as given.
+        let bare_line = ED.trim_end_matches(" old@laptop");
+        let restricted = AuthorizedKeys::parse(&[format!("restrict {bare_line}")]).unwrap();
+        assert_eq!(restricted.options_for(&bare), Some("restrict"));
+        assert_eq!(restricted.file(), format!("restrict {bare_line}\n"));
         assert!(!keys.admits(&OTHER.parse().unwrap()));
     }
 

@@ -20,6 +20,10 @@ resource "selfhosted_cluster_assets" "cluster" {
 
   lifecycle {
     precondition {
+      condition     = alltrue([for s in var.controller_snippets : tonumber(split(".", jsondecode(s).ignition.version)[1]) <= tonumber(split(".", local.ignition_version)[1])])
+      error_message = "controller_snippets holds a snippet whose ignition.version is newer than the OS's Ignition reads (${local.ignition_version}): write it for ${local.ignition_version} or older (with Butane, the variant version that gives it)."
+    }
+    precondition {
       condition     = var.arch == "amd64" || contains(keys(var.container_images), "selfhosted_agent")
       error_message = "arch = \"arm64\" needs the node agent built for arm64: this provider's releases publish it for amd64 only. Build it on an arm64 machine (bash tests/lane/agent-image.sh packs it), push it to a registry the hosts reach, and name it in container_images = { selfhosted_agent = \"<registry>/selfhosted-agent:<tag>\" }."
     }

@@ -139,8 +139,8 @@ variable "controller_snippets" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for s in var.controller_snippets : can(jsondecode(s).ignition.version)])
-    error_message = "Each of controller_snippets is an Ignition config: JSON with ignition.version (\"3.4.0\" on Fedora CoreOS, \"3.3.0\" on Flatcar). Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
+    condition     = alltrue([for s in var.controller_snippets : can(regex("^3\\.[0-4]\\.0$", jsondecode(s).ignition.version))])
+    error_message = "Each of controller_snippets is an Ignition config of spec 3.x: JSON with ignition.version, at most \"3.4.0\" on Fedora CoreOS and \"3.3.0\" on Flatcar. Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
   }
 }
 
@@ -149,8 +149,8 @@ variable "worker_snippets" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for s in var.worker_snippets : can(jsondecode(s).ignition.version)])
-    error_message = "Each of worker_snippets is an Ignition config: JSON with ignition.version (\"3.4.0\" on Fedora CoreOS, \"3.3.0\" on Flatcar). Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
+    condition     = alltrue([for s in var.worker_snippets : can(regex("^3\\.[0-4]\\.0$", jsondecode(s).ignition.version))])
+    error_message = "Each of worker_snippets is an Ignition config of spec 3.x: JSON with ignition.version, at most \"3.4.0\" on Fedora CoreOS and \"3.3.0\" on Flatcar. Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
   }
 }
 

@@ -419,14 +419,21 @@ fn authorized_keys(ctx: &mut Ctx, ssh: &Value, login: &Login) -> Option<Authoriz
         Some(v) => v.as_list().unwrap_or_default(),
     };
     let mut lines = Vec::new();
-    for item in list {
+    for (i, item) in list.iter().enumerate() {
         match item.as_str() {
             Some(line) => lines.push(line.to_owned()),
             None if !item.is_known() => {
                 ctx.unknown = true;
                 return None;
             }
-            None => {}
+            None => {
+                ctx.err(
+                    path.index(i as i64),
+                    "Invalid authorized keys",
+                    "a null entry; write one `authorized_keys` line, e.g. `ssh-ed25519 AAAAC3Nza… you@laptop`, or drop it",
+                );
+                return None;
+            }
         }
     }
     let keys = match AuthorizedKeys::parse(&lines) {
@@ -441,17 +448,33 @@ fn authorized_keys(ctx: &mut Ctx, ssh: &Value, login: &Login) -> Option<Authoriz
         }
     };
     if let Some(public) = login.auth.as_ref().and_then(Auth::public_key) {
-        if !keys.admits(public) {
-            let line = public.to_openssh().unwrap_or_default();
-            ctx.err(
-                path,
-                "The login key is not listed",
-                format!(
-                    "the public half of ssh.private_key is not in the list, so after this apply the provider could not log in \
-                     again; add {line:?}, and drop it only once ssh.private_key is the new key (docs: rotating the SSH key)"
-                ),
-            );
-            return None;
+        let line = public.to_openssh().unwrap_or_default();
+        match keys.options_for(public) {
+            None => {
+                ctx.err(
+                    path,
+                    "The login key is not listed",
+                    format!(
+                        "the public half of ssh.private_key is not in the list, so after this apply the provider could not \
+                         log in again; add {line:?}, and drop it only once ssh.private_key is the new key (docs: rotating \
+                         the SSH key)"
+                    ),
+                );
+                return None;
+            }
+            Some(options) if !options.is_empty() => {
+                ctx.err(
+                    path,
+                    "The login key is restricted",
+                    format!(
+                        "the line of ssh.private_key's public half carries options ({options}): the provider opens \
+                         channels to each controller's apiserver and etcd, which `restrict` or `no-port-forwarding` \
+                         refuse, and `from=` or `command=` may shut it out; list it as {line:?}"
+                    ),
+                );
+                return None;
+            }
+            Some(_) => {}
         }
     }
     Some(keys)

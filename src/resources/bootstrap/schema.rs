@@ -106,7 +106,7 @@ pub fn schema() -> Schema {
         opt(
             "authorized_keys",
             Type::list(Type::String),
-            "Public keys (`authorized_keys` lines) the SSH user of every listed host lets in, and no other: written at each apply that changes them, so a key can be rotated on machines whose OS config set it at first boot only. Must hold the public half of `private_key`. Unset: the hosts' keys are left as they are.",
+            "Public keys (`authorized_keys` lines) the SSH user of every listed host lets in, and no other: kept on the hosts by every apply that reaches them (a change of the list is an update), so a key can be rotated on machines whose OS config set it at first boot only. Must hold the public half of `private_key` or `private_key_wo`, on a line without options. Unset: the hosts' keys are left as they are.",
         ),
         opt(
             "host_keys",

@@ -85,8 +85,8 @@ variable "snippets" {
   type        = list(string)
   default     = []
   validation {
-    condition     = alltrue([for s in var.snippets : can(jsondecode(s).ignition.version)])
-    error_message = "Each snippet is an Ignition config: JSON with ignition.version. Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
+    condition     = alltrue([for s in var.snippets : can(regex("^3\\.[0-4]\\.0$", jsondecode(s).ignition.version))])
+    error_message = "Each snippet is an Ignition config of spec 3.x: JSON with ignition.version, at most \"3.4.0\" on Fedora CoreOS and \"3.3.0\" on Flatcar. Render Butane YAML with `butane --strict` or poseidon/ct's ct_config first."
   }
 }
 

@@ -73,6 +73,11 @@ resource "aws_launch_template" "worker" {
     # plan) would otherwise refresh every worker. It reaches the template with its next
     # replacement (-replace of this template).
     ignore_changes = [image_id]
+
+    precondition {
+      condition     = alltrue([for s in var.snippets : tonumber(split(".", jsondecode(s).ignition.version)[1]) <= tonumber(split(".", var.ignition_version)[1])])
+      error_message = "snippets holds a snippet whose ignition.version is newer than the OS's Ignition reads (${var.ignition_version}): write it for ${var.ignition_version} or older (with Butane, the variant version that gives it)."
+    }
   }
 }
 
