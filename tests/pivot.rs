@@ -1522,7 +1522,7 @@ fn a_recovery_apiserver_that_never_hands_back_is_named_and_the_next_apply_brings
     let node = lane.host().name.clone();
     let (named, text) = loop {
         let (changes, text) = ws.plan_has_changes();
-        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let flat = support::flat(&text);
         if flat.contains("served from its recovery apiserver") {
             break (broken.elapsed(), (changes, flat));
         }

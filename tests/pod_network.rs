@@ -232,7 +232,7 @@ fn a_pod_on_a_worker_resolves_the_api_through_coredns_and_reaches_it_through_its
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (changes, text) = ws.plan_has_changes();
     // Terraform folds a warning's lines.
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = support::flat(&text);
     assert!(
         changes
             && text.contains("the hosts differ from the last apply")

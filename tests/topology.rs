@@ -544,7 +544,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     let old_key = lane.at(third).fingerprint.clone();
     lane.lose_disk(third);
     let (changes, text) = ws.plan_has_changes();
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&text);
     assert!(
         changes && flat.contains(&third_name),
         "the refresh names the blank controller and plans the update:\n{text}"
@@ -553,7 +553,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     let new_key = lane.at(third).fingerprint.clone();
     assert_ne!(old_key, new_key, "a new host key");
     let (changes, text) = ws.plan_has_changes();
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&text);
     assert!(
         !changes
             && flat.contains("the hosts were not checked")
@@ -623,7 +623,7 @@ fn three_controllers_and_workers_behind_a_load_balancer() {
     assert_ne!(two_new, current, "the configuration names the controllers");
     ws.write("main.tf", &two_new);
     let refused = ws.fails(&["plan", "-input=false"]);
-    let flat = refused.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&refused);
     assert!(
         flat.contains("Too many controllers replaced at once")
             && flat.contains(&format!("\"{second}\", \"{third_name}\""))

@@ -190,7 +190,7 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
     let recorded = ws.resource_values("selfhosted_bootstrap");
     assert_eq!(recorded["kubelet_versions"][&node], FROM, "{recorded}");
     let plan = ws.ok(&["plan", "-input=false"]);
-    let flat = plan.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&plan);
     assert!(
         flat.contains(&format!("- {node}: {FROM} → {TO}")),
         "the plan names the kubelet's move:\n{plan}"
@@ -210,7 +210,7 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
         &image_config(&lane, TO, "registry.k8s.io/etcd:3.6.5-0", "update = \"3m\""),
     );
     let text = ws.fails(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&text);
     assert!(
         flat.contains("preflight")
             && flat.contains(&node)
@@ -260,7 +260,7 @@ fn a_minor_version_upgrade_hands_the_control_plane_over_with_no_failed_request()
         held_samples.len(),
         held_failures.len()
     );
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&text);
     assert!(
         flat.contains("kubelets")
             && flat.contains(&node)
@@ -402,7 +402,7 @@ fn an_update_refuses_a_control_plane_older_than_a_kubelet() {
     );
     let text = ws.fails(&["apply", "-auto-approve", "-input=false", "-no-color"]);
     // Terraform wraps long diagnostic lines.
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&text);
     assert!(text.contains("preflight"), "names the phase:\n{text}");
     assert!(
         flat.contains(&format!(
@@ -451,7 +451,7 @@ fn etcd_follows_its_image_on_three_controllers_one_member_at_a_time_the_leader_l
     // The plan names the three moves.
     ws.write("main.tf", &image_config(&lane, FROM, &to, "update = \"10m\""));
     let plan = ws.ok(&["plan", "-input=false"]);
-    let flat = plan.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = support::flat(&plan);
     for i in 0..3 {
         let name = &lane.at(i).name;
         assert!(

@@ -233,8 +233,7 @@ impl Workspace {
     /// and frames what it prints), for `contains` checks across its line breaks.
     #[allow(dead_code)] // not every test binary checks refusals
     pub fn fails_flat(&self, args: &[&str]) -> String {
-        let text = self.fails(args);
-        text.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+        flat(&self.fails(args))
     }
 
     /// A terraform command, configured but not run.
@@ -351,4 +350,11 @@ impl Workspace {
             .map(|r| r["values"].clone())
             .unwrap_or_else(|| panic!("no {type_name} in state: {state}"))
     }
+}
+
+/// `text`'s words joined by single spaces, Terraform's frame (`│`) dropped: what it printed,
+/// for `contains` checks across the lines it wraps.
+#[allow(dead_code)] // not every test binary reads Terraform's output
+pub fn flat(text: &str) -> String {
+    text.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
 }
